@@ -1,0 +1,106 @@
+"""In-memory credential store, phone routes, metering, audit log and session revoker."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from datetime import date
+
+from hermes.application.ports.audit import AuditLog
+from hermes.application.ports.credentials import CredentialStore
+from hermes.application.ports.metering import RateLimiter, UsageMeter
+from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.sessions import SessionRevoker
+from hermes.domain.audit import AuditEntry
+from hermes.domain.platform import Platform
+
+
+class InMemoryCredentialStore(CredentialStore):
+    def __init__(self) -> None:
+        self.envelopes: dict[tuple[str, Platform], bytes] = {}
+
+    async def put(self, customer_id: str, platform: Platform, envelope: bytes) -> None:
+        self.envelopes[(customer_id, platform)] = envelope
+
+    async def get(self, customer_id: str, platform: Platform) -> bytes | None:
+        return self.envelopes.get((customer_id, platform))
+
+    async def delete(self, customer_id: str, platform: Platform) -> bool:
+        return self.envelopes.pop((customer_id, platform), None) is not None
+
+    async def present(self, customer_id: str, platforms: Sequence[Platform]) -> list[bool]:
+        return [(customer_id, p) in self.envelopes for p in platforms]
+
+    async def replace_if_unchanged(self, customer_id: str, platform: Platform, old: bytes, new: bytes) -> bool:
+        if self.envelopes.get((customer_id, platform)) != old:
+            return False
+        self.envelopes[(customer_id, platform)] = new
+        return True
+
+    async def scan(self) -> AsyncIterator[tuple[str, Platform, bytes]]:
+        for (customer_id, platform), envelope in list(self.envelopes.items()):
+            yield customer_id, platform, envelope
+
+
+class InMemoryPhoneRoutes(PhoneRoutes):
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}
+
+    async def claim(self, phone_number_id: str, customer_id: str) -> str:
+        return self.owners.setdefault(phone_number_id, customer_id)
+
+    async def release(self, phone_number_id: str, customer_id: str) -> None:
+        if self.owners.get(phone_number_id) == customer_id:
+            del self.owners[phone_number_id]
+
+    async def owner(self, phone_number_id: str) -> str | None:
+        return self.owners.get(phone_number_id)
+
+
+class InMemoryRateLimiter(RateLimiter):
+    """Fixed one-minute windows, like the Redis limiter; fine for one process."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, int], int] = defaultdict(int)
+
+    async def hit(self, customer_id: str, limit: int) -> float | None:
+        now = time.time()
+        window = int(now // 60)
+        self.counts[(customer_id, window)] += 1
+        if self.counts[(customer_id, window)] > limit:
+            return max(1.0, (window + 1) * 60 - now)
+        return None
+
+
+class InMemoryUsageMeter(UsageMeter):
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = defaultdict(int)
+
+    async def consume(self, customer_id: str, month: str, limit: int) -> int | None:
+        if self.counts[(customer_id, month)] >= limit:
+            return None
+        self.counts[(customer_id, month)] += 1
+        return self.counts[(customer_id, month)]
+
+    async def used(self, customer_id: str, month: str) -> int:
+        return self.counts.get((customer_id, month), 0)
+
+
+class InMemoryAuditLog(AuditLog):
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    async def append(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+    async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
+        found = [e for e in self.entries if e.customer_id == customer_id and e.time.date() == day]
+        return found[:limit]
+
+
+class NoSessions(SessionRevoker):
+    """For deployments and tests without OAuth clients: nothing to revoke."""
+
+    async def revoke_customer(self, customer_id: str) -> None:
+        return None

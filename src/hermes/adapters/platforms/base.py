@@ -1,0 +1,102 @@
+"""What every platform module shares: typed tool arguments (msgspec) turned into tools.
+
+A platform module declares each tool as an arguments Struct plus an async function
+taking the parsed arguments and the credentials; `StructTool` derives the JSON
+schema clients see from the Struct, validates calls against it, and names the
+offending field when validation fails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from hermes.application.ports.tools import ToolContext, ToolSpec
+from hermes.domain.credentials import Credentials
+from hermes.domain.errors import Invalid
+from hermes.domain.platform import Platform
+
+_AT_FIELD = re.compile(r"at `\$\.?([A-Za-z0-9_]*)")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+
+
+def struct_schema(args_type: type[msgspec.Struct]) -> dict[str, Any]:
+    """The Struct's JSON schema, inlined (MCP clients handle a flat object best)."""
+    schema = msgspec.json.schema(args_type)
+    defs = schema.pop("$defs", {})
+    ref = schema.get("$ref", "")
+    body: dict[str, Any] = defs.get(ref.rsplit("/", 1)[-1], schema) if ref else schema
+    body = dict(body)
+    body.pop("title", None)
+    body["additionalProperties"] = False
+    return body
+
+
+def parse_arguments(args_type: type[msgspec.Struct], arguments: Mapping[str, Any]) -> Any:
+    try:
+        return msgspec.convert(dict(arguments), args_type, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _MISSING.search(message) or _UNKNOWN.search(message) or _AT_FIELD.search(message)
+        field = match.group(1) if match and match.group(1) else "arguments"
+        explanation = message.split(" - at ", 1)[0]
+        raise Invalid(f"invalid argument {field}: {explanation}", {field: explanation}) from None
+
+
+Runner = Callable[[Any, Credentials], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class StructTool:
+    """A platform tool whose arguments are a msgspec Struct (`forbid_unknown_fields=True`)."""
+
+    spec: ToolSpec
+    args_type: type[msgspec.Struct]
+    runner: Runner
+    target_field: str | None = None
+
+    def parse(self, arguments: Mapping[str, Any]) -> Any:
+        return parse_arguments(self.args_type, arguments)
+
+    def target(self, parsed: Any) -> str | None:
+        if self.target_field is None:
+            return None
+        value = getattr(parsed, self.target_field, None)
+        return None if value is None else str(value)[:512]
+
+    async def run(self, parsed: Any, context: ToolContext) -> dict[str, Any]:
+        assert context.credentials is not None  # CallTool loads them for every platform tool
+        return await self.runner(parsed, context.credentials)
+
+
+def tool(
+    platform: Platform,
+    name: str,
+    args_type: type[msgspec.Struct],
+    runner: Runner,
+    *,
+    description: str,
+    target: str | None = None,
+    title: str | None = None,
+    read_only: bool = False,
+    destructive: bool = False,
+    idempotent: bool = False,
+    output_schema: Mapping[str, Any] | None = None,
+) -> StructTool:
+    spec = ToolSpec(
+        name=name,
+        platform=platform,
+        description=description,
+        input_schema=struct_schema(args_type),
+        output_schema=output_schema,
+        title=title,
+        read_only=read_only,
+        destructive=destructive,
+        idempotent=idempotent or read_only,
+    )
+    return StructTool(spec, args_type, runner, target)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import msgspec
+
+from hermes.adapters.redis.client import RedisClient, translate_errors
+from hermes.application.ports.audit import AUDIT_RETENTION_SECONDS, AuditLog
+from hermes.domain.audit import AuditEntry
+
+# The sequence counter and the entries share the customer's hash tag, so the script
+# touches one cluster slot.
+_APPEND = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', ARGV[3] .. string.format('%08d', seq), ARGV[1], 'EX', ARGV[2])
+return seq
+"""
+
+
+class AuditRecord(msgspec.Struct, rename="camel", omit_defaults=True):
+    time: datetime
+    tool: str
+    outcome: str
+    duration_ms: float
+    platform: str | None = None
+    target: str | None = None
+    error_code: str | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+_decoder = msgspec.json.Decoder(AuditRecord)
+
+
+def day_prefix(customer_id: str, day: date) -> str:
+    return f"logs:{{{customer_id}}}:{day.isoformat()}:"
+
+
+class RedisAuditLog(AuditLog):
+    """`logs:{cust}:{YYYY-MM-DD}:{seq:08d}`, 90 days; listing reads the day's counter, never SCAN."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+        self._append = redis.register_script(_APPEND)
+
+    async def append(self, entry: AuditEntry) -> None:
+        prefix = day_prefix(entry.customer_id, entry.time.date())
+        record = AuditRecord(
+            time=entry.time,
+            tool=entry.tool,
+            outcome=entry.outcome,
+            duration_ms=entry.duration_ms,
+            platform=entry.platform,
+            target=entry.target,
+            error_code=entry.error_code,
+        )
+        async with translate_errors():
+            await self._append(keys=[prefix + "seq"], args=[_encode(record), AUDIT_RETENTION_SECONDS, prefix])
+
+    async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
+        prefix = day_prefix(customer_id, day)
+        async with translate_errors():
+            count = int(await self._redis.get(prefix + "seq") or 0)
+            keys = [f"{prefix}{seq:08d}" for seq in range(1, min(count, limit) + 1)]
+            values = await self._redis.mget(keys) if keys else []
+        entries = []
+        for raw in values:
+            if raw is None:
+                continue
+            r = _decoder.decode(raw)
+            entries.append(
+                AuditEntry(customer_id, r.time, r.tool, r.platform, r.target, r.outcome, r.error_code, r.duration_ms)
+            )
+        return entries

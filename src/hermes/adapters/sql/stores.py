@@ -1,0 +1,206 @@
+"""Embedded mode's durable stores in the SQL database: credentials, phone routes, usage, audit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import date
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hermes.adapters.sql.engine import from_db_time, to_db_time, translate_errors
+from hermes.adapters.sql.tables import audit_log, credentials, phone_routes, usage
+from hermes.application.ports.audit import AuditLog
+from hermes.application.ports.credentials import CredentialStore
+from hermes.application.ports.metering import UsageMeter
+from hermes.application.ports.routing import PhoneRoutes
+from hermes.domain.audit import AuditEntry
+from hermes.domain.platform import Platform
+
+
+class SqlCredentialStore(CredentialStore):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    def _row(self, customer_id: str, platform: Platform):  # type: ignore[no-untyped-def]
+        return and_(credentials.c.customer_id == customer_id, credentials.c.platform == platform.value)
+
+    async def put(self, customer_id: str, platform: Platform, envelope: bytes) -> None:
+        async with translate_errors(), self._engine.begin() as conn:
+            changed = await conn.execute(
+                update(credentials).where(self._row(customer_id, platform)).values(envelope=envelope)
+            )
+            if changed.rowcount == 0:
+                await conn.execute(
+                    insert(credentials).values(customer_id=customer_id, platform=platform.value, envelope=envelope)
+                )
+
+    async def get(self, customer_id: str, platform: Platform) -> bytes | None:
+        async with translate_errors(), self._engine.connect() as conn:
+            value = (
+                await conn.execute(select(credentials.c.envelope).where(self._row(customer_id, platform)))
+            ).scalar()
+        return None if value is None else bytes(value)
+
+    async def delete(self, customer_id: str, platform: Platform) -> bool:
+        async with translate_errors(), self._engine.begin() as conn:
+            result = await conn.execute(delete(credentials).where(self._row(customer_id, platform)))
+        return result.rowcount > 0
+
+    async def present(self, customer_id: str, platforms: Sequence[Platform]) -> list[bool]:
+        async with translate_errors(), self._engine.connect() as conn:
+            rows = await conn.execute(select(credentials.c.platform).where(credentials.c.customer_id == customer_id))
+            found = {r.platform for r in rows}
+        return [p.value in found for p in platforms]
+
+    async def replace_if_unchanged(self, customer_id: str, platform: Platform, old: bytes, new: bytes) -> bool:
+        async with translate_errors(), self._engine.begin() as conn:
+            result = await conn.execute(
+                update(credentials)
+                .where(self._row(customer_id, platform), credentials.c.envelope == old)
+                .values(envelope=new)
+            )
+        return result.rowcount > 0
+
+    async def scan(self) -> AsyncIterator[tuple[str, Platform, bytes]]:
+        after: tuple[str, str] = ("", "")
+        while True:
+            async with translate_errors(), self._engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(credentials)
+                        .where(
+                            (credentials.c.customer_id > after[0])
+                            | and_(credentials.c.customer_id == after[0], credentials.c.platform > after[1])
+                        )
+                        .order_by(credentials.c.customer_id, credentials.c.platform)
+                        .limit(500)
+                    )
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield row.customer_id, Platform(row.platform), bytes(row.envelope)
+            after = (rows[-1].customer_id, rows[-1].platform)
+
+
+class SqlPhoneRoutes(PhoneRoutes):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def claim(self, phone_number_id: str, customer_id: str) -> str:
+        async with translate_errors():
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(
+                        insert(phone_routes).values(phone_number_id=phone_number_id, customer_id=customer_id)
+                    )
+                return customer_id
+            except IntegrityError:
+                pass  # already routed: report the owner
+        owner = await self.owner(phone_number_id)
+        return owner or customer_id
+
+    async def release(self, phone_number_id: str, customer_id: str) -> None:
+        async with translate_errors(), self._engine.begin() as conn:
+            await conn.execute(
+                delete(phone_routes).where(
+                    phone_routes.c.phone_number_id == phone_number_id, phone_routes.c.customer_id == customer_id
+                )
+            )
+
+    async def owner(self, phone_number_id: str) -> str | None:
+        async with translate_errors(), self._engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    select(phone_routes.c.customer_id).where(phone_routes.c.phone_number_id == phone_number_id)
+                )
+            ).scalar()
+        return None if value is None else str(value)
+
+
+class SqlUsageMeter(UsageMeter):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def consume(self, customer_id: str, month: str, limit: int) -> int | None:
+        key = and_(usage.c.customer_id == customer_id, usage.c.month == month)
+        for _ in range(3):
+            async with translate_errors(), self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(usage).where(key, usage.c.calls < limit).values(calls=usage.c.calls + 1)
+                )
+                if result.rowcount:
+                    return int((await conn.execute(select(usage.c.calls).where(key))).scalar_one())
+                if (await conn.execute(select(usage.c.calls).where(key))).first() is not None:
+                    return None  # the row exists and is at the limit
+            if limit < 1:
+                return None
+            async with translate_errors():
+                try:
+                    async with self._engine.begin() as conn:
+                        await conn.execute(insert(usage).values(customer_id=customer_id, month=month, calls=1))
+                    return 1
+                except IntegrityError:
+                    continue  # another request created the row first: count against it
+        return None
+
+    async def used(self, customer_id: str, month: str) -> int:
+        async with translate_errors(), self._engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    select(usage.c.calls).where(usage.c.customer_id == customer_id, usage.c.month == month)
+                )
+            ).scalar()
+        return int(value or 0)
+
+
+class SqlAuditLog(AuditLog):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def append(self, entry: AuditEntry) -> None:
+        async with translate_errors(), self._engine.begin() as conn:
+            await conn.execute(
+                insert(audit_log).values(
+                    customer_id=entry.customer_id,
+                    day=entry.time.date(),
+                    time=to_db_time(entry.time),
+                    tool=entry.tool,
+                    platform=entry.platform,
+                    target=entry.target[:512] if entry.target else None,
+                    outcome=entry.outcome,
+                    error_code=entry.error_code,
+                    duration_ms=entry.duration_ms,
+                )
+            )
+
+    async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
+        query = (
+            select(audit_log)
+            .where(audit_log.c.customer_id == customer_id, audit_log.c.day == day)
+            .order_by(audit_log.c.id)
+            .limit(limit)
+        )
+        async with translate_errors(), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            AuditEntry(
+                r.customer_id,
+                from_db_time(r.time),
+                r.tool,
+                r.platform,
+                r.target,
+                r.outcome,
+                r.error_code,
+                r.duration_ms,
+            )
+            for r in rows
+        ]
+
+    async def purge(self, before: date) -> int:
+        """Embedded mode's 90-day retention (Redis expires its keys itself)."""
+        async with translate_errors(), self._engine.begin() as conn:
+            result = await conn.execute(delete(audit_log).where(audit_log.c.day < before))
+        return result.rowcount

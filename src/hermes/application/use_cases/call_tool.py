@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hermes.application.credential_vault import CredentialVault
+from hermes.application.ports.audit import AuditLog
+from hermes.application.ports.clock import Clock
+from hermes.application.ports.metering import UsageMeter
+from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolContext
+from hermes.domain.audit import SINGLE_USER_ID, AuditEntry
+from hermes.domain.credentials import SCHEMAS, Credentials
+from hermes.domain.customer import Customer
+from hermes.domain.errors import NotConnected, NotFound, RateLimited, Unavailable, error_code
+from hermes.domain.platform import Platform
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A customer (multi-tenant mode) or nobody (single-user mode, seed flow 1)."""
+
+    customer: Customer | None
+
+    @property
+    def id(self) -> str:
+        return self.customer.id if self.customer else SINGLE_USER_ID
+
+
+def _not_connected(caller: Caller, platform: Platform) -> NotConnected:
+    if caller.customer is not None:
+        return NotConnected(platform.value, f"{platform.value} is not connected: POST /api/connect/{platform.value}")
+    names = ", ".join(
+        f"{platform.value.upper()}_DEFAULT_{f.env_suffix}" for f in SCHEMAS[platform].fields if f.required
+    )
+    return NotConnected(platform.value, f"{platform.value} is not configured: set {names}")
+
+
+def _seconds_to_next_month(now: datetime) -> float:
+    first = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return max(1.0, (first - now).total_seconds())
+
+
+@dataclass(slots=True)
+class CallTool:
+    """Call one tool for a caller (seed flows 1 and 3).
+
+    Arguments are validated first. A platform tool runs with the customer's own
+    credentials (decrypted only for this call), or in single-user mode with the
+    `{PLATFORM}_DEFAULT_*` environment credentials. Each customer call counts
+    against the plan's monthly tool-call quota. Every call, success or failure,
+    leaves exactly one audit entry: tool, platform, target, outcome, error code
+    and duration, never the message body or a secret.
+    """
+
+    catalog: ToolCatalog
+    vault: CredentialVault
+    env: EnvCredentials
+    usage: UsageMeter
+    audit: AuditLog
+    clock: Clock
+
+    async def __call__(self, caller: Caller, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        tool = self.catalog.get(name)
+        if tool is None:
+            raise NotFound(f"unknown tool {name!r}; GET /api/tools lists the tools you can call")
+        platform = tool.spec.platform
+        started = time.perf_counter()
+        target: str | None = None
+        code: str | None = None
+        try:
+            parsed = tool.parse(arguments)
+            target = tool.target(parsed)
+            credentials = await self._credentials(caller, platform) if platform else None
+            await self._consume_quota(caller)
+            return await tool.run(parsed, ToolContext(caller.id if caller.customer else None, credentials))
+        except BaseException as exc:
+            code = error_code(exc)
+            raise
+        finally:
+            await self.audit.append(
+                AuditEntry(
+                    customer_id=caller.id,
+                    time=self.clock.now(),
+                    tool=name,
+                    platform=platform.value if platform else None,
+                    target=target,
+                    outcome="error" if code else "success",
+                    error_code=code,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                )
+            )
+
+    async def _credentials(self, caller: Caller, platform: Platform) -> Credentials:
+        if caller.customer is None:
+            credentials = self.env.get(platform)
+        else:
+            try:
+                credentials = await self.vault.load(caller.customer.id, platform)
+            except ValueError:
+                raise Unavailable(
+                    f"the stored {platform.value} credentials cannot be decrypted; "
+                    f"connect {platform.value} again: POST /api/connect/{platform.value}"
+                ) from None
+        if credentials is None:
+            raise _not_connected(caller, platform)
+        return credentials
+
+    async def _consume_quota(self, caller: Caller) -> None:
+        if caller.customer is None:
+            return
+        now = self.clock.now().astimezone(UTC)
+        limit = caller.customer.plan.limits.monthly_tool_calls
+        if await self.usage.consume(caller.customer.id, now.strftime("%Y-%m"), limit) is None:
+            raise RateLimited(
+                f"the monthly quota of {limit} tool calls for plan {caller.customer.plan.value} is used up",
+                retry_after=_seconds_to_next_month(now),
+            )

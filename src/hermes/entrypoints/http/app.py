@@ -1,0 +1,68 @@
+"""The Litestar application: customer and operator APIs, probes, webhooks and /mcp."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from dishka import Provider
+from dishka.integrations.litestar import LitestarProvider, setup_dishka
+from litestar import Litestar, Router
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from hermes.entrypoints.http.admin_api import AdminApi
+from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
+from hermes.entrypoints.http.customer_api import CustomerApi
+from hermes.entrypoints.http.health import healthz, readyz
+from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
+from hermes.entrypoints.ioc import make_container
+from hermes.entrypoints.logs import configure_logging
+from hermes.entrypoints.settings import Settings, environment
+
+log = logging.getLogger("hermes")
+
+
+def make_app(
+    settings: Settings | None = None,
+    *overrides: Provider,
+    env: Mapping[str, str] | None = None,
+) -> Litestar:
+    """Build the app; `overrides` replace providers (tests), last one wins."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    container = make_container(
+        settings, env if env is not None else environment(), LitestarProvider(), CustomerProvider(), *overrides
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await container.close()
+
+    admin = Router(path="/", route_handlers=[AdminApi], guards=[admin_guard(settings.admin_token)])
+    app = Litestar(
+        route_handlers=[CustomerApi, admin, healthz, readyz],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Hermes",
+            version="0.1.0",
+            description="Send and read messages on a customer's own accounts, for AI agents.",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(type="apiKey", name="x-api-key", security_scheme_in="header"),
+                    "bearer": SecurityScheme(type="http", scheme="bearer"),
+                    "adminToken": SecurityScheme(type="http", scheme="bearer", description="HERMES_ADMIN_TOKEN"),
+                }
+            ),
+        ),
+        debug=False,
+    )
+    setup_dishka(container, app)
+    return app

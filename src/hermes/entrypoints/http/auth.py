@@ -1,0 +1,46 @@
+"""Who is calling: a customer's API key (x-api-key or Bearer) or the operator's admin token."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from dishka import Provider, Scope, provide
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from hermes.application.use_cases.resolve_customer import ResolveCustomer
+from hermes.domain.customer import Customer
+from hermes.domain.errors import Unauthorized
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def api_key_of(headers: Any) -> str | None:
+    return headers.get("x-api-key") or bearer_token(headers.get("authorization"))
+
+
+class CustomerProvider(Provider):
+    """The request's customer, resolved and metered once per request (the seed's meterMiddleware)."""
+
+    @provide(scope=Scope.REQUEST)
+    async def customer(self, request: Request, resolve: ResolveCustomer) -> Customer:  # type: ignore[type-arg]
+        return await resolve(api_key_of(request.headers))
+
+
+def admin_guard(admin_token: str | None) -> Any:
+    expected = (admin_token or "").encode()
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        given = (bearer_token(connection.headers.get("authorization")) or "").encode()
+        # An unset admin token disables the operator API rather than accepting an empty one.
+        if not expected or not hmac.compare_digest(given, expected):
+            raise Unauthorized("missing or invalid admin token")
+
+    return guard

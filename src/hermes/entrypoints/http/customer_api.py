@@ -1,0 +1,144 @@
+"""The customer API: connect platforms, check connections, usage, audit log, tools over REST."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from dishka.integrations.litestar import FromDishka, inject
+from litestar import Controller, delete, get, post
+from litestar.params import Body, Parameter
+
+from hermes.application.use_cases.call_tool import Caller, CallTool
+from hermes.application.use_cases.connect_platform import ConnectPlatform
+from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
+from hermes.application.use_cases.get_connections import GetConnections
+from hermes.application.use_cases.get_usage import GetUsage
+from hermes.application.use_cases.list_audit_log import ListAuditLog
+from hermes.application.use_cases.list_tools import ListTools
+from hermes.domain.customer import Customer
+from hermes.domain.platform import Platform
+from hermes.entrypoints.http.schemas import (
+    AuditEntryView,
+    AuditLogView,
+    Connections,
+    ConnectResult,
+    ToolList,
+    ToolView,
+    UsageView,
+)
+
+CUSTOMER_SECURITY = [{"apiKey": []}, {"bearer": []}]
+PlatformPath = Annotated[
+    str, Parameter(description="email, whatsapp, linkedin, telegram, discord, instagram, twitter or obsidian")
+]
+
+
+class CustomerApi(Controller):
+    path = "/api"
+    tags = ["customer"]
+    security = CUSTOMER_SECURITY
+
+    @post("/connect/{platform:str}", status_code=200, description=ConnectPlatform.__doc__)
+    @inject
+    async def connect(
+        self,
+        platform: PlatformPath,
+        data: Annotated[dict[str, Any], Body(description="the platform's credential fields (camelCase)")],
+        customer: FromDishka[Customer],
+        connect: FromDishka[ConnectPlatform],
+        verify: Annotated[bool, Parameter(description="make one cheap call to the platform first")] = False,
+    ) -> ConnectResult:
+        target = Platform.parse(platform)
+        await connect(customer, target, data, verify)
+        return ConnectResult(connected=True, platform=target.value)
+
+    @delete("/connect/{platform:str}", status_code=200, description=DisconnectPlatform.__doc__)
+    @inject
+    async def disconnect(
+        self,
+        platform: PlatformPath,
+        customer: FromDishka[Customer],
+        disconnect: FromDishka[DisconnectPlatform],
+    ) -> ConnectResult:
+        target = Platform.parse(platform)
+        await disconnect(customer, target)
+        return ConnectResult(connected=False, platform=target.value)
+
+    @get("/connections", description=GetConnections.__doc__)
+    @inject
+    async def connections(
+        self, customer: FromDishka[Customer], get_connections: FromDishka[GetConnections]
+    ) -> Connections:
+        status = await get_connections(customer.id)
+        return Connections(customer_id=customer.id, connections={p.value: v for p, v in status.items()})
+
+    @get("/usage", description=GetUsage.__doc__)
+    @inject
+    async def usage(self, customer: FromDishka[Customer], get_usage: FromDishka[GetUsage]) -> UsageView:
+        u = await get_usage(customer)
+        return UsageView(
+            customer_id=customer.id,
+            plan=u.plan,
+            month=u.month,
+            requests_per_minute=u.requests_per_minute,
+            monthly_tool_calls=u.monthly_tool_calls,
+            tool_calls_used=u.tool_calls_used,
+            tool_calls_remaining=max(0, u.monthly_tool_calls - u.tool_calls_used),
+        )
+
+    @get("/logs", description=ListAuditLog.__doc__)
+    @inject
+    async def logs(
+        self,
+        customer: FromDishka[Customer],
+        list_audit_log: FromDishka[ListAuditLog],
+        date: Annotated[str | None, Parameter(query="date", description="UTC day, YYYY-MM-DD")] = None,
+    ) -> AuditLogView:
+        entries = await list_audit_log(customer.id, date)
+        return AuditLogView(
+            customer_id=customer.id,
+            date=date or "",
+            entries=[
+                AuditEntryView(
+                    time=e.time,
+                    tool=e.tool,
+                    outcome=e.outcome,
+                    duration_ms=e.duration_ms,
+                    platform=e.platform,
+                    target=e.target,
+                    error_code=e.error_code,
+                )
+                for e in entries
+            ],
+        )
+
+    @get("/tools", description=ListTools.__doc__)
+    @inject
+    async def tools(self, customer: FromDishka[Customer], list_tools: FromDishka[ListTools]) -> ToolList:
+        specs = await list_tools(Caller(customer))
+        return ToolList(
+            tools=[
+                ToolView(
+                    name=s.name,
+                    description=s.description,
+                    input_schema=dict(s.input_schema),
+                    platform=s.platform.value if s.platform else None,
+                    title=s.title,
+                    output_schema=dict(s.output_schema) if s.output_schema else None,
+                    read_only=s.read_only,
+                    destructive=s.destructive,
+                )
+                for s in specs
+            ]
+        )
+
+    @post("/tools/{tool:str}", status_code=200, description=CallTool.__doc__)
+    @inject
+    async def call_tool(
+        self,
+        tool: str,
+        customer: FromDishka[Customer],
+        call: FromDishka[CallTool],
+        data: Annotated[dict[str, Any] | None, Body(description="the tool's arguments object")] = None,
+    ) -> dict[str, Any]:
+        return await call(Caller(customer), tool, data or {})

@@ -1,0 +1,103 @@
+"""One mapping from error kinds to RFC 9457 problem details; no input yields a 500 with a trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from hermes.domain.errors import (
+    Conflict,
+    Forbidden,
+    HermesError,
+    Invalid,
+    NotFound,
+    PlatformRejected,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+
+log = logging.getLogger("hermes.http")
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS: list[tuple[type[HermesError], int, str]] = [
+    (Invalid, 400, "Invalid request"),
+    (Unauthorized, 401, "Unauthorized"),
+    (Forbidden, 403, "Forbidden"),
+    (NotFound, 404, "Not found"),
+    (Conflict, 409, "Conflict"),
+    (RateLimited, 429, "Too many requests"),
+    (PlatformRejected, 502, "Platform error"),
+    (Unavailable, 503, "Service unavailable"),
+]
+
+
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[bytes]:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def hermes_error(exc: HermesError) -> Response[bytes]:
+    status, title = next(((s, t) for kind, s, t in _STATUS if isinstance(exc, kind)), (500, "Internal error"))
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, Invalid) and exc.fields:
+        extra["errors"] = [{"field": name, "message": message} for name, message in exc.fields.items()]
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="hermes"'
+    if isinstance(exc, RateLimited | Unavailable):
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, PlatformRejected):
+        extra["platform"] = exc.platform
+        extra["code"] = exc.code
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return problem(status, title, exc.detail, headers or None, **extra)
+
+
+def _hermes_handler(_: Request[Any, Any, Any], exc: HermesError) -> Response[bytes]:
+    if isinstance(exc, Unavailable):
+        log.warning("unavailable: %s (%s)", exc.detail, type(exc.__cause__).__name__ if exc.__cause__ else "-")
+    return hermes_error(exc)
+
+
+def _validation_handler(_: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    errors = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            errors.append(
+                {"field": str(item.get("key") or item.get("source") or "body"), "message": str(item.get("message", ""))}
+            )
+    detail = exc.detail if exc.detail and exc.detail != "Bad Request" else "the request is not valid"
+    return problem(400, "Invalid request", detail, errors=errors or None)
+
+
+def _http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    headers = dict(exc.headers or {})
+    title = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}.get(exc.status_code, "Error")
+    detail = exc.detail
+    if exc.status_code == 413:
+        detail = "the request body is too large"
+    return problem(exc.status_code, title, detail, headers or None)
+
+
+def _unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # The trace goes to the log (without request data), never to the caller.
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "Internal error", "something went wrong on our side; it has been logged")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    HermesError: _hermes_handler,
+    ValidationException: _validation_handler,
+    HTTPException: _http_handler,
+    Exception: _unexpected_handler,
+}

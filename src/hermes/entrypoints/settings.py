@@ -1,0 +1,72 @@
+"""Settings from environment variables and a `.env` file (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from dotenv import dotenv_values
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hermes.adapters.crypto.aes_gcm import parse_keyring
+from hermes.domain.platform import Platform
+
+DEFAULT_API_BASES: dict[Platform, str] = {
+    Platform.WHATSAPP: "https://graph.facebook.com/v23.0",
+    Platform.INSTAGRAM: "https://graph.facebook.com/v23.0",
+    Platform.TELEGRAM: "https://api.telegram.org",
+    Platform.DISCORD: "https://discord.com/api/v10",
+    Platform.TWITTER: "https://api.x.com",
+    Platform.LINKEDIN: "https://api.linkedin.com",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=False)
+
+    database_url: str = Field("sqlite+aiosqlite:///./var/hermes.db", validation_alias="HERMES_DATABASE_URL")
+    redis_url: str | None = Field(None, validation_alias="HERMES_REDIS_URL")
+    redis_cluster: bool = Field(False, validation_alias="HERMES_REDIS_CLUSTER")
+    require_durable_redis: bool = Field(False, validation_alias="HERMES_REQUIRE_DURABLE_REDIS")
+    encryption_keys: str = Field("", validation_alias="HERMES_ENCRYPTION_KEYS", repr=False)
+    admin_token: str | None = Field(None, validation_alias="HERMES_ADMIN_TOKEN", repr=False)
+    mcp_api_key: str | None = Field(None, validation_alias="MCP_API_KEY", repr=False)
+    whatsapp_verify_token: str | None = Field(None, validation_alias="HERMES_WHATSAPP_VERIFY_TOKEN", repr=False)
+    whatsapp_app_secret: str | None = Field(None, validation_alias="HERMES_WHATSAPP_APP_SECRET", repr=False)
+    whatsapp_api_base: str = Field(DEFAULT_API_BASES[Platform.WHATSAPP], validation_alias="HERMES_WHATSAPP_API_BASE")
+    instagram_api_base: str = Field(DEFAULT_API_BASES[Platform.INSTAGRAM], validation_alias="HERMES_INSTAGRAM_API_BASE")
+    telegram_api_base: str = Field(DEFAULT_API_BASES[Platform.TELEGRAM], validation_alias="HERMES_TELEGRAM_API_BASE")
+    discord_api_base: str = Field(DEFAULT_API_BASES[Platform.DISCORD], validation_alias="HERMES_DISCORD_API_BASE")
+    twitter_api_base: str = Field(DEFAULT_API_BASES[Platform.TWITTER], validation_alias="HERMES_TWITTER_API_BASE")
+    linkedin_api_base: str = Field(DEFAULT_API_BASES[Platform.LINKEDIN], validation_alias="HERMES_LINKEDIN_API_BASE")
+    linkedin_version: str = Field("202510", validation_alias="HERMES_LINKEDIN_VERSION")
+    allow_private_networks: bool = Field(False, validation_alias="HERMES_ALLOW_PRIVATE_NETWORKS")
+    public_url: str = Field("http://127.0.0.1:8000", validation_alias="HERMES_PUBLIC_URL")
+    allowed_hosts: str = Field("127.0.0.1:*,localhost:*,[::1]:*", validation_alias="HERMES_ALLOWED_HOSTS")
+    log_level: str = Field("INFO", validation_alias="HERMES_LOG_LEVEL")
+    platform_timeout: float = Field(15.0, validation_alias="HERMES_PLATFORM_TIMEOUT")
+    max_body_bytes: int = Field(64 * 1024, validation_alias="HERMES_MAX_BODY_BYTES")
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys_parse(cls, value: str) -> str:
+        if value:
+            parse_keyring(value)  # raise early with the keyring's own message
+        return value
+
+    def api_base(self, platform: Platform) -> str:
+        value: str = getattr(self, f"{platform.value}_api_base")
+        return value.rstrip("/")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+
+def environment(env_file: str | Path = ".env") -> Mapping[str, str]:
+    """The process environment over the `.env` file, for the `{PLATFORM}_DEFAULT_*` fallbacks."""
+    merged = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    merged.update(os.environ)
+    return merged

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import NewType
 
+import httpx
 from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide, provide_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +18,9 @@ from hermes.adapters.env_credentials import EnvironmentCredentials
 from hermes.adapters.health import InfrastructureProbe
 from hermes.adapters.memory.customers import InMemoryCustomerCache
 from hermes.adapters.memory.stores import InMemoryRateLimiter, NoSessions
+from hermes.adapters.platforms import build_plugins
+from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.http import make_client
 from hermes.adapters.platforms.registry import Registry
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.client import RedisClient, connect
@@ -50,7 +54,7 @@ from hermes.application.use_cases.list_tools import ListTools
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.application.use_cases.rotate_api_key import RotateApiKey
 from hermes.application.use_cases.rotate_encryption_keys import RotateEncryptionKeys
-from hermes.entrypoints.settings import Settings
+from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
 
 Environment = NewType("Environment", Mapping[str, str])
 
@@ -132,8 +136,28 @@ class PlatformsProvider(Provider):
     scope = Scope.APP
 
     @provide
-    def registry(self, settings: Settings, get_connections: GetConnections, env: EnvCredentials) -> Registry:
-        return Registry(plugins=[], builtin=[ConnectionsStatusTool(get_connections, env)])
+    def platform_config(self, settings: Settings) -> PlatformConfig:
+        return PlatformConfig(
+            api_bases={p: settings.api_base(p) for p in DEFAULT_API_BASES},
+            allow_private_networks=settings.allow_private_networks,
+            linkedin_version=settings.linkedin_version,
+            total_timeout=settings.platform_timeout,
+        )
+
+    @provide
+    async def http(self, config: PlatformConfig) -> AsyncIterator[httpx.AsyncClient]:
+        client = make_client(config)
+        yield client
+        await client.aclose()
+
+    @provide
+    def registry(
+        self, http: httpx.AsyncClient, config: PlatformConfig, get_connections: GetConnections, env: EnvCredentials
+    ) -> Registry:
+        return Registry(
+            plugins=build_plugins(http, config),
+            builtin=[ConnectionsStatusTool(get_connections, env)],
+        )
 
     @provide
     def catalog(self, registry: Registry) -> ToolCatalog:

@@ -58,7 +58,8 @@ class RedisCustomerCache(CustomerCache):
             )
         )
         async with translate_errors():
-            await self._redis.setex(cache_key(api_key_digest), CACHE_TTL_SECONDS, value)
+            # SET ... EX is SETEX (seed flow 2) in the form redis-py no longer deprecates.
+            await self._redis.set(cache_key(api_key_digest), value, ex=CACHE_TTL_SECONDS)
 
     async def evict(self, api_key_digest: str) -> None:
         async with translate_errors():

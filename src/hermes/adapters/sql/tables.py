@@ -16,8 +16,12 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.dialects import mysql
 
 metadata = MetaData()
+
+# Microseconds kept on MariaDB too (its DATETIME drops them by default).
+PreciseDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 customers = Table(
     "customers",
@@ -28,7 +32,7 @@ customers = Table(
     Column("active", Boolean, nullable=False),
     Column("api_key_hash", String(64), nullable=False, unique=True),
     Column("api_key_prefix", String(16), nullable=False),
-    Column("created_at", DateTime, nullable=False),
+    Column("created_at", PreciseDateTime, nullable=False),
 )
 
 # Embedded mode only (no Redis): the durable stores Redis holds otherwise.
@@ -61,7 +65,7 @@ audit_log = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("customer_id", String(40), nullable=False),
     Column("day", Date, nullable=False),
-    Column("time", DateTime, nullable=False),
+    Column("time", PreciseDateTime, nullable=False),
     Column("tool", String(64), nullable=False),
     Column("platform", String(16)),
     Column("target", String(512)),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter, PathParameter
 
 from hermes.application.use_cases.create_customer import CreateCustomer
 from hermes.application.use_cases.deactivate_customer import DeactivateCustomer
@@ -14,7 +14,7 @@ from hermes.application.use_cases.get_customer import GetCustomer, ListCustomers
 from hermes.application.use_cases.rotate_api_key import RotateApiKey
 from hermes.entrypoints.http.schemas import CreateCustomerBody, CustomerView, NewCustomerView, RotatedKey
 
-CustomerId = Annotated[str, Parameter(max_length=64)]
+CustomerId = Annotated[str, PathParameter(max_length=64)]
 
 
 class AdminApi(Controller):
@@ -24,7 +24,7 @@ class AdminApi(Controller):
 
     @post("/", status_code=201, description=CreateCustomer.__doc__)
     @inject
-    async def create(self, data: CreateCustomerBody, create: FromDishka[CreateCustomer]) -> NewCustomerView:
+    async def create(self, data: JSONBody[CreateCustomerBody], create: FromDishka[CreateCustomer]) -> NewCustomerView:
         made = await create(data.email, data.plan)
         c = made.customer
         return NewCustomerView(id=c.id, api_key=made.api_key, email=c.email, plan=c.plan.value, active=c.active)

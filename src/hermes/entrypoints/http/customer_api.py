@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, delete, get, post
-from litestar.params import Body, Parameter
+from litestar.params import Body, Parameter, PathParameter
 
 from hermes.application.use_cases.call_tool import Caller, CallTool
 from hermes.application.use_cases.connect_platform import ConnectPlatform
@@ -29,7 +29,7 @@ from hermes.entrypoints.http.schemas import (
 
 CUSTOMER_SECURITY = [{"apiKey": []}, {"bearer": []}]
 PlatformPath = Annotated[
-    str, Parameter(description="email, whatsapp, linkedin, telegram, discord, instagram, twitter or obsidian")
+    str, PathParameter(description="email, whatsapp, linkedin, telegram, discord, instagram, twitter or obsidian")
 ]
 
 
@@ -92,7 +92,7 @@ class CustomerApi(Controller):
         self,
         customer: FromDishka[Customer],
         list_audit_log: FromDishka[ListAuditLog],
-        date: Annotated[str | None, Parameter(query="date", description="UTC day, YYYY-MM-DD")] = None,
+        date: Annotated[str | None, Parameter(description="UTC day, YYYY-MM-DD")] = None,
     ) -> AuditLogView:
         entries = await list_audit_log(customer.id, date)
         return AuditLogView(
@@ -136,7 +136,7 @@ class CustomerApi(Controller):
     @inject
     async def call_tool(
         self,
-        tool: str,
+        tool: Annotated[str, PathParameter(description="the tool name, e.g. whatsapp_send_message")],
         customer: FromDishka[Customer],
         call: FromDishka[CallTool],
         data: Annotated[dict[str, Any] | None, Body(description="the tool's arguments object")] = None,

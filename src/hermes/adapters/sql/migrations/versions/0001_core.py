@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
+
+PRECISE = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 revision = "0001"
 down_revision = None
@@ -24,7 +27,7 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean, nullable=False),
         sa.Column("api_key_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("api_key_prefix", sa.String(16), nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_at", PRECISE, nullable=False),
     )
     op.create_table(
         "credentials",
@@ -48,7 +51,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
         sa.Column("customer_id", sa.String(40), nullable=False),
         sa.Column("day", sa.Date, nullable=False),
-        sa.Column("time", sa.DateTime, nullable=False),
+        sa.Column("time", PRECISE, nullable=False),
         sa.Column("tool", sa.String(64), nullable=False),
         sa.Column("platform", sa.String(16)),
         sa.Column("target", sa.String(512)),

@@ -1,0 +1,27 @@
+"""What the platform adapters need to know of the deployment (built by the composition root)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hermes.domain.platform import Platform
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformConfig:
+    api_bases: dict[Platform, str]
+    allow_private_networks: bool = False
+    linkedin_version: str = "202510"
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    # Whole-call deadline, retries and waits included: a tool call never hangs an agent.
+    total_timeout: float = 30.0
+    max_response_bytes: int = 4 * 1024 * 1024
+    # A platform asking us to wait longer than this is reported, not waited for.
+    max_retry_wait: float = 10.0
+    max_attempts: int = 3
+    user_agent: str = "Hermes/0.1 (+https://squaremcp.com)"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def base(self, platform: Platform) -> str:
+        return self.api_bases[platform].rstrip("/")

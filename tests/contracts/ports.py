@@ -1,0 +1,195 @@
+"""One contract test suite per port, run against the in-memory adapter (unit) and the real ones (integration).
+
+Each class expects fixtures named after the port (`credential_store`, `directory`, ...)
+from the module that subclasses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, date, datetime
+
+import pytest
+
+from hermes.application.ports.audit import AuditLog
+from hermes.application.ports.credentials import CredentialStore
+from hermes.application.ports.customers import CustomerCache, CustomerDirectory
+from hermes.application.ports.metering import RateLimiter, UsageMeter
+from hermes.application.ports.routing import PhoneRoutes
+from hermes.domain.audit import AuditEntry
+from hermes.domain.customer import ApiKey, Customer, new_customer_id
+from hermes.domain.errors import Conflict
+from hermes.domain.plan import Plan
+from hermes.domain.platform import ALL_PLATFORMS, Platform
+
+
+def a_customer(**changes: object) -> tuple[Customer, ApiKey]:
+    key = ApiKey.generate()
+    values: dict[str, object] = {
+        "id": new_customer_id(),
+        "email": f"{secrets.token_hex(3)}@example.com",
+        "plan": Plan.PRO,
+        "active": True,
+        "created_at": datetime(2026, 5, 8, 9, 30, 15, 123456, tzinfo=UTC),
+        "api_key_prefix": key.prefix,
+    }
+    values.update(changes)
+    return Customer(**values), key  # type: ignore[arg-type]
+
+
+def uid() -> str:
+    return "cust_" + secrets.token_hex(6)
+
+
+class CredentialStoreContract:
+    async def test_put_get_delete(self, credential_store: CredentialStore) -> None:
+        cust = uid()
+        assert await credential_store.get(cust, Platform.WHATSAPP) is None
+        await credential_store.put(cust, Platform.WHATSAPP, b"\x00envelope\xff")
+        assert await credential_store.get(cust, Platform.WHATSAPP) == b"\x00envelope\xff"
+        await credential_store.put(cust, Platform.WHATSAPP, b"second")
+        assert await credential_store.get(cust, Platform.WHATSAPP) == b"second"
+        assert await credential_store.delete(cust, Platform.WHATSAPP) is True
+        assert await credential_store.delete(cust, Platform.WHATSAPP) is False
+        assert await credential_store.get(cust, Platform.WHATSAPP) is None
+
+    async def test_present_answers_per_platform_and_per_customer(self, credential_store: CredentialStore) -> None:
+        a, b = uid(), uid()
+        await credential_store.put(a, Platform.TELEGRAM, b"x")
+        await credential_store.put(a, Platform.OBSIDIAN, b"y")
+        await credential_store.put(b, Platform.EMAIL, b"z")
+        present = await credential_store.present(a, ALL_PLATFORMS)
+        assert dict(zip(ALL_PLATFORMS, present, strict=True)) == {
+            p: p in (Platform.TELEGRAM, Platform.OBSIDIAN) for p in ALL_PLATFORMS
+        }
+
+    async def test_replace_if_unchanged(self, credential_store: CredentialStore) -> None:
+        cust = uid()
+        await credential_store.put(cust, Platform.DISCORD, b"old")
+        assert await credential_store.replace_if_unchanged(cust, Platform.DISCORD, b"old", b"new") is True
+        assert await credential_store.replace_if_unchanged(cust, Platform.DISCORD, b"old", b"newer") is False
+        assert await credential_store.get(cust, Platform.DISCORD) == b"new"
+
+    async def test_scan_yields_every_envelope(self, credential_store: CredentialStore) -> None:
+        a, b = uid(), uid()
+        await credential_store.put(a, Platform.TWITTER, b"1")
+        await credential_store.put(b, Platform.LINKEDIN, b"2")
+        seen = {(c, p): e async for c, p, e in credential_store.scan()}
+        assert seen[(a, Platform.TWITTER)] == b"1"
+        assert seen[(b, Platform.LINKEDIN)] == b"2"
+
+
+class CustomerDirectoryContract:
+    async def test_add_get_find(self, directory: CustomerDirectory) -> None:
+        customer, key = a_customer()
+        await directory.add(customer, key.digest)
+        assert await directory.get(customer.id) == customer
+        found = await directory.find_by_key_digest(key.digest)
+        assert found == (customer, key.digest)
+        assert await directory.find_by_key_digest(ApiKey.generate().digest) is None
+        assert await directory.get("cust_missing") is None
+        assert await directory.key_digest(customer.id) == key.digest
+
+    async def test_duplicate_key_digest_is_a_conflict(self, directory: CustomerDirectory) -> None:
+        first, key = a_customer()
+        await directory.add(first, key.digest)
+        second, _ = a_customer()
+        with pytest.raises(Conflict):
+            await directory.add(second, key.digest)
+
+    async def test_set_active_and_replace_key(self, directory: CustomerDirectory) -> None:
+        customer, key = a_customer()
+        await directory.add(customer, key.digest)
+        updated = await directory.set_active(customer.id, False)
+        assert updated is not None and updated.active is False
+        new = ApiKey.generate()
+        assert await directory.replace_key(customer.id, new.digest, new.prefix) == key.digest
+        assert await directory.find_by_key_digest(key.digest) is None
+        found = await directory.find_by_key_digest(new.digest)
+        assert found is not None and found[0].api_key_prefix == new.prefix
+        assert await directory.set_active("cust_missing", True) is None
+        assert await directory.replace_key("cust_missing", new.digest, new.prefix) is None
+
+    async def test_list_is_ordered_and_paged(self, directory: CustomerDirectory) -> None:
+        added = []
+        for _ in range(3):
+            customer, key = a_customer()
+            await directory.add(customer, key.digest)
+            added.append(customer.id)
+        listed = [c.id for c in await directory.list(limit=1000)]
+        assert [i for i in listed if i in added] == sorted(added)
+        after = sorted(added)[0]
+        assert all(c.id > after for c in await directory.list(limit=1000, after=after))
+
+
+class CustomerCacheContract:
+    async def test_put_get_evict(self, customer_cache: CustomerCache) -> None:
+        customer, key = a_customer()
+        assert await customer_cache.get(key.digest) is None
+        await customer_cache.put(key.digest, customer)
+        assert await customer_cache.get(key.digest) == customer
+        await customer_cache.evict(key.digest)
+        assert await customer_cache.get(key.digest) is None
+
+
+class PhoneRoutesContract:
+    async def test_claim_is_first_come_and_release_only_by_owner(self, phone_routes: PhoneRoutes) -> None:
+        number = str(secrets.randbelow(10**12))
+        a, b = uid(), uid()
+        assert await phone_routes.claim(number, a) == a
+        assert await phone_routes.claim(number, b) == a
+        assert await phone_routes.claim(number, a) == a
+        await phone_routes.release(number, b)
+        assert await phone_routes.owner(number) == a
+        await phone_routes.release(number, a)
+        assert await phone_routes.owner(number) is None
+
+    async def test_concurrent_claims_have_one_winner(self, phone_routes: PhoneRoutes) -> None:
+        number = str(secrets.randbelow(10**12))
+        contenders = [uid() for _ in range(10)]
+        owners = await asyncio.gather(*(phone_routes.claim(number, c) for c in contenders))
+        assert len(set(owners)) == 1 and owners[0] in contenders
+
+
+class UsageMeterContract:
+    async def test_consume_counts_up_to_the_limit(self, usage_meter: UsageMeter) -> None:
+        cust = uid()
+        assert [await usage_meter.consume(cust, "2026-05", 3) for _ in range(4)] == [1, 2, 3, None]
+        assert await usage_meter.used(cust, "2026-05") == 3
+        assert await usage_meter.used(cust, "2026-06") == 0
+
+    async def test_concurrent_consumers_never_exceed_the_limit(self, usage_meter: UsageMeter) -> None:
+        cust = uid()
+        results = await asyncio.gather(*(usage_meter.consume(cust, "2026-05", 5) for _ in range(12)))
+        assert sorted(r for r in results if r is not None) == [1, 2, 3, 4, 5]
+        assert await usage_meter.used(cust, "2026-05") == 5
+
+
+class RateLimiterContract:
+    async def test_limit_then_wait(self, rate_limiter: RateLimiter) -> None:
+        cust = uid()
+        assert [await rate_limiter.hit(cust, 3) for _ in range(3)] == [None, None, None]
+        wait = await rate_limiter.hit(cust, 3)
+        assert wait is not None and 0 < wait <= 60
+        assert await rate_limiter.hit(uid(), 3) is None  # another customer is unaffected
+
+
+class AuditLogContract:
+    async def test_append_and_list_one_customer_one_day_in_order(self, audit_log: AuditLog) -> None:
+        a, b = uid(), uid()
+        day = datetime(2026, 5, 8, 10, tzinfo=UTC)
+        for i, tool in enumerate(["whatsapp_send_message", "telegram_send_message", "email_send"]):
+            await audit_log.append(
+                AuditEntry(a, day.replace(minute=i), tool, tool.split("_")[0], f"t{i}", "success", None, 1.5)
+            )
+        await audit_log.append(AuditEntry(b, day, "x_tool", None, None, "error", "invalid_arguments", 0.1))
+        await audit_log.append(AuditEntry(a, day.replace(day=9), "late", None, None, "success", None, 0.1))
+
+        entries = await audit_log.list(a, date(2026, 5, 8))
+        assert [e.tool for e in entries] == ["whatsapp_send_message", "telegram_send_message", "email_send"]
+        assert entries[0] == AuditEntry(
+            a, day.replace(minute=0), "whatsapp_send_message", "whatsapp", "t0", "success", None, 1.5
+        )
+        assert [e.error_code for e in await audit_log.list(b, date(2026, 5, 8))] == ["invalid_arguments"]
+        assert await audit_log.list(a, date(2026, 5, 7)) == []

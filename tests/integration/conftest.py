@@ -1,0 +1,176 @@
+"""Real MariaDB, real Redis, Hermes under uvicorn on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+
+from hermes.adapters.sql.migrate import upgrade_url
+from hermes.entrypoints.settings import Settings
+from tests.integration.server import HermesServer
+from tests.support import make_settings
+
+MARIADB_ROOT = "mysql+asyncmy://root@127.0.0.1:3306"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _services() -> None:
+    """Start MariaDB and Redis if a fresh machine has them stopped (as .ci/run does)."""
+    subprocess.run(["bash", str(ROOT / "scripts" / "ensure-services.sh")], check=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A fresh database for this test session, migrated with Alembic like `hermes db upgrade`."""
+    name = f"hermes_it_{secrets.token_hex(4)}"
+    subprocess.run(["mysql", "-h", "127.0.0.1", "-u", "root", "-e", f"CREATE DATABASE {name}"], check=True)
+    url = f"{MARIADB_ROOT}/{name}?charset=utf8mb4"
+    asyncio.run(upgrade_url(url))
+    yield url
+    subprocess.run(["mysql", "-h", "127.0.0.1", "-u", "root", "-e", f"DROP DATABASE IF EXISTS {name}"], check=False)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(mariadb_url: str, redis_url: str) -> Settings:
+    return make_settings(HERMES_DATABASE_URL=mariadb_url, HERMES_REDIS_URL=redis_url)
+
+
+@pytest.fixture
+def hermes(settings: Settings) -> Iterator[HermesServer]:
+    with HermesServer(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def start_hermes() -> Iterator[Callable[..., HermesServer]]:
+    """Start extra servers (other settings, env, providers); all stopped after the test."""
+    started: list[HermesServer] = []
+
+    def start(settings: Settings, env: dict[str, str] | None = None, *overrides: Any) -> HermesServer:
+        server = HermesServer(settings, env, *overrides).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+class SqlCounter:
+    """Counts statements sent to any database by this process."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+
+@pytest.fixture
+def sql_counter() -> Iterator[SqlCounter]:
+    counter = SqlCounter()
+    event.listen(Engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(Engine, "before_cursor_execute", counter)
+
+
+class LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a record that cannot be formatted is still a record
+            self.lines.append(str(record.msg))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[LogCapture]:
+    handler = LogCapture()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s %(exc_text)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    yield handler
+    root.removeHandler(handler)
+
+
+@pytest.fixture
+async def aio_redis(redis_url: str) -> AsyncIterator[Any]:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def mysql_dump(database_url: str) -> str:
+    """Every row of every table, as text, to search for leaked secrets."""
+    name = database_url.rsplit("/", 1)[1].split("?")[0]
+    out = subprocess.run(
+        ["mysqldump", "-h", "127.0.0.1", "-u", "root", "--skip-extended-insert", "--hex-blob=false", name],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=True,
+    )
+    return out.stdout
+
+
+def redis_dump(client: redis.Redis) -> bytes:
+    """Every key and value in the test Redis database."""
+    chunks: list[bytes] = []
+    for key in client.scan_iter(count=1000):
+        chunks.append(key)
+        kind = client.type(key)
+        if kind == b"string":
+            chunks.append(client.get(key) or b"")
+        elif kind == b"hash":
+            for k, v in client.hgetall(key).items():
+                chunks += [k, v]
+        elif kind == b"stream":
+            for _, fields in client.xrange(key):
+                for k, v in fields.items():
+                    chunks += [k, v]
+        elif kind == b"list":
+            chunks += client.lrange(key, 0, -1)
+        elif kind == b"zset":
+            chunks += [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
+        elif kind == b"set":
+            chunks += list(client.smembers(key))
+    return b"\n".join(chunks)
+
+
+__all__ = ["LogCapture", "SqlCounter", "mysql_dump", "redis_dump", "text"]

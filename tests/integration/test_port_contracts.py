@@ -1,0 +1,137 @@
+"""The port contracts against the real adapters: Redis, MariaDB and SQLite (embedded mode)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hermes.adapters.redis.audit_log import RedisAuditLog
+from hermes.adapters.redis.client import connect
+from hermes.adapters.redis.credential_store import RedisCredentialStore
+from hermes.adapters.redis.customer_cache import RedisCustomerCache
+from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
+from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
+from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
+from hermes.adapters.sql.engine import make_engine
+from hermes.adapters.sql.migrate import upgrade
+from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
+from tests.contracts.ports import (
+    AuditLogContract,
+    CredentialStoreContract,
+    CustomerCacheContract,
+    CustomerDirectoryContract,
+    PhoneRoutesContract,
+    RateLimiterContract,
+    UsageMeterContract,
+)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Any]:
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["mariadb", "sqlite"])
+async def engine(request: pytest.FixtureRequest, mariadb_url: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "mariadb":
+        engine = make_engine(mariadb_url)
+    else:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/hermes.db")
+        await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+class TestRedisCredentialStore(CredentialStoreContract):
+    @pytest.fixture
+    def credential_store(self, redis: Any) -> RedisCredentialStore:
+        return RedisCredentialStore(redis)
+
+
+class TestSqlCredentialStore(CredentialStoreContract):
+    @pytest.fixture
+    def credential_store(self, engine: AsyncEngine) -> SqlCredentialStore:
+        return SqlCredentialStore(engine)
+
+
+class TestSqlCustomerDirectory(CustomerDirectoryContract):
+    @pytest.fixture
+    def directory(self, engine: AsyncEngine) -> SqlCustomerDirectory:
+        return SqlCustomerDirectory(engine)
+
+
+class TestRedisCustomerCache(CustomerCacheContract):
+    @pytest.fixture
+    def customer_cache(self, redis: Any) -> RedisCustomerCache:
+        return RedisCustomerCache(redis)
+
+    async def test_entries_expire_after_60_seconds(self, redis: Any) -> None:
+        from hermes.adapters.redis.customer_cache import cache_key
+        from tests.contracts.ports import a_customer
+
+        customer, key = a_customer()
+        await RedisCustomerCache(redis).put(key.digest, customer)
+        ttl = await redis.ttl(cache_key(key.digest))
+        assert 55 <= ttl <= 60
+
+
+class TestRedisPhoneRoutes(PhoneRoutesContract):
+    @pytest.fixture
+    def phone_routes(self, redis: Any) -> RedisPhoneRoutes:
+        return RedisPhoneRoutes(redis)
+
+
+class TestSqlPhoneRoutes(PhoneRoutesContract):
+    @pytest.fixture
+    def phone_routes(self, engine: AsyncEngine) -> SqlPhoneRoutes:
+        return SqlPhoneRoutes(engine)
+
+
+class TestRedisUsageMeter(UsageMeterContract):
+    @pytest.fixture
+    def usage_meter(self, redis: Any) -> RedisUsageMeter:
+        return RedisUsageMeter(redis)
+
+
+class TestSqlUsageMeter(UsageMeterContract):
+    @pytest.fixture
+    def usage_meter(self, engine: AsyncEngine) -> SqlUsageMeter:
+        return SqlUsageMeter(engine)
+
+
+class TestRedisRateLimiter(RateLimiterContract):
+    @pytest.fixture
+    def rate_limiter(self, redis: Any) -> RedisRateLimiter:
+        return RedisRateLimiter(redis)
+
+
+class TestRedisAuditLog(AuditLogContract):
+    @pytest.fixture
+    def audit_log(self, redis: Any) -> RedisAuditLog:
+        return RedisAuditLog(redis)
+
+    async def test_entries_live_90_days_under_the_seed_key_names(self, redis: Any) -> None:
+        from datetime import UTC, datetime
+
+        from hermes.domain.audit import AuditEntry
+        from tests.contracts.ports import uid
+
+        cust = uid()
+        await RedisAuditLog(redis).append(
+            AuditEntry(cust, datetime(2026, 5, 8, tzinfo=UTC), "t", None, None, "success", None, 1.0)
+        )
+        key = f"logs:{{{cust}}}:2026-05-08:00000001"
+        assert 7775990 <= await redis.ttl(key) <= 7776000
+
+
+class TestSqlAuditLog(AuditLogContract):
+    @pytest.fixture
+    def audit_log(self, engine: AsyncEngine) -> SqlAuditLog:
+        return SqlAuditLog(engine)

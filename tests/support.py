@@ -1,0 +1,43 @@
+"""Helpers shared by unit and integration tests (no fixtures here: see the conftest files)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+from typing import Any
+
+from hermes.entrypoints.settings import Settings
+
+ADMIN_TOKEN = "admin-" + base64.urlsafe_b64encode(os.urandom(18)).decode()
+MCP_API_KEY = "mcp-single-" + base64.urlsafe_b64encode(os.urandom(18)).decode()
+
+
+def new_keyring(*kids: str) -> str:
+    return ",".join(f"{kid}:{base64.b64encode(os.urandom(32)).decode()}" for kid in (kids or ("k1",)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings from explicit values only: a developer's .env must not leak into tests."""
+    values: dict[str, Any] = {
+        "HERMES_ENCRYPTION_KEYS": new_keyring(),
+        "HERMES_ADMIN_TOKEN": ADMIN_TOKEN,
+        "MCP_API_KEY": MCP_API_KEY,
+        "HERMES_ALLOW_PRIVATE_NETWORKS": True,
+        "HERMES_LOG_LEVEL": "DEBUG",
+        "HERMES_WHATSAPP_VERIFY_TOKEN": "verify-me",
+        "HERMES_WHATSAPP_APP_SECRET": "app-secret",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def whatsapp_credentials(phone_number_id: str = "106540352242922", token: str = "EAAG-test-token") -> dict[str, str]:
+    return {"phoneNumberId": phone_number_id, "accessToken": token, "businessAccountId": "102290129340398"}

@@ -1,0 +1,65 @@
+"""The port contracts, run against the in-memory adapters."""
+
+from __future__ import annotations
+
+import pytest
+
+from hermes.adapters.memory.customers import InMemoryCustomerCache, InMemoryCustomerDirectory
+from hermes.adapters.memory.stores import (
+    InMemoryAuditLog,
+    InMemoryCredentialStore,
+    InMemoryPhoneRoutes,
+    InMemoryRateLimiter,
+    InMemoryUsageMeter,
+)
+from tests.contracts.ports import (
+    AuditLogContract,
+    CredentialStoreContract,
+    CustomerCacheContract,
+    CustomerDirectoryContract,
+    PhoneRoutesContract,
+    RateLimiterContract,
+    UsageMeterContract,
+)
+
+
+class TestInMemoryCredentialStore(CredentialStoreContract):
+    @pytest.fixture
+    def credential_store(self) -> InMemoryCredentialStore:
+        return InMemoryCredentialStore()
+
+
+class TestInMemoryCustomerDirectory(CustomerDirectoryContract):
+    @pytest.fixture
+    def directory(self) -> InMemoryCustomerDirectory:
+        return InMemoryCustomerDirectory()
+
+
+class TestInMemoryCustomerCache(CustomerCacheContract):
+    @pytest.fixture
+    def customer_cache(self) -> InMemoryCustomerCache:
+        return InMemoryCustomerCache()
+
+
+class TestInMemoryPhoneRoutes(PhoneRoutesContract):
+    @pytest.fixture
+    def phone_routes(self) -> InMemoryPhoneRoutes:
+        return InMemoryPhoneRoutes()
+
+
+class TestInMemoryUsageMeter(UsageMeterContract):
+    @pytest.fixture
+    def usage_meter(self) -> InMemoryUsageMeter:
+        return InMemoryUsageMeter()
+
+
+class TestInMemoryRateLimiter(RateLimiterContract):
+    @pytest.fixture
+    def rate_limiter(self) -> InMemoryRateLimiter:
+        return InMemoryRateLimiter()
+
+
+class TestInMemoryAuditLog(AuditLogContract):
+    @pytest.fixture
+    def audit_log(self) -> InMemoryAuditLog:
+        return InMemoryAuditLog()

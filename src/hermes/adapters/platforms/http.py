@@ -1,15 +1,103 @@
-"""The one outbound HTTP client per instance, shared by every platform gateway.
+"""Outbound platform calls: the one shared HTTP client, and the call policy every gateway uses.
 
 httpx with the aiohttp transport: the default httpx transport costs ~3.5x more CPU
 per call here (PERFORMANCE.md), and connection reuse matters more than anything else.
+
+The call policy (`PlatformHttp.call`):
+
+- per-attempt connect/read timeouts (the client's), and one overall deadline
+  (`PlatformConfig.total_timeout`) that covers every attempt and every wait;
+- responses larger than `max_response_bytes` are refused while streaming;
+- a retry only where the platform says one will work: a rate-limit reply that
+  names its wait (`Retry-After`, Telegram `retry_after`, Discord's reset
+  headers, X's `x-rate-limit-reset`, each module's `wait` function), and 5xx or
+  connection failures of idempotent reads (GET) with exponential backoff and
+  jitter. A write that failed on the server or on the wire is never repeated:
+  it may have gone through;
+- a wait longer than `max_retry_wait` (or past the deadline) is not waited:
+  the caller gets the platform's error with `retry_after`, so an agent knows
+  when to try again;
+- 401 and 403 are never retried; each module words them (usually "reconnect").
+
+Errors never carry request URLs or library messages: Telegram puts the bot token
+in the path, and httpx/aiohttp exceptions quote the URL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from http.cookiejar import Cookie, CookieJar
+from typing import Any
+from urllib.request import Request as UrllibRequest
+
+import aiohttp
 import httpx
+import msgspec
 from httpx_aiohttp import AiohttpTransport
 
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.domain.errors import PlatformRejected
+from hermes.domain.platform import Platform
+
+DISPLAY_NAMES: dict[Platform, str] = {
+    Platform.WHATSAPP: "WhatsApp",
+    Platform.TELEGRAM: "Telegram",
+    Platform.DISCORD: "Discord",
+    Platform.TWITTER: "X",
+    Platform.LINKEDIN: "LinkedIn",
+    Platform.INSTAGRAM: "Instagram",
+    Platform.EMAIL: "the mail server",
+    Platform.OBSIDIAN: "Obsidian",
+}
+
+_encode_json = msgspec.json.Encoder().encode
+_TRANSPORT_ERRORS = (httpx.HTTPError, httpx.InvalidURL, aiohttp.ClientError, OSError)
+# Backoff for retried reads: the first retry waits 0.1-0.2 s, the next 0.2-0.4 s, ...
+_BACKOFF_BASE = 0.2
+
+
+class _NoCookies(CookieJar):
+    """A jar that never keeps anything.
+
+    Every tenant shares one client, so a cookie a platform sets on customer A's
+    call must never ride along on customer B's. It also saves the cookie bookkeeping
+    httpx would otherwise do on every response.
+    """
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: UrllibRequest) -> None:
+        return None
+
+
+_BOT_TOKEN = re.compile(r"/bot[^/\s]+")
+
+
+class _RedactBotTokens(logging.Filter):
+    """httpx logs request URLs (at INFO); Telegram's carry the bot token in the path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _BOT_TOKEN.sub("/bot<redacted>", str(a)) if isinstance(a, str | httpx.URL) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _BOT_TOKEN.sub("/bot<redacted>", record.msg)
+        return True
+
+
+_httpx_logger = logging.getLogger("httpx")
+if not any(isinstance(f, _RedactBotTokens) for f in _httpx_logger.filters):
+    _httpx_logger.addFilter(_RedactBotTokens())
 
 
 def make_client(config: PlatformConfig) -> httpx.AsyncClient:
@@ -18,6 +106,279 @@ def make_client(config: PlatformConfig) -> httpx.AsyncClient:
         transport=AiohttpTransport(limits=limits, trust_env=False),
         timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
         headers={"User-Agent": config.user_agent},
+        cookies=_NoCookies(),
         follow_redirects=False,
         trust_env=False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A platform's answer, read whole (and capped)."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON values; None when it is empty or not JSON (an HTML error page, say)."""
+        if not self.body:
+            return None
+        try:
+            return msgspec.json.decode(self.body)
+        except msgspec.DecodeError:
+            return None
+
+
+Explain = Callable[[Reply], PlatformRejected]
+"""Turns a platform's error reply into a domain error saying what happened and what to do."""
+
+Wait = Callable[[Reply], float | None]
+"""Seconds the platform asked us to wait before retrying, or None when it did not say."""
+
+
+def header_wait(reply: Reply) -> float | None:
+    """`Retry-After` as seconds (it may also be an HTTP date)."""
+    value = reply.headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def seconds(wait: float) -> int:
+    """A wait as whole seconds for a human (never 0: "try again in 0 s" reads as "now")."""
+    return max(1, math.ceil(wait))
+
+
+def reconnect(platform: Platform, what: str, code: str | None) -> PlatformRejected:
+    """Stored credentials no longer work: say why and how to replace them."""
+    p = platform.value
+    return PlatformRejected(p, f"{what}: reconnect {p}: POST /api/connect/{p}", code=code, reconnect=True)
+
+
+def rate_limited(
+    platform: Platform, wait: float | None, what: str = "", *, code: str = "rate_limited"
+) -> PlatformRejected:
+    name = DISPLAY_NAMES[platform]
+    scope = f" ({what})" if what else ""
+    when = f"try again in {seconds(wait)} s" if wait is not None else "wait a few minutes before trying again"
+    return PlatformRejected(platform.value, f"{name} rate limit reached{scope}: {when}", code=code, retry_after=wait)
+
+
+def fallback(platform: Platform, reply: Reply, said: str | None = None, code: str | None = None) -> PlatformRejected:
+    """The wording for a status a module has nothing more specific to say about."""
+    name, p = DISPLAY_NAMES[platform], platform.value
+    said_part = f": {clip(said)}" if said else ""
+    status = reply.status
+    code = code or f"http_{status}"
+    if status == 401:
+        return reconnect(platform, f"{name} rejected the credentials (expired or revoked){said_part}", code)
+    if status == 403:
+        return PlatformRejected(
+            p, f"{name} refused the request: the account or token lacks permission for it{said_part}", code=code
+        )
+    if status == 429:
+        return rate_limited(platform, header_wait(reply), code=code)
+    if status >= 500:
+        return PlatformRejected(
+            p,
+            f"{name} had a server error (HTTP {status}){said_part}; a write may or may not have gone through, "
+            "so check before repeating it; otherwise try again in a minute",
+            code=code,
+            retry_after=30.0,
+        )
+    return PlatformRejected(p, f"{name} refused the request (HTTP {status}){said_part}", code=code)
+
+
+def clip(text: str, limit: int = 300) -> str:
+    """A platform's own message, on one line and bounded (it goes into a tool error)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # The aiohttp transport maps read timeouts and refused connections alike to ConnectTimeout,
+    # so the cause, when there is one, tells the two apart.
+    cause = exc.__cause__
+    if cause is not None:
+        return isinstance(cause, TimeoutError)
+    return isinstance(exc, httpx.TimeoutException | TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformHttp:
+    """One platform's view of the shared client: its error wording and its rate-limit signal."""
+
+    platform: Platform
+    http: httpx.AsyncClient
+    config: PlatformConfig
+    explain: Explain
+    wait: Wait = header_wait
+
+    def deadline(self) -> float:
+        """An overall deadline from now, for a tool that makes several calls (pass it to each)."""
+        return asyncio.get_running_loop().time() + self.config.total_timeout
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        deadline: float | None = None,
+    ) -> Reply:
+        """A 2xx reply, or `PlatformRejected` saying what went wrong and what to do."""
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + self.config.total_timeout
+        content = None if json is None else _encode_json(json)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._attempts(method, url, headers, content, params, deadline, loop)
+        except TimeoutError:
+            failure = self._timeout(method)
+        raise failure
+
+    async def _attempts(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        params: Mapping[str, str | int] | None,
+        deadline: float,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Reply:
+        idempotent = method == "GET"
+        attempt = 0
+        while True:
+            attempt += 1
+            last_try = attempt >= self.config.max_attempts
+            failure: PlatformRejected | None = None
+            reply: Reply | None = None
+            try:
+                reply = await self._once(method, url, headers, content, params)
+            except _TRANSPORT_ERRORS as exc:
+                failure = self._timeout(method) if _timed_out(exc) else self._unreachable(method)
+            if reply is None:
+                assert failure is not None
+                pause = _backoff(attempt)
+                if not idempotent or last_try or loop.time() + pause >= deadline:
+                    raise failure
+                await asyncio.sleep(pause)
+                continue
+            status = reply.status
+            if status < 300:
+                return reply
+            if status in (401, 403):
+                raise self.explain(reply)
+            rate_limit = status == 429
+            if not rate_limit and not (idempotent and status >= 500):
+                raise self.explain(reply)
+            asked = self.wait(reply)
+            if rate_limit and asked is None:
+                raise self.explain(reply)
+            if rate_limit:
+                assert asked is not None
+                pause = asked + random.uniform(0.0, min(1.0, 0.1 * asked))  # noqa: S311 - jitter, not secrecy
+            else:
+                pause = max(asked or 0.0, _backoff(attempt))
+            if last_try or pause > self.config.max_retry_wait or loop.time() + pause >= deadline:
+                raise self._not_waiting(reply, asked)
+            await asyncio.sleep(pause)
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        params: Mapping[str, str | int] | None,
+    ) -> Reply:
+        request = self.http.build_request(method, url, content=content, params=params, headers=headers)
+        response = await self.http.send(request, stream=True)
+        cap = self.config.max_response_bytes
+        try:
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > cap:
+                raise self._too_large(method)
+            if response.status_code == 204:
+                return Reply(204, response.headers, b"")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise self._too_large(method)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return Reply(response.status_code, response.headers, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _not_waiting(self, reply: Reply, asked: float | None) -> PlatformRejected:
+        """The platform's own error, carrying the wait we chose not to sit through."""
+        error = self.explain(reply)
+        if error.retry_after is None and asked is not None:
+            error.retry_after = asked
+        return error
+
+    def _maybe_done(self, method: str) -> str:
+        if method == "GET":
+            return ""
+        return "; the request may still have been carried out, so check before repeating it"
+
+    def _timeout(self, method: str) -> PlatformRejected:
+        name = DISPLAY_NAMES[self.platform]
+        return PlatformRejected(
+            self.platform.value,
+            f"{name} did not answer in time{self._maybe_done(method)}; try again in a minute",
+            code="timeout",
+            retry_after=30.0,
+        )
+
+    def _unreachable(self, method: str) -> PlatformRejected:
+        name = DISPLAY_NAMES[self.platform]
+        return PlatformRejected(
+            self.platform.value,
+            f"{name} cannot be reached right now (connection failed){self._maybe_done(method)}; try again in a minute",
+            code="unreachable",
+            retry_after=30.0,
+        )
+
+    def _too_large(self, method: str) -> PlatformRejected:
+        name = DISPLAY_NAMES[self.platform]
+        limit = self.config.max_response_bytes
+        return PlatformRejected(
+            self.platform.value,
+            f"{name} answered with more than {limit} bytes, which Hermes refuses to read{self._maybe_done(method)}; "
+            "ask for fewer items",
+            code="response_too_large",
+        )
+
+
+def _backoff(attempt: int) -> float:
+    ceiling = _BACKOFF_BASE * 2 ** (attempt - 1)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not secrecy
+
+
+def unexpected(platform: Platform, what: str) -> PlatformRejected:
+    """A 2xx reply we cannot read: the platform changed, or something in between answered."""
+    name = DISPLAY_NAMES[platform]
+    return PlatformRejected(
+        platform.value,
+        f"{name} answered {what} with a body Hermes cannot read; the request may have been carried out, "
+        "so check before repeating it",
+        code="unexpected_response",
     )

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 
 from dishka import Provider
 from dishka.integrations.litestar import LitestarProvider, setup_dishka
-from litestar import Litestar, Router
+from litestar import Litestar, Router, asgi
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import Receive, Scope, Send
 
 from hermes.entrypoints.http.admin_api import AdminApi
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
@@ -19,6 +20,7 @@ from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.ioc import make_container
 from hermes.entrypoints.logs import configure_logging
+from hermes.entrypoints.mcp_app import build_mcp_endpoint
 from hermes.entrypoints.settings import Settings, environment
 
 log = logging.getLogger("hermes")
@@ -39,13 +41,19 @@ def make_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         try:
-            yield
+            app.state.mcp = mcp = await build_mcp_endpoint(container, settings)
+            async with mcp.run():
+                yield
         finally:
             await container.close()
 
+    @asgi("/mcp", is_mount=True, copy_scope=True, include_in_schema=False)
+    async def mcp_mount(scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["litestar_app"].state.mcp(scope, receive, send)
+
     admin = Router(path="/", route_handlers=[AdminApi], guards=[admin_guard(settings.admin_token)])
     app = Litestar(
-        route_handlers=[CustomerApi, admin, healthz, readyz],
+        route_handlers=[CustomerApi, admin, healthz, readyz, mcp_mount],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,

@@ -1,0 +1,40 @@
+"""Builds the /mcp endpoint from the container once the app starts."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from dishka import AsyncContainer
+
+from hermes.application.ports.tools import ToolCatalog
+from hermes.application.use_cases.call_tool import CallTool
+from hermes.application.use_cases.list_tools import ListTools
+from hermes.application.use_cases.resolve_customer import ResolveCustomer
+from hermes.entrypoints.mcp_server import McpEndpoint
+from hermes.entrypoints.settings import Settings
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """Host headers /mcp accepts (DNS-rebinding protection): the configured list plus the public URL's host."""
+    hosts = [h.strip() for h in settings.allowed_hosts.split(",") if h.strip()]
+    public = urlsplit(settings.public_url).netloc
+    if public and public not in hosts:
+        hosts.append(public)
+    return hosts
+
+
+def resource_metadata_url(settings: Settings) -> str:
+    # RFC 9728 section 3.1: the well-known segment goes between the host and the resource path.
+    return settings.public_url.rstrip("/") + "/.well-known/oauth-protected-resource/mcp"
+
+
+async def build_mcp_endpoint(container: AsyncContainer, settings: Settings) -> McpEndpoint:
+    return McpEndpoint(
+        catalog=await container.get(ToolCatalog),
+        list_tools=await container.get(ListTools),
+        call_tool=await container.get(CallTool),
+        resolve_customer=await container.get(ResolveCustomer),
+        single_user_key=settings.mcp_api_key,
+        resource_metadata_url=resource_metadata_url(settings),
+        allowed_hosts=allowed_hosts(settings),
+    )

@@ -24,9 +24,7 @@ async def test_customer_sees_only_connected_platform_tools(hermes: HermesServer,
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_single_user_key_sees_env_configured_platforms(
-    settings: Any, start_hermes: Any, mode: str
-) -> None:
+async def test_single_user_key_sees_env_configured_platforms(settings: Any, start_hermes: Any, mode: str) -> None:
     env = {
         "TELEGRAM_DEFAULT_BOT_TOKEN": "123456789:" + "B" * 35,
     }

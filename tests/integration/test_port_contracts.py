@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.credential_store import RedisCredentialStore
-from hermes.adapters.redis.customer_cache import RedisCustomerCache
+from hermes.adapters.redis.customer_cache import LayeredCustomerCache, RedisCustomerCache
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
@@ -134,3 +135,45 @@ class TestSqlAuditLog(AuditLogContract):
     @pytest.fixture
     def audit_log(self, engine: AsyncEngine) -> SqlAuditLog:
         return SqlAuditLog(engine)
+
+
+class TestLayeredCustomerCache(CustomerCacheContract):
+    @pytest.fixture
+    async def customer_cache(self, redis: Any) -> AsyncIterator[LayeredCustomerCache]:
+        cache = LayeredCustomerCache(redis)
+        listener = asyncio.create_task(cache.listen())
+        await _until(lambda: cache._listening)
+        yield cache
+        listener.cancel()
+
+    async def test_an_eviction_on_one_instance_reaches_every_other_instance(self, redis: Any) -> None:
+        from tests.contracts.ports import a_customer
+
+        one, two = LayeredCustomerCache(redis), LayeredCustomerCache(redis)
+        listeners = [asyncio.create_task(c.listen()) for c in (one, two)]
+        await _until(lambda: one._listening and two._listening)
+        customer, key = a_customer()
+        await one.put(key.digest, customer)
+        assert await two.get(key.digest) == customer  # now held locally by both
+
+        await one.evict(key.digest)
+
+        await _until(lambda: key.digest not in two._local)
+        assert await two.get(key.digest) is None
+        for task in listeners:
+            task.cancel()
+
+    async def test_without_the_eviction_feed_nothing_is_kept_locally(self, redis: Any) -> None:
+        from tests.contracts.ports import a_customer
+
+        cache = LayeredCustomerCache(redis)  # not listening
+        customer, key = a_customer()
+        await cache.put(key.digest, customer)
+        assert cache._local == {}
+        assert await cache.get(key.digest) == customer  # still served, from Redis
+
+
+async def _until(condition: Any, timeout: float = 3.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)

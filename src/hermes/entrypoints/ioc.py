@@ -6,11 +6,11 @@ extra providers last, so a test can replace any piece.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import NewType
 
 import httpx
-from dishka import AsyncContainer, Provider, Scope, from_context, make_async_container, provide, provide_all
+from dishka import AsyncContainer, Provider, Scope, alias, from_context, make_async_container, provide, provide_all
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
@@ -25,7 +25,7 @@ from hermes.adapters.platforms.registry import Registry
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.client import RedisClient, connect
 from hermes.adapters.redis.credential_store import RedisCredentialStore
-from hermes.adapters.redis.customer_cache import RedisCustomerCache
+from hermes.adapters.redis.customer_cache import LayeredCustomerCache
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
@@ -57,6 +57,10 @@ from hermes.application.use_cases.rotate_encryption_keys import RotateEncryption
 from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
 
 Environment = NewType("Environment", Mapping[str, str])
+
+
+class Workers(list[tuple[str, Callable[[], Awaitable[None]]]]):
+    """Background loops the app runs for its whole life (named, for the logs)."""
 
 
 class CoreProvider(Provider):
@@ -98,7 +102,16 @@ class RedisStoresProvider(Provider):
         yield client
         await client.aclose()
 
-    cache = provide(RedisCustomerCache, provides=CustomerCache)
+    @provide
+    def layered_cache(self, redis: RedisClient) -> LayeredCustomerCache:
+        return LayeredCustomerCache(redis)
+
+    cache = alias(source=LayeredCustomerCache, provides=CustomerCache)
+
+    @provide
+    def workers(self, cache: LayeredCustomerCache) -> Workers:
+        return Workers([("customer-cache-evictions", cache.listen)])
+
     credentials = provide(RedisCredentialStore, provides=CredentialStore)
     routes = provide(RedisPhoneRoutes, provides=PhoneRoutes)
     limiter = provide(RedisRateLimiter, provides=RateLimiter)
@@ -128,6 +141,10 @@ class EmbeddedStoresProvider(Provider):
     @provide
     def probe(self, engine: AsyncEngine) -> InfrastructureProbe:
         return InfrastructureProbe(engine, None)
+
+    @provide
+    def workers(self) -> Workers:
+        return Workers([])
 
 
 class PlatformsProvider(Provider):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from dishka import Provider
@@ -18,12 +19,25 @@ from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
 from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
-from hermes.entrypoints.ioc import make_container
+from hermes.entrypoints.ioc import Workers, make_container
 from hermes.entrypoints.logs import configure_logging
 from hermes.entrypoints.mcp_app import build_mcp_endpoint
 from hermes.entrypoints.settings import Settings, environment
 
 log = logging.getLogger("hermes")
+
+
+async def _supervised(name: str, work: Callable[[], Awaitable[None]]) -> None:
+    """Keep a background loop alive: a crash is logged and the loop restarted after a pause."""
+    while True:
+        try:
+            await work()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background worker %s crashed; restarting in 1 s", name)
+            await asyncio.sleep(1.0)
 
 
 def make_app(
@@ -40,11 +54,17 @@ def make_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = []
         try:
+            for name, work in await container.get(Workers):
+                tasks.append(asyncio.create_task(_supervised(name, work), name=name))
             app.state.mcp = mcp = await build_mcp_endpoint(container, settings)
             async with mcp.run():
                 yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await container.close()
 
     @asgi("/mcp", is_mount=True, copy_scope=True, include_in_schema=False)

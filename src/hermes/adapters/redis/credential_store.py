@@ -33,8 +33,8 @@ class RedisCredentialStore(CredentialStore):
 
     async def get(self, customer_id: str, platform: Platform) -> bytes | None:
         async with translate_errors():
-            value: bytes | None = await self._redis.get(creds_key(customer_id, platform))
-        return value
+            value = await self._redis.get(creds_key(customer_id, platform))
+        return value.encode() if isinstance(value, str) else value
 
     async def delete(self, customer_id: str, platform: Platform) -> bool:
         async with translate_errors():
@@ -61,4 +61,4 @@ class RedisCredentialStore(CredentialStore):
                     continue
                 envelope = await self._redis.get(key)
                 if envelope is not None:
-                    yield customer_id, parsed, envelope
+                    yield customer_id, parsed, envelope.encode() if isinstance(envelope, str) else envelope

@@ -46,7 +46,7 @@ class RedisCustomerCache(CustomerCache):
         if raw is None:
             return None
         try:
-            c = _decoder.decode(raw)
+            c = _decoder.decode(raw if isinstance(raw, bytes) else raw.encode())
         except msgspec.DecodeError:
             return None  # an entry from another version: treat as a miss
         return Customer(c.id, c.email, Plan(c.plan), c.active, c.created_at, c.api_key_prefix)
@@ -140,5 +140,5 @@ class LayeredCustomerCache(CustomerCache):
                 self._listening = False
                 self._local.clear()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(1.0)

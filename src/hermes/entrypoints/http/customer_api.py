@@ -27,7 +27,7 @@ from hermes.entrypoints.http.schemas import (
     UsageView,
 )
 
-CUSTOMER_SECURITY = [{"apiKey": []}, {"bearer": []}]
+CUSTOMER_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearer": []}]
 PlatformPath = Annotated[
     str, PathParameter(description="email, whatsapp, linkedin, telegram, discord, instagram, twitter or obsidian")
 ]

@@ -1,0 +1,108 @@
+"""Tool calls through /mcp: `whatsapp_send_message` in customer mode against a fake Graph API on loopback,
+beside the bare `mcp` SDK echo tool measured in the same run, on both protocol generations.
+
+Goals (PERFORMANCE.md): >= 0.7x on 2025-11-25, >= 0.5x on 2026-07-28.
+Run: `.venv/bin/python -m bench.tool_call [--duration 10 --runs 3]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from bench.connections import bench_database, drop_database, hermes_env
+from bench.harness import WrkResult, median_of, report, serve, wrk
+
+PROTOCOLS = ["2025-11-25", "2026-07-28"]
+
+
+def call_body(protocol: str, name: str, arguments: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    params: dict[str, Any] = {"name": name, "arguments": arguments}
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": protocol,
+    }
+    if protocol >= "2026":
+        params["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": protocol,
+            "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        headers |= {"Mcp-Method": "tools/call", "Mcp-Name": name}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+    return json.dumps(body).encode(), headers
+
+
+def check(url: str, body: bytes, headers: dict[str, str]) -> None:
+    reply = httpx.post(url, content=body, headers=headers)
+    result = reply.json().get("result", {})
+    if reply.status_code != 200 or result.get("isError"):
+        raise SystemExit(f"tool call failed before the benchmark: {reply.status_code} {reply.text[:500]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+
+    def measure(url: str, body: bytes, headers: dict[str, str]) -> Callable[[], WrkResult]:
+        return lambda: wrk(
+            url, method="POST", body=body, headers=headers, connections=args.connections, duration=args.duration
+        )
+
+    baselines: dict[str, WrkResult] = {}
+    with serve(["--factory", "bench.echo_server:app"], {}) as echo:
+        for protocol in PROTOCOLS:
+            body, headers = call_body(protocol, "echo", {"text": "hello"})
+            check(echo + "/mcp/", body, headers)
+            baselines[protocol] = median_of(args.runs, measure(echo + "/mcp/", body, headers))
+
+    results: dict[str, WrkResult] = {}
+    database_url = bench_database()
+    try:
+        with serve(["bench.fake_graph:app"], {}, health="/") as graph:
+            env = hermes_env(database_url) | {"HERMES_WHATSAPP_API_BASE": graph + "/v23.0"}
+            with serve(["--factory", "hermes.entrypoints.http.app:make_app"], env) as url:
+                created = httpx.post(
+                    url + "/admin/customers",
+                    json={"email": "bench@example.com", "plan": "enterprise"},
+                    headers={"Authorization": "Bearer bench-admin"},
+                ).json()
+                key = created["apiKey"]
+                connect = httpx.post(
+                    url + "/api/connect/whatsapp",
+                    json={"phoneNumberId": "106540352242922", "accessToken": "EAAG-bench", "businessAccountId": "1"},
+                    headers={"x-api-key": key},
+                )
+                connect.raise_for_status()
+                for protocol in PROTOCOLS:
+                    body, headers = call_body(
+                        protocol, "whatsapp_send_message", {"to": "+15550001111", "message": "hello from the bench"}
+                    )
+                    headers["Authorization"] = f"Bearer {key}"
+                    check(url + "/mcp", body, headers)
+                    results[protocol] = median_of(args.runs, measure(url + "/mcp", body, headers))
+    finally:
+        drop_database(database_url)
+
+    goals = {"2025-11-25": ">= 0.7x", "2026-07-28": ">= 0.5x"}
+    for protocol in PROTOCOLS:
+        report(
+            f"/mcp whatsapp_send_message, protocol {protocol}, {args.connections} connections",
+            "bare mcp SDK stateless echo tool",
+            baselines[protocol],
+            "Hermes (customer mode, fake Graph API)",
+            results[protocol],
+            goals[protocol],
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ Run: `.venv/bin/python -m bench.tool_call [--duration 10 --runs 3]`.
 from __future__ import annotations
 
 import argparse
+import secrets
 import json
 from collections.abc import Callable
 from typing import Any
@@ -78,7 +79,7 @@ def main() -> None:
                 key = created["apiKey"]
                 connect = httpx.post(
                     url + "/api/connect/whatsapp",
-                    json={"phoneNumberId": "106540352242922", "accessToken": "EAAG-bench", "businessAccountId": "1"},
+                    json={"phoneNumberId": str(secrets.randbelow(10**15)), "accessToken": "EAAG-bench", "businessAccountId": "1"},
                     headers={"x-api-key": key},
                 )
                 connect.raise_for_status()

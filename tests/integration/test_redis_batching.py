@@ -1,0 +1,57 @@
+"""The auto-pipelining Redis client keeps every command's own reply and error."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+from redis.exceptions import ResponseError
+
+from hermes.adapters.redis.client import BatchingRedis, connect
+
+
+async def test_concurrent_commands_each_get_their_own_reply(redis_url: str) -> None:
+    client = connect(redis_url)
+    assert isinstance(client, BatchingRedis)
+    prefix = "batch-test:" + secrets.token_hex(4)
+    try:
+        await asyncio.gather(*(client.set(f"{prefix}:{i}", str(i)) for i in range(200)))
+        values = await asyncio.gather(*(client.get(f"{prefix}:{i}") for i in range(200)))
+        assert values == [str(i).encode() for i in range(200)]
+        counts = await asyncio.gather(*(client.incr(f"{prefix}:counter") for _ in range(100)))
+        assert sorted(counts) == list(range(1, 101))
+    finally:
+        await client.delete(*[f"{prefix}:{i}" for i in range(200)], f"{prefix}:counter")
+        await client.aclose()
+
+
+async def test_one_failing_command_does_not_fail_its_batch_neighbours(redis_url: str) -> None:
+    client = connect(redis_url)
+    key = "batch-test:" + secrets.token_hex(4)
+    try:
+        await client.set(key, "text")
+        ok_before, failed, ok_after = await asyncio.gather(
+            client.get(key), client.incr(key), client.strlen(key), return_exceptions=True
+        )
+        assert ok_before == b"text"
+        assert isinstance(failed, ResponseError)
+        assert ok_after == 4
+        with pytest.raises(ResponseError):
+            await client.incr(key)  # alone in its batch: raised the same way
+    finally:
+        await client.delete(key)
+        await client.aclose()
+
+
+async def test_scripts_load_themselves_inside_batches(redis_url: str) -> None:
+    client = connect(redis_url)
+    await client.script_flush()
+    script = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    key = "batch-test:" + secrets.token_hex(4)
+    try:
+        results = await asyncio.gather(*(script(keys=[key], args=[2]) for _ in range(20)))
+        assert sorted(results) == list(range(2, 42, 2))
+    finally:
+        await client.delete(key)
+        await client.aclose()

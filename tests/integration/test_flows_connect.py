@@ -245,6 +245,7 @@ async def test_secrets_never_reach_redis_the_database_or_the_logs(
         await client.get("/api/connections")
         for path in ["/api/connections", "/api/usage"]:
             assert token not in (await client.get(path)).text
+    assert f"customer {customer['id']} connected whatsapp" in captured_logs.text  # the capture works
     stored = redis_dump(redis_client) + mysql_dump(mariadb_url).encode()
     for secret in (token, api_key):
         assert secret.encode() not in stored

@@ -8,9 +8,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.adapters.redis.client import RedisClient
+from hermes.adapters.redis.durability import durability_problems
+from hermes.application.ports.health import Infrastructure
 
 
-class InfrastructureProbe:
+class InfrastructureProbe(Infrastructure):
     def __init__(self, engine: AsyncEngine, redis: RedisClient | None) -> None:
         self._engine = engine
         self._redis = redis
@@ -20,6 +22,14 @@ class InfrastructureProbe:
         if self._redis is not None:
             checks["redis"] = await self._check_redis(timeout)
         return checks
+
+    async def durability_problems(self) -> list[str]:
+        if self._redis is None:
+            return []  # embedded: everything durable is in the SQL database
+        try:
+            return await durability_problems(self._redis)
+        except Exception as exc:  # CONFIG may be disabled on managed Redis: say so rather than guess
+            return [f"could not read the Redis configuration ({type(exc).__name__}); check persistence by hand"]
 
     async def _check_database(self, timeout: float) -> str:
         try:

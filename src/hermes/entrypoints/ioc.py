@@ -37,6 +37,7 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.clock import Clock, SystemClock
 from hermes.application.ports.credentials import Cipher, CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
+from hermes.application.ports.health import Infrastructure
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.routing import PhoneRoutes
 from hermes.application.ports.sessions import SessionRevoker
@@ -119,7 +120,7 @@ class RedisStoresProvider(Provider):
     audit = provide(RedisAuditLog, provides=AuditLog)
 
     @provide
-    def probe(self, engine: AsyncEngine, redis: RedisClient) -> InfrastructureProbe:
+    def probe(self, engine: AsyncEngine, redis: RedisClient) -> Infrastructure:
         return InfrastructureProbe(engine, redis)
 
 
@@ -139,7 +140,7 @@ class EmbeddedStoresProvider(Provider):
     audit = provide(SqlAuditLog, provides=AuditLog)
 
     @provide
-    def probe(self, engine: AsyncEngine) -> InfrastructureProbe:
+    def probe(self, engine: AsyncEngine) -> Infrastructure:
         return InfrastructureProbe(engine, None)
 
     @provide

@@ -7,24 +7,36 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
-from dishka import Provider
+from dishka import AsyncContainer, Provider
 from dishka.integrations.litestar import LitestarProvider, setup_dishka
 from litestar import Litestar, Router, asgi
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Receive, Scope, Send
 
+from hermes.application.ports.health import Infrastructure
 from hermes.entrypoints.http.admin_api import AdminApi
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
 from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
+from hermes.entrypoints.http.inbound_api import InboundApi
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
+from hermes.entrypoints.http.webhooks import WhatsAppWebhook, route_webhooks
 from hermes.entrypoints.ioc import Workers, make_container
 from hermes.entrypoints.logs import configure_logging
 from hermes.entrypoints.mcp_app import build_mcp_endpoint
 from hermes.entrypoints.settings import Settings, environment
 
 log = logging.getLogger("hermes")
+
+
+async def check_redis_durability(container: AsyncContainer, settings: Settings) -> None:
+    """Warn (or, with HERMES_REQUIRE_DURABLE_REDIS, refuse to start) when Redis could lose credentials."""
+    problems = await (await container.get(Infrastructure)).durability_problems()
+    for problem in problems:
+        log.warning("credentials at risk: %s", problem)
+    if problems and settings.require_durable_redis:
+        raise RuntimeError("HERMES_REQUIRE_DURABLE_REDIS is set and " + "; ".join(problems))
 
 
 async def _supervised(name: str, work: Callable[[], Awaitable[None]]) -> None:
@@ -56,8 +68,10 @@ def make_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         try:
+            await check_redis_durability(container, settings)
             for name, work in await container.get(Workers):
                 tasks.append(asyncio.create_task(_supervised(name, work), name=name))
+            app.state.whatsapp_webhook = await container.get(WhatsAppWebhook)
             app.state.mcp = mcp = await build_mcp_endpoint(container, settings)
             async with mcp.run():
                 yield
@@ -73,7 +87,7 @@ def make_app(
 
     admin = Router(path="/", route_handlers=[AdminApi], guards=[admin_guard(settings.admin_token)])
     app = Litestar(
-        route_handlers=[CustomerApi, admin, healthz, readyz, mcp_mount],
+        route_handlers=[CustomerApi, InboundApi, admin, healthz, readyz, mcp_mount],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
@@ -91,6 +105,10 @@ def make_app(
             ),
         ),
         debug=False,
+        # Logging is ours (entrypoints/logs.py): Litestar's default config would replace the root handlers.
+        logging_config=None,
     )
     setup_dishka(container, app)
+    # After setup_dishka: Meta's webhook skips the request container and routing (see webhooks.py).
+    app.asgi_handler = route_webhooks(app.asgi_handler)
     return app

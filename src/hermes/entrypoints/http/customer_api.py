@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from dishka.integrations.litestar import FromDishka, inject
@@ -27,6 +28,7 @@ from hermes.entrypoints.http.schemas import (
     UsageView,
 )
 
+log = logging.getLogger("hermes.api")
 CUSTOMER_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearer": []}]
 PlatformPath = Annotated[
     str, PathParameter(description="email, whatsapp, linkedin, telegram, discord, instagram, twitter or obsidian")
@@ -50,6 +52,7 @@ class CustomerApi(Controller):
     ) -> ConnectResult:
         target = Platform.parse(platform)
         await connect(customer, target, data, verify)
+        log.info("customer %s connected %s%s", customer.id, target.value, " (verified)" if verify else "")
         return ConnectResult(connected=True, platform=target.value)
 
     @delete("/connect/{platform:str}", status_code=200, description=DisconnectPlatform.__doc__)
@@ -62,6 +65,7 @@ class CustomerApi(Controller):
     ) -> ConnectResult:
         target = Platform.parse(platform)
         await disconnect(customer, target)
+        log.info("customer %s disconnected %s", customer.id, target.value)
         return ConnectResult(connected=False, platform=target.value)
 
     @get("/connections", description=GetConnections.__doc__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dishka.integrations.litestar import FromDishka, inject
 from litestar import Response, get
 
-from hermes.adapters.health import InfrastructureProbe
+from hermes.application.ports.health import Infrastructure
 from hermes.entrypoints.http.schemas import Health
 
 
@@ -16,7 +16,7 @@ async def healthz() -> Health:
 
 @get("/readyz", tags=["probes"], description="Readiness: the database and Redis answer within 2 s.")
 @inject
-async def readyz(probe: FromDishka[InfrastructureProbe]) -> Response[Health]:
+async def readyz(probe: FromDishka[Infrastructure]) -> Response[Health]:
     checks = await probe.check()
     ready = all(v == "ok" for v in checks.values())
     return Response(

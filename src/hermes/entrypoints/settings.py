@@ -41,13 +41,25 @@ class Settings(BaseSettings):
     discord_api_base: str = Field(DEFAULT_API_BASES[Platform.DISCORD], validation_alias="HERMES_DISCORD_API_BASE")
     twitter_api_base: str = Field(DEFAULT_API_BASES[Platform.TWITTER], validation_alias="HERMES_TWITTER_API_BASE")
     linkedin_api_base: str = Field(DEFAULT_API_BASES[Platform.LINKEDIN], validation_alias="HERMES_LINKEDIN_API_BASE")
-    linkedin_version: str = Field("202510", validation_alias="HERMES_LINKEDIN_VERSION")
+    linkedin_version: str = Field("202610", validation_alias="HERMES_LINKEDIN_VERSION")
     allow_private_networks: bool = Field(False, validation_alias="HERMES_ALLOW_PRIVATE_NETWORKS")
     public_url: str = Field("http://127.0.0.1:8000", validation_alias="HERMES_PUBLIC_URL")
+    # OAuth for /mcp (issue 5): lifetimes in seconds of what the authorization server issues.
+    oauth_access_token_ttl: int = Field(3600, ge=60, validation_alias="HERMES_OAUTH_ACCESS_TOKEN_TTL")
+    oauth_refresh_token_ttl: int = Field(30 * 24 * 3600, ge=3600, validation_alias="HERMES_OAUTH_REFRESH_TOKEN_TTL")
+    oauth_code_ttl: int = Field(120, ge=1, le=600, validation_alias="HERMES_OAUTH_CODE_TTL")
+    oauth_consent_ttl: int = Field(600, ge=60, le=3600, validation_alias="HERMES_OAUTH_CONSENT_TTL")
     allowed_hosts: str = Field("127.0.0.1:*,localhost:*,[::1]:*", validation_alias="HERMES_ALLOWED_HOSTS")
     log_level: str = Field("INFO", validation_alias="HERMES_LOG_LEVEL")
     platform_timeout: float = Field(15.0, validation_alias="HERMES_PLATFORM_TIMEOUT")
     max_body_bytes: int = Field(64 * 1024, validation_alias="HERMES_MAX_BODY_BYTES")
+    # Inbound (issue 4): an event whose consumer went quiet this long is handed to another;
+    # after this many deliveries without success it goes to the dead letters.
+    inbound_reclaim_after: float = Field(30.0, gt=0, validation_alias="HERMES_INBOUND_RECLAIM_AFTER")
+    inbound_max_deliveries: int = Field(5, ge=1, validation_alias="HERMES_INBOUND_MAX_DELIVERIES")
+    callback_sweep_seconds: float = Field(5.0, gt=0, validation_alias="HERMES_CALLBACK_SWEEP_SECONDS")
+    # Test only: routing waits this long after taking events, to make the ack-to-routing window reliable.
+    test_routing_delay_ms: int = Field(0, ge=0, validation_alias="HERMES_TEST_ROUTING_DELAY_MS")
 
     @field_validator("encryption_keys")
     @classmethod

@@ -51,7 +51,8 @@ def parse_arguments(args_type: type[msgspec.Struct], arguments: Mapping[str, Any
 Runner = Callable[[Any, Credentials], Awaitable[dict[str, Any]]]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: the `Tool` port declares `spec` as a plain attribute, which a frozen field does not satisfy.
+@dataclass(slots=True)
 class StructTool:
     """A platform tool whose arguments are a msgspec Struct (`forbid_unknown_fields=True`)."""
 

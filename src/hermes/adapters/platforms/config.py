@@ -11,7 +11,7 @@ from hermes.domain.platform import Platform
 class PlatformConfig:
     api_bases: dict[Platform, str]
     allow_private_networks: bool = False
-    linkedin_version: str = "202510"
+    linkedin_version: str = "202610"
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
     # Whole-call deadline, retries and waits included: a tool call never hangs an agent.

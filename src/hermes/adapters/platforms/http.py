@@ -100,10 +100,11 @@ if not any(isinstance(f, _RedactBotTokens) for f in _httpx_logger.filters):
     _httpx_logger.addFilter(_RedactBotTokens())
 
 
-def make_client(config: PlatformConfig) -> httpx.AsyncClient:
+def make_client(config: PlatformConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The instance's one client; `transport` replaces the aiohttp one (tests script replies with MockTransport)."""
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits, trust_env=False),
+        transport=transport or AiohttpTransport(limits=limits, trust_env=False),
         timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
         headers={"User-Agent": config.user_agent},
         cookies=_NoCookies(),

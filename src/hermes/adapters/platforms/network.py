@@ -54,8 +54,8 @@ _BLOCKED_V4: tuple[tuple[_V4, str], ...] = (
 _BLOCKED_V6: tuple[tuple[_V6, str], ...] = (
     (_V6("::/128"), "an unspecified address"),
     (_V6("::1/128"), "a loopback address"),
+    (_V6("64:ff9b:1::/48"), "a private address"),  # local-use NAT64 (RFC 8215), inside ::/8
     (_V6("::/8"), "a reserved address"),
-    (_V6("64:ff9b:1::/48"), "a private address"),
     (_V6("100::/64"), "a reserved address"),
     (_V6("2001::/23"), "a reserved address"),
     (_V6("2001:db8::/32"), "a reserved address"),

@@ -1,0 +1,213 @@
+"""LinkedIn Posts API: publish a text post as the customer (member or organization).
+
+`POST {base}/rest/posts` with `LinkedIn-Version: YYYYMM` and `X-Restli-Protocol-Version: 2.0.0`
+answers 201 with an empty body and the post's URN in `x-restli-id`. The author is the
+credentials' `authorUrn`, else `urn:li:person:<sub>` from `GET /v2/userinfo` (OpenID).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Annotated, Any, Literal
+
+import httpx
+import msgspec
+from msgspec import Meta
+
+from hermes.adapters.platforms.base import tool
+from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.http import PlatformHttp, Reply, clip, fallback, rate_limited, reconnect, unexpected
+from hermes.adapters.platforms.registry import PlatformPlugin
+from hermes.adapters.platforms.results import result_schema
+from hermes.domain.credentials import Credentials
+from hermes.domain.errors import PlatformRejected
+from hermes.domain.platform import Platform
+
+P = Platform.LINKEDIN
+# Resolved author URNs by token digest; bounded so a long-lived process cannot grow it without limit.
+_AUTHOR_CACHE_SIZE = 10_000
+
+
+class CreatePostArgs(msgspec.Struct, forbid_unknown_fields=True):
+    text: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=3000,
+            description="The post's text, up to 3000 characters, sent as written (line breaks kept; #hashtags "
+            "and links stay clickable).",
+        ),
+    ]
+    visibility: Annotated[
+        Literal["PUBLIC", "CONNECTIONS"],
+        Meta(description="PUBLIC: anyone on or off LinkedIn; CONNECTIONS: the member's 1st-degree connections only."),
+    ] = "PUBLIC"
+
+
+class PostResult(msgspec.Struct):
+    success: bool
+    post_urn: Annotated[str, Meta(description="The new post's URN (urn:li:share:... or urn:li:ugcPost:...).")]
+    url: Annotated[str, Meta(description="Link to the post on linkedin.com.")]
+    author_urn: str
+
+
+class _UserInfo(msgspec.Struct):
+    sub: str
+
+
+class _Failure(msgspec.Struct):
+    message: str = ""
+    status: int | None = None
+    serviceErrorCode: int | None = None
+    code: str | None = None
+
+
+_decode_userinfo = msgspec.json.Decoder(_UserInfo).decode
+_decode_failure = msgspec.json.Decoder(_Failure).decode
+
+# "little" text: these characters are markup, and an unescaped one silently truncates the post there.
+_RESERVED = re.compile(r"[\\|{}@\[\]()<>*_~]|#(?!\w)")
+# Links and #hashtags pass through unescaped so that LinkedIn still links them.
+_KEEP = re.compile(r"https?://\S+|#\w+")
+_VALIDATION_LINE = re.compile(r"ERROR :: (/[A-Za-z0-9_/]*) :: ([^\n]*)")
+
+
+def escape_little(text: str) -> str:
+    """Commentary in LinkedIn's little format, reading exactly as `text`."""
+    out: list[str] = []
+    last = 0
+    for kept in _KEEP.finditer(text):
+        out.append(_RESERVED.sub(lambda m: "\\" + m.group(0), text[last : kept.start()]))
+        out.append(kept.group(0))
+        last = kept.end()
+    out.append(_RESERVED.sub(lambda m: "\\" + m.group(0), text[last:]))
+    return "".join(out)
+
+
+def _explain(reply: Reply) -> PlatformRejected:
+    try:
+        failure = _decode_failure(reply.body)
+    except msgspec.DecodeError:
+        return fallback(P, reply)
+    status = failure.status or reply.status
+    code = failure.code or (str(failure.serviceErrorCode) if failure.serviceErrorCode is not None else f"http_{status}")
+    if status == 426 or failure.code == "NONEXISTENT_VERSION":
+        return PlatformRejected(
+            P.value,
+            "LinkedIn has retired the API version Hermes sends; the Hermes operator must set "
+            "HERMES_LINKEDIN_VERSION to an active version (YYYYMM, e.g. a month within the last year)",
+            code=code,
+        )
+    if status == 401:
+        return reconnect(P, "LinkedIn rejected the access token (tokens last about 60 days; expired or revoked)", code)
+    if status == 403:
+        return reconnect(
+            P,
+            f"LinkedIn says the token lacks permission ({clip(failure.message, 160)}); it needs the openid, profile "
+            "and w_member_social scopes, and an authorUrn must be the member or an organization they administer "
+            "(w_organization_social)",
+            code,
+        )
+    if status == 429:
+        return rate_limited(P, None, "daily limits reset at midnight UTC", code=code)
+    if status == 422:
+        if "duplicate" in failure.message.lower():
+            return PlatformRejected(
+                P.value, "LinkedIn refuses duplicate content: this text was already posted; change it", code=code
+            )
+        # Only the field paths and reasons: LinkedIn's message can quote the request body.
+        lines = [f"{path}: {clip(reason, 120)}" for path, reason in _VALIDATION_LINE.findall(failure.message)]
+        said = "; ".join(lines[:5]) if lines else "the post was not accepted"
+        return PlatformRejected(P.value, f"LinkedIn refused the post: {said}", code=code)
+    return fallback(P, reply, clip(failure.message, 200) or None, code)
+
+
+def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
+    client = PlatformHttp(P, http, config, _explain)
+    base = config.base(P)
+    version = config.linkedin_version
+    authors: dict[bytes, str] = {}
+
+    def rest_headers(creds: Credentials) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {creds['accessToken']}",
+            "LinkedIn-Version": version,
+            "X-Restli-Protocol-Version": "2.0.0",
+            "Content-Type": "application/json",
+        }
+
+    async def userinfo(creds: Credentials, deadline: float | None = None) -> str:
+        reply = await client.call(
+            "GET", f"{base}/v2/userinfo", headers={"Authorization": f"Bearer {creds['accessToken']}"}, deadline=deadline
+        )
+        try:
+            return _decode_userinfo(reply.body).sub
+        except msgspec.DecodeError:
+            raise unexpected(P, "the member profile (/v2/userinfo)") from None
+
+    async def author(creds: Credentials, deadline: float) -> str:
+        configured = creds.get("authorUrn")
+        if configured:
+            return str(configured)
+        # Keyed by a digest so the cache never holds a token itself.
+        key = hashlib.sha256(str(creds["accessToken"]).encode()).digest()
+        cached = authors.get(key)
+        if cached is not None:
+            return cached
+        urn = f"urn:li:person:{await userinfo(creds, deadline)}"
+        if len(authors) >= _AUTHOR_CACHE_SIZE:
+            authors.clear()
+        authors[key] = urn
+        return urn
+
+    async def create_post(args: CreatePostArgs, creds: Credentials) -> dict[str, Any]:
+        deadline = client.deadline()
+        author_urn = await author(creds, deadline)
+        body = {
+            "author": author_urn,
+            "commentary": escape_little(args.text),
+            "visibility": args.visibility,
+            "distribution": {
+                "feedDistribution": "MAIN_FEED",
+                "targetEntities": [],
+                "thirdPartyDistributionChannels": [],
+            },
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": False,
+        }
+        reply = await client.call(
+            "POST", f"{base}/rest/posts", headers=rest_headers(creds), json=body, deadline=deadline
+        )
+        urn = reply.headers.get("x-restli-id") or reply.headers.get("x-linkedin-id")
+        if not urn:
+            raise unexpected(P, "the post (no x-restli-id header)")
+        return {
+            "success": True,
+            "post_urn": urn,
+            "url": f"https://www.linkedin.com/feed/update/{urn}/",
+            "author_urn": author_urn,
+        }
+
+    async def verify(creds: Credentials) -> None:
+        await userinfo(creds)
+
+    return PlatformPlugin(
+        P,
+        tools=[
+            tool(
+                P,
+                "linkedin_create_post",
+                CreatePostArgs,
+                create_post,
+                title="Post on LinkedIn",
+                description=(
+                    "Publish a text post on LinkedIn as the connected member (or the organization set as author "
+                    "when connecting). Visible to everyone (PUBLIC) or to connections only. Returns the post's URN "
+                    "and link."
+                ),
+                output_schema=result_schema(PostResult),
+            )
+        ],
+        verify=verify,
+    )

@@ -1,0 +1,378 @@
+"""WhatsApp Cloud API (Meta Graph): text, templates, media and read receipts from the customer's number.
+
+Every send is `POST {base}/{phoneNumberId}/messages` with `Authorization: Bearer`, a body
+starting `messaging_product/recipient_type/to`, and answers `{"messages": [{"id": "wamid..."}]}`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import httpx
+import msgspec
+from msgspec import Meta
+
+from hermes.adapters.platforms.base import tool
+from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.http import PlatformHttp, Reply, clip, fallback, rate_limited, unexpected
+from hermes.adapters.platforms.meta_graph import explain_account, graph_error
+from hermes.adapters.platforms.registry import PlatformPlugin
+from hermes.adapters.platforms.results import result_schema
+from hermes.domain.credentials import Credentials
+from hermes.domain.errors import Invalid, PlatformRejected
+from hermes.domain.platform import Platform
+
+P = Platform.WHATSAPP
+
+Phone = Annotated[
+    str,
+    Meta(
+        pattern=r"^\+?[1-9][0-9]{6,14}$",
+        description="Recipient's phone number in E.164 form, digits only with an optional leading +, "
+        "country code first (e.g. +16505551234).",
+    ),
+]
+Wamid = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^\S+$")]
+
+
+class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
+    to: Phone
+    message: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=4096,
+            description="The text to send, up to 4096 characters. WhatsApp formatting (*bold*, _italic_) works; "
+            "links get a preview.",
+        ),
+    ]
+    reply_to: Annotated[
+        Wamid | None,
+        Meta(description="Optional: the message id (wamid...) to quote-reply to, e.g. an inbound message's id."),
+    ] = None
+
+
+class SendTemplateArgs(msgspec.Struct, forbid_unknown_fields=True):
+    to: Phone
+    template: Annotated[
+        str,
+        Meta(
+            pattern=r"^[a-z0-9_]{1,512}$",
+            description="Name of a template approved in WhatsApp Manager (lowercase letters, digits, underscores), "
+            "e.g. hello_world.",
+        ),
+    ]
+    language: Annotated[
+        str,
+        Meta(
+            pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+            description="The template's language code exactly as approved, e.g. en_US, en, pt_BR.",
+        ),
+    ]
+    parameters: Annotated[
+        Annotated[list[Annotated[str, Meta(min_length=1, max_length=1024)]], Meta(max_length=100)] | None,
+        Meta(
+            description="Optional: values for the template body's placeholders {{1}}, {{2}}, ... in order; "
+            "give exactly as many as the template has.",
+        ),
+    ] = None
+
+
+class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
+    to: Phone
+    kind: Annotated[
+        Literal["image", "document", "audio", "video"],
+        Meta(description="What the file is: image (JPEG/PNG), document (any file, e.g. PDF), audio or video (MP4)."),
+    ]
+    url: Annotated[
+        str,
+        Meta(
+            pattern=r"^https?://\S+$",
+            max_length=2048,
+            description="Public http(s) URL of the file; WhatsApp downloads it itself, so it must be reachable "
+            "from the internet without login.",
+        ),
+    ]
+    caption: Annotated[
+        Annotated[str, Meta(min_length=1, max_length=1024)] | None,
+        Meta(description="Optional caption shown under the media, up to 1024 characters (not for audio)."),
+    ] = None
+    filename: Annotated[
+        Annotated[str, Meta(min_length=1, max_length=240)] | None,
+        Meta(description="Optional file name the recipient sees, e.g. invoice.pdf (documents only)."),
+    ] = None
+
+    def __post_init__(self) -> None:
+        if self.caption is not None and self.kind == "audio":
+            raise Invalid(
+                "invalid argument caption: audio messages cannot have a caption", {"caption": "not for audio"}
+            )
+        if self.filename is not None and self.kind != "document":
+            raise Invalid(
+                "invalid argument filename: only documents have a file name", {"filename": "only for kind=document"}
+            )
+
+
+class MarkReadArgs(msgspec.Struct, forbid_unknown_fields=True):
+    message_id: Annotated[
+        Wamid,
+        Meta(
+            description="Id (wamid...) of a message received from the customer in the last 30 days; it and every "
+            "earlier message in that chat are marked read (blue ticks)."
+        ),
+    ]
+
+
+class SentResult(msgspec.Struct):
+    success: bool
+    message_id: Annotated[str, Meta(description="WhatsApp message id (wamid...): use it as reply_to.")]
+    wa_id: Annotated[str | None, Meta(description="The recipient's WhatsApp id (their number, digits only).")] = None
+    message_status: Annotated[str | None, Meta(description="Template sends: accepted.")] = None
+
+
+class MarkReadResult(msgspec.Struct):
+    success: bool
+    message_id: str
+
+
+class _MessageRef(msgspec.Struct):
+    id: str
+    message_status: str | None = None
+
+
+class _Contact(msgspec.Struct):
+    wa_id: str | None = None
+
+
+class _Sent(msgspec.Struct):
+    messages: list[_MessageRef]
+    contacts: list[_Contact] = []
+
+
+_decode_sent = msgspec.json.Decoder(_Sent).decode
+
+_WINDOW_CLOSED = (
+    "the 24-hour customer-service window with this recipient is closed (they have not written in the last 24 "
+    "hours), so WhatsApp refuses free-form messages: send an approved template with whatsapp_send_template"
+)
+_MEDIA_FETCH = (
+    "WhatsApp could not download the media from url: it must be publicly reachable over http(s), of a supported "
+    "type and within WhatsApp's size limits"
+)
+
+
+def _explain(reply: Reply) -> PlatformRejected:
+    error = graph_error(reply)
+    if error is None:
+        return fallback(P, reply)
+    code, details = error.code_text, clip(error.details)
+    c = error.code
+    if c == 131047:
+        return PlatformRejected(P.value, _WINDOW_CLOSED, code=code)
+    if c == 131026:
+        return PlatformRejected(
+            P.value,
+            "WhatsApp could not deliver the message: the number may not be on WhatsApp, may use an outdated app, "
+            "or has not accepted WhatsApp's latest terms; check the number or reach the person another way",
+            code=code,
+        )
+    if c == 130429:
+        return rate_limited(P, 1.0, "throughput of this business number", code=code)
+    if c == 131056:
+        return rate_limited(P, 6.0, "too many messages to this recipient in a short time", code=code)
+    if c == 131048:
+        return rate_limited(
+            P, None, "spam limit: WhatsApp restricts how much this number may send; check its quality rating", code=code
+        )
+    if c == 131021:
+        return PlatformRejected(P.value, "the recipient is the business number itself: use another number", code=code)
+    if c == 131008:
+        return PlatformRejected(P.value, f"WhatsApp says a required parameter is missing: {details}", code=code)
+    if c == 131009:
+        return PlatformRejected(
+            P.value,
+            f"WhatsApp says a parameter value is not valid: {details}; a message_id must be the wamid of a message "
+            "received in the last 30 days",
+            code=code,
+        )
+    if c == 132000:
+        return PlatformRejected(
+            P.value,
+            f"the number of template parameters is wrong ({details}): give exactly one per placeholder in the body",
+            code=code,
+        )
+    if c == 132001:
+        return PlatformRejected(
+            P.value,
+            "that template does not exist in that language (or is not approved): check the template name and the "
+            "language code in WhatsApp Manager",
+            code=code,
+        )
+    if c is not None and 132002 <= c <= 132999:
+        return PlatformRejected(P.value, f"WhatsApp refused the template: {details}", code=code)
+    if c in (131052, 131053):
+        return PlatformRejected(P.value, _MEDIA_FETCH, code=code)
+    if c == 131051:
+        return PlatformRejected(P.value, "WhatsApp does not support this message type", code=code)
+    if c == 133010:
+        return PlatformRejected(
+            P.value,
+            "this business phone number is not registered with the WhatsApp Cloud API; the account owner must "
+            "register it in WhatsApp Manager",
+            code=code,
+        )
+    if c == 131031:
+        return PlatformRejected(
+            P.value, "the WhatsApp Business account is locked or restricted; see WhatsApp Manager", code=code
+        )
+    if c in (131000, 131016):
+        return PlatformRejected(
+            P.value, "WhatsApp had a temporary error; try again in a minute", code=code, retry_after=30.0
+        )
+    if c == 100 and error.error_subcode != 33 and reply.status < 500:
+        return PlatformRejected(P.value, f"WhatsApp refused a parameter: {details}", code=code)
+    return explain_account(P, reply, error, "phoneNumberId")
+
+
+def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
+    client = PlatformHttp(P, http, config, _explain)
+    base = config.base(P)
+
+    def headers(creds: Credentials) -> dict[str, str]:
+        return {"Authorization": f"Bearer {creds['accessToken']}", "Content-Type": "application/json"}
+
+    async def send(creds: Credentials, body: dict[str, Any], what: str) -> dict[str, Any]:
+        reply = await client.call(
+            "POST", f"{base}/{creds['phoneNumberId']}/messages", headers=headers(creds), json=body
+        )
+        try:
+            sent = _decode_sent(reply.body)
+            ref = sent.messages[0]
+        except (msgspec.DecodeError, IndexError):
+            raise unexpected(P, what) from None
+        result: dict[str, Any] = {"success": True, "message_id": ref.id}
+        if sent.contacts and sent.contacts[0].wa_id:
+            result["wa_id"] = sent.contacts[0].wa_id
+        if ref.message_status:
+            result["message_status"] = ref.message_status
+        return result
+
+    async def send_message(args: SendMessageArgs, creds: Credentials) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": args.to,
+            "type": "text",
+            "text": {"body": args.message, "preview_url": True},
+        }
+        if args.reply_to:
+            body["context"] = {"message_id": args.reply_to}
+        return await send(creds, body, "the message")
+
+    async def send_template(args: SendTemplateArgs, creds: Credentials) -> dict[str, Any]:
+        template: dict[str, Any] = {"name": args.template, "language": {"code": args.language}}
+        if args.parameters:
+            template["components"] = [
+                {"type": "body", "parameters": [{"type": "text", "text": value} for value in args.parameters]}
+            ]
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": args.to,
+            "type": "template",
+            "template": template,
+        }
+        return await send(creds, body, "the template")
+
+    async def send_media(args: SendMediaArgs, creds: Credentials) -> dict[str, Any]:
+        media: dict[str, Any] = {"link": args.url}
+        if args.caption is not None:
+            media["caption"] = args.caption
+        if args.filename is not None:
+            media["filename"] = args.filename
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": args.to,
+            "type": args.kind,
+            args.kind: media,
+        }
+        return await send(creds, body, "the media message")
+
+    async def mark_read(args: MarkReadArgs, creds: Credentials) -> dict[str, Any]:
+        body = {"messaging_product": "whatsapp", "status": "read", "message_id": args.message_id}
+        await client.call("POST", f"{base}/{creds['phoneNumberId']}/messages", headers=headers(creds), json=body)
+        return {"success": True, "message_id": args.message_id}
+
+    async def verify(creds: Credentials) -> None:
+        await client.call(
+            "GET",
+            f"{base}/{creds['phoneNumberId']}",
+            headers=headers(creds),
+            params={"fields": "display_phone_number,verified_name,quality_rating"},
+        )
+
+    sent_schema = result_schema(SentResult)
+    return PlatformPlugin(
+        P,
+        tools=[
+            tool(
+                P,
+                "whatsapp_send_message",
+                SendMessageArgs,
+                send_message,
+                title="Send a WhatsApp message",
+                description=(
+                    "Send a free-form text message from the connected WhatsApp Business number. WhatsApp only "
+                    "delivers free-form messages inside the 24-hour customer-service window (the recipient wrote "
+                    "to this number in the last 24 hours); outside it, use whatsapp_send_template. Returns the "
+                    "message_id (wamid...), usable as reply_to."
+                ),
+                target="to",
+                output_schema=sent_schema,
+            ),
+            tool(
+                P,
+                "whatsapp_send_template",
+                SendTemplateArgs,
+                send_template,
+                title="Send a WhatsApp template",
+                description=(
+                    "Send a pre-approved message template (the only kind of message WhatsApp allows outside the "
+                    "24-hour customer-service window, e.g. to start a conversation). The template and language "
+                    "must be approved in WhatsApp Manager; parameters fill the body's {{1}}, {{2}}, ... in order."
+                ),
+                target="to",
+                output_schema=sent_schema,
+            ),
+            tool(
+                P,
+                "whatsapp_send_media",
+                SendMediaArgs,
+                send_media,
+                title="Send a WhatsApp image, document, audio or video",
+                description=(
+                    "Send an image, document, audio or video that WhatsApp downloads from a public URL, with an "
+                    "optional caption (not for audio) and file name (documents). Same 24-hour window rule as "
+                    "whatsapp_send_message."
+                ),
+                target="to",
+                output_schema=sent_schema,
+            ),
+            tool(
+                P,
+                "whatsapp_mark_read",
+                MarkReadArgs,
+                mark_read,
+                title="Mark a WhatsApp message as read",
+                description=(
+                    "Mark a received message (and every earlier one in that chat) as read, showing blue ticks to "
+                    "the sender. Works for messages received in the last 30 days."
+                ),
+                target="message_id",
+                idempotent=True,
+                output_schema=result_schema(MarkReadResult),
+            ),
+        ],
+        verify=verify,
+    )

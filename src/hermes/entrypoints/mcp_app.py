@@ -5,10 +5,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from dishka import AsyncContainer
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from hermes.application.ports.tools import ToolCatalog
 from hermes.application.use_cases.call_tool import CallTool
 from hermes.application.use_cases.list_tools import ListTools
+from hermes.application.use_cases.resolve_access_token import ResolveAccessToken
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.entrypoints.mcp_server import McpEndpoint
 from hermes.entrypoints.settings import Settings
@@ -28,6 +31,21 @@ def resource_metadata_url(settings: Settings) -> str:
     return settings.public_url.rstrip("/") + "/.well-known/oauth-protected-resource/mcp"
 
 
+MCP_PATHS = frozenset({"/mcp", "/mcp/"})
+
+
+def route_mcp(app: ASGIApp) -> ASGIApp:
+    """Send /mcp straight to the MCP endpoint built in the lifespan (`app.state.mcp`)."""
+
+    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and scope["path"] in MCP_PATHS:
+            await scope["litestar_app"].state.mcp(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return handle
+
+
 async def build_mcp_endpoint(container: AsyncContainer, settings: Settings) -> McpEndpoint:
     return McpEndpoint(
         catalog=await container.get(ToolCatalog),
@@ -37,4 +55,6 @@ async def build_mcp_endpoint(container: AsyncContainer, settings: Settings) -> M
         single_user_key=settings.mcp_api_key,
         resource_metadata_url=resource_metadata_url(settings),
         allowed_hosts=allowed_hosts(settings),
+        tracing=settings.mcp_tracing,
+        token_resolver=await container.get(ResolveAccessToken),
     )

@@ -92,6 +92,7 @@ class McpEndpoint:
         resource_metadata_url: str,
         allowed_hosts: list[str],
         token_resolver: TokenResolver | None = None,
+        tracing: bool = False,
     ) -> None:
         self._catalog = catalog
         self._list_tools = list_tools
@@ -114,6 +115,10 @@ class McpEndpoint:
             on_call_tool=self._on_call_tool,
             get_tool_input_schema=self._input_schema,
         )
+        if not tracing:
+            # The SDK opens an OpenTelemetry span per message even with no tracer installed:
+            # 5-10 % of its CPU for nothing (PERFORMANCE.md). HERMES_MCP_TRACING keeps it.
+            server.middleware[:] = [m for m in server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"]
         self.session_manager = StreamableHTTPSessionManager(
             app=server,
             json_response=True,

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     oauth_consent_ttl: int = Field(600, ge=60, le=3600, validation_alias="HERMES_OAUTH_CONSENT_TTL")
     allowed_hosts: str = Field("127.0.0.1:*,localhost:*,[::1]:*", validation_alias="HERMES_ALLOWED_HOSTS")
     log_level: str = Field("INFO", validation_alias="HERMES_LOG_LEVEL")
+    mcp_tracing: bool = Field(False, validation_alias="HERMES_MCP_TRACING")
     platform_timeout: float = Field(15.0, validation_alias="HERMES_PLATFORM_TIMEOUT")
     max_body_bytes: int = Field(64 * 1024, validation_alias="HERMES_MAX_BODY_BYTES")
     # Inbound (issue 4): an event whose consumer went quiet this long is handed to another;

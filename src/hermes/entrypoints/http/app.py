@@ -9,10 +9,9 @@ from contextlib import asynccontextmanager
 
 from dishka import AsyncContainer, Provider
 from dishka.integrations.litestar import LitestarProvider, setup_dishka
-from litestar import Litestar, Router, asgi
+from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import Receive, Scope, Send
 
 from hermes.application.ports.health import Infrastructure
 from hermes.entrypoints.http.admin_api import AdminApi
@@ -20,11 +19,12 @@ from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
 from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
+from hermes.entrypoints.http.oauth_pages import OAUTH_ROUTE_HANDLERS, template_config
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, route_webhooks
 from hermes.entrypoints.ioc import Workers, make_container
 from hermes.entrypoints.logs import configure_logging
-from hermes.entrypoints.mcp_app import build_mcp_endpoint
+from hermes.entrypoints.mcp_app import build_mcp_endpoint, route_mcp
 from hermes.entrypoints.settings import Settings, environment
 
 log = logging.getLogger("hermes")
@@ -81,13 +81,10 @@ def make_app(
             await asyncio.gather(*tasks, return_exceptions=True)
             await container.close()
 
-    @asgi("/mcp", is_mount=True, copy_scope=True, include_in_schema=False)
-    async def mcp_mount(scope: Scope, receive: Receive, send: Send) -> None:
-        await scope["litestar_app"].state.mcp(scope, receive, send)
-
     admin = Router(path="/", route_handlers=[AdminApi], guards=[admin_guard(settings.admin_token)])
     app = Litestar(
-        route_handlers=[CustomerApi, InboundApi, admin, healthz, readyz, mcp_mount],
+        route_handlers=[CustomerApi, InboundApi, admin, healthz, readyz, *OAUTH_ROUTE_HANDLERS],
+        template_config=template_config(),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
@@ -111,4 +108,6 @@ def make_app(
     setup_dishka(container, app)
     # After setup_dishka: Meta's webhook skips the request container and routing (see webhooks.py).
     app.asgi_handler = route_webhooks(app.asgi_handler)
+    # /mcp authenticates itself and speaks JSON-RPC: no Litestar routing, no request container.
+    app.asgi_handler = route_mcp(app.asgi_handler)
     return app

@@ -193,3 +193,19 @@ class AuditLogContract:
         )
         assert [e.error_code for e in await audit_log.list(b, date(2026, 5, 8))] == ["invalid_arguments"]
         assert await audit_log.list(a, date(2026, 5, 7)) == []
+
+    async def test_a_started_entry_is_completed_in_place(self, audit_log: AuditLog) -> None:
+        cust = uid()
+        when = datetime(2026, 5, 8, 11, tzinfo=UTC)
+        started = AuditEntry(cust, when, "telegram_send_message", "telegram", "42", "started", None, 0.0)
+        entry_id = await audit_log.append(started)
+        await audit_log.append(AuditEntry(cust, when, "later_call", None, None, "success", None, 1.0))
+        assert [e.outcome for e in await audit_log.list(cust, date(2026, 5, 8))] == ["started", "success"]
+
+        done = AuditEntry(cust, when, "telegram_send_message", "telegram", "42", "error", "429", 812.5)
+        await audit_log.complete(entry_id, done)
+
+        assert await audit_log.list(cust, date(2026, 5, 8)) == [
+            done,
+            AuditEntry(cust, when, "later_call", None, None, "success", None, 1.0),
+        ]

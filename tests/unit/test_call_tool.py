@@ -212,3 +212,19 @@ def test_malformed_env_credentials_stop_startup_naming_the_variable() -> None:
                 "WHATSAPP_DEFAULT_BUSINESS_ACCOUNT_ID": "1",
             }
         )
+
+
+async def test_the_audit_entry_exists_before_the_platform_is_called(world: World) -> None:
+    call, echo, _ = setup(world)
+    customer = await connected_customer(world)
+    seen_during_run: list[str] = []
+
+    async def run(parsed: Any, context: ToolContext) -> dict[str, Any]:
+        seen_during_run.extend(e.outcome for e in world.audit.entries)
+        return {"success": True}
+
+    echo.run = run  # type: ignore[method-assign]
+    await call(Caller(customer), "whatsapp_send_message", {"to": "+1"})
+
+    assert seen_during_run == ["started"]  # a process killed now would leave this trace
+    assert [(e.outcome, e.target) for e in world.audit.entries] == [("success", "+1")]

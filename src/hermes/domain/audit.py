@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+# An entry still "started" after its call's deadline means the process died during the call:
+# the platform may or may not have acted. Written before the platform is called, so that
+# no action reaches a platform without a trace.
+STARTED = "started"
+
 # Single-user calls (MCP_API_KEY, env credentials) are audited under this pseudo-customer.
 SINGLE_USER_ID = "single-user"
 
@@ -16,6 +21,6 @@ class AuditEntry:
     tool: str
     platform: str | None
     target: str | None
-    outcome: str  # "success" | "error"
+    outcome: str  # "started" (write-ahead, replaced when the call ends) | "success" | "error"
     error_code: str | None
     duration_ms: float

@@ -91,8 +91,12 @@ class InMemoryAuditLog(AuditLog):
     def __init__(self) -> None:
         self.entries: list[AuditEntry] = []
 
-    async def append(self, entry: AuditEntry) -> None:
+    async def append(self, entry: AuditEntry) -> str:
         self.entries.append(entry)
+        return str(len(self.entries) - 1)
+
+    async def complete(self, entry_id: str, entry: AuditEntry) -> None:
+        self.entries[int(entry_id)] = entry
 
     async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
         found = [e for e in self.entries if e.customer_id == customer_id and e.time.date() == day]

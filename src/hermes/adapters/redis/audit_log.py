@@ -13,8 +13,9 @@ from hermes.domain.audit import AuditEntry
 _APPEND = """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('SET', ARGV[3] .. string.format('%08d', seq), ARGV[1], 'EX', ARGV[2])
-return seq
+local key = ARGV[3] .. string.format('%08d', seq)
+redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+return key
 """
 
 
@@ -32,6 +33,18 @@ _encode = msgspec.json.Encoder().encode
 _decoder = msgspec.json.Decoder(AuditRecord)
 
 
+def _record(entry: AuditEntry) -> AuditRecord:
+    return AuditRecord(
+        time=entry.time,
+        tool=entry.tool,
+        outcome=entry.outcome,
+        duration_ms=entry.duration_ms,
+        platform=entry.platform,
+        target=entry.target,
+        error_code=entry.error_code,
+    )
+
+
 def day_prefix(customer_id: str, day: date) -> str:
     return f"logs:{{{customer_id}}}:{day.isoformat()}:"
 
@@ -43,19 +56,18 @@ class RedisAuditLog(AuditLog):
         self._redis = redis
         self._append = redis.register_script(_APPEND)
 
-    async def append(self, entry: AuditEntry) -> None:
+    async def append(self, entry: AuditEntry) -> str:
         prefix = day_prefix(entry.customer_id, entry.time.date())
-        record = AuditRecord(
-            time=entry.time,
-            tool=entry.tool,
-            outcome=entry.outcome,
-            duration_ms=entry.duration_ms,
-            platform=entry.platform,
-            target=entry.target,
-            error_code=entry.error_code,
-        )
         async with translate_errors():
-            await self._append(keys=[prefix + "seq"], args=[_encode(record), AUDIT_RETENTION_SECONDS, prefix])
+            key = await self._append(
+                keys=[prefix + "seq"], args=[_encode(_record(entry)), AUDIT_RETENTION_SECONDS, prefix]
+            )
+        return key.decode() if isinstance(key, bytes) else str(key)
+
+    async def complete(self, entry_id: str, entry: AuditEntry) -> None:
+        async with translate_errors():
+            # XX KEEPTTL: only ever replaces the entry written by append, with its 90-day expiry.
+            await self._redis.set(entry_id, _encode(_record(entry)), xx=True, keepttl=True)
 
     async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
         prefix = day_prefix(customer_id, day)

@@ -156,25 +156,32 @@ class SqlUsageMeter(UsageMeter):
         return int(value or 0)
 
 
+def _audit_row(entry: AuditEntry) -> dict[str, object]:
+    return {
+        "customer_id": entry.customer_id,
+        "day": entry.time.date(),
+        "time": to_db_time(entry.time),
+        "tool": entry.tool,
+        "platform": entry.platform,
+        "target": entry.target[:512] if entry.target else None,
+        "outcome": entry.outcome,
+        "error_code": entry.error_code,
+        "duration_ms": entry.duration_ms,
+    }
+
+
 class SqlAuditLog(AuditLog):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def append(self, entry: AuditEntry) -> None:
+    async def append(self, entry: AuditEntry) -> str:
         async with translate_errors(), self._engine.begin() as conn:
-            await conn.execute(
-                insert(audit_log).values(
-                    customer_id=entry.customer_id,
-                    day=entry.time.date(),
-                    time=to_db_time(entry.time),
-                    tool=entry.tool,
-                    platform=entry.platform,
-                    target=entry.target[:512] if entry.target else None,
-                    outcome=entry.outcome,
-                    error_code=entry.error_code,
-                    duration_ms=entry.duration_ms,
-                )
-            )
+            result = await conn.execute(insert(audit_log).values(**_audit_row(entry)))
+        return str(result.inserted_primary_key[0])
+
+    async def complete(self, entry_id: str, entry: AuditEntry) -> None:
+        async with translate_errors(), self._engine.begin() as conn:
+            await conn.execute(update(audit_log).where(audit_log.c.id == int(entry_id)).values(**_audit_row(entry)))
 
     async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
         query = (

@@ -11,6 +11,12 @@ AUDIT_RETENTION_SECONDS = 90 * 24 * 3600
 
 
 class AuditLog(Protocol):
-    async def append(self, entry: AuditEntry) -> None: ...
+    async def append(self, entry: AuditEntry) -> str:
+        """Store an entry; returns its id, so that a `started` entry can be completed in place."""
+        ...
+
+    async def complete(self, entry_id: str, entry: AuditEntry) -> None:
+        """Replace the entry `entry_id` (same customer and day) with its final form."""
+        ...
 
     async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]: ...

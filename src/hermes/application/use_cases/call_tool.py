@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +11,7 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.metering import UsageMeter
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolContext
-from hermes.domain.audit import SINGLE_USER_ID, AuditEntry
+from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
 from hermes.domain.credentials import SCHEMAS, Credentials
 from hermes.domain.customer import Customer
 from hermes.domain.errors import NotConnected, NotFound, RateLimited, Unavailable, error_code
@@ -52,7 +52,9 @@ class CallTool:
     `{PLATFORM}_DEFAULT_*` environment credentials. Each customer call counts
     against the plan's monthly tool-call quota. Every call, success or failure,
     leaves exactly one audit entry: tool, platform, target, outcome, error code
-    and duration, never the message body or a secret.
+    and duration, never the message body or a secret. The entry is written as
+    `started` before the platform is called and completed in place afterwards, so
+    an instance dying mid-call still leaves a trace of what may have happened.
     """
 
     catalog: ToolCatalog
@@ -68,30 +70,39 @@ class CallTool:
             raise NotFound(f"unknown tool {name!r}; GET /api/tools lists the tools you can call")
         platform = tool.spec.platform
         started = time.perf_counter()
-        target: str | None = None
+        entry = AuditEntry(
+            customer_id=caller.id,
+            time=self.clock.now(),
+            tool=name,
+            platform=platform.value if platform else None,
+            target=None,
+            outcome=STARTED,
+            error_code=None,
+            duration_ms=0.0,
+        )
+        entry_id: str | None = None
         code: str | None = None
         try:
             parsed = tool.parse(arguments)
-            target = tool.target(parsed)
+            entry = replace(entry, target=tool.target(parsed))
             credentials = await self._credentials(caller, platform) if platform else None
             await self._consume_quota(caller)
+            entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
             return await tool.run(parsed, ToolContext(caller.id if caller.customer else None, credentials))
         except BaseException as exc:
             code = error_code(exc)
             raise
         finally:
-            await self.audit.append(
-                AuditEntry(
-                    customer_id=caller.id,
-                    time=self.clock.now(),
-                    tool=name,
-                    platform=platform.value if platform else None,
-                    target=target,
-                    outcome="error" if code else "success",
-                    error_code=code,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                )
+            final = replace(
+                entry,
+                outcome="error" if code else "success",
+                error_code=code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
+            if entry_id is None:
+                await self.audit.append(final)
+            else:
+                await self.audit.complete(entry_id, final)
 
     async def _credentials(self, caller: Caller, platform: Platform) -> Credentials:
         if caller.customer is None:

@@ -1,0 +1,75 @@
+"""Seed flows against a 3-master Redis Cluster: every customer key carries a hash tag."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.fakes.telegram import FakeTelegram
+from tests.integration.mcp_client import mcp_session
+from tests.integration.redis_cluster import RedisClusterProcess, cluster_available
+from tests.support import make_settings, whatsapp_credentials
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(not cluster_available(), reason="redis-server/redis-cli not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterProcess]:
+    with RedisClusterProcess() as running:
+        yield running
+
+
+@pytest.fixture
+def cluster_settings(cluster: RedisClusterProcess, mariadb_url: str) -> Any:
+    return make_settings(HERMES_DATABASE_URL=mariadb_url, HERMES_REDIS_URL=cluster.url, HERMES_REDIS_CLUSTER=True)
+
+
+async def test_flows_2_3_5_on_a_cluster(cluster_settings: Any, start_hermes: Any) -> None:
+    with FakeTelegram() as telegram:
+        token = telegram.add_bot()
+        telegram.add_chat(token, 77)
+        server = start_hermes(cluster_settings.model_copy(update={"telegram_api_base": telegram.base_url}))
+        customer = await server.create_customer()
+        phone = str(secrets.randbelow(10**12) + 10**12)
+        async with server.client(customer["apiKey"]) as client:
+            # Flow 2: connect (credentials + phone route), cache miss then hit.
+            assert (await client.post("/api/connect/whatsapp", json=whatsapp_credentials(phone))).status_code == 200
+            assert (await client.post("/api/connect/telegram", json={"botToken": token})).status_code == 200
+            # Flow 5: one MGET across the customer's eight credential keys (one slot).
+            connections = (await client.get("/api/connections")).json()["connections"]
+            assert connections["whatsapp"] is True
+            assert connections["telegram"] is True
+            assert connections["email"] is False
+
+        # Flow 3: a tool call, audited.
+        async with mcp_session(server.url, customer["apiKey"]) as session:
+            result = await session.call_tool("telegram_send_message", {"chat_id": 77, "text": "on a cluster"})
+        assert result.is_error is False
+        async with server.client(customer["apiKey"]) as client:
+            from datetime import UTC, datetime
+
+            logs = (await client.get("/api/logs", params={"date": datetime.now(UTC).date().isoformat()})).json()
+            assert [(e["tool"], e["outcome"]) for e in logs["entries"]] == [("telegram_send_message", "success")]
+            assert (await client.get("/api/usage")).json()["toolCallsUsed"] == 1
+
+            # A second customer cannot take the number; disconnect frees it.
+            other = await server.create_customer("other@example.com")
+            async with server.client(other["apiKey"]) as intruder:
+                taken = await intruder.post("/api/connect/whatsapp", json=whatsapp_credentials(phone, "EAAG-x"))
+                assert taken.status_code == 409
+            assert (await client.delete("/api/connect/whatsapp")).status_code == 200
+            async with server.client(other["apiKey"]) as intruder:
+                freed = await intruder.post("/api/connect/whatsapp", json=whatsapp_credentials(phone, "EAAG-x"))
+                assert freed.status_code == 200
+
+        # Deactivation is refused at once on the cluster too.
+        async with server.admin() as admin:
+            assert (await admin.post(f"/admin/customers/{customer['id']}/deactivate")).status_code == 200
+        async with server.client(customer["apiKey"]) as client:
+            assert (await client.get("/api/connections")).status_code == 401

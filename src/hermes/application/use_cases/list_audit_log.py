@@ -1,25 +1,20 @@
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date
 
 from hermes.application.ports.audit import AuditLog
+from hermes.application.ports.clock import Clock
 from hermes.domain.audit import AuditEntry
-from hermes.domain.errors import Invalid
 
 
 @dataclass(slots=True)
 class ListAuditLog:
-    """A customer's own audit entries for one UTC day, oldest first."""
+    """A customer's own audit entries for one UTC day (today unless given), oldest first."""
 
     audit: AuditLog
+    clock: Clock
 
-    async def __call__(self, customer_id: str, day: str | None) -> list[AuditEntry]:
-        try:
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day or ""):
-                raise ValueError
-            parsed = date.fromisoformat(day or "")
-        except ValueError:
-            raise Invalid("date must be YYYY-MM-DD", {"date": "must be a date as YYYY-MM-DD"}) from None
-        return await self.audit.list(customer_id, parsed)
+    async def __call__(self, customer_id: str, day: date | None) -> tuple[date, list[AuditEntry]]:
+        parsed = day or self.clock.now().astimezone(UTC).date()
+        return parsed, await self.audit.list(customer_id, parsed)

@@ -12,6 +12,7 @@ from hermes.application.use_cases.create_customer import CreateCustomer
 from hermes.application.use_cases.deactivate_customer import DeactivateCustomer
 from hermes.application.use_cases.get_customer import GetCustomer, ListCustomers
 from hermes.application.use_cases.rotate_api_key import RotateApiKey
+from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import CreateCustomerBody, CustomerView, NewCustomerView, RotatedKey
 
 CustomerId = Annotated[str, PathParameter(max_length=64)]
@@ -22,14 +23,14 @@ class AdminApi(Controller):
     tags = ["operator"]
     security = [{"adminToken": []}]
 
-    @post("/", status_code=201, description=CreateCustomer.__doc__)
+    @post("/", status_code=201, description=CreateCustomer.__doc__, responses=problem_responses(409))
     @inject
     async def create(self, data: JSONBody[CreateCustomerBody], create: FromDishka[CreateCustomer]) -> NewCustomerView:
         made = await create(data.email, data.plan)
         c = made.customer
         return NewCustomerView(id=c.id, api_key=made.api_key, email=c.email, plan=c.plan.value, active=c.active)
 
-    @get("/", description=ListCustomers.__doc__)
+    @get("/", description=ListCustomers.__doc__, responses=problem_responses())
     @inject
     async def list_customers(
         self,
@@ -39,17 +40,27 @@ class AdminApi(Controller):
     ) -> list[CustomerView]:
         return [CustomerView.of(c) for c in await list_customers(limit, after)]
 
-    @get("/{customer_id:str}", description=GetCustomer.__doc__)
+    @get("/{customer_id:str}", description=GetCustomer.__doc__, responses=problem_responses(404))
     @inject
     async def get_customer(self, customer_id: CustomerId, get_customer: FromDishka[GetCustomer]) -> CustomerView:
         return CustomerView.of(await get_customer(customer_id))
 
-    @post("/{customer_id:str}/deactivate", status_code=200, description=DeactivateCustomer.__doc__)
+    @post(
+        "/{customer_id:str}/deactivate",
+        status_code=200,
+        description=DeactivateCustomer.__doc__,
+        responses=problem_responses(404),
+    )
     @inject
     async def deactivate(self, customer_id: CustomerId, deactivate: FromDishka[DeactivateCustomer]) -> CustomerView:
         return CustomerView.of(await deactivate(customer_id))
 
-    @post("/{customer_id:str}/rotate-key", status_code=200, description=RotateApiKey.__doc__)
+    @post(
+        "/{customer_id:str}/rotate-key",
+        status_code=200,
+        description=RotateApiKey.__doc__,
+        responses=problem_responses(404),
+    )
     @inject
     async def rotate_key(self, customer_id: CustomerId, rotate: FromDishka[RotateApiKey]) -> RotatedKey:
         return RotatedKey(id=customer_id, api_key=await rotate(customer_id))

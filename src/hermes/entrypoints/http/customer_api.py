@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.domain.customer import Customer
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import (
     AuditEntryView,
     AuditLogView,
@@ -40,7 +42,12 @@ class CustomerApi(Controller):
     tags = ["customer"]
     security = CUSTOMER_SECURITY
 
-    @post("/connect/{platform:str}", status_code=200, description=ConnectPlatform.__doc__)
+    @post(
+        "/connect/{platform:str}",
+        status_code=200,
+        description=ConnectPlatform.__doc__,
+        responses=problem_responses(404, 409, 413, 502),
+    )
     @inject
     async def connect(
         self,
@@ -55,7 +62,12 @@ class CustomerApi(Controller):
         log.info("customer %s connected %s%s", customer.id, target.value, " (verified)" if verify else "")
         return ConnectResult(connected=True, platform=target.value)
 
-    @delete("/connect/{platform:str}", status_code=200, description=DisconnectPlatform.__doc__)
+    @delete(
+        "/connect/{platform:str}",
+        status_code=200,
+        description=DisconnectPlatform.__doc__,
+        responses=problem_responses(404),
+    )
     @inject
     async def disconnect(
         self,
@@ -68,7 +80,7 @@ class CustomerApi(Controller):
         log.info("customer %s disconnected %s", customer.id, target.value)
         return ConnectResult(connected=False, platform=target.value)
 
-    @get("/connections", description=GetConnections.__doc__)
+    @get("/connections", description=GetConnections.__doc__, responses=problem_responses())
     @inject
     async def connections(
         self, customer: FromDishka[Customer], get_connections: FromDishka[GetConnections]
@@ -76,7 +88,7 @@ class CustomerApi(Controller):
         status = await get_connections(customer.id)
         return Connections(customer_id=customer.id, connections={p.value: v for p, v in status.items()})
 
-    @get("/usage", description=GetUsage.__doc__)
+    @get("/usage", description=GetUsage.__doc__, responses=problem_responses())
     @inject
     async def usage(self, customer: FromDishka[Customer], get_usage: FromDishka[GetUsage]) -> UsageView:
         u = await get_usage(customer)
@@ -90,18 +102,18 @@ class CustomerApi(Controller):
             tool_calls_remaining=max(0, u.monthly_tool_calls - u.tool_calls_used),
         )
 
-    @get("/logs", description=ListAuditLog.__doc__)
+    @get("/logs", description=ListAuditLog.__doc__, responses=problem_responses())
     @inject
     async def logs(
         self,
         customer: FromDishka[Customer],
         list_audit_log: FromDishka[ListAuditLog],
-        date: Annotated[str | None, Parameter(description="UTC day, YYYY-MM-DD")] = None,
+        date: Annotated[datetime.date | None, Parameter(description="UTC day, YYYY-MM-DD (default: today)")] = None,
     ) -> AuditLogView:
-        entries = await list_audit_log(customer.id, date)
+        day, entries = await list_audit_log(customer.id, date)
         return AuditLogView(
             customer_id=customer.id,
-            date=date or "",
+            date=day.isoformat(),
             entries=[
                 AuditEntryView(
                     time=e.time,
@@ -116,7 +128,7 @@ class CustomerApi(Controller):
             ],
         )
 
-    @get("/tools", description=ListTools.__doc__)
+    @get("/tools", description=ListTools.__doc__, responses=problem_responses())
     @inject
     async def tools(self, customer: FromDishka[Customer], list_tools: FromDishka[ListTools]) -> ToolList:
         specs = await list_tools(Caller(customer))
@@ -136,7 +148,12 @@ class CustomerApi(Controller):
             ]
         )
 
-    @post("/tools/{tool:str}", status_code=200, description=CallTool.__doc__)
+    @post(
+        "/tools/{tool:str}",
+        status_code=200,
+        description=CallTool.__doc__,
+        responses=problem_responses(404, 409, 413, 502),
+    )
     @inject
     async def call_tool(
         self,

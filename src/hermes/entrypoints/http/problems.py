@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from hermes.domain.errors import (
@@ -24,6 +25,52 @@ from hermes.domain.errors import (
 
 log = logging.getLogger("hermes.http")
 PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(msgspec.Struct):
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details, as every error of this API is shaped."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+    platform: str | None = None
+    code: str | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Invalid request: `errors` names each offending field",
+    401: "Missing, invalid or revoked credentials",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflicts with the current state",
+    413: "Request body too large",
+    429: "Over a plan limit; see Retry-After",
+    502: "The platform refused the call",
+    503: "A backing service is unavailable; see Retry-After",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem responses a route can give (plus the ones every route can)."""
+    every = {400, 401, 429, 503}
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_DESCRIPTIONS[status],
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in sorted(every | set(statuses))
+    }
+
 
 _STATUS: list[tuple[type[HermesError], int, str]] = [
     (Invalid, 400, "Invalid request"),

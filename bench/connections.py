@@ -43,18 +43,12 @@ def drop_database(url: str) -> None:
     subprocess.run(["mysql", "-h", "127.0.0.1", "-u", "root", "-e", f"DROP DATABASE IF EXISTS {name}"], check=False)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=50)
-    args = parser.parse_args()
-
+def run(duration: int = 10, runs: int = 3, connections: int = 50) -> list[dict[str, object]]:
     def measure(url: str, headers: dict[str, str] | None = None) -> object:
-        return lambda: wrk(url, headers=headers, connections=args.connections, duration=args.duration)
+        return lambda: wrk(url, headers=headers, connections=connections, duration=duration)
 
     with serve(["--factory", "bench.baselines:redis_get_app"], {}) as base:
-        baseline = median_of(args.runs, measure(base + "/one-get"))
+        baseline = median_of(runs, measure(base + "/one-get"))
 
     database_url = bench_database()
     try:
@@ -66,10 +60,19 @@ def main() -> None:
             ).json()
             key = {"x-api-key": created["apiKey"]}
             httpx.post(url + "/api/connect/telegram", json={"botToken": "123456789:" + "A" * 35}, headers=key)
-            result = median_of(args.runs, measure(url + "/api/connections", key))
+            result = median_of(runs, measure(url + "/api/connections", key))
     finally:
         drop_database(database_url)
-    report("GET /api/connections", "bare Litestar + one Redis GET", baseline, "Hermes", result, ">= 0.8x")
+    return [report("GET /api/connections", "bare Litestar + one Redis GET", baseline, "Hermes", result, ">= 0.8x")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    run(args.duration, args.runs, args.connections)
 
 
 if __name__ == "__main__":

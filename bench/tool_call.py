@@ -8,8 +8,8 @@ Run: `.venv/bin/python -m bench.tool_call [--duration 10 --runs 3]`.
 from __future__ import annotations
 
 import argparse
-import secrets
 import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -46,24 +46,16 @@ def check(url: str, body: bytes, headers: dict[str, str]) -> None:
         raise SystemExit(f"tool call failed before the benchmark: {reply.status_code} {reply.text[:500]}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=50)
-    args = parser.parse_args()
-
+def run(duration: int = 10, runs: int = 3, connections: int = 50) -> list[dict[str, object]]:
     def measure(url: str, body: bytes, headers: dict[str, str]) -> Callable[[], WrkResult]:
-        return lambda: wrk(
-            url, method="POST", body=body, headers=headers, connections=args.connections, duration=args.duration
-        )
+        return lambda: wrk(url, method="POST", body=body, headers=headers, connections=connections, duration=duration)
 
     baselines: dict[str, WrkResult] = {}
     with serve(["--factory", "bench.echo_server:app"], {}) as echo:
         for protocol in PROTOCOLS:
             body, headers = call_body(protocol, "echo", {"text": "hello"})
             check(echo + "/mcp/", body, headers)
-            baselines[protocol] = median_of(args.runs, measure(echo + "/mcp/", body, headers))
+            baselines[protocol] = median_of(runs, measure(echo + "/mcp/", body, headers))
 
     results: dict[str, WrkResult] = {}
     database_url = bench_database()
@@ -79,7 +71,11 @@ def main() -> None:
                 key = created["apiKey"]
                 connect = httpx.post(
                     url + "/api/connect/whatsapp",
-                    json={"phoneNumberId": str(secrets.randbelow(10**15)), "accessToken": "EAAG-bench", "businessAccountId": "1"},
+                    json={
+                        "phoneNumberId": str(secrets.randbelow(10**15)),
+                        "accessToken": "EAAG-bench",
+                        "businessAccountId": "1",
+                    },
                     headers={"x-api-key": key},
                 )
                 connect.raise_for_status()
@@ -89,20 +85,31 @@ def main() -> None:
                     )
                     headers["Authorization"] = f"Bearer {key}"
                     check(url + "/mcp", body, headers)
-                    results[protocol] = median_of(args.runs, measure(url + "/mcp", body, headers))
+                    results[protocol] = median_of(runs, measure(url + "/mcp", body, headers))
     finally:
         drop_database(database_url)
 
     goals = {"2025-11-25": ">= 0.7x", "2026-07-28": ">= 0.5x"}
-    for protocol in PROTOCOLS:
+    return [
         report(
-            f"/mcp whatsapp_send_message, protocol {protocol}, {args.connections} connections",
+            f"/mcp whatsapp_send_message, protocol {protocol}, {connections} connections",
             "bare mcp SDK stateless echo tool",
             baselines[protocol],
             "Hermes (customer mode, fake Graph API)",
             results[protocol],
             goals[protocol],
         )
+        for protocol in PROTOCOLS
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    run(args.duration, args.runs, args.connections)
 
 
 if __name__ == "__main__":

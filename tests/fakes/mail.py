@@ -398,6 +398,8 @@ class SmtpServer:
         self.on_message = on_message
         self.hostname = hostname  # explicit: aiosmtpd's default calls socket.getfqdn(), which can stall
         self.tls: TlsFiles | None = tls_files() if security != "none" else None
+        # One server context for all connections (loading the cert per connection is wasted work).
+        self._ssl_context = self.tls.server_context() if self.tls is not None else None
         self.messages: list[ReceivedMessage] = []
         self.auth_attempts: list[AuthAttempt] = []
         self._cond = threading.Condition()
@@ -427,7 +429,7 @@ class SmtpServer:
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                ssl_ctx = self.tls.server_context() if self.security == "ssl" and self.tls else None
+                ssl_ctx = self._ssl_context if self.security == "ssl" else None
                 create = loop.create_server(self._make_protocol, sock=sock, ssl=ssl_ctx)
                 self._server = loop.run_until_complete(create)
             except Exception as exc:  # surfaced to start()'s caller below
@@ -440,10 +442,13 @@ class SmtpServer:
         self._loop = loop
         self._thread = threading.Thread(target=run, name=f"smtp-fake-{self.port}", daemon=True)
         self._thread.start()
-        ready.wait(10)
+        if not ready.wait(10) and not error:
+            error.append(TimeoutError("event loop thread did not come up within 10 s"))
         if error:
-            self._thread.join()
-            loop.close()
+            loop.call_soon_threadsafe(loop.stop)  # in case it's still coming up
+            self._thread.join(timeout=10)
+            if not self._thread.is_alive():
+                loop.close()
             sock.close()
             self._thread = self._loop = None
             raise RuntimeError(f"SmtpServer failed to start: {error[0]!r}") from error[0]
@@ -456,7 +461,7 @@ class SmtpServer:
             hostname=self.hostname,
             loop=self._loop,
             enable_SMTPUTF8=True,
-            tls_context=self.tls.server_context() if starttls and self.tls else None,
+            tls_context=self._ssl_context if starttls else None,
             require_starttls=starttls,
             authenticator=self._handler if self.auth_required else None,
             auth_required=self.auth_required,
@@ -619,6 +624,10 @@ class StoredMessage:
         return msg
 
 
+def _world_traversable(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
+
+
 def _utf7_imap_encode(name: str) -> str:
     """RFC 3501 modified UTF-7, for naming non-ASCII folders in tests that speak raw IMAP."""
     out: list[str] = []
@@ -683,6 +692,7 @@ class ImapServer:
         self.base: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._greeting = ""
         self._lock = threading.RLock()  # serialises passwd-file writes and deliver()'s save+uid lookup
         # Whom mail processes run as. dovecot refuses uid 0 for mail access, so as root the mail files
         # belong to `nobody` (the master stays root and drops privileges as usual: auth -> dovecot,
@@ -700,8 +710,12 @@ class ImapServer:
         if self._proc is not None:
             return self
         ensure_dovecot()
-        base = Path(tempfile.mkdtemp(prefix="hermes-dovecot-", dir=self._tmp_root))
+        tmp_root = self._tmp_root
+        if tmp_root is None and self._root and not _world_traversable(Path(tempfile.gettempdir())):
+            tmp_root = "/tmp"  # e.g. TMPDIR under /root: dovecot's unprivileged processes couldn't get in
+        base = Path(tempfile.mkdtemp(prefix="hermes-dovecot-", dir=tmp_root))
         self.base = base
+        self._greeting = f"Hermes test dovecot {base.name} ready."
         try:
             # 0755/0644 so that, as root, dovecot's unprivileged auth (user dovecot) can read the passwd files
             # and mail processes (nobody) can reach their homes.
@@ -735,14 +749,14 @@ class ImapServer:
         base = self.base
         if self._root:
             users = "default_internal_user = dovecot\ndefault_login_user = dovenull\n"
+            no_chroot = ""
         else:
             # Rootless dovecot: every service runs as us, and nothing may chroot or chown to other ids.
             me = pwd.getpwuid(os.geteuid()).pw_name
             group = grp.getgrgid(os.getegid()).gr_name
-            users = (
-                f"default_internal_user = {me}\ndefault_login_user = {me}\ndefault_internal_group = {group}\n"
-                "service anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\n"
-            )
+            users = f"default_internal_user = {me}\ndefault_login_user = {me}\n"
+            users += f"default_internal_group = {group}\n"
+            no_chroot = "  chroot =\n"
         if self.tls_enabled:
             assert self.tls is not None
             tls = f"ssl = yes\nssl_cert = <{self.tls.cert_path}\nssl_key = <{self.tls.key_path}\n"
@@ -758,6 +772,9 @@ state_dir = {base}/state
 log_path = {base}/dovecot.log
 protocols = imap
 listen = {_LOCALHOST}
+# Unique greeting: start() checks it, so a port grabbed by someone else in the meantime isn't mistaken
+# for ours.
+login_greeting = {self._greeting}
 {users}
 # Plaintext LOGIN without TLS (tests connect in clear); 127.0.0.1 counts as "secured" anyway.
 disable_plaintext_auth = no
@@ -806,12 +823,12 @@ protocol imap {{
   mail_max_userip_connections = 1000
 }}
 service anvil {{
-  unix_listener anvil-auth-penalty {{
+{no_chroot}  unix_listener anvil-auth-penalty {{
     mode = 0
   }}
 }}
 service imap-login {{
-  inet_listener imap {{
+{no_chroot}  inet_listener imap {{
     address = {_LOCALHOST}
     port = {port}
   }}
@@ -835,16 +852,17 @@ service imap-login {{
             log_path = self.base / "dovecot.log"
             log_path.unlink(missing_ok=True)
             with open(self.base / "dovecot.stderr", "wb") as stderr:
-                # Own session/process group: stop() can reap dovecot's whole process tree by group id.
+                # Own session/process group (leader: the watchdog shell), so stop() can take down the whole
+                # tree by group id. stdin is a pipe only we write to; see _WATCHDOG.
                 proc = subprocess.Popen(
-                    [DOVECOT_BIN, "-F", "-c", str(conf)],
-                    stdin=subprocess.DEVNULL,
+                    ["/bin/sh", "-c", _WATCHDOG, "dovecot-watchdog", DOVECOT_BIN, "-F", "-c", str(conf)],
+                    stdin=subprocess.PIPE,
                     stdout=stderr,
                     stderr=stderr,
                     start_new_session=True,
                 )
             self._proc = proc
-            self._finalizer = weakref.finalize(self, _kill_group, proc.pid)
+            self._finalizer = weakref.finalize(self, _cleanup, proc.pid, self.base)
             self.port, self.ssl_port = port, ssl_port
             if self._wait_ready(proc):
                 return
@@ -855,14 +873,16 @@ service imap-login {{
         raise RuntimeError(f"dovecot did not start (config {conf}):\n{last_error[-4000:]}")
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> bool:
-        """True once the plain listener greets; False if dovecot exited (e.g. port taken)."""
+        """True once the plain listener greets; False if dovecot exited (e.g. port taken: dovecot retries
+        for ~2 s before giving up, so a collision costs that much; it is rare with kernel-chosen ports)."""
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 return False
             try:
                 with socket.create_connection((self.host, self.port), timeout=2) as sock:
-                    if sock.recv(200).startswith(b"* OK"):
+                    greeting = sock.recv(500)
+                    if greeting.startswith(b"* OK") and self._greeting.encode() in greeting:
                         # Listeners are bound together by the master before it forks anything, so the
                         # imaps one is ready too.
                         sock.sendall(b"z LOGOUT\r\n")
@@ -879,11 +899,16 @@ service imap-login {{
             self._finalizer = None
         if proc is not None:
             _kill_group(proc.pid, proc)
+            if proc.stdin is not None:
+                proc.stdin.close()
 
     def stop(self) -> None:
-        self._terminate()
-        if self.base is not None and not os.environ.get("HERMES_KEEP_DOVECOT_TMP"):
-            shutil.rmtree(self.base, ignore_errors=True)
+        """Stop dovecot and delete the temp dir (set HERMES_KEEP_DOVECOT_TMP=1 to keep it for debugging)."""
+        try:
+            self._terminate()
+        finally:
+            if self.base is not None and not os.environ.get("HERMES_KEEP_DOVECOT_TMP"):
+                shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
 
     def __enter__(self) -> Self:
@@ -893,7 +918,7 @@ service imap-login {{
         self.stop()
 
     async def __aenter__(self) -> Self:
-        return await asyncio.to_thread(self.start)  # startup takes ~0.1-0.3 s: don't block the loop
+        return await asyncio.to_thread(self.start)  # startup takes tens of ms: don't block the loop
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self.stop)
@@ -1051,7 +1076,8 @@ service imap-login {{
         """What dovecot has stored (uid, flags, raw), e.g. to assert \\Seen after a mark-as-read."""
         fields = "uid flags text"
         out = self.doveadm("-f", "json", "fetch", "-u", user, fields, "mailbox", folder, "all").stdout
-        rows = json.loads(out or b"[]")
+        # surrogateescape both ways: an 8-bit body that isn't UTF-8 comes back byte for byte.
+        rows = json.loads(out.decode("utf-8", "surrogateescape") or "[]")
         return [
             StoredMessage(
                 uid=int(row["uid"]),
@@ -1113,6 +1139,27 @@ service imap-login {{
         return f"<ImapServer {self.host}:{self.port} ssl_port={self.ssl_port} users={len(self.users)}>"
 
 
+# dovecot runs under this tiny sh watchdog ($1.. = the dovecot command line). Its stdin is a pipe whose only
+# writer is the test process: when that process goes away by any means (os._exit from pytest-timeout,
+# SIGKILL, a crash) the read sees EOF and the whole process group is terminated, so no dovecot outlives its
+# test run. If dovecot exits by itself (e.g. port taken), the watchdog exits too, which start() notices.
+_WATCHDOG = """
+exec 3<&0
+"$@" </dev/null 3<&- &
+child=$!
+{ read -r _ <&3; kill -TERM 0; } &
+wait "$child"
+kill -TERM 0
+"""
+
+
+def _cleanup(pgid: int, base: Path) -> None:
+    """weakref.finalize hook for an ImapServer never stopped (garbage-collected, interpreter exit)."""
+    _kill_group(pgid)
+    if not os.environ.get("HERMES_KEEP_DOVECOT_TMP"):
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def _group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes in a process group. Zombies are skipped: once dovecot's master is gone,
     its orphans are reaped by PID 1 whenever it gets round to it, and they hold no resources anyway."""
@@ -1140,27 +1187,31 @@ def _group_members(pgid: int) -> list[int]:
 
 def _kill_group(pgid: int, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Stop dovecot: SIGTERM its whole process group (the one start_new_session created, i.e. only ours),
-    wait for it to empty, SIGKILL stragglers.
+    give it a moment, SIGKILL whatever is left.
 
-    Signalling the group rather than just the master matters: a master alone takes ~1.1 s to wind its
-    children down, the whole group exits in a few ms.
+    Signalling the whole group rather than the master: a master alone takes ~1.1 s to wind its children
+    down; the group usually exits in ~15 ms. But the master has a shutdown race of its own: if a child
+    (e.g. a just-logged-out imap) dies before the master reaps it, the master sleeps 1 s (repeatedly) waiting
+    for it. Nothing in the temp dir is worth waiting for, so after a short grace period it gets SIGKILL.
     """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    signalled = time.monotonic()
+    killed = False
+    while time.monotonic() - signalled < 5:
         if proc is not None:
-            proc.poll()  # reap the master (our child) so it doesn't linger as a zombie
+            proc.poll()  # reap the watchdog shell (our child) so it doesn't linger as a zombie
         else:
-            # Interpreter-exit path, no Popen at hand: reap the master directly if it is our child.
+            # weakref.finalize path, no Popen at hand: reap it directly if it is our child.
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pgid, os.WNOHANG)
         if not _group_members(pgid):
             break
-        time.sleep(0.01)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+        if not killed and time.monotonic() - signalled > 0.3:
+            killed = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        time.sleep(0.005)
     if proc is not None and proc.poll() is None:
         proc.kill()
         proc.wait()

@@ -7,12 +7,15 @@ gateway: aioimaplib 2.0 leaves STARTTLS, quoting and response parsing to the cal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import re
+import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -63,16 +66,35 @@ async def imap_connect(
     return client
 
 
-async def imap_logout(client: aioimaplib.IMAP4) -> None:
-    """LOGOUT, then close the transport ourselves: aioimaplib leaves that to the server's EOF, and if the
-    event loop stops first (end of a request, of a test) the socket leaks ("unclosed transport")."""
+async def imap_logout(client: aioimaplib.IMAP4, timeout: float = 2) -> None:
+    """LOGOUT, then close the connection and wait until it is really closed.
+
+    aioimaplib's logout() returns as soon as the tagged OK arrives and never closes the transport itself;
+    it relies on the server's EOF. With TLS (IMAPS or after STARTTLS) closing also takes a close_notify
+    round trip. If the event loop stops before that finishes (end of a request, of a test) the socket leaks
+    ("ResourceWarning: unclosed transport"). So: close explicitly and await connection_lost.
+    """
+    proto = client.protocol
+    lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    previous_cb = proto.conn_lost_cb
+
+    def on_lost(exc: Exception | None) -> None:
+        if not lost.done():
+            lost.set_result(None)
+        if previous_cb is not None:
+            previous_cb(exc)
+
+    proto.conn_lost_cb = on_lost
     try:
-        if client.protocol.state not in ("LOGOUT", "CONNECTED"):
+        if proto.state not in (aioimaplib.LOGOUT, aioimaplib.CONNECTED):
             await client.logout()
     finally:
-        transport = client.protocol.transport
-        if transport is not None:
+        transport = proto.transport
+        if transport is not None and not transport.is_closing():
             transport.close()
+        if transport is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost, timeout)
 
 
 def quote_mailbox(name: str) -> str:
@@ -450,3 +472,40 @@ def test_missing_dovecot_that_cannot_be_installed_raises(
     # ImapServer.fixture() turns this into pytest.skip(<that message>); start() raises it as is.
     with pytest.raises(mail.DovecotUnavailable):
         ImapServer().start()
+
+
+def test_dovecot_dies_with_its_test_process() -> None:
+    """Even if the test process is SIGKILLed (or pytest-timeout calls os._exit), no dovecot is left over."""
+    code = (
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(Path(mail.__file__).parents[2])!r})\n"
+        "from tests.fakes.mail import ImapServer\n"
+        "s = ImapServer().start()\n"
+        "print(s._proc.pid, s.base, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    pgid_text, base = done.stdout.split()
+    pgid = int(pgid_text)
+    try:
+        deadline = time.monotonic() + 10
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _group_alive(pgid)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)  # SIGKILL left no chance to clean the temp dir
+
+
+def test_port_taken_meanwhile_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The free port is picked before dovecot binds it; if someone grabs it in between, start() retries."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        real_free_port = mail._free_port
+        ports = iter([taken])
+        monkeypatch.setattr(mail, "_free_port", lambda: next(ports, None) or real_free_port())
+        with ImapServer() as server:
+            assert server.port != taken
+            assert server.deliver(server.username or "", b"Subject: x\r\n\r\ny\r\n") == 1

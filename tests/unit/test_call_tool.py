@@ -228,3 +228,23 @@ async def test_the_audit_entry_exists_before_the_platform_is_called(world: World
 
     assert seen_during_run == ["started"]  # a process killed now would leave this trace
     assert [(e.outcome, e.target) for e in world.audit.entries] == [("success", "+1")]
+
+
+async def test_single_user_reconnect_advice_points_at_the_environment(world: World) -> None:
+    env = {
+        "WHATSAPP_DEFAULT_PHONE_NUMBER_ID": "999",
+        "WHATSAPP_DEFAULT_ACCESS_TOKEN": "EAAG-env",
+        "WHATSAPP_DEFAULT_BUSINESS_ACCOUNT_ID": "1",
+    }
+    call, echo, _ = setup(world, env)
+    echo.fail_with = PlatformRejected(
+        "whatsapp",
+        "WhatsApp rejected the access token (expired or revoked): reconnect whatsapp: POST /api/connect/whatsapp",
+        code="190",
+        reconnect=True,
+    )
+    with pytest.raises(PlatformRejected) as caught:
+        await call(Caller(None), "whatsapp_send_message", {"to": "+1"})
+    assert "POST /api/connect" not in caught.value.detail
+    assert "WHATSAPP_DEFAULT_*" in caught.value.detail
+    assert world.audit.entries[-1].error_code == "190"

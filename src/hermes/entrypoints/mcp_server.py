@@ -40,8 +40,9 @@ from hermes.application.use_cases.call_tool import Caller, CallTool
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.domain.customer import Customer
-from hermes.domain.errors import HermesError, PlatformRejected, RateLimited, Unauthorized, Unavailable
+from hermes.domain.errors import HermesError, RateLimited, Unauthorized, Unavailable
 from hermes.entrypoints.http.auth import bearer_token
+from hermes.entrypoints.http.problems import error_text as tool_error_text
 
 log = logging.getLogger("hermes.mcp")
 
@@ -50,15 +51,6 @@ _json = msgspec.json.Encoder()
 
 # Resolves a bearer credential that is not an API key (OAuth access tokens, issue 5).
 TokenResolver = Callable[[str], Awaitable[Customer | None]]
-
-
-def tool_error_text(exc: HermesError) -> str:
-    """What the model reads when a tool fails: what happened and what to do next."""
-    text = exc.detail
-    retry_after = exc.retry_after if isinstance(exc, RateLimited | Unavailable | PlatformRejected) else None
-    if retry_after is not None and "retry" not in text.lower():
-        text += f" (retry after {max(1, round(retry_after))} s)"
-    return text
 
 
 def _tool(spec: ToolSpec) -> Tool:

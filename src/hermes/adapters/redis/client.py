@@ -96,7 +96,7 @@ def _settle(future: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
         future.set_result(task.result())
 
 
-class BatchingRedis(_AutoPipeline, Redis):
+class BatchingRedis(_AutoPipeline, Redis):  # type: ignore[misc]  # redis-py's own mixins disagree
     """redis.asyncio.Redis whose commands share round trips with concurrent requests."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -177,7 +177,9 @@ class SqlAuditLog(AuditLog):
     async def append(self, entry: AuditEntry) -> str:
         async with translate_errors(), self._engine.begin() as conn:
             result = await conn.execute(insert(audit_log).values(**_audit_row(entry)))
-        return str(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None  # an INSERT with an autoincrement key always reports it
+        return str(key[0])
 
     async def complete(self, entry_id: str, entry: AuditEntry) -> None:
         async with translate_errors(), self._engine.begin() as conn:

@@ -14,7 +14,7 @@ from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolCont
 from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
 from hermes.domain.credentials import SCHEMAS, Credentials
 from hermes.domain.customer import Customer
-from hermes.domain.errors import NotConnected, NotFound, RateLimited, Unavailable, error_code
+from hermes.domain.errors import NotConnected, NotFound, PlatformRejected, RateLimited, Unavailable, error_code
 from hermes.domain.platform import Platform
 
 
@@ -36,6 +36,15 @@ def _not_connected(caller: Caller, platform: Platform) -> NotConnected:
         f"{platform.value.upper()}_DEFAULT_{f.env_suffix}" for f in SCHEMAS[platform].fields if f.required
     )
     return NotConnected(platform.value, f"{platform.value} is not configured: set {names}")
+
+
+def _single_user_advice(exc: PlatformRejected, platform: Platform) -> PlatformRejected:
+    """Single-user mode has no connect endpoint: point at the variables that hold the credentials."""
+    fix = f"update the {platform.value.upper()}_DEFAULT_* environment variables and restart Hermes"
+    detail = exc.detail.replace(f"reconnect {platform.value}: POST /api/connect/{platform.value}", fix)
+    if detail == exc.detail:
+        detail = f"{exc.detail} ({fix})"
+    return PlatformRejected(exc.platform, detail, code=exc.code, reconnect=True, retry_after=exc.retry_after)
 
 
 def _seconds_to_next_month(now: datetime) -> float:
@@ -89,6 +98,11 @@ class CallTool:
             await self._consume_quota(caller)
             entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
             return await tool.run(parsed, ToolContext(caller.id if caller.customer else None, credentials))
+        except PlatformRejected as exc:
+            code = error_code(exc)
+            if exc.reconnect and caller.customer is None and platform is not None:
+                raise _single_user_advice(exc, platform) from None
+            raise
         except BaseException as exc:
             code = error_code(exc)
             raise

@@ -92,6 +92,17 @@ def problem(
     return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def error_text(exc: HermesError) -> str:
+    """What a caller reads when a call fails, the same over REST and MCP: what happened, what to do,
+    and when to try again if that is known and the text does not already say it."""
+    text = exc.detail
+    retry_after = exc.retry_after if isinstance(exc, RateLimited | Unavailable | PlatformRejected) else None
+    lowered = text.lower()
+    if retry_after is not None and "retry" not in lowered and "try again" not in lowered:
+        text += f" (retry after {max(1, round(retry_after))} s)"
+    return text
+
+
 def hermes_error(exc: HermesError) -> Response[bytes]:
     status, title = next(((s, t) for kind, s, t in _STATUS if isinstance(exc, kind)), (500, "Internal error"))
     headers: dict[str, str] = {}
@@ -107,7 +118,7 @@ def hermes_error(exc: HermesError) -> Response[bytes]:
         extra["code"] = exc.code
         if exc.retry_after is not None:
             headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return problem(status, title, exc.detail, headers or None, **extra)
+    return problem(status, title, error_text(exc), headers or None, **extra)
 
 
 def _hermes_handler(_: Request[Any, Any, Any], exc: HermesError) -> Response[bytes]:

@@ -174,3 +174,51 @@ def redis_dump(client: redis.Redis) -> bytes:
 
 
 __all__ = ["LogCapture", "SqlCounter", "mysql_dump", "redis_dump", "text"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_canary(mariadb_url: str, redis_url: str) -> Iterator[None]:
+    """See tests/integration/canary.py: plants the canaries, then searches the whole session for them."""
+    from tests.fakes.telegram import FakeTelegram
+    from tests.integration.canary import CANARY_BOT_TOKEN, ResponseScanner, SessionLogs, find_canaries
+
+    logs = SessionLogs()
+    logging.getLogger().addHandler(logs)
+    scanner = ResponseScanner()
+    scanner.install()
+    with FakeTelegram() as telegram:
+        telegram.add_bot(token=CANARY_BOT_TOKEN)
+        telegram.add_chat(CANARY_BOT_TOKEN, 1001)
+        settings = make_settings(
+            HERMES_DATABASE_URL=mariadb_url, HERMES_REDIS_URL=redis_url, HERMES_TELEGRAM_API_BASE=telegram.base_url
+        )
+        with HermesServer(settings) as server:
+            asyncio.run(_plant_canaries(server, scanner, telegram))
+    yield
+    scanner.uninstall()
+    logging.getLogger().removeHandler(logs)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stores = {"redis": redis_dump(client), "database": mysql_dump(mariadb_url), "logs": logs.text()}
+    finally:
+        client.close()
+    leaks = find_canaries(stores, scanner.canaries) + scanner.leaks
+    assert scanner.scanned > 0
+    assert not leaks, "secret canary leaked: " + "; ".join(leaks[:20])
+
+
+async def _plant_canaries(server: HermesServer, scanner: Any, telegram: Any) -> None:
+    from tests.integration.canary import CANARY_BOT_TOKEN
+
+    customer = await server.create_customer("canary@example.com")
+    scanner.canaries.append(customer["apiKey"])
+    async with server.client(customer["apiKey"]) as client:
+        connected = await client.post("/api/connect/telegram?verify=true", json={"botToken": CANARY_BOT_TOKEN})
+        assert connected.status_code == 200, connected.text
+        sent = await client.post("/api/tools/telegram_send_message", json={"chat_id": 1001, "text": "canary"})
+        assert sent.status_code == 200, sent.text
+        telegram.unauthorized_next(1)
+        refused = await client.post("/api/tools/telegram_send_message", json={"chat_id": 1001, "text": "again"})
+        assert refused.status_code == 502, refused.text
+        bad = await client.post("/api/connect/telegram", json={"botToken": CANARY_BOT_TOKEN, "extra": 1})
+        assert bad.status_code == 400

@@ -30,3 +30,14 @@ fi
 if [ -x scripts/ensure-dovecot.sh ] || [ -f scripts/ensure-dovecot.sh ]; then
   bash scripts/ensure-dovecot.sh
 fi
+
+# Debian's Chromium for the consent-page browser tests (tests/integration/test_oauth_browser.py,
+# driven by Playwright; never `playwright install`). Installed only when missing.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  echo "ensure-services: installing chromium" >&2
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1; then
+    apt-get update >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >/dev/null 2>&1 \
+      || echo "ensure-services: chromium could not be installed; browser tests will be skipped" >&2
+  fi
+fi

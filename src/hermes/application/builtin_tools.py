@@ -6,8 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hermes.application.inbox_views import entry_view
 from hermes.application.ports.tools import EnvCredentials, ToolContext, ToolSpec
 from hermes.application.use_cases.get_connections import GetConnections
+from hermes.application.use_cases.list_inbox import DEFAULT_LIMIT, MAX_LIMIT, ListInbox
+from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.errors import Invalid
 from hermes.domain.platform import ALL_PLATFORMS
 
@@ -62,3 +65,94 @@ class ConnectionsStatusTool:
         else:
             status = {p.value: v for p, v in (await self.get_connections(context.customer_id)).items()}
         return {"connections": status}
+
+
+_INBOX_ARGUMENTS = ("platform", "cursor", "limit")
+
+
+@dataclass(slots=True)
+class InboxListTool:
+    list_inbox: ListInbox
+    spec: ToolSpec = field(
+        default=ToolSpec(
+            name="inbox_list",
+            platform=None,
+            title="Read inbound messages",
+            description=(
+                "Messages that arrived on this account's connected numbers (replies to what you sent, new "
+                "conversations) and status updates of messages you sent (sent, delivered, read, failed with "
+                "the error code), oldest first. Call again with next_cursor to read what came after; an empty "
+                "list means nothing new yet. Media is referenced by id, not included."
+            ),
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "platform": {
+                        "type": "string",
+                        "enum": [p.value for p in ALL_PLATFORMS],
+                        "description": "only entries from this platform",
+                    },
+                    "cursor": {"type": "string", "description": "next_cursor from the previous call"},
+                    "limit": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT,
+                        "description": "at most this many entries",
+                    },
+                },
+                "additionalProperties": False,
+            },
+            output_schema={
+                "type": "object",
+                "properties": {
+                    "entries": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "string"},
+                                "kind": {"type": "string", "enum": ["message", "status"]},
+                                "platform": {"type": "string"},
+                                "received_at": {"type": "string", "format": "date-time"},
+                                "message": {"type": "object"},
+                                "status": {"type": "object"},
+                            },
+                            "required": ["id", "kind", "platform", "received_at"],
+                        },
+                    },
+                    "next_cursor": {"type": ["string", "null"]},
+                },
+                "required": ["entries", "next_cursor"],
+            },
+            read_only=True,
+            open_world=False,
+        )
+    )
+
+    def parse(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(arguments) - set(_INBOX_ARGUMENTS))
+        if unknown:
+            expected = ", ".join(_INBOX_ARGUMENTS)
+            raise Invalid(
+                f"inbox_list takes {expected} (got {', '.join(unknown)})", dict.fromkeys(unknown, "unexpected")
+            )
+        errors: dict[str, str] = {}
+        for name in ("platform", "cursor"):
+            if arguments.get(name) is not None and not isinstance(arguments[name], str):
+                errors[name] = "must be a string"
+        limit = arguments.get("limit")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            errors["limit"] = "must be an integer"
+        if errors:
+            raise Invalid("invalid inbox_list arguments: " + ", ".join(sorted(errors)), errors)
+        return {name: arguments.get(name) for name in _INBOX_ARGUMENTS}
+
+    def target(self, parsed: Any) -> str | None:
+        return None
+
+    async def run(self, parsed: Any, context: ToolContext) -> dict[str, Any]:
+        page = await self.list_inbox(
+            context.customer_id or SINGLE_USER_ID, parsed["platform"], parsed["cursor"], parsed["limit"]
+        )
+        return {"entries": [entry_view(e) for e in page.entries], "next_cursor": page.next_cursor}

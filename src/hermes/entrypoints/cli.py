@@ -1,4 +1,4 @@
-"""The `hermes` command: serve, init, db upgrade, customers, keys."""
+"""The `hermes` command: serve, init, db upgrade, customers, keys, inbound."""
 
 from __future__ import annotations
 
@@ -211,3 +211,78 @@ def rotate_keys() -> None:
     if r.unreadable:
         click.echo(f"{r.unreadable} credential(s) could not be opened with any configured key", err=True)
         sys.exit(1)
+
+
+@main.group()
+def inbound() -> None:
+    """Inbound webhooks: dead letters and numbers no customer owns."""
+
+
+@inbound.group("dead-letters")
+def dead_letters() -> None:
+    """Webhook events that could not be routed (malformed, or failed on every delivery)."""
+
+
+@dead_letters.command("list")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+def list_dead_letters(limit: int) -> None:
+    """Print dead letters as JSON lines, oldest first (the body as text, cut at 2,000 characters)."""
+    from hermes.application.ports.inbound import DeadLetter, InboundQueue
+
+    async def use(container: Any) -> list[DeadLetter]:
+        queue = await container.get(InboundQueue)
+        found: list[DeadLetter] = await queue.dead_letters(limit)
+        return found
+
+    for d in _with_container(use):
+        click.echo(
+            json.dumps(
+                {
+                    "id": d.id,
+                    "eventId": d.event_id,
+                    "platform": d.platform.value,
+                    "receivedAt": d.received_at.isoformat(),
+                    "failedAt": d.failed_at.isoformat(),
+                    "deliveries": d.deliveries,
+                    "reason": d.reason,
+                    "bytes": len(d.body),
+                    "body": d.body[:2000].decode("utf-8", errors="replace"),
+                }
+            )
+        )
+
+
+@dead_letters.command("replay")
+@click.option("--id", "ids", multiple=True, help="a dead letter id from `list` (repeatable)")
+@click.option("--all", "replay_all", is_flag=True, help="replay every dead letter")
+def replay_dead_letters(ids: tuple[str, ...], replay_all: bool) -> None:
+    """Put dead letters back on the inbound queue to be routed again (duplicates are still dropped)."""
+    from hermes.application.ports.inbound import InboundQueue
+
+    if bool(ids) == replay_all:
+        raise click.UsageError("give --id (one or more) or --all")
+
+    async def use(container: Any) -> int:
+        queue = await container.get(InboundQueue)
+        count: int = await queue.replay(None if replay_all else list(ids))
+        return count
+
+    click.echo(json.dumps({"replayed": _with_container(use)}))
+
+
+@inbound.command("unrouted")
+def unrouted() -> None:
+    """Business numbers that received events but belong to no customer, as JSON lines."""
+    from datetime import datetime
+
+    from hermes.application.ports.inbound import UnroutedNumbers
+    from hermes.domain.platform import Platform
+
+    async def use(container: Any) -> list[tuple[Platform, str, int, datetime]]:
+        numbers = await container.get(UnroutedNumbers)
+        found: list[tuple[Platform, str, int, datetime]] = await numbers.counts()
+        return found
+
+    for platform, number, items, last_seen in _with_container(use):
+        seen = last_seen.isoformat()
+        click.echo(json.dumps({"platform": platform.value, "number": number, "items": items, "lastSeen": seen}))

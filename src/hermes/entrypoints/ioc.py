@@ -10,51 +10,101 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import NewType
 
 import httpx
-from dishka import AsyncContainer, Provider, Scope, alias, from_context, make_async_container, provide, provide_all
+from dishka import (
+    AnyOf,
+    AsyncContainer,
+    Provider,
+    Scope,
+    alias,
+    from_context,
+    make_async_container,
+    provide,
+    provide_all,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hermes.adapters.callback_sender import HttpCallbackSender
+from hermes.adapters.client_metadata import HttpClientMetadataDocuments
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
 from hermes.adapters.env_credentials import EnvironmentCredentials
 from hermes.adapters.health import InfrastructureProbe
 from hermes.adapters.memory.customers import InMemoryCustomerCache
-from hermes.adapters.memory.stores import InMemoryRateLimiter, NoSessions
+from hermes.adapters.memory.stores import InMemoryRateLimiter
 from hermes.adapters.platforms import build_plugins
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.http import make_client
+from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.platforms.registry import Registry
+from hermes.adapters.platforms.whatsapp_webhook import WhatsAppWebhookDecoder
 from hermes.adapters.redis.audit_log import RedisAuditLog
+from hermes.adapters.redis.callback_store import RedisCallbackStore
 from hermes.adapters.redis.client import RedisClient, connect
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache
+from hermes.adapters.redis.inbound_queue import RedisInboundQueue
+from hermes.adapters.redis.inbox import RedisInbox
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
+from hermes.adapters.redis.oauth import RedisAuthorizationStore, RedisGrantStore, RedisOAuthClientStore
 from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
+from hermes.adapters.redis.unrouted_numbers import RedisUnroutedNumbers
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.engine import make_engine
+from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
+from hermes.adapters.sql.oauth import SqlAuthorizationStore, SqlGrantStore, SqlOAuthClientStore
 from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
-from hermes.application.builtin_tools import ConnectionsStatusTool
+from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool
+from hermes.application.consent_requests import ConsentRequests
 from hermes.application.credential_vault import CredentialVault
+from hermes.application.inbound_handlers import InboundHandlers, LoggingInboundHandler
 from hermes.application.ports.audit import AuditLog
+from hermes.application.ports.callbacks import CallbackSender, CallbackStore
 from hermes.application.ports.clock import Clock, SystemClock
 from hermes.application.ports.credentials import Cipher, CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
+from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers, WebhookDecoder
 from hermes.application.ports.metering import RateLimiter, UsageMeter
+from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
 from hermes.application.ports.routing import PhoneRoutes
 from hermes.application.ports.sessions import SessionRevoker
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials, ToolCatalog
+from hermes.application.token_issuer import TokenIssuer
 from hermes.application.use_cases.call_tool import CallTool
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.create_customer import CreateCustomer
 from hermes.application.use_cases.deactivate_customer import DeactivateCustomer
+from hermes.application.use_cases.decide_authorization import DecideAuthorization
+from hermes.application.use_cases.deliver_callbacks import DeliverCallbacks
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
+from hermes.application.use_cases.exchange_authorization_code import ExchangeAuthorizationCode
+from hermes.application.use_cases.find_authorization_code import FindAuthorizationCode
+from hermes.application.use_cases.find_oauth_client import FindOAuthClient
+from hermes.application.use_cases.find_refresh_token import FindRefreshToken
+from hermes.application.use_cases.get_callback import GetCallback
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.get_customer import GetCustomer, ListCustomers
 from hermes.application.use_cases.get_usage import GetUsage
 from hermes.application.use_cases.list_audit_log import ListAuditLog
+from hermes.application.use_cases.list_authorized_clients import ListAuthorizedClients
+from hermes.application.use_cases.list_inbox import ListInbox
 from hermes.application.use_cases.list_tools import ListTools
+from hermes.application.use_cases.refresh_access_token import RefreshAccessToken
+from hermes.application.use_cases.register_callback import RegisterCallback
+from hermes.application.use_cases.register_oauth_client import RegisterOAuthClient
+from hermes.application.use_cases.remove_callback import RemoveCallback
+from hermes.application.use_cases.resolve_access_token import ResolveAccessToken
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
+from hermes.application.use_cases.revoke_authorized_client import RevokeAuthorizedClient
+from hermes.application.use_cases.revoke_token import RevokeToken
 from hermes.application.use_cases.rotate_api_key import RotateApiKey
 from hermes.application.use_cases.rotate_encryption_keys import RotateEncryptionKeys
+from hermes.application.use_cases.route_inbound import RouteInbound
+from hermes.application.use_cases.sign_in_to_authorize import SignInToAuthorize
+from hermes.application.use_cases.start_authorization import StartAuthorization
+from hermes.application.use_cases.view_authorization import ViewAuthorization
+from hermes.domain.oauth import OAuthPolicy
+from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
+from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
 from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
 
 Environment = NewType("Environment", Mapping[str, str])
@@ -84,7 +134,6 @@ class CoreProvider(Provider):
 
     directory = provide(SqlCustomerDirectory, provides=CustomerDirectory)
     vault = provide(CredentialVault)
-    sessions = provide(NoSessions, provides=SessionRevoker)
 
     @provide
     def env_credentials(self, environment: Environment) -> EnvCredentials:
@@ -110,8 +159,14 @@ class RedisStoresProvider(Provider):
     cache = alias(source=LayeredCustomerCache, provides=CustomerCache)
 
     @provide
-    def workers(self, cache: LayeredCustomerCache) -> Workers:
-        return Workers([("customer-cache-evictions", cache.listen)])
+    def workers(self, cache: LayeredCustomerCache, inbound: InboundWorker, callbacks: CallbackWorker) -> Workers:
+        return Workers(
+            [
+                ("customer-cache-evictions", cache.listen),
+                ("inbound-router", inbound.run),
+                ("callback-dispatcher", callbacks.run),
+            ]
+        )
 
     credentials = provide(RedisCredentialStore, provides=CredentialStore)
     routes = provide(RedisPhoneRoutes, provides=PhoneRoutes)
@@ -144,8 +199,8 @@ class EmbeddedStoresProvider(Provider):
         return InfrastructureProbe(engine, None)
 
     @provide
-    def workers(self) -> Workers:
-        return Workers([])
+    def workers(self, inbound: InboundWorker, callbacks: CallbackWorker) -> Workers:
+        return Workers([("inbound-router", inbound.run), ("callback-dispatcher", callbacks.run)])
 
 
 class PlatformsProvider(Provider):
@@ -170,11 +225,16 @@ class PlatformsProvider(Provider):
 
     @provide
     def registry(
-        self, http: httpx.AsyncClient, config: PlatformConfig, get_connections: GetConnections, env: EnvCredentials
+        self,
+        http: httpx.AsyncClient,
+        config: PlatformConfig,
+        get_connections: GetConnections,
+        env: EnvCredentials,
+        list_inbox: ListInbox,
     ) -> Registry:
         return Registry(
             plugins=build_plugins(http, config),
-            builtin=[ConnectionsStatusTool(get_connections, env)],
+            builtin=[ConnectionsStatusTool(get_connections, env), InboxListTool(list_inbox)],
         )
 
     @provide
@@ -206,9 +266,145 @@ class UseCasesProvider(Provider):
     )
 
 
+class InboundProvider(Provider):
+    """Seed flow 4: the webhook's queue consumer, routing, inboxes and callbacks (every mode)."""
+
+    scope = Scope.APP
+    decoder = provide(WhatsAppWebhookDecoder, provides=WebhookDecoder)
+    use_cases = provide_all(RouteInbound, ListInbox, RegisterCallback, GetCallback, RemoveCallback)
+
+    @provide
+    def deliver_callbacks(
+        self, store: CallbackStore, inbox: Inbox, sender: CallbackSender, cipher: Cipher, clock: Clock
+    ) -> DeliverCallbacks:
+        return DeliverCallbacks(store, inbox, sender, cipher, clock)
+
+    @provide
+    def callback_sender(self, http: httpx.AsyncClient, config: PlatformConfig) -> CallbackSender:
+        return HttpCallbackSender(http, HostGuard(allow_private=config.allow_private_networks))
+
+    @provide
+    def inbound_worker(self, queue: InboundQueue, route: RouteInbound, settings: Settings) -> InboundWorker:
+        delay = settings.test_routing_delay_ms / 1000
+        return InboundWorker(queue, route, consumer=consumer_name(), routing_delay=delay)
+
+    @provide
+    def callback_worker(self, store: CallbackStore, deliver: DeliverCallbacks, settings: Settings) -> CallbackWorker:
+        return CallbackWorker(store, deliver, owner=consumer_name(), sweep_every=settings.callback_sweep_seconds)
+
+    @provide
+    def handler(self, callbacks: CallbackWorker) -> InboundHandler:
+        return InboundHandlers([LoggingInboundHandler(), callbacks])
+
+    @provide
+    def whatsapp_webhook(self, queue: InboundQueue, settings: Settings) -> WhatsAppWebhook:
+        return WhatsAppWebhook(queue, parse_app_secrets(settings.whatsapp_app_secret), settings.whatsapp_verify_token)
+
+
+class RedisInboundProvider(Provider):
+    """The queue on a Redis Stream, inboxes as per-customer streams, callbacks in hashes."""
+
+    scope = Scope.APP
+
+    @provide
+    def queue(self, redis: RedisClient, settings: Settings) -> InboundQueue:
+        return RedisInboundQueue(
+            redis, reclaim_after=settings.inbound_reclaim_after, max_deliveries=settings.inbound_max_deliveries
+        )
+
+    inbox = provide(RedisInbox, provides=Inbox)
+    unrouted = provide(RedisUnroutedNumbers, provides=UnroutedNumbers)
+    callbacks = provide(RedisCallbackStore, provides=CallbackStore)
+
+
+class EmbeddedInboundProvider(Provider):
+    """Embedded: the queue, inboxes and callbacks are tables in the SQL database."""
+
+    scope = Scope.APP
+
+    @provide
+    def queue(self, engine: AsyncEngine, settings: Settings) -> InboundQueue:
+        return SqlInboundQueue(
+            engine, reclaim_after=settings.inbound_reclaim_after, max_deliveries=settings.inbound_max_deliveries
+        )
+
+    inbox = provide(SqlInbox, provides=Inbox)
+    unrouted = provide(SqlUnroutedNumbers, provides=UnroutedNumbers)
+    callbacks = provide(SqlCallbackStore, provides=CallbackStore)
+
+
+class OAuthProvider(Provider):
+    """Issue 5: Hermes as the OAuth 2.1 authorization server of /mcp (every mode)."""
+
+    scope = Scope.APP
+
+    @provide
+    def policy(self, settings: Settings) -> OAuthPolicy:
+        issuer = settings.public_url.rstrip("/")
+        return OAuthPolicy(
+            issuer=issuer,
+            resource=issuer + "/mcp",
+            access_token_ttl=settings.oauth_access_token_ttl,
+            refresh_token_ttl=settings.oauth_refresh_token_ttl,
+            code_ttl=settings.oauth_code_ttl,
+            consent_ttl=settings.oauth_consent_ttl,
+        )
+
+    @provide
+    def documents(self, http: httpx.AsyncClient, config: PlatformConfig) -> ClientMetadataDocuments:
+        return HttpClientMetadataDocuments(http, HostGuard(allow_private=config.allow_private_networks))
+
+    helpers = provide_all(ConsentRequests, TokenIssuer)
+    use_cases = provide_all(
+        RegisterOAuthClient,
+        FindOAuthClient,
+        StartAuthorization,
+        ViewAuthorization,
+        SignInToAuthorize,
+        DecideAuthorization,
+        FindAuthorizationCode,
+        ExchangeAuthorizationCode,
+        FindRefreshToken,
+        RefreshAccessToken,
+        ResolveAccessToken,
+        RevokeToken,
+        ListAuthorizedClients,
+        RevokeAuthorizedClient,
+    )
+
+
+class RedisOAuthProvider(Provider):
+    """OAuth clients, requests, codes, grants and tokens in Redis; the grant store revokes sessions."""
+
+    scope = Scope.APP
+    clients = provide(RedisOAuthClientStore, provides=OAuthClientStore)
+    authorizations = provide(RedisAuthorizationStore, provides=AuthorizationStore)
+    grants = provide(RedisGrantStore, provides=AnyOf[GrantStore, SessionRevoker])
+
+
+class EmbeddedOAuthProvider(Provider):
+    """Embedded: the same in SQL tables."""
+
+    scope = Scope.APP
+    clients = provide(SqlOAuthClientStore, provides=OAuthClientStore)
+    authorizations = provide(SqlAuthorizationStore, provides=AuthorizationStore)
+    grants = provide(SqlGrantStore, provides=AnyOf[GrantStore, SessionRevoker])
+
+
 def providers_for(settings: Settings) -> list[Provider]:
     stores = EmbeddedStoresProvider() if settings.embedded else RedisStoresProvider()
-    return [CoreProvider(), stores, PlatformsProvider(), UseCasesProvider()]
+    inbound = EmbeddedInboundProvider() if settings.embedded else RedisInboundProvider()
+    oauth = EmbeddedOAuthProvider() if settings.embedded else RedisOAuthProvider()
+    return [
+        CoreProvider(),
+        stores,
+        PlatformsProvider(),
+        UseCasesProvider(),
+        InboundProvider(),
+        inbound,
+        OAuthProvider(),
+        oauth,
+    ]
 
 
 def make_container(settings: Settings, environment: Mapping[str, str], *overrides: Provider) -> AsyncContainer:

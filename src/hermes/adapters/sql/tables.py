@@ -74,3 +74,151 @@ audit_log = Table(
     Column("duration_ms", Float, nullable=False),
     Index("ix_audit_log_customer_day", "customer_id", "day", "id"),
 )
+
+# Inbound (seed flow 4), embedded mode: the webhook queue, its dead letters, inboxes and callbacks.
+# Bodies and payloads go up to the webhook's 1 MiB cap, past MySQL's 64 KiB BLOB/TEXT.
+Body = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+IdColumn = BigInteger().with_variant(Integer, "sqlite")
+
+inbound_queue = Table(
+    "inbound_queue",
+    metadata,
+    Column("id", IdColumn, primary_key=True, autoincrement=True),
+    Column("queue", String(32), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("body", Body, nullable=False),
+    Column("received_at", PreciseDateTime, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("available_at", PreciseDateTime, nullable=False),
+    Column("owner", String(128)),
+    Column("error", String(1000)),
+    Index("ix_inbound_queue_available", "queue", "available_at", "id"),
+)
+
+inbound_dead_letters = Table(
+    "inbound_dead_letters",
+    metadata,
+    Column("id", IdColumn, primary_key=True, autoincrement=True),
+    Column("queue", String(32), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("body", Body, nullable=False),
+    Column("received_at", PreciseDateTime, nullable=False),
+    Column("failed_at", PreciseDateTime, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("reason", String(1000), nullable=False),
+    Index("ix_inbound_dead_letters_queue", "queue", "id"),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", IdColumn, primary_key=True, autoincrement=True),
+    Column("customer_id", String(40), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("received_at", PreciseDateTime, nullable=False),
+    Column("record", Body, nullable=False),
+    Index("ix_inbox_customer", "customer_id", "id"),
+    Index("ix_inbox_received", "received_at"),
+)
+
+inbox_seen = Table(
+    "inbox_seen",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("dedupe_key", String(600), primary_key=True),
+    Column("expires_at", PreciseDateTime, nullable=False),
+    Index("ix_inbox_seen_expires", "expires_at"),
+)
+
+unrouted_numbers = Table(
+    "unrouted_numbers",
+    metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("business_id", String(64), primary_key=True),
+    Column("dropped", BigInteger, nullable=False),
+    Column("last_seen", PreciseDateTime, nullable=False),
+)
+
+inbound_callbacks = Table(
+    "inbound_callbacks",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("registration", String(32), nullable=False),
+    Column("created_at", PreciseDateTime, nullable=False),
+    Column("cursor", String(64)),
+    Column("failures", Integer, nullable=False),
+    Column("next_attempt_at", PreciseDateTime),
+    Column("lease_owner", String(128)),
+    Column("lease_until", PreciseDateTime),
+)
+
+callback_deliveries = Table(
+    "callback_deliveries",
+    metadata,
+    Column("id", IdColumn, primary_key=True, autoincrement=True),
+    Column("customer_id", String(40), nullable=False),
+    Column("at", PreciseDateTime, nullable=False),
+    Column("entry_id", String(64), nullable=False),
+    Column("message_id", String(512), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("status", Integer),
+    Column("error", String(1000)),
+    Column("duration_ms", Float, nullable=False),
+    Index("ix_callback_deliveries_customer", "customer_id", "id"),
+)
+
+# OAuth (issue 5), embedded mode: what the Redis OAuth stores keep otherwise. Codes, tokens and
+# consent requests appear only as SHA-256 digests; records are msgspec JSON.
+oauth_clients = Table(
+    "oauth_clients",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("record", LargeBinary, nullable=False),
+    Column("expires_at", PreciseDateTime, nullable=False),
+    Index("ix_oauth_clients_expires", "expires_at"),
+)
+
+# Consent requests (kind "consent") and authorization codes (kind "code").
+oauth_requests = Table(
+    "oauth_requests",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("record", LargeBinary, nullable=False),
+    Column("redeemed", Boolean, nullable=False),
+    Column("expires_at", PreciseDateTime, nullable=False),
+    Index("ix_oauth_requests_expires", "expires_at"),
+)
+
+oauth_grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("grant_id", String(40), primary_key=True),
+    Column("record", LargeBinary, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("expires_at", PreciseDateTime, nullable=False),
+    Index("ix_oauth_grants_expires", "expires_at"),
+)
+
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("record", LargeBinary, nullable=False),
+    Column("used", Boolean, nullable=False),
+    Column("expires_at", PreciseDateTime, nullable=False),
+    Index("ix_oauth_tokens_expires", "expires_at"),
+)
+
+oauth_epochs = Table(
+    "oauth_epochs",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("epoch", Integer, nullable=False),
+)

@@ -26,6 +26,11 @@ class ResolveCustomer:
 
     async def __call__(self, api_key: str | None) -> Customer:
         customer = await self.identify(api_key)
+        await self.meter(customer)
+        return customer
+
+    async def meter(self, customer: Customer) -> None:
+        """Count one request against the plan's requests per minute (also for OAuth access tokens)."""
         retry_after = await self.limiter.hit(customer.id, customer.plan.limits.requests_per_minute)
         if retry_after is not None:
             raise RateLimited(
@@ -33,7 +38,6 @@ class ResolveCustomer:
                 f"for plan {customer.plan.value} exceeded",
                 retry_after=retry_after,
             )
-        return customer
 
     async def identify(self, api_key: str | None) -> Customer:
         """The active customer holding `api_key`, without counting the request."""

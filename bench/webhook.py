@@ -1,0 +1,358 @@
+"""WhatsApp webhook: acks/s at 50 connections against a bare Litestar endpoint doing HMAC verify + one
+XADD (same run), and the time from ack to the message being in the customer's inbox at 1,000 webhooks/s.
+
+Goals (PERFORMANCE.md): acks >= 0.9x the baseline with p99 < 50 ms; ack-to-inbox p99 < 100 ms.
+Every request is a distinct, correctly signed Meta batch (wrk cycles through pre-signed bodies), so
+Hermes routes real work, not duplicates. Run: `.venv/bin/python -m bench.webhook [--duration 10 --runs 3]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+import aiohttp
+import httpx
+from litestar import Litestar, Request, Response, get, post
+from redis.asyncio import Redis
+
+from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env
+from bench.harness import WrkResult, ensure_wrk, machine, median_of, serve
+from hermes.adapters.inbox_records import decode_entry
+
+APP_SECRET = "bench-app-secret"
+PHONE_NUMBER_ID = "106540352242922"
+BASELINE_STREAM = "bench:webhook:baseline"
+EVENTS = "queue:{inbound}:events"
+
+# --- the baseline: what any webhook receiver must at least do ------------------------------------
+
+_redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", REDIS_URL))
+_secret = os.environ.get("BENCH_APP_SECRET", APP_SECRET).encode()
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@post("/webhook/whatsapp", status_code=200)
+async def baseline_webhook(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Bare Litestar: HMAC-SHA256 over the raw body, one XADD, 200 EVENT_RECEIVED."""
+    body = await request.body()
+    given = (request.headers.get("x-hub-signature-256") or "").removeprefix("sha256=").encode()
+    expected = hmac.new(_secret, body, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(expected, given):
+        return Response(b"bad signature", status_code=401)
+    await _redis.xadd(BASELINE_STREAM, {"b": body}, maxlen=100_000, approximate=True)
+    return Response(b"EVENT_RECEIVED", media_type="text/plain")
+
+
+def baseline_app() -> Litestar:
+    return Litestar([healthz, baseline_webhook], debug=False)
+
+
+# --- load -----------------------------------------------------------------------------------------
+
+
+def meta_batch(message_id: str) -> bytes:
+    batch = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+                            "contacts": [{"profile": {"name": "Sheena"}, "wa_id": "16505551234"}],
+                            "messages": [
+                                {
+                                    "from": "16505551234",
+                                    "id": message_id,
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": "hello from the benchmark"},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    return json.dumps(batch, separators=(",", ":")).encode()
+
+
+def sign(body: bytes) -> str:
+    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def wrk_signed(url: str, prefix: str, *, connections: int, duration: int, bodies: int = 2000) -> WrkResult:
+    """wrk cycling through `bodies` distinct signed batches (wrk's Lua cannot compute an HMAC itself)."""
+    lines = ["local requests = {}", "local i = 0"]
+    for n in range(bodies):
+        body = meta_batch(f"wamid.{prefix}.{n}")
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
+        lines.append(f"requests[{n + 1}] = wrk.format('POST', nil, {lua_table(headers)}, {json.dumps(body.decode())})")
+    lines += [
+        "request = function()",
+        f"  i = (i % {bodies}) + 1",
+        "  return requests[i]",
+        "end",
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines) + "\n")
+    try:
+        out = subprocess.run(
+            [ensure_wrk(), "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    return parse_wrk(out)
+
+
+def lua_table(headers: dict[str, str]) -> str:
+    return "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()) + "}"
+
+
+def parse_wrk(out: str) -> WrkResult:
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+    def ms(pattern: str) -> float:
+        found = re.search(pattern + r"\s+([\d.]+)(us|ms|s)", out)
+        return float(found.group(1)) * units[found.group(2)] if found else float("nan")
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non_2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return WrkResult(rps, ms("50%"), ms("99%"), non_2xx, errors)
+
+
+async def drain_seconds(redis: Redis, timeout: float = 120.0) -> float:
+    """How long Hermes takes to route what the burst left queued."""
+    started = time.monotonic()
+    while await redis.xlen(EVENTS) > 0:
+        if time.monotonic() - started > timeout:
+            break
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def ack_to_inbox(url: str, customer_id: str, rate: int, seconds: int) -> dict[str, float]:
+    """Open loop at `rate` webhooks/s; when did each ack arrive, and when was it in the inbox?"""
+    redis = Redis.from_url(REDIS_URL)
+    inbox = f"inbox:{{{customer_id}}}"
+    start_id = "0"
+    newest = await redis.xrevrange(inbox, count=1)
+    if newest:
+        start_id = newest[0][0].decode()
+    sent_at: dict[str, float] = {}
+    acked_at: dict[str, float] = {}
+    statuses: list[int] = []
+    prefix = f"lat{os.getpid()}{int(time.time())}"
+    bodies = [(f"wamid.{prefix}.{n}", meta_batch(f"wamid.{prefix}.{n}")) for n in range(rate * seconds)]
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
+
+        async def one(message_id: str, body: bytes) -> None:
+            sent_at[message_id] = time.time()
+            async with session.post(
+                url + "/webhook/whatsapp",
+                data=body,
+                headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)},
+            ) as reply:
+                await reply.read()
+                acked_at[message_id] = time.time()
+                statuses.append(reply.status)
+
+        tasks = []
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        for n, (message_id, body) in enumerate(bodies):
+            delay = begin + n / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(message_id, body)))
+        await asyncio.gather(*tasks)
+    achieved = len(bodies) / (max(acked_at.values()) - min(sent_at.values()))
+
+    routed: dict[str, float] = {}
+    deadline = time.monotonic() + 60
+    while len(routed) < len(bodies) and time.monotonic() < deadline:
+        batch = await redis.xrange(inbox, min=f"({start_id}", count=5000)
+        for entry_id, fields in batch:
+            start_id = entry_id.decode()
+            entry = decode_entry(start_id, fields[b"e"])
+            routed[entry.item.message_id] = entry.received_at.timestamp()
+        if not batch:
+            await asyncio.sleep(0.1)
+    await redis.aclose()
+    ack_ms = sorted(max(0.0, routed[m] - acked_at[m]) * 1000 for m in routed if m in acked_at)
+    send_ms = sorted((routed[m] - sent_at[m]) * 1000 for m in routed)
+    rt_ms = sorted((acked_at[m] - sent_at[m]) * 1000 for m in acked_at)
+    return {
+        "rate": achieved,
+        "sent": len(bodies),
+        "acked_200": sum(1 for s in statuses if s == 200),
+        "routed": len(routed),
+        "ack_p50": pct(ack_ms, 50),
+        "ack_p99": pct(ack_ms, 99),
+        "send_p50": pct(send_ms, 50),
+        "send_p99": pct(send_ms, 99),
+        "rt_p50": pct(rt_ms, 50),
+        "rt_p99": pct(rt_ms, 99),
+    }
+
+
+def pct(values: list[float], p: int) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--latency-seconds", type=int, default=10)
+    args = parser.parse_args()
+    rows = run(args.duration, args.runs, args.connections, rate=args.rate, latency_seconds=args.latency_seconds)
+    print(json.dumps(rows))
+
+
+def run(
+    duration: int = 10, runs: int = 3, connections: int = 50, *, rate: int = 1000, latency_seconds: int = 10
+) -> list[dict[str, object]]:
+    """Both figures, printed and returned as rows for bench/run_all.py."""
+    args = argparse.Namespace(
+        duration=duration, runs=runs, connections=connections, rate=rate, latency_seconds=latency_seconds
+    )
+    rounds = 0
+
+    def measure(url: str) -> Any:
+        def once() -> WrkResult:
+            nonlocal rounds
+            rounds += 1
+            return wrk_signed(
+                url + "/webhook/whatsapp",
+                f"r{os.getpid()}x{rounds}x{int(time.time())}",
+                connections=args.connections,
+                duration=args.duration,
+            )
+
+        return once
+
+    with serve(["--factory", "bench.webhook:baseline_app"], {"BENCH_APP_SECRET": APP_SECRET}) as base:
+        baseline = median_of(args.runs, measure(base))
+    asyncio.run(_cleanup_baseline())
+
+    database_url = bench_database()
+    env = {**hermes_env(database_url), "HERMES_WHATSAPP_APP_SECRET": APP_SECRET}
+    try:
+        with serve(["--factory", "hermes.entrypoints.http.app:make_app"], env) as url:
+            created = httpx.post(
+                url + "/admin/customers",
+                json={"email": "bench@example.com", "plan": "enterprise"},
+                headers={"Authorization": "Bearer bench-admin"},
+            ).json()
+            key = {"x-api-key": created["apiKey"]}
+            connected = httpx.post(
+                url + "/api/connect/whatsapp",
+                json={"phoneNumberId": PHONE_NUMBER_ID, "accessToken": "EAAG-bench", "businessAccountId": "1"},
+                headers=key,
+            )
+            if connected.status_code == 409:
+                asyncio.run(_free_number())
+                connected = httpx.post(
+                    url + "/api/connect/whatsapp",
+                    json={"phoneNumberId": PHONE_NUMBER_ID, "accessToken": "EAAG-bench", "businessAccountId": "1"},
+                    headers=key,
+                )
+            connected.raise_for_status()
+            results = []
+            drains = []
+            for _ in range(args.runs):
+                results.append(measure(url)())
+                drains.append(asyncio.run(_drain()))
+            result = sorted(results, key=lambda r: r.requests_per_s)[len(results) // 2]
+            latency = asyncio.run(ack_to_inbox(url, created["id"], args.rate, args.latency_seconds))
+    finally:
+        drop_database(database_url)
+
+    ratio = result.requests_per_s / baseline.requests_per_s if baseline.requests_per_s else 0.0
+    print(f"\nWhatsApp webhook acks at {args.connections} connections  ({machine()})")
+    print(f"  {'':44s} {'acks/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'errors':>7s}")
+    for label, r in (("bare Litestar: HMAC verify + one XADD", baseline), ("Hermes POST /webhook/whatsapp", result)):
+        print(f"  {label:44s} {r.requests_per_s:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.non_2xx:8d} {r.errors:7d}")
+    print(f"  ratio: {ratio:.2f}x   (goal >= 0.9x, p99 < 50 ms)")
+    print(f"  backlog after each burst routed in: {', '.join(f'{d:.1f} s' for d in drains)}")
+    print(f"\nAck to inbox at {args.rate} webhooks/s for {args.latency_seconds} s")
+    print(
+        f"  achieved {latency['rate']:.0f}/s; {latency['acked_200']:.0f}/{latency['sent']:.0f} acked 200, "
+        f"{latency['routed']:.0f} in the inbox"
+    )
+    print(f"  webhook round trip    p50 {latency['rt_p50']:7.2f} ms   p99 {latency['rt_p99']:7.2f} ms")
+    ack = f"p50 {latency['ack_p50']:7.2f} ms   p99 {latency['ack_p99']:7.2f} ms"
+    print(f"  ack -> inbox          {ack}   (goal p99 < 100)")
+    print(f"  sent -> inbox         p50 {latency['send_p50']:7.2f} ms   p99 {latency['send_p99']:7.2f} ms")
+    return [
+        {
+            "figure": f"webhook acks/s (verify + durable enqueue + 200), {args.connections} connections",
+            "baseline": "bare Litestar: HMAC verify + one XADD",
+            "baseline_rps": round(baseline.requests_per_s),
+            "hermes_rps": round(result.requests_per_s),
+            "ratio": round(ratio, 2),
+            "p50_ms": round(result.p50_ms, 2),
+            "p99_ms": round(result.p99_ms, 2),
+            "goal": ">= 0.9x, p99 < 50 ms",
+        },
+        {
+            "figure": f"ack to inbox at {args.rate} webhooks/s (achieved {latency['rate']:.0f}/s)",
+            "baseline": "-",
+            "p50_ms": round(latency["ack_p50"], 2),
+            "p99_ms": round(latency["ack_p99"], 2),
+            "goal": "p99 < 100 ms",
+        },
+    ]
+
+
+async def _cleanup_baseline() -> None:
+    redis = Redis.from_url(REDIS_URL)
+    await redis.delete(BASELINE_STREAM)
+    await redis.aclose()
+
+
+async def _free_number() -> None:
+    # A number left routed by an earlier run whose database is gone.
+    redis = Redis.from_url(REDIS_URL)
+    await redis.delete(f"wa_phone_id:{{{PHONE_NUMBER_ID}}}")
+    await redis.aclose()
+
+
+async def _drain() -> float:
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        return await drain_seconds(redis)
+    finally:
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Signed POSTs to customers' callback URLs over the shared outbound client, behind the SSRF guard.
+
+The URL's host is resolved and every address checked (`HostGuard`) when the callback
+is registered and again before each delivery; the request then goes to the checked
+address, with the name kept for `Host`, SNI and the certificate check, so a name that
+changes its answer between check and connection (DNS rebinding) gains nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from hermes.adapters.platforms.network import HostGuard, VettedHost, bare_host
+from hermes.application.ports.callbacks import CallbackSender
+from hermes.domain.errors import Unavailable
+
+_MAX_REPLY = 64 * 1024
+
+
+def _port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+class HttpCallbackSender(CallbackSender):
+    def __init__(self, http: httpx.AsyncClient, guard: HostGuard) -> None:
+        self._http = http
+        self._guard = guard
+
+    async def _vet(self, url: str) -> VettedHost:
+        host = urlsplit(url).hostname or ""
+        return await self._guard.vet(host, _port(url), field="url")
+
+    async def check(self, url: str) -> None:
+        await self._vet(url)
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        try:
+            vetted = await self._vet(url)
+        except Exception as exc:
+            detail = getattr(exc, "detail", None) or "the callback host cannot be used"
+            raise Unavailable(detail) from exc
+        parts = urlsplit(url)
+        address = vetted.addresses[0]
+        netloc = f"[{address}]" if ":" in address else address
+        if parts.port:
+            netloc += f":{parts.port}"
+        pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+        host_header = parts.netloc.rpartition("@")[2]
+        request = self._http.build_request(
+            "POST",
+            pinned,
+            content=body,
+            headers={**headers, "Host": host_header},
+            timeout=timeout,
+            extensions={"sni_hostname": bare_host(parts.hostname or "")},
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise Unavailable(f"the callback did not answer within {timeout:g} s") from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise Unavailable(f"the callback cannot be reached ({type(exc).__name__})") from exc
+        try:
+            read = 0
+            async for chunk in response.aiter_bytes():
+                read += len(chunk)
+                if read > _MAX_REPLY:
+                    break  # the status is all that matters; do not read a huge reply
+        except (httpx.HTTPError, OSError):
+            pass
+        finally:
+            await response.aclose()
+        return response.status_code

@@ -1,0 +1,81 @@
+"""Inbox entries as plain JSON values: snake_case for tools (MCP and REST tool calls), camelCase for callbacks."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hermes.domain.inbound import InboundMessage, InboxEntry, MediaRef, StatusUpdate
+
+_CAMEL = re.compile(r"_([a-z])")
+
+
+def _iso(value: Any) -> str:
+    text: str = value.isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def _media(media: MediaRef) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": media.kind, "media_id": media.media_id}
+    for name in ("mime_type", "sha256", "caption", "filename"):
+        value = getattr(media, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _message(m: InboundMessage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": m.message_id,
+        "from": m.sender,
+        "to": m.business_id,
+        "type": m.type,
+        "timestamp": _iso(m.sent_at),
+    }
+    if m.contact_name is not None:
+        out["contact_name"] = m.contact_name
+    if m.text is not None:
+        out["text"] = m.text
+    if m.media is not None:
+        out["media"] = _media(m.media)
+    if m.reply_to is not None:
+        out["reply_to"] = m.reply_to
+    return out
+
+
+def _status(s: StatusUpdate) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "message_id": s.message_id,
+        "status": s.status,
+        "business_id": s.business_id,
+        "timestamp": _iso(s.at),
+    }
+    for name in ("recipient", "error_code", "error_title", "error_detail"):
+        value = getattr(s, name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def entry_view(entry: InboxEntry) -> dict[str, Any]:
+    """snake_case, the tools' convention."""
+    out: dict[str, Any] = {
+        "id": entry.id,
+        "kind": entry.kind,
+        "platform": entry.platform.value,
+        "received_at": _iso(entry.received_at),
+    }
+    if isinstance(entry.item, InboundMessage):
+        out["message"] = _message(entry.item)
+    else:
+        out["status"] = _status(entry.item)
+    return out
+
+
+def camel(value: Any) -> Any:
+    """The same values with camelCase keys, the HTTP API's convention."""
+    if isinstance(value, dict):
+        return {_CAMEL.sub(lambda m: m.group(1).upper(), k): camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel(v) for v in value]
+    return value

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+from hermes.application.ports.clock import Clock
+from hermes.application.ports.inbound import InboundHandler, Inbox, UnroutedNumbers, WebhookDecoder
+from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.tools import EnvCredentials
+from hermes.domain.audit import SINGLE_USER_ID
+from hermes.domain.inbound import InboxItem
+from hermes.domain.platform import Platform
+
+log = logging.getLogger("hermes.inbound")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingReport:
+    appended: int
+    duplicates: int
+    unrouted: int
+
+
+@dataclass(slots=True)
+class RouteInbound:
+    """Route one acknowledged webhook batch to the customers it concerns (seed flow 4).
+
+    Every entry and change of the batch is routed on its own by the business number it
+    names (`metadata.phone_number_id` -> `wa_phone_id:*`), so a batch that holds several
+    customers' numbers is split between them. The single-user deployment's own number
+    (`WHATSAPP_DEFAULT_PHONE_NUMBER_ID`) routes to the single-user inbox. Messages already
+    seen (same message id) and status updates already seen (same message id and status)
+    in the last 7 days are dropped: Meta delivers at least once and retries for days.
+    New items are appended to the customer's inbox (kept 90 days) and handed to the
+    inbound handler. Items for numbers no customer owns are logged and counted, never
+    retried.
+    """
+
+    decoder: WebhookDecoder
+    routes: PhoneRoutes
+    inbox: Inbox
+    unrouted: UnroutedNumbers
+    handler: InboundHandler
+    env: EnvCredentials
+    clock: Clock
+
+    async def __call__(self, platform: Platform, body: bytes) -> RoutingReport:
+        changes = self.decoder.decode(platform, body)
+        owners: dict[str, str | None] = {}
+        batches: dict[str, list[InboxItem]] = {}
+        lost: Counter[str] = Counter()
+        for change in changes:
+            if not change.items:
+                continue
+            if change.business_id not in owners:
+                owners[change.business_id] = await self._owner(platform, change.business_id)
+            owner = owners[change.business_id]
+            if owner is None:
+                lost[change.business_id] += len(change.items)
+            else:
+                batches.setdefault(owner, []).extend(change.items)
+        now = self.clock.now()
+        for business_id, count in lost.items():
+            log.warning("inbound %s: %d item(s) for unrouted number %s dropped", platform.value, count, business_id)
+            await self.unrouted.record(platform, business_id, count, now)
+        appended = duplicates = 0
+        for customer_id, items in batches.items():
+            fresh = await self.inbox.append(customer_id, items, now)
+            appended += len(fresh)
+            duplicates += len(items) - len(fresh)
+            if fresh:
+                await self.handler.handle(customer_id, fresh)
+        return RoutingReport(appended, duplicates, sum(lost.values()))
+
+    async def _owner(self, platform: Platform, business_id: str) -> str | None:
+        owner = await self.routes.owner(business_id)
+        if owner is None and platform is Platform.WHATSAPP:
+            single = self.env.get(Platform.WHATSAPP)
+            if single is not None and str(single.get("phoneNumberId")) == business_id:
+                return SINGLE_USER_ID
+        return owner

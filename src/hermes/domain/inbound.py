@@ -1,0 +1,99 @@
+"""What arrives on a customer's accounts (seed flow 4): messages and delivery status updates.
+
+A platform webhook batch is decoded into `InboundChange`s, one per business number
+it concerns, so that a batch holding several customers' numbers can be split.
+Routed items land in the customer's inbox as `InboxEntry`s, oldest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hermes.domain.platform import Platform
+
+# Meta retries an unacknowledged webhook for up to 7 days: a duplicate is recognised for at least that long.
+DEDUPE_WINDOW_SECONDS = 8 * 24 * 3600
+INBOX_RETENTION_SECONDS = 90 * 24 * 3600
+STATUSES = ("sent", "delivered", "read", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    """A media attachment by reference: the platform's media id, never the bytes."""
+
+    kind: str  # image, document, audio, video, sticker
+    media_id: str
+    mime_type: str | None = None
+    sha256: str | None = None
+    caption: str | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message someone sent to the customer's business number."""
+
+    platform: Platform
+    business_id: str  # the number (WhatsApp phone_number_id) it was sent to
+    message_id: str
+    sender: str
+    sent_at: datetime
+    type: str
+    text: str | None = None
+    contact_name: str | None = None
+    media: MediaRef | None = None
+    reply_to: str | None = None  # the message it answers (WhatsApp context.id)
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.platform.value}:msg:{self.message_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """What became of a message the customer sent: sent, delivered, read or failed (with the platform's code)."""
+
+    platform: Platform
+    business_id: str
+    message_id: str
+    status: str
+    at: datetime
+    recipient: str | None = None
+    error_code: str | None = None
+    error_title: str | None = None
+    error_detail: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        # The same message goes through several statuses; each (id, status) pair counts once.
+        return f"{self.platform.value}:status:{self.message_id}:{self.status}"
+
+
+InboxItem = InboundMessage | StatusUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class InboundChange:
+    """The part of a webhook batch that concerns one business number."""
+
+    platform: Platform
+    business_id: str
+    items: tuple[InboxItem, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """One item in a customer's inbox; `id` orders the inbox and is the cursor to read past it."""
+
+    id: str
+    received_at: datetime
+    item: InboxItem
+
+    @property
+    def platform(self) -> Platform:
+        return self.item.platform
+
+    @property
+    def kind(self) -> str:
+        return "message" if isinstance(self.item, InboundMessage) else "status"

@@ -1,0 +1,120 @@
+"""The inbound port contracts against the real adapters: Redis, MariaDB and SQLite (embedded mode)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hermes.adapters.redis.callback_store import RedisCallbackStore
+from hermes.adapters.redis.client import connect
+from hermes.adapters.redis.inbound_queue import RedisInboundQueue
+from hermes.adapters.redis.inbox import RedisInbox, inbox_key
+from hermes.adapters.redis.unrouted_numbers import RedisUnroutedNumbers
+from hermes.adapters.sql.engine import make_engine
+from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
+from hermes.adapters.sql.migrate import upgrade
+from hermes.domain.platform import Platform
+from tests.contracts.inbound import (
+    MAX_DELIVERIES,
+    RECLAIM,
+    T0,
+    CallbackStoreContract,
+    InboundQueueContract,
+    InboxContract,
+    UnroutedNumbersContract,
+    message,
+)
+from tests.contracts.ports import uid
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Any]:
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["mariadb", "sqlite"])
+async def engine(request: pytest.FixtureRequest, mariadb_url: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "mariadb":
+        engine = make_engine(mariadb_url)
+    else:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/hermes.db")
+        await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+def queue_name() -> str:
+    return "test-" + secrets.token_hex(4)
+
+
+class TestRedisInboundQueue(InboundQueueContract):
+    @pytest.fixture
+    async def inbound_queue(self, redis: Any) -> AsyncIterator[RedisInboundQueue]:
+        queue = RedisInboundQueue(redis, name=queue_name(), reclaim_after=RECLAIM, max_deliveries=MAX_DELIVERIES)
+        yield queue
+        await redis.delete(queue.stream, queue.dead, queue.errors)
+
+    async def test_group_lost_with_a_restart_is_made_again(self, redis: Any) -> None:
+        queue = RedisInboundQueue(redis, name=queue_name(), reclaim_after=RECLAIM)
+        first = await queue.put(Platform.WHATSAPP, b"{}")
+        assert [e.id for e in await queue.take("a", 5, 0.5)] == [first]
+        await redis.delete(queue.stream)  # what a Redis restart without persistence leaves
+        second = await queue.put(Platform.WHATSAPP, b"{}")
+        assert [e.id for e in await queue.take("a", 5, 0.5)] == [second]
+        await redis.delete(queue.stream, queue.dead, queue.errors)
+
+
+class TestSqlInboundQueue(InboundQueueContract):
+    @pytest.fixture
+    def inbound_queue(self, engine: AsyncEngine) -> SqlInboundQueue:
+        return SqlInboundQueue(engine, name=queue_name(), reclaim_after=RECLAIM, max_deliveries=MAX_DELIVERIES)
+
+
+class TestRedisInbox(InboxContract):
+    @pytest.fixture
+    def inbox(self, redis: Any) -> RedisInbox:
+        return RedisInbox(redis)
+
+    async def test_kept_90_days_and_marks_8_days(self, redis: Any) -> None:
+        cust = uid()
+        m = message()
+        await RedisInbox(redis).append(cust, [m], T0)
+        assert 7775990 <= await redis.ttl(inbox_key(cust)) <= 7776000
+        assert 8 * 86400 - 10 <= await redis.ttl(f"{inbox_key(cust)}:seen:{m.dedupe_key}") <= 8 * 86400
+
+
+class TestSqlInbox(InboxContract):
+    @pytest.fixture
+    def inbox(self, engine: AsyncEngine) -> SqlInbox:
+        return SqlInbox(engine)
+
+
+class TestRedisUnroutedNumbers(UnroutedNumbersContract):
+    @pytest.fixture
+    def unrouted_numbers(self, redis: Any) -> RedisUnroutedNumbers:
+        return RedisUnroutedNumbers(redis)
+
+
+class TestSqlUnroutedNumbers(UnroutedNumbersContract):
+    @pytest.fixture
+    def unrouted_numbers(self, engine: AsyncEngine) -> SqlUnroutedNumbers:
+        return SqlUnroutedNumbers(engine)
+
+
+class TestRedisCallbackStore(CallbackStoreContract):
+    @pytest.fixture
+    def callback_store(self, redis: Any) -> RedisCallbackStore:
+        return RedisCallbackStore(redis)
+
+
+class TestSqlCallbackStore(CallbackStoreContract):
+    @pytest.fixture
+    def callback_store(self, engine: AsyncEngine) -> SqlCallbackStore:
+        return SqlCallbackStore(engine)

@@ -411,3 +411,11 @@ def test_signature_check_accepts_any_configured_secret_and_nothing_else() -> Non
     assert not signature_matches(body, wa.sign(body, "new-secret").removeprefix("sha256=").encode(), secrets_)
     assert not signature_matches(body, None, secrets_)
     assert not signature_matches(body, wa.sign(body, "new-secret").encode(), [])
+
+
+@pytest.mark.parametrize("cursor", ["416-48137763932924369903", "9" * 19, "1-2-3", "abc", "-5"])
+async def test_cursors_no_store_could_hold_are_refused_naming_the_field(cursor: str) -> None:
+    # Found by fuzzing: a stream id part beyond 64 bits reached Redis and came back as a 503.
+    with pytest.raises(Invalid) as caught:
+        await ListInbox(InMemoryInbox())("cust_a", cursor=cursor)
+    assert "cursor" in caught.value.fields

@@ -10,7 +10,9 @@ from hermes.domain.platform import Platform
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-_CURSOR = re.compile(r"^[0-9]{1,20}(-[0-9]{1,20})?$")
+# At most 18 digits a part: both a Redis stream id and a signed 64-bit SQL key hold them.
+CURSOR_PATTERN = r"^[0-9]{1,18}(-[0-9]{1,18})?$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, delete, get, put
-from litestar.params import Body, Parameter
+from litestar.params import JSONBody, Parameter
 
 from hermes.application.use_cases.get_callback import GetCallback
-from hermes.application.use_cases.list_inbox import MAX_LIMIT, ListInbox
+from hermes.application.use_cases.list_inbox import CURSOR_PATTERN, MAX_LIMIT, ListInbox
 from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.remove_callback import RemoveCallback
 from hermes.domain.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from hermes.domain.customer import Customer
-from hermes.domain.errors import Invalid
 from hermes.domain.inbound import InboundMessage, InboxEntry
+from hermes.domain.platform import Platform
 from hermes.entrypoints.http.customer_api import CUSTOMER_SECURITY
+from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import Camel
 from hermes.entrypoints.inbound_worker import CallbackWorker
 
@@ -127,41 +128,55 @@ def inbox_entry_view(entry: InboxEntry) -> InboxEntryView:
     return view
 
 
+class CallbackBody(msgspec.Struct, forbid_unknown_fields=True):
+    url: Annotated[
+        str,
+        msgspec.Meta(
+            pattern="^https://",
+            max_length=2048,
+            description="https URL that receives each inbound message as a signed POST (public hosts only)",
+        ),
+    ]
+
+
 class InboundApi(Controller):
     path = "/api"
     tags = ["inbound"]
     security = CUSTOMER_SECURITY
 
-    @get("/inbox", description=ListInbox.__doc__)
+    @get("/inbox", description=ListInbox.__doc__, responses=problem_responses())
     @inject
     async def inbox(
         self,
         customer: FromDishka[Customer],
         list_inbox: FromDishka[ListInbox],
-        platform: Annotated[str | None, Parameter(description="only entries from this platform")] = None,
-        cursor: Annotated[str | None, Parameter(description="nextCursor of the previous page")] = None,
-        limit: Annotated[int | None, Parameter(description=f"1 to {MAX_LIMIT}, default 50")] = None,
+        platform: Annotated[Platform | None, Parameter(description="only entries from this platform")] = None,
+        cursor: Annotated[
+            str | None,
+            Parameter(description="nextCursor of the previous page", pattern=CURSOR_PATTERN, max_length=64),
+        ] = None,
+        limit: Annotated[int | None, Parameter(description="page size, default 50", ge=1, le=MAX_LIMIT)] = None,
     ) -> InboxView:
-        page = await list_inbox(customer.id, platform, cursor, limit)
+        page = await list_inbox(customer.id, platform.value if platform else None, cursor, limit)
         return InboxView(
             customer_id=customer.id, entries=[inbox_entry_view(e) for e in page.entries], next_cursor=page.next_cursor
         )
 
-    @put("/inbound/callback", status_code=200, description=RegisterCallback.__doc__)
+    @put(
+        "/inbound/callback",
+        status_code=200,
+        description=RegisterCallback.__doc__,
+        responses=problem_responses(413),
+    )
     @inject
     async def register_callback(
         self,
-        data: Annotated[dict[str, Any], Body(description='{"url": "https://..."}')],
+        data: JSONBody[CallbackBody],
         customer: FromDishka[Customer],
         register: FromDishka[RegisterCallback],
         worker: FromDishka[CallbackWorker],
     ) -> CallbackRegistered:
-        unknown = sorted(set(data) - {"url"})
-        if unknown:
-            raise Invalid(
-                "unknown field(s): " + ", ".join(unknown), dict.fromkeys(unknown, "unknown field; expected url")
-            )
-        registered = await register(customer.id, data.get("url"))
+        registered = await register(customer.id, data.url)
         worker.watch(customer.id)
         return CallbackRegistered(
             url=registered.callback.url,
@@ -171,7 +186,7 @@ class InboundApi(Controller):
             timestamp_header=TIMESTAMP_HEADER,
         )
 
-    @get("/inbound/callback", description=GetCallback.__doc__)
+    @get("/inbound/callback", description=GetCallback.__doc__, responses=problem_responses(404))
     @inject
     async def get_callback(self, customer: FromDishka[Customer], get_callback: FromDishka[GetCallback]) -> CallbackView:
         state = await get_callback(customer.id)
@@ -187,7 +202,7 @@ class InboundApi(Controller):
             ],
         )
 
-    @delete("/inbound/callback", status_code=204, description=RemoveCallback.__doc__)
+    @delete("/inbound/callback", status_code=204, description=RemoveCallback.__doc__, responses=problem_responses())
     @inject
     async def remove_callback(self, customer: FromDishka[Customer], remove: FromDishka[RemoveCallback]) -> None:
         await remove(customer.id)

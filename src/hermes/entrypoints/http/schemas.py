@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from hermes.domain.customer import Customer
+from hermes.domain.customer import EMAIL_PATTERN, Customer
+from hermes.domain.plan import Plan
 
 
 class Camel(msgspec.Struct, rename="camel"):
@@ -63,8 +64,8 @@ class NewCustomerView(Camel):
 
 
 class CreateCustomerBody(Camel):
-    email: str
-    plan: str
+    email: Annotated[str, msgspec.Meta(pattern=EMAIL_PATTERN, max_length=320, description="the owner's email")]
+    plan: Annotated[Plan, msgspec.Meta(description="free, starter, pro or enterprise")]
 
 
 class RotatedKey(Camel):

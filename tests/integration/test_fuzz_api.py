@@ -39,13 +39,16 @@ def test_every_operation_conforms(fuzz_target: tuple[HermesServer, dict[str, str
         # tool's arguments, a callback host that must resolve to a public address): a schema-valid
         # body may rightly get a 400 naming the field, so only that one check is lifted for them.
         excluded = [positive_data_acceptance] if operation.path in _SEMANTIC_BODIES else []
+        _fuzz(operation, server.url, headers, excluded)
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def exercise(case: Any, excluded: list[Any] = excluded) -> None:
-            case.call_and_validate(base_url=server.url, headers=headers, excluded_checks=excluded)
 
-        exercise()
+def _fuzz(operation: Any, base_url: str, headers: dict[str, str], excluded: list[Any]) -> None:
+    @given(case=operation.as_strategy())
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def exercise(case: Any) -> None:
+        case.call_and_validate(base_url=base_url, headers=headers, excluded_checks=excluded)
+
+    exercise()
 
 
 _SEMANTIC_BODIES = {"/api/connect/{platform}", "/api/tools/{tool}", "/api/inbound/callback"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -73,3 +74,38 @@ async def test_flows_2_3_5_on_a_cluster(cluster_settings: Any, start_hermes: Any
             assert (await admin.post(f"/admin/customers/{customer['id']}/deactivate")).status_code == 200
         async with server.client(customer["apiKey"]) as client:
             assert (await client.get("/api/connections")).status_code == 401
+
+
+async def test_flow_4_inbound_webhook_on_a_cluster(cluster_settings: Any, start_hermes: Any) -> None:
+    from tests.whatsapp_payloads import batch, change, contact, encode, sign, status, text_message, wamid
+
+    server = start_hermes(cluster_settings)
+    customer = await server.create_customer()
+    phone = str(secrets.randbelow(10**12) + 10**12)
+    async with server.client(customer["apiKey"]) as client:
+        assert (await client.post("/api/connect/whatsapp", json=whatsapp_credentials(phone))).status_code == 200
+    first, second = wamid(), wamid()
+    body = encode(
+        batch(
+            change(phone, contacts=[contact()], messages=[text_message(first, "hello cluster")]),
+            change(phone, statuses=[status(second, "delivered")]),
+        )
+    )
+    import httpx
+
+    async with httpx.AsyncClient(base_url=server.url) as meta:
+        for _ in range(3):  # Meta retries: delivered once
+            reply = await meta.post("/webhook/whatsapp", content=body, headers={"X-Hub-Signature-256": sign(body)})
+            assert reply.status_code == 200
+            assert reply.text == "EVENT_RECEIVED"
+    async with server.client(customer["apiKey"]) as client:
+        entries: list[Any] = []
+        for _ in range(100):
+            entries = (await client.get("/api/inbox")).json()["entries"]
+            if len(entries) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # a duplicate would have landed by now
+        entries = (await client.get("/api/inbox")).json()["entries"]
+    assert [e["kind"] for e in entries] == ["message", "status"]
+    assert entries[0]["message"]["text"] == "hello cluster"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 from typing import Any
 
 import httpx
@@ -91,3 +92,39 @@ async def test_deactivation_on_one_instance_is_refused_by_the_other_at_once(
         async with httpx.AsyncClient(base_url=one.url, headers=one.admin().headers) as admin:
             assert (await admin.post(f"/admin/customers/{customer['id']}/deactivate")).status_code == 200
         assert (await client.get("/api/connections")).status_code == 401
+
+
+async def test_inbound_events_are_routed_once_in_total(pair: tuple[HermesServer, HermesServer]) -> None:
+    from tests.support import whatsapp_credentials
+    from tests.whatsapp_payloads import batch, change, contact, encode, sign, text_message, wamid
+
+    one, two = pair
+    customer = await one.create_customer()
+    phone = str(secrets.randbelow(10**12) + 10**12)
+    async with one.client(customer["apiKey"]) as client:
+        assert (await client.post("/api/connect/whatsapp", json=whatsapp_credentials(phone))).status_code == 200
+    ids = [wamid() for _ in range(40)]
+    bodies = [
+        encode(batch(change(phone, contacts=[contact()], messages=[text_message(i, f"n{n}")])))
+        for n, i in enumerate(ids)
+    ]
+    async with httpx.AsyncClient() as meta:
+        # Each event hits both instances (Meta retrying through a load balancer): one inbox entry each.
+        replies = await asyncio.gather(
+            *[
+                meta.post(f"{server.url}/webhook/whatsapp", content=b, headers={"X-Hub-Signature-256": sign(b)})
+                for b in bodies
+                for server in (one, two)
+            ]
+        )
+    assert {r.status_code for r in replies} == {200}
+    async with two.client(customer["apiKey"]) as client:
+        entries: list[Any] = []
+        for _ in range(200):
+            entries = (await client.get("/api/inbox", params={"limit": 200})).json()["entries"]
+            if len(entries) >= len(ids):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        entries = (await client.get("/api/inbox", params={"limit": 200})).json()["entries"]
+    assert sorted(e["message"]["id"] for e in entries) == sorted(ids)

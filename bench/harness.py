@@ -28,6 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
+# Base URL -> the server process, for readings such as resident memory.
+PIDS: dict[str, int] = {}
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def free_port() -> int:
     import socket
 
@@ -74,6 +85,7 @@ def serve(args: list[str], env: Mapping[str, str], health: str = "/healthz") -> 
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    PIDS[url] = proc.pid
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -116,6 +128,40 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def lua_table(headers: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()) + "}"
+
+
+WrkRequest = tuple[str, str | None, Mapping[str, str], bytes | None]  # method, path (None: the URL's), headers, body
+
+
+def wrk_requests(
+    url: str, requests: list[WrkRequest], *, connections: int = 50, duration: int = 10, threads: int = 2
+) -> WrkResult:
+    """wrk cycling through `requests` (distinct keys, signed bodies: wrk's Lua cannot compute an HMAC)."""
+    # Built in init(): only then has wrk set its Host header, which wrk.format copies into each request.
+    lines = ["local requests = {}", "local i = 0", "init = function(args)"]
+    for n, (method, path, headers, body) in enumerate(requests, start=1):
+        lua_path = json.dumps(path) if path else "nil"
+        lua_body = json.dumps(body.decode()) if body is not None else "nil"
+        lines.append(
+            f"  requests[{n}] = wrk.format({json.dumps(method)}, {lua_path}, {lua_table(headers)}, {lua_body})"
+        )
+    lines += ["end", "request = function()", f"  i = (i % {len(requests)}) + 1", "  return requests[i]", "end"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lines) + "\n")
+    try:
+        out = subprocess.run(
+            [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    return parse_wrk(out)
+
+
 def wrk(
     url: str,
     *,
@@ -126,24 +172,15 @@ def wrk(
     duration: int = 10,
     threads: int = 2,
 ) -> WrkResult:
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-    lines = [f'wrk.method = "{method}"']
-    if body is not None:
-        lines.append(f"wrk.body = {json.dumps(body.decode())}")
-    for name, value in (headers or {}).items():
-        lines.append(f'wrk.headers["{name}"] = {json.dumps(value)}')
-    script.write("\n".join(lines) + "\n")
-    script.close()
-    out = subprocess.run(
-        [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    os.unlink(script.name)
+    return wrk_requests(
+        url, [(method, None, headers or {}, body)], connections=connections, duration=duration, threads=threads
+    )
+
+
+def parse_wrk(out: str) -> WrkResult:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     non_2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return WrkResult(rps, p50, p99, non_2xx, errors)

@@ -14,9 +14,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
-import subprocess
-import tempfile
 import time
 from typing import Any
 
@@ -26,7 +23,7 @@ from litestar import Litestar, Request, Response, get, post
 from redis.asyncio import Redis
 
 from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env
-from bench.harness import WrkResult, ensure_wrk, machine, median_of, serve
+from bench.harness import WrkRequest, WrkResult, machine, median_of, serve, wrk_requests
 from hermes.adapters.inbox_records import decode_entry
 
 APP_SECRET = "bench-app-secret"
@@ -100,47 +97,13 @@ def sign(body: bytes) -> str:
 
 
 def wrk_signed(url: str, prefix: str, *, connections: int, duration: int, bodies: int = 2000) -> WrkResult:
-    """wrk cycling through `bodies` distinct signed batches (wrk's Lua cannot compute an HMAC itself)."""
-    lines = ["local requests = {}", "local i = 0"]
+    """wrk cycling through `bodies` distinct signed batches."""
+    requests: list[WrkRequest] = []
     for n in range(bodies):
         body = meta_batch(f"wamid.{prefix}.{n}")
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
-        lines.append(f"requests[{n + 1}] = wrk.format('POST', nil, {lua_table(headers)}, {json.dumps(body.decode())})")
-    lines += [
-        "request = function()",
-        f"  i = (i % {bodies}) + 1",
-        "  return requests[i]",
-        "end",
-    ]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write("\n".join(lines) + "\n")
-    try:
-        out = subprocess.run(
-            [ensure_wrk(), "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    return parse_wrk(out)
-
-
-def lua_table(headers: dict[str, str]) -> str:
-    return "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()) + "}"
-
-
-def parse_wrk(out: str) -> WrkResult:
-    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-    def ms(pattern: str) -> float:
-        found = re.search(pattern + r"\s+([\d.]+)(us|ms|s)", out)
-        return float(found.group(1)) * units[found.group(2)] if found else float("nan")
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    non_2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
-    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    return WrkResult(rps, ms("50%"), ms("99%"), non_2xx, errors)
+        requests.append(("POST", None, headers, body))
+    return wrk_requests(url, requests, connections=connections, duration=duration)
 
 
 async def drain_seconds(redis: Redis, timeout: float = 120.0) -> float:

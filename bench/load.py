@@ -1,0 +1,166 @@
+"""A mixed workload against Hermes under uvicorn with real MariaDB and Redis and a fake Graph API:
+tool calls over /mcp, signed webhooks and connection checks for several customers at once.
+
+Reports throughput, p50/p99 and errors per route (errors must be zero) and resident memory after
+warm-up and after the run (goal: < 10 % growth). Run: `.venv/bin/python -m bench.load [--duration 60]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import threading
+import time
+
+import httpx
+
+from bench.connections import bench_database, drop_database, hermes_env
+from bench.harness import PIDS, WrkRequest, WrkResult, machine, rss_mib, serve, wrk_requests
+from bench.tool_call import call_body
+from bench.webhook import APP_SECRET, sign
+
+CUSTOMERS = 5
+
+
+def webhook_body(phone: str, message_id: str) -> bytes:
+    import json
+
+    batch = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone},
+                            "contacts": [{"profile": {"name": "Load"}, "wa_id": "16505551234"}],
+                            "messages": [
+                                {
+                                    "from": "16505551234",
+                                    "id": message_id,
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": "load test"},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    return json.dumps(batch, separators=(",", ":")).encode()
+
+
+def setup(url: str) -> list[dict[str, str]]:
+    customers = []
+    for n in range(CUSTOMERS):
+        created = httpx.post(
+            url + "/admin/customers",
+            json={"email": f"load{n}@example.com", "plan": "enterprise"},
+            headers={"Authorization": "Bearer bench-admin"},
+        ).json()
+        phone = str(secrets.randbelow(10**15))
+        httpx.post(
+            url + "/api/connect/whatsapp",
+            json={"phoneNumberId": phone, "accessToken": f"EAAG-load-{n}", "businessAccountId": "1"},
+            headers={"x-api-key": created["apiKey"]},
+        ).raise_for_status()
+        customers.append({"key": created["apiKey"], "phone": phone})
+    return customers
+
+
+def workload(customers: list[dict[str, str]], tag: str) -> dict[str, list[WrkRequest]]:
+    tools: list[WrkRequest] = []
+    for customer in customers:
+        body, headers = call_body("2025-11-25", "whatsapp_send_message", {"to": "+15550001111", "message": "load"})
+        tools.append(("POST", "/mcp", {**headers, "Authorization": f"Bearer {customer['key']}"}, body))
+    webhooks: list[WrkRequest] = []
+    for n in range(400):
+        customer = customers[n % len(customers)]
+        body = webhook_body(customer["phone"], f"wamid.load.{tag}.{n}")
+        webhooks.append(
+            ("POST", "/webhook/whatsapp", {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}, body)
+        )
+    checks: list[WrkRequest] = [("GET", "/api/connections", {"x-api-key": c["key"]}, None) for c in customers]
+    return {"/mcp tools/call": tools, "POST /webhook/whatsapp": webhooks, "GET /api/connections": checks}
+
+
+def concurrently(url: str, mix: dict[str, list[WrkRequest]], duration: int) -> dict[str, WrkResult]:
+    """One wrk per route, all at once, so each route's latency is measured under the whole mix."""
+    results: dict[str, WrkResult] = {}
+    connections = {"/mcp tools/call": 16, "POST /webhook/whatsapp": 16, "GET /api/connections": 16}
+
+    def one(route: str) -> None:
+        results[route] = wrk_requests(url, mix[route], connections=connections[route], duration=duration, threads=1)
+
+    threads = [threading.Thread(target=one, args=(route,)) for route in mix]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def run(duration: int = 60, runs: int = 1, connections: int = 48) -> list[dict[str, object]]:
+    del runs, connections  # one long mixed run; connections are split per route above
+    rows: list[dict[str, object]] = []
+    database_url = bench_database()
+    try:
+        with serve(["bench.fake_graph:app"], {}, health="/") as graph:
+            env = hermes_env(database_url) | {
+                "HERMES_WHATSAPP_API_BASE": graph + "/v23.0",
+                "HERMES_WHATSAPP_APP_SECRET": APP_SECRET,
+            }
+            with serve(["--factory", "hermes.entrypoints.http.app:make_app"], env) as url:
+                pid = PIDS[url]
+                customers = setup(url)
+                concurrently(url, workload(customers, "warm"), duration=max(5, duration // 6))
+                before = rss_mib(pid)
+                results = concurrently(url, workload(customers, "main"), duration=duration)
+                after = rss_mib(pid)
+    finally:
+        drop_database(database_url)
+    growth = (after - before) / before * 100
+    total = sum(r.requests_per_s for r in results.values())
+    errors = sum(r.non_2xx + r.errors for r in results.values())
+    print(f"\nmixed load, {duration} s, {CUSTOMERS} customers  ({machine()})")
+    print(f"  {'route':28s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'errors':>7s}")
+    for route, r in results.items():
+        print(f"  {route:28s} {r.requests_per_s:8.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.non_2xx:8d} {r.errors:7d}")
+        rows.append(
+            {
+                "figure": f"mixed load: {route}",
+                "baseline": "-",
+                "hermes_rps": round(r.requests_per_s),
+                "p50_ms": round(r.p50_ms, 2),
+                "p99_ms": round(r.p99_ms, 2),
+                "goal": f"errors 0 (saw {r.non_2xx + r.errors})",
+            }
+        )
+    print(f"  total {total:.0f} req/s, errors {errors}")
+    print(f"  resident memory: {before:.1f} MiB after warm-up, {after:.1f} MiB after {duration} s ({growth:+.1f} %)")
+    rows.append(
+        {
+            "figure": f"resident memory after {duration} s of mixed load",
+            "baseline": f"{before:.1f} MiB after warm-up",
+            "hermes_rps": f"{after:.1f} MiB",
+            "ratio": f"{growth:+.1f} %",
+            "goal": "< 10 % growth",
+        }
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=60)
+    args = parser.parse_args()
+    run(args.duration)
+
+
+if __name__ == "__main__":
+    main()

@@ -219,6 +219,10 @@ def report(
     for label, r in ((baseline_name, baseline), (name, result)):
         print(f"  {label:40s} {r.requests_per_s:10.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.non_2xx:8d} {r.errors:7d}")
     print(f"  ratio: {ratio:.2f}x   (goal {goal})")
+    failed = result.non_2xx + result.errors + baseline.non_2xx + baseline.errors
+    if failed:
+        print(f"  NOT A VALID FIGURE: {failed} non-2xx answers or socket errors")
+        goal = f"{goal}; INVALID: {failed} failed requests"
     return {
         "figure": title,
         "baseline": baseline_name,

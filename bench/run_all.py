@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", nargs="*", help="module names, e.g. bench.connections")
+    parser.add_argument("--load-duration", type=int, default=60, help="seconds of mixed load (memory goal: 60)")
     args = parser.parse_args()
     rows: list[dict[str, object]] = []
     notes: list[str] = []
@@ -33,7 +34,8 @@ def main() -> None:
         except ModuleNotFoundError as exc:
             notes.append(f"- {name}: not run ({exc})")
             continue
-        rows.extend(module.run(duration=args.duration, runs=args.runs))
+        duration = args.load_duration if name == "bench.load" else args.duration
+        rows.extend(module.run(duration=duration, runs=args.runs))
     lines = [
         "# Benchmark results",
         "",

@@ -251,6 +251,20 @@ def a_callback(customer_id: str, **changes: object) -> Callback:
 
 
 class CallbackStoreContract:
+    async def test_replace_secret_swaps_only_the_envelope_it_was_given(self, callback_store: CallbackStore) -> None:
+        cust = uid()
+        callback = a_callback(cust)
+        await callback_store.put(callback)
+        await callback_store.advance(cust, callback.registration, "7-0", 2, None)
+
+        assert await callback_store.replace_secret(cust, callback.secret_envelope, b"resealed") is True
+        assert await callback_store.replace_secret(cust, callback.secret_envelope, b"stale") is False
+        stored = await callback_store.get(cust)
+        assert stored is not None
+        assert stored.secret_envelope == b"resealed"
+        assert (stored.cursor, stored.failures, stored.registration) == ("7-0", 2, callback.registration)
+        assert await callback_store.replace_secret(uid(), b"x", b"y") is False
+
     async def test_put_get_replace_delete(self, callback_store: CallbackStore) -> None:
         cust = uid()
         assert await callback_store.get(cust) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, KeyringError, parse_keyring
+from hermes.adapters.memory.inbound import InMemoryCallbackStore
 from hermes.adapters.memory.stores import InMemoryCredentialStore
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.use_cases.rotate_encryption_keys import RotateEncryptionKeys
@@ -74,8 +75,8 @@ async def test_rotation_reencrypts_everything_once_and_can_be_rerun() -> None:
         await old.save(f"cust_{i}", Platform.TELEGRAM, {"botToken": f"t{i}"})
     new_cipher = cipher(new_keyring("new") + "," + old_ring)
 
-    first = await RotateEncryptionKeys(new_cipher, store)()
-    again = await RotateEncryptionKeys(new_cipher, store)()
+    first = await RotateEncryptionKeys(new_cipher, store, InMemoryCallbackStore())()
+    again = await RotateEncryptionKeys(new_cipher, store, InMemoryCallbackStore())()
 
     assert (first.rotated, first.already_current) == (5, 0)
     assert (again.rotated, again.already_current) == (0, 5)
@@ -89,6 +90,30 @@ async def test_rotation_reencrypts_everything_once_and_can_be_rerun() -> None:
 async def test_rotation_counts_unreadable_envelopes_and_leaves_them() -> None:
     store = InMemoryCredentialStore()
     await CredentialVault(cipher(new_keyring("lost")), store).save("cust_x", Platform.EMAIL, {"password": "p"})
-    report = await RotateEncryptionKeys(cipher(new_keyring("new")), store)()
+    report = await RotateEncryptionKeys(cipher(new_keyring("new")), store, InMemoryCallbackStore())()
     assert report.unreadable == 1
     assert len(store.envelopes) == 1
+
+
+async def test_rotation_reseals_callback_signing_secrets_without_touching_delivery_state() -> None:
+    from datetime import UTC, datetime
+
+    from hermes.application.use_cases.register_callback import callback_context
+    from hermes.domain.callbacks import Callback
+
+    old_ring = new_keyring("old")
+    old_cipher, new_cipher = cipher(old_ring), cipher(new_keyring("new") + "," + old_ring)
+    callbacks = InMemoryCallbackStore()
+    sealed = old_cipher.encrypt(b"signing-secret", callback_context("cust_cb"))
+    await callbacks.put(
+        Callback("cust_cb", "https://example.com/hook", sealed, "reg-1", datetime.now(UTC), cursor="5-0", failures=1)
+    )
+
+    report = await RotateEncryptionKeys(new_cipher, InMemoryCredentialStore(), callbacks)()
+    again = await RotateEncryptionKeys(new_cipher, InMemoryCredentialStore(), callbacks)()
+
+    assert (report.callback_secrets_rotated, again.callback_secrets_rotated) == (1, 0)
+    stored = callbacks.callbacks["cust_cb"]
+    assert new_cipher.is_current(stored.secret_envelope)
+    assert new_cipher.decrypt(stored.secret_envelope, callback_context("cust_cb")) == b"signing-secret"
+    assert (stored.cursor, stored.failures, stored.registration) == ("5-0", 1, "reg-1")

@@ -205,6 +205,7 @@ def rotate_keys() -> None:
                 "alreadyCurrent": r.already_current,
                 "changedMeanwhile": r.changed_meanwhile,
                 "unreadable": r.unreadable,
+                "callbackSecretsRotated": r.callback_secrets_rotated,
             }
         )
     )

@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     oauth_refresh_token_ttl: int = Field(30 * 24 * 3600, ge=3600, validation_alias="HERMES_OAUTH_REFRESH_TOKEN_TTL")
     oauth_code_ttl: int = Field(120, ge=1, le=600, validation_alias="HERMES_OAUTH_CODE_TTL")
     oauth_consent_ttl: int = Field(600, ge=60, le=3600, validation_alias="HERMES_OAUTH_CONSENT_TTL")
-    allowed_hosts: str = Field("127.0.0.1,127.0.0.1:*,localhost,localhost:*,[::1],[::1]:*", validation_alias="HERMES_ALLOWED_HOSTS")
+    allowed_hosts: str = Field(
+        "127.0.0.1,127.0.0.1:*,localhost,localhost:*,[::1],[::1]:*", validation_alias="HERMES_ALLOWED_HOSTS"
+    )
     log_level: str = Field("INFO", validation_alias="HERMES_LOG_LEVEL")
     mcp_tracing: bool = Field(False, validation_alias="HERMES_MCP_TRACING")
     platform_timeout: float = Field(15.0, validation_alias="HERMES_PLATFORM_TIMEOUT")

@@ -182,6 +182,13 @@ class InMemoryCallbackStore(CallbackStore):
     async def get(self, customer_id: str) -> Callback | None:
         return self.callbacks.get(customer_id)
 
+    async def replace_secret(self, customer_id: str, old: bytes, new: bytes) -> bool:
+        current = self.callbacks.get(customer_id)
+        if current is None or current.secret_envelope != old:
+            return False
+        self.callbacks[customer_id] = replace(current, secret_envelope=new)
+        return True
+
     async def delete(self, customer_id: str) -> bool:
         self.history.pop(customer_id, None)
         return self.callbacks.pop(customer_id, None) is not None

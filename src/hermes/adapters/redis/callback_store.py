@@ -15,6 +15,11 @@ if redis.call('HGET', KEYS[1], 'registration') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'cursor', ARGV[2], 'failures', ARGV[3], 'next', ARGV[4])
 return 1
 """
+_SWAP_ENVELOPE = """
+if redis.call('HGET', KEYS[1], 'secret') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'secret', ARGV[2])
+return 1
+"""
 _UNLEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -38,6 +43,7 @@ class RedisCallbackStore(CallbackStore):
         self._redis = redis
         self._advance = redis.register_script(_ADVANCE)
         self._unlease = redis.register_script(_UNLEASE)
+        self._replace_secret = redis.register_script(_SWAP_ENVELOPE)
 
     async def put(self, callback: Callback) -> None:
         key = callback_key(callback.customer_id)
@@ -75,6 +81,10 @@ class RedisCallbackStore(CallbackStore):
             failures=int(h.get(b"failures", b"0")),
             next_attempt_at=_time(h.get(b"next")),
         )
+
+    async def replace_secret(self, customer_id: str, old: bytes, new: bytes) -> bool:
+        async with translate_errors():
+            return bool(await self._replace_secret(keys=[callback_key(customer_id)], args=[old, new]))
 
     async def delete(self, customer_id: str) -> bool:
         key = callback_key(customer_id)

@@ -363,6 +363,14 @@ class SqlCallbackStore(CallbackStore):
             if changed.rowcount == 0:
                 await conn.execute(insert(inbound_callbacks).values(customer_id=callback.customer_id, **values))
 
+    async def replace_secret(self, customer_id: str, old: bytes, new: bytes) -> bool:
+        c = inbound_callbacks.c
+        async with translate_errors(), self._engine.begin() as conn:
+            changed = await conn.execute(
+                update(inbound_callbacks).where(c.customer_id == customer_id, c.secret == old).values(secret=new)
+            )
+        return changed.rowcount > 0
+
     async def get(self, customer_id: str) -> Callback | None:
         c = inbound_callbacks.c
         async with translate_errors(), self._engine.connect() as conn:

@@ -32,6 +32,10 @@ class CallbackStore(Protocol):
         """Save where deliveries stand, unless the callback was replaced or removed meanwhile."""
         ...
 
+    async def replace_secret(self, customer_id: str, old: bytes, new: bytes) -> bool:
+        """Swap the sealed signing secret `old` for `new` (key rotation), unless it changed meanwhile."""
+        ...
+
     async def record(self, customer_id: str, delivery: Delivery) -> None:
         """Keep the delivery among the customer's most recent `KEPT_DELIVERIES`."""
         ...

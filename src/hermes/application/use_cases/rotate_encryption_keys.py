@@ -3,7 +3,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hermes.application.credential_vault import credential_context
+from hermes.application.ports.callbacks import CallbackStore
 from hermes.application.ports.credentials import Cipher, CredentialStore
+from hermes.application.use_cases.register_callback import callback_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,11 +14,12 @@ class RotationReport:
     already_current: int
     changed_meanwhile: int
     unreadable: int
+    callback_secrets_rotated: int = 0
 
 
 @dataclass(slots=True)
 class RotateEncryptionKeys:
-    """Re-encrypt every stored credential under the current (first) key.
+    """Re-encrypt every stored credential, and every callback signing secret, under the current (first) key.
 
     Envelopes already sealed with the current key are skipped, so an interrupted
     run can simply be started again. A credential replaced while the rotation runs
@@ -26,6 +29,7 @@ class RotateEncryptionKeys:
 
     cipher: Cipher
     store: CredentialStore
+    callbacks: CallbackStore
 
     async def __call__(self) -> RotationReport:
         rotated = current = changed = unreadable = 0
@@ -44,4 +48,20 @@ class RotateEncryptionKeys:
                 rotated += 1
             else:
                 changed += 1
-        return RotationReport(rotated, current, changed, unreadable)
+        secrets_rotated = 0
+        for customer_id in await self.callbacks.customers():
+            callback = await self.callbacks.get(customer_id)
+            if callback is None or self.cipher.is_current(callback.secret_envelope):
+                continue
+            context = callback_context(customer_id)
+            try:
+                plaintext = self.cipher.decrypt(callback.secret_envelope, context)
+            except ValueError:
+                unreadable += 1
+                continue
+            sealed = self.cipher.encrypt(plaintext, context)
+            if await self.callbacks.replace_secret(customer_id, callback.secret_envelope, sealed):
+                secrets_rotated += 1
+            else:
+                changed += 1
+        return RotationReport(rotated, current, changed, unreadable, secrets_rotated)

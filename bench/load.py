@@ -10,49 +10,15 @@ from __future__ import annotations
 import argparse
 import secrets
 import threading
-import time
 
 import httpx
 
 from bench.connections import bench_database, drop_database, hermes_env
 from bench.harness import PIDS, WrkRequest, WrkResult, machine, rss_mib, serve, wrk_requests
 from bench.tool_call import call_body
-from bench.webhook import APP_SECRET, sign
+from bench.webhook import APP_SECRET, meta_batch, sign
 
 CUSTOMERS = 5
-
-
-def webhook_body(phone: str, message_id: str) -> bytes:
-    import json
-
-    batch = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "102290129340398",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone},
-                            "contacts": [{"profile": {"name": "Load"}, "wa_id": "16505551234"}],
-                            "messages": [
-                                {
-                                    "from": "16505551234",
-                                    "id": message_id,
-                                    "timestamp": str(int(time.time())),
-                                    "type": "text",
-                                    "text": {"body": "load test"},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    return json.dumps(batch, separators=(",", ":")).encode()
 
 
 def setup(url: str) -> list[dict[str, str]]:
@@ -81,7 +47,7 @@ def workload(customers: list[dict[str, str]], tag: str) -> dict[str, list[WrkReq
     webhooks: list[WrkRequest] = []
     for n in range(400):
         customer = customers[n % len(customers)]
-        body = webhook_body(customer["phone"], f"wamid.load.{tag}.{n}")
+        body = meta_batch(f"wamid.load.{tag}.{n}", customer["phone"])
         webhooks.append(
             ("POST", "/webhook/whatsapp", {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}, body)
         )

@@ -61,7 +61,7 @@ def baseline_app() -> Litestar:
 # --- load -----------------------------------------------------------------------------------------
 
 
-def meta_batch(message_id: str) -> bytes:
+def meta_batch(message_id: str, phone_number_id: str = PHONE_NUMBER_ID) -> bytes:
     batch = {
         "object": "whatsapp_business_account",
         "entry": [
@@ -72,7 +72,7 @@ def meta_batch(message_id: str) -> bytes:
                         "field": "messages",
                         "value": {
                             "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+                            "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
                             "contacts": [{"profile": {"name": "Sheena"}, "wa_id": "16505551234"}],
                             "messages": [
                                 {

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
+from redis import Redis as SyncRedis
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
@@ -48,8 +48,8 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+def redis_client(redis_url: str) -> Iterator[SyncRedis]:
+    client = SyncRedis.from_url(redis_url)
     yield client
     client.close()
 
@@ -128,6 +128,31 @@ def captured_logs() -> Iterator[LogCapture]:
 
 
 @pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Any]:
+    """The adapters' own Redis client (auto-pipelining), for contract suites."""
+    from hermes.adapters.redis.client import connect
+
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["mariadb", "sqlite"])
+async def engine(request: pytest.FixtureRequest, mariadb_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """Each SQL backend the adapters run on: MariaDB (production) and SQLite (embedded), migrated."""
+    from hermes.adapters.sql.engine import make_engine
+    from hermes.adapters.sql.migrate import upgrade
+
+    if request.param == "mariadb":
+        engine = make_engine(mariadb_url)
+    else:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/hermes.db")
+        await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
 async def aio_redis(redis_url: str) -> AsyncIterator[Any]:
     from redis.asyncio import Redis
 
@@ -149,7 +174,7 @@ def mysql_dump(database_url: str) -> str:
     return out.stdout
 
 
-def redis_dump(client: redis.Redis) -> bytes:
+def redis_dump(client: SyncRedis) -> bytes:
     """Every key and value in the test Redis database."""
     chunks: list[bytes] = []
     for key in client.scan_iter(count=1000):
@@ -197,7 +222,7 @@ def secret_canary(mariadb_url: str, redis_url: str) -> Iterator[None]:
     yield
     scanner.uninstall()
     logging.getLogger().removeHandler(logs)
-    client = redis.Redis.from_url(redis_url)
+    client = SyncRedis.from_url(redis_url)
     try:
         stores = {"redis": redis_dump(client), "database": mysql_dump(mariadb_url), "logs": logs.text()}
     finally:

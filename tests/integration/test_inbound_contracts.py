@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.adapters.redis.callback_store import RedisCallbackStore
-from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.inbound_queue import RedisInboundQueue
 from hermes.adapters.redis.inbox import RedisInbox, inbox_key
 from hermes.adapters.redis.unrouted_numbers import RedisUnroutedNumbers
-from hermes.adapters.sql.engine import make_engine
 from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
-from hermes.adapters.sql.migrate import upgrade
 from hermes.domain.platform import Platform
 from tests.contracts.inbound import (
     MAX_DELIVERIES,
@@ -30,24 +26,6 @@ from tests.contracts.inbound import (
     message,
 )
 from tests.contracts.ports import uid
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Any]:
-    client = connect(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture(params=["mariadb", "sqlite"])
-async def engine(request: pytest.FixtureRequest, mariadb_url: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "mariadb":
-        engine = make_engine(mariadb_url)
-    else:
-        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/hermes.db")
-        await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 def queue_name() -> str:

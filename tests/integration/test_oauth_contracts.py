@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.oauth import (
     RedisAuthorizationStore,
     RedisGrantStore,
@@ -18,8 +15,6 @@ from hermes.adapters.redis.oauth import (
     grant_key,
     token_key,
 )
-from hermes.adapters.sql.engine import make_engine
-from hermes.adapters.sql.migrate import upgrade
 from hermes.adapters.sql.oauth import SqlAuthorizationStore, SqlGrantStore, SqlOAuthClientStore
 from hermes.domain.oauth import TokenKind
 from tests.contracts.oauth import (
@@ -32,24 +27,6 @@ from tests.contracts.oauth import (
     a_token,
     uid,
 )
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Any]:
-    client = connect(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture(params=["mariadb", "sqlite"])
-async def engine(request: pytest.FixtureRequest, mariadb_url: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "mariadb":
-        engine = make_engine(mariadb_url)
-    else:
-        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/hermes.db")
-        await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 class TestRedisOAuthClientStore(OAuthClientStoreContract):

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.adapters.redis.audit_log import RedisAuditLog
-from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache, RedisCustomerCache
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
-from hermes.adapters.sql.engine import make_engine
-from hermes.adapters.sql.migrate import upgrade
 from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
 from tests.contracts.ports import (
     AuditLogContract,
@@ -29,24 +25,6 @@ from tests.contracts.ports import (
     RateLimiterContract,
     UsageMeterContract,
 )
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Any]:
-    client = connect(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture(params=["mariadb", "sqlite"])
-async def engine(request: pytest.FixtureRequest, mariadb_url: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "mariadb":
-        engine = make_engine(mariadb_url)
-    else:
-        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/hermes.db")
-        await upgrade(engine)
-    yield engine
-    await engine.dispose()
 
 
 class TestRedisCredentialStore(CredentialStoreContract):

@@ -7,7 +7,7 @@ import os
 from litestar import Litestar, get
 from redis.asyncio import Redis
 
-_redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+_redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1"))
 _KEY = os.environ.get("BENCH_REDIS_KEY", "bench:baseline")
 
 

@@ -17,7 +17,8 @@ import httpx
 from bench.harness import WrkRequest, median_of, report, serve, wrk, wrk_requests
 from hermes.adapters.sql.migrate import upgrade_url
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# A database of its own, emptied after every benchmark: nothing left behind for the test suite.
+REDIS_URL = "redis://127.0.0.1:6379/1"
 CUSTOMERS = 40  # 40 x 30,000 requests a minute (enterprise): far above what one instance serves
 
 
@@ -49,8 +50,10 @@ def bench_database() -> str:
 
 
 def drop_database(url: str) -> None:
+    """Drop the benchmark's MariaDB database and empty its Redis database."""
     name = url.rsplit("/", 1)[1].split("?")[0]
     subprocess.run(["mysql", "-h", "127.0.0.1", "-u", "root", "-e", f"DROP DATABASE IF EXISTS {name}"], check=False)
+    subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], check=False, capture_output=True)
 
 
 def run(duration: int = 10, runs: int = 3, connections: int = 50) -> list[dict[str, object]]:

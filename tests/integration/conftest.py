@@ -175,26 +175,28 @@ def mysql_dump(database_url: str) -> str:
 
 
 def redis_dump(client: SyncRedis) -> bytes:
-    """Every key and value in the test Redis database."""
+    """Every key and value in the test Redis database (pipelined: the database can be large)."""
     chunks: list[bytes] = []
-    for key in client.scan_iter(count=1000):
-        chunks.append(key)
-        kind = client.type(key)
-        if kind == b"string":
-            chunks.append(client.get(key) or b"")
-        elif kind == b"hash":
-            for k, v in client.hgetall(key).items():
-                chunks += [k, v]
-        elif kind == b"stream":
-            for _, fields in client.xrange(key):
-                for k, v in fields.items():
-                    chunks += [k, v]
-        elif kind == b"list":
-            chunks += client.lrange(key, 0, -1)
-        elif kind == b"zset":
-            chunks += [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
-        elif kind == b"set":
-            chunks += list(client.smembers(key))
+    keys = list(client.scan_iter(count=5000))
+    for start in range(0, len(keys), 1000):
+        batch = keys[start : start + 1000]
+        with client.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.type(key)
+            kinds = pipe.execute()
+        with client.pipeline(transaction=False) as pipe:
+            for key, kind in zip(batch, kinds, strict=True):
+                {
+                    b"string": lambda k: pipe.get(k),
+                    b"hash": lambda k: pipe.hgetall(k),
+                    b"stream": lambda k: pipe.xrange(k),
+                    b"list": lambda k: pipe.lrange(k, 0, -1),
+                    b"zset": lambda k: pipe.zrange(k, 0, -1),
+                    b"set": lambda k: pipe.smembers(k),
+                }.get(kind, lambda k: pipe.exists(k))(key)
+            values = pipe.execute()
+        chunks += batch
+        chunks += [repr(v).encode() if not isinstance(v, bytes) else v for v in values]
     return b"\n".join(chunks)
 
 

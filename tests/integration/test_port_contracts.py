@@ -155,3 +155,15 @@ async def _until(condition: Any, timeout: float = 3.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
+
+
+async def test_leased_rate_limits_never_admit_more_than_the_limit_across_instances(redis: Any) -> None:
+    from tests.contracts.ports import uid
+
+    instances = [RedisRateLimiter(redis) for _ in range(3)]
+    cust = uid()
+    # 600 a minute: each instance leases 12 at a time; 900 requests spread over three instances.
+    outcomes = await asyncio.gather(*(instances[n % 3].hit(cust, 600) for n in range(900)))
+    admitted = sum(1 for o in outcomes if o is None)
+    assert 600 - 3 * 12 <= admitted <= 600
+    assert all(o is None or 0 < o <= 60 for o in outcomes)

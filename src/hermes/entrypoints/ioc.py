@@ -170,7 +170,11 @@ class RedisStoresProvider(Provider):
 
     credentials = provide(RedisCredentialStore, provides=CredentialStore)
     routes = provide(RedisPhoneRoutes, provides=PhoneRoutes)
-    limiter = provide(RedisRateLimiter, provides=RateLimiter)
+
+    @provide
+    def limiter(self, redis: RedisClient) -> RateLimiter:
+        return RedisRateLimiter(redis)
+
     usage = provide(RedisUsageMeter, provides=UsageMeter)
     audit = provide(RedisAuditLog, provides=AuditLog)
 

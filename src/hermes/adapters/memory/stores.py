@@ -1,4 +1,4 @@
-"""In-memory credential store, phone routes, metering, audit log and session revoker."""
+"""In-memory credential store, phone routes, metering and audit log."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.credentials import CredentialStore
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.routing import PhoneRoutes
-from hermes.application.ports.sessions import SessionRevoker
 from hermes.domain.audit import AuditEntry
 from hermes.domain.platform import Platform
 
@@ -101,10 +100,3 @@ class InMemoryAuditLog(AuditLog):
     async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
         found = [e for e in self.entries if e.customer_id == customer_id and e.time.date() == day]
         return found[:limit]
-
-
-class NoSessions(SessionRevoker):
-    """For deployments and tests without OAuth clients: nothing to revoke."""
-
-    async def revoke_customer(self, customer_id: str) -> None:
-        return None

@@ -248,3 +248,21 @@ async def test_single_user_reconnect_advice_points_at_the_environment(world: Wor
     assert "POST /api/connect" not in caught.value.detail
     assert "WHATSAPP_DEFAULT_*" in caught.value.detail
     assert world.audit.entries[-1].error_code == "190"
+
+
+async def test_a_started_entry_reads_interrupted_once_its_call_cannot_be_running(world: World) -> None:
+    from datetime import timedelta
+
+    from hermes.application.use_cases.list_audit_log import ListAuditLog
+    from hermes.domain.audit import AuditEntry
+
+    crashed = AuditEntry("cust_a", world.clock.now(), "telegram_send_message", "telegram", "42", "started", None, 0.0)
+    await world.audit.append(crashed)
+    listing = ListAuditLog(world.audit, world.clock)
+
+    _, fresh = await listing("cust_a", None)
+    world.clock.current += timedelta(minutes=11)
+    _, stale = await listing("cust_a", crashed.time.date())
+
+    assert [e.outcome for e in fresh] == ["started"]  # may still be running
+    assert [e.outcome for e in stale] == ["interrupted"]

@@ -9,6 +9,8 @@ from datetime import datetime
 # the platform may or may not have acted. Written before the platform is called, so that
 # no action reaches a platform without a trace.
 STARTED = "started"
+# How a `started` entry reads once its call can no longer be running.
+INTERRUPTED = "interrupted"
 
 # Single-user calls (MCP_API_KEY, env credentials) are audited under this pseudo-customer.
 SINGLE_USER_ID = "single-user"
@@ -21,6 +23,6 @@ class AuditEntry:
     tool: str
     platform: str | None
     target: str | None
-    outcome: str  # "started" (write-ahead, replaced when the call ends) | "success" | "error"
+    outcome: str  # "started" (write-ahead, replaced when the call ends) | "success" | "error" | "interrupted"
     error_code: str | None
     duration_ms: float

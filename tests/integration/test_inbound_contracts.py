@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,6 +39,25 @@ class TestRedisInboundQueue(InboundQueueContract):
         queue = RedisInboundQueue(redis, name=queue_name(), reclaim_after=RECLAIM, max_deliveries=MAX_DELIVERIES)
         yield queue
         await redis.delete(queue.stream, queue.dead, queue.errors)
+
+    async def test_consumers_of_dead_instances_are_forgotten_once_they_hold_nothing(self, redis: Any) -> None:
+        queue = RedisInboundQueue(redis, name=queue_name(), reclaim_after=60, forget_consumers_after=0.2)
+        try:
+            for _ in range(3):
+                await queue.put(Platform.WHATSAPP, b"{}")
+            held = await queue.take("dead-holding", 1, 0.1)  # died holding an event
+            done = await queue.take("dead-empty", 1, 0.1)  # routed its event, then died
+            await queue.ack([e.id for e in done])
+            alive = await queue.take("alive", 1, 0.1)
+            assert (len(held), len(done), len(alive)) == (1, 1, 1)
+            await asyncio.sleep(0.3)
+
+            assert await queue.forget_idle_consumers("alive") == 1
+
+            names = {c["name"].decode() for c in await redis.xinfo_consumers(queue.stream, "hermes")}
+            assert names == {"dead-holding", "alive"}  # the held event still has its consumer
+        finally:
+            await redis.delete(queue.stream, queue.dead, queue.errors)
 
     async def test_group_lost_with_a_restart_is_made_again(self, redis: Any) -> None:
         queue = RedisInboundQueue(redis, name=queue_name(), reclaim_after=RECLAIM)

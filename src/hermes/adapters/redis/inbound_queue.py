@@ -80,6 +80,7 @@ class RedisInboundQueue(InboundQueue):
         name: str = "inbound",
         reclaim_after: float = 30.0,
         max_deliveries: int = MAX_DELIVERIES,
+        forget_consumers_after: float = 3600.0,
     ) -> None:
         self._redis = redis
         self.stream = f"queue:{{{name}}}:events"
@@ -90,6 +91,8 @@ class RedisInboundQueue(InboundQueue):
         self._next_reclaim = 0.0
         self._claim_from = "0-0"
         self._max_deliveries = max_deliveries
+        self._forget_after_ms = int(forget_consumers_after * 1000)
+        self._next_forget = 0.0
         self._group_ready = False
         self._bury = redis.register_script(_BURY)
         self._replay = redis.register_script(_REPLAY)
@@ -117,6 +120,9 @@ class RedisInboundQueue(InboundQueue):
         if time.monotonic() >= self._next_reclaim:
             self._next_reclaim = time.monotonic() + self._reclaim_every
             events = await self._reclaim(consumer, limit)
+        if time.monotonic() >= self._next_forget:
+            self._next_forget = time.monotonic() + self._forget_after_ms / 4000
+            await self.forget_idle_consumers(consumer)
         if len(events) < limit:
             reply: Any = await self._redis.xreadgroup(
                 GROUP,
@@ -128,6 +134,22 @@ class RedisInboundQueue(InboundQueue):
             for _stream, entries in reply or []:
                 events.extend(self._event(entry_id, fields, 1) for entry_id, fields in entries)
         return events
+
+    async def forget_idle_consumers(self, me: str) -> int:
+        """Remove consumers of dead instances: silent for `forget_consumers_after` and holding nothing.
+
+        Every instance picks a new consumer name when it starts, so without this the group
+        would list every process that ever ran. A consumer still holding entries stays:
+        XAUTOCLAIM moves them first.
+        """
+        consumers: Any = await self._redis.xinfo_consumers(self.stream, GROUP)
+        forgotten = 0
+        for c in consumers:
+            name = _s(c["name"])
+            if name != me and int(c["pending"]) == 0 and int(c["idle"]) >= self._forget_after_ms:
+                await self._redis.xgroup_delconsumer(self.stream, GROUP, name)
+                forgotten += 1
+        return forgotten
 
     async def _create_group(self) -> None:
         try:

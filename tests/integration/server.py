@@ -37,7 +37,14 @@ class HermesServer:
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"hermes-{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"hermes-{self.port}", daemon=True)
+        self.startup_failed = False
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except SystemExit:  # uvicorn's answer to a failing lifespan start-up; start() reports it
+            self.startup_failed = True
 
     def start(self) -> HermesServer:
         self._thread.start()

@@ -5,8 +5,6 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from dishka import AsyncContainer
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from hermes.application.ports.tools import ToolCatalog
 from hermes.application.use_cases.call_tool import CallTool
@@ -29,21 +27,6 @@ def allowed_hosts(settings: Settings) -> list[str]:
 def resource_metadata_url(settings: Settings) -> str:
     # RFC 9728 section 3.1: the well-known segment goes between the host and the resource path.
     return settings.public_url.rstrip("/") + "/.well-known/oauth-protected-resource/mcp"
-
-
-MCP_PATHS = frozenset({"/mcp", "/mcp/"})
-
-
-def route_mcp(app: ASGIApp) -> ASGIApp:
-    """Send /mcp straight to the MCP endpoint built in the lifespan (`app.state.mcp`)."""
-
-    async def handle(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP and scope["path"] in MCP_PATHS:
-            await scope["litestar_app"].state.mcp(scope, receive, send)
-            return
-        await app(scope, receive, send)
-
-    return handle
 
 
 async def build_mcp_endpoint(container: AsyncContainer, settings: Settings) -> McpEndpoint:

@@ -43,6 +43,7 @@ from hermes.domain.customer import Customer
 from hermes.domain.errors import HermesError, RateLimited, Unauthorized, Unavailable
 from hermes.entrypoints.http.auth import bearer_token
 from hermes.entrypoints.http.problems import error_text as tool_error_text
+from hermes.entrypoints.http.raw_asgi import problem
 
 log = logging.getLogger("hermes.mcp")
 
@@ -131,7 +132,7 @@ class McpEndpoint:
             return
         if scope["method"] != "POST":
             # Stateless mode has no server-initiated stream: a GET would hang forever.
-            await _respond(send, 405, b'{"detail":"use POST"}', [(b"allow", b"POST")])
+            await problem(send, 405, "Method not allowed", "use POST", [(b"allow", b"POST")])
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
@@ -141,16 +142,14 @@ class McpEndpoint:
                 f'Bearer error="invalid_token", error_description="{exc.detail}", '
                 f'resource_metadata="{self._resource_metadata_url}"'
             )
-            await _respond(
-                send, 401, _problem(401, "Unauthorized", exc.detail), [(b"www-authenticate", challenge.encode())]
-            )
+            await problem(send, 401, "Unauthorized", exc.detail, [(b"www-authenticate", challenge.encode())])
             return
         except RateLimited as exc:
             retry = str(max(1, round(exc.retry_after))).encode()
-            await _respond(send, 429, _problem(429, "Too many requests", exc.detail), [(b"retry-after", retry)])
+            await problem(send, 429, "Too many requests", exc.detail, [(b"retry-after", retry)])
             return
         except Unavailable as exc:
-            await _respond(send, 503, _problem(503, "Service unavailable", exc.detail), [(b"retry-after", b"5")])
+            await problem(send, 503, "Service unavailable", exc.detail, [(b"retry-after", b"5")])
             return
         token = _caller.set(caller)
         try:
@@ -200,19 +199,3 @@ class McpEndpoint:
         return CallToolResult(
             content=[TextContent(type="text", text=_json.encode(result).decode())], structured_content=result
         )
-
-
-def _problem(status: int, title: str, detail: str) -> bytes:
-    return _json.encode({"type": "about:blank", "title": title, "status": status, "detail": detail})
-
-
-async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    content_type = b"application/problem+json" if status >= 400 and body.startswith(b'{"type"') else b"application/json"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

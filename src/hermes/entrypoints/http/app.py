@@ -21,10 +21,11 @@ from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
 from hermes.entrypoints.http.oauth_pages import OAUTH_ROUTE_HANDLERS, template_config
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
-from hermes.entrypoints.http.webhooks import WhatsAppWebhook, route_webhooks
+from hermes.entrypoints.http.raw_asgi import fast_paths
+from hermes.entrypoints.http.webhooks import WhatsAppWebhook
 from hermes.entrypoints.ioc import Workers, make_container
 from hermes.entrypoints.logs import configure_logging
-from hermes.entrypoints.mcp_app import build_mcp_endpoint, route_mcp
+from hermes.entrypoints.mcp_app import build_mcp_endpoint
 from hermes.entrypoints.settings import Settings, environment
 
 log = logging.getLogger("hermes")
@@ -106,8 +107,15 @@ def make_app(
         logging_config=None,
     )
     setup_dishka(container, app)
-    # After setup_dishka: Meta's webhook skips the request container and routing (see webhooks.py).
-    app.asgi_handler = route_webhooks(app.asgi_handler)
-    # /mcp authenticates itself and speaks JSON-RPC: no Litestar routing, no request container.
-    app.asgi_handler = route_mcp(app.asgi_handler)
+    # After setup_dishka: Meta's webhook and /mcp (which authenticates itself) skip the request
+    # container and Litestar's routing; their handlers are built in the lifespan.
+    app.asgi_handler = fast_paths(
+        app.asgi_handler,
+        {
+            "/webhook/whatsapp": "whatsapp_webhook",
+            "/webhook/whatsapp/": "whatsapp_webhook",
+            "/mcp": "mcp",
+            "/mcp/": "mcp",
+        },
+    )
     return app

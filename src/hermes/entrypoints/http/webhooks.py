@@ -19,23 +19,16 @@ from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
 import msgspec
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp
-from litestar.types import Receive as LitestarReceive
-from litestar.types import Scope as LitestarScope
-from litestar.types import Send as LitestarSend
 from starlette.types import Receive, Scope, Send
 
 from hermes.application.ports.inbound import InboundQueue
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.raw_asgi import TEXT, problem, respond
 
 log = logging.getLogger("hermes.webhook")
 
-WEBHOOK_PATHS = ("/webhook/whatsapp", "/webhook/whatsapp/")
 MAX_BODY_BYTES = 1024 * 1024
 _SIGNATURE_PREFIX = b"sha256="
-_TEXT = [(b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff")]
-_PROBLEM = (b"content-type", b"application/problem+json")
 _encode = msgspec.json.Encoder().encode
 
 
@@ -90,7 +83,7 @@ class WhatsAppWebhook:
         elif method in ("GET", "HEAD"):
             await self._handshake(scope, send)
         else:
-            await _problem(send, 405, "Method not allowed", "use GET or POST", [(b"allow", b"GET, POST")])
+            await problem(send, 405, "Method not allowed", "use GET or POST", [(b"allow", b"GET, POST")])
 
     async def _handshake(self, scope: Scope, send: Send) -> None:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
@@ -103,9 +96,9 @@ class WhatsAppWebhook:
             or not challenge
             or len(challenge) > 512
         ):
-            await _problem(send, 403, "Forbidden", "verification token mismatch")
+            await problem(send, 403, "Forbidden", "verification token mismatch")
             return
-        await _respond(send, 200, challenge.encode(), _TEXT)
+        await respond(send, 200, challenge.encode(), TEXT)
 
     async def _event(self, scope: Scope, receive: Receive, send: Send) -> None:
         signature: bytes | None = None
@@ -116,29 +109,29 @@ class WhatsAppWebhook:
             elif name == b"content-length":
                 declared = int(value) if value.isdigit() else -1
         if declared > MAX_BODY_BYTES:
-            await _problem(send, 413, "Request body too large", f"the body is over {MAX_BODY_BYTES} bytes")
+            await problem(send, 413, "Request body too large", f"the body is over {MAX_BODY_BYTES} bytes")
             return
         body = await _read_body(receive)
         if body is None:
-            await _problem(send, 413, "Request body too large", f"the body is over {MAX_BODY_BYTES} bytes")
+            await problem(send, 413, "Request body too large", f"the body is over {MAX_BODY_BYTES} bytes")
             return
         if not signature_matches(body, signature, self._secrets):
             self._bad_signature.hit()
-            await _problem(send, 401, "Unauthorized", "missing or invalid X-Hub-Signature-256")
+            await problem(send, 401, "Unauthorized", "missing or invalid X-Hub-Signature-256")
             return
         if body.lstrip()[:1] != b"{":
-            await _problem(send, 400, "Invalid request", "the body must be a JSON object")
+            await problem(send, 400, "Invalid request", "the body must be a JSON object")
             return
         try:
             await self._queue.put(Platform.WHATSAPP, body)
         except Exception:
             # Never a 200 for an event that is not stored: Meta retries a 503.
             self._not_stored.hit()
-            await _problem(
+            await problem(
                 send, 503, "Service unavailable", "the event could not be stored; retry", [(b"retry-after", b"5")]
             )
             return
-        await _respond(send, 200, b"EVENT_RECEIVED", _TEXT)
+        await respond(send, 200, b"EVENT_RECEIVED", TEXT)
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -156,38 +149,3 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _problem(
-    send: Send, status: int, title: str, detail: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    body = _encode({"type": "about:blank", "title": title, "status": status, "detail": detail})
-    await _respond(send, status, body, [_PROBLEM, *(headers or [])])
-
-
-def route_webhooks(app: ASGIApp) -> ASGIApp:
-    """Send Meta's webhook straight to its handler, ahead of Litestar's routing and the request container.
-
-    Installed over the app's ASGI handler after `setup_dishka`, so these requests skip
-    the per-request container every other route gets; the handler is built in the
-    lifespan and kept in `app.state.whatsapp_webhook`.
-    """
-
-    async def handle(scope: LitestarScope, receive: LitestarReceive, send: LitestarSend) -> None:
-        if scope["type"] == ScopeType.HTTP and scope["path"] in WEBHOOK_PATHS:
-            await scope["litestar_app"].state.whatsapp_webhook(scope, receive, send)
-            return
-        await app(scope, receive, send)
-
-    return handle

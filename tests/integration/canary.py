@@ -9,7 +9,6 @@ the logs and the responses must not contain either canary in plaintext.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from typing import Any
 
@@ -62,24 +61,6 @@ class ResponseScanner:
     def uninstall(self) -> None:
         httpx.AsyncClient.send = self._originals["async"]  # type: ignore[method-assign]
         httpx.Client.send = self._originals["sync"]  # type: ignore[method-assign]
-
-
-class SessionLogs(logging.Handler):
-    """Every log record of the session, formatted with its exception text."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-        self.chunks: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.chunks.append(self.format(record))
-        except Exception:
-            self.chunks.append(repr(record.msg) + repr(record.args))
-
-    def text(self) -> str:
-        return "\n".join(self.chunks)
 
 
 def find_canaries(haystacks: dict[str, str | bytes], canaries: list[str]) -> list[str]:

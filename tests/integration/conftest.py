@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from redis import Redis as SyncRedis
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from hermes.adapters.sql.migrate import upgrade_url
@@ -200,16 +200,17 @@ def redis_dump(client: SyncRedis) -> bytes:
     return b"\n".join(chunks)
 
 
-__all__ = ["LogCapture", "SqlCounter", "mysql_dump", "redis_dump", "text"]
+__all__ = ["LogCapture", "SqlCounter", "mysql_dump", "redis_dump"]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def secret_canary(mariadb_url: str, redis_url: str) -> Iterator[None]:
     """See tests/integration/canary.py: plants the canaries, then searches the whole session for them."""
     from tests.fakes.telegram import FakeTelegram
-    from tests.integration.canary import CANARY_BOT_TOKEN, ResponseScanner, SessionLogs, find_canaries
+    from tests.integration.canary import CANARY_BOT_TOKEN, ResponseScanner, find_canaries
 
-    logs = SessionLogs()
+    logs = LogCapture()
+    logs.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s %(exc_text)s"))
     logging.getLogger().addHandler(logs)
     scanner = ResponseScanner()
     scanner.install()
@@ -226,7 +227,7 @@ def secret_canary(mariadb_url: str, redis_url: str) -> Iterator[None]:
     logging.getLogger().removeHandler(logs)
     client = SyncRedis.from_url(redis_url)
     try:
-        stores = {"redis": redis_dump(client), "database": mysql_dump(mariadb_url), "logs": logs.text()}
+        stores = {"redis": redis_dump(client), "database": mysql_dump(mariadb_url), "logs": logs.text}
     finally:
         client.close()
     leaks = find_canaries(stores, scanner.canaries) + scanner.leaks

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hermes.domain.platform import Platform
 
@@ -21,7 +21,6 @@ class PlatformConfig:
     max_retry_wait: float = 10.0
     max_attempts: int = 3
     user_agent: str = "Hermes/0.1 (+https://squaremcp.com)"
-    extra: dict[str, str] = field(default_factory=dict)
 
     def base(self, platform: Platform) -> str:
         return self.api_bases[platform].rstrip("/")

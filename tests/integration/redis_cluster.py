@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -57,7 +58,7 @@ class RedisClusterProcess:
                 )
             )
         for port in self.ports:
-            _wait(lambda port=port: redis.Redis(port=port, socket_timeout=0.5).ping())
+            wait_for_redis(lambda port=port: redis.Redis(port=port, socket_timeout=0.5).ping(), "redis-server")
         subprocess.run(
             [
                 "redis-cli",
@@ -72,7 +73,9 @@ class RedisClusterProcess:
             capture_output=True,
             timeout=30,
         )
-        _wait(lambda: redis.Redis(port=self.ports[0]).cluster("info")["cluster_state"] == "ok")
+        wait_for_redis(
+            lambda: redis.Redis(port=self.ports[0]).cluster("info")["cluster_state"] == "ok", "Redis cluster"
+        )
         return self
 
     def close(self) -> None:
@@ -103,14 +106,15 @@ def _cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def _wait(ready: object, timeout: float = 15.0) -> None:
+def wait_for_redis(ready: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+    """Poll until `ready()` is truthy; connection errors just mean not yet."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
         except (redis.RedisError, OSError):
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError("Redis cluster did not come up")
+            raise RuntimeError(f"{what} did not come up")
         time.sleep(0.1)

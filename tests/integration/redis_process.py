@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import redis
 
+from tests.integration.redis_cluster import wait_for_redis
 from tests.support import free_port
 
 
@@ -40,16 +40,8 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return self
-            except redis.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
+        wait_for_redis(lambda: redis.Redis(port=self.port, socket_timeout=0.5).ping(), "redis-server", 10)
+        return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

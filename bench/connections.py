@@ -5,7 +5,6 @@ Goal (PERFORMANCE.md): >= 0.8x. Run: `.venv/bin/python bench/connections.py [--d
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import os
@@ -14,7 +13,7 @@ import subprocess
 
 import httpx
 
-from bench.harness import WrkRequest, median_of, report, serve, wrk, wrk_requests
+from bench.harness import WrkRequest, command_line, median_of, report, serve, wrk, wrk_requests
 from hermes.adapters.sql.migrate import upgrade_url
 
 # A database of its own, emptied after every benchmark: nothing left behind for the test suite.
@@ -78,14 +77,5 @@ def run(duration: int = 10, runs: int = 3, connections: int = 50) -> list[dict[s
     return [report("GET /api/connections", "bare Litestar + one Redis GET", baseline, "Hermes", result, ">= 0.8x")]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=50)
-    args = parser.parse_args()
-    run(args.duration, args.runs, args.connections)
-
-
 if __name__ == "__main__":
-    main()
+    command_line(run)

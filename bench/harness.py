@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +196,18 @@ def median_of(runs: int, measure: object) -> WrkResult:
         sum(r.non_2xx for r in results),
         sum(r.errors for r in results),
     )
+
+
+def command_line(run: Callable[[int, int, int], object]) -> None:
+    """`python -m bench.<name> [--duration S --runs N --connections C]` for a benchmark's run()."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    run(args.duration, args.runs, args.connections)
 
 
 def machine() -> str:

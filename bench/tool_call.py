@@ -7,7 +7,6 @@ Run: `.venv/bin/python -m bench.tool_call [--duration 10 --runs 3]`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import secrets
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 
 from bench.connections import CUSTOMERS, bench_database, create_customer, drop_database, hermes_env
-from bench.harness import WrkRequest, WrkResult, median_of, report, serve, wrk, wrk_requests
+from bench.harness import WrkRequest, WrkResult, command_line, median_of, report, serve, wrk, wrk_requests
 
 PROTOCOLS = ["2025-11-25", "2026-07-28"]
 
@@ -107,14 +106,5 @@ def run(duration: int = 10, runs: int = 3, connections: int = 50) -> list[dict[s
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=50)
-    args = parser.parse_args()
-    run(args.duration, args.runs, args.connections)
-
-
 if __name__ == "__main__":
-    main()
+    command_line(run)

@@ -152,6 +152,15 @@ async def engine(request: pytest.FixtureRequest, mariadb_url: str, tmp_path: Pat
     await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    """One 3-master Redis Cluster for every cluster test of the session (started on first use)."""
+    from tests.integration.redis_cluster import RedisClusterProcess
+
+    with RedisClusterProcess() as running:
+        yield running
+
+
 @pytest.fixture
 async def aio_redis(redis_url: str) -> AsyncIterator[Any]:
     from redis.asyncio import Redis

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,12 +17,6 @@ pytestmark = [
     pytest.mark.cluster,
     pytest.mark.skipif(not cluster_available(), reason="redis-server/redis-cli not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterProcess]:
-    with RedisClusterProcess() as running:
-        yield running
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,12 +18,6 @@ pytestmark = [
     pytest.mark.cluster,
     pytest.mark.skipif(not cluster_available(), reason="redis-server/redis-cli not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterProcess]:
-    with RedisClusterProcess() as running:
-        yield running
 
 
 @pytest.fixture

@@ -4,10 +4,16 @@ The URL's host is resolved and every address checked (`HostGuard`) when the call
 is registered and again before each delivery; the request then goes to the checked
 address, with the name kept for `Host`, SNI and the certificate check, so a name that
 changes its answer between check and connection (DNS rebinding) gains nothing.
+
+A receiver is a stranger's server: `timeout` bounds the whole attempt (resolving,
+connecting, sending, the reply), not each read, so one that answers a byte every
+few seconds is cut off like one that never answers; and of its reply only the
+status is used, with at most 64 KiB of the raw body read (never decompressed).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,6 +24,7 @@ from hermes.application.ports.callbacks import CallbackSender
 from hermes.domain.errors import Unavailable
 
 _MAX_REPLY = 64 * 1024
+_REPLY_SECONDS = 1.0
 
 
 def _port(url: str) -> int:
@@ -38,6 +45,13 @@ class HttpCallbackSender(CallbackSender):
         await self._vet(url)
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._post(url, body, headers, timeout)
+        except TimeoutError:
+            raise Unavailable(f"the callback did not answer within {timeout:g} s") from None
+
+    async def _post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
         try:
             vetted = await self._vet(url)
         except Exception as exc:
@@ -60,17 +74,20 @@ class HttpCallbackSender(CallbackSender):
         )
         try:
             response = await self._http.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise Unavailable(f"the callback did not answer within {timeout:g} s") from exc
+        except httpx.TimeoutException:
+            raise TimeoutError from None
         except (httpx.HTTPError, OSError) as exc:
             raise Unavailable(f"the callback cannot be reached ({type(exc).__name__})") from exc
         try:
-            read = 0
-            async for chunk in response.aiter_bytes():
-                read += len(chunk)
-                if read > _MAX_REPLY:
-                    break  # the status is all that matters; do not read a huge reply
-        except (httpx.HTTPError, OSError):
+            # The status is all that matters; a little of the body is read so the connection can be
+            # reused, for a moment at most (a reply that drips does not cost the attempt its status).
+            async with asyncio.timeout(_REPLY_SECONDS):
+                read = 0
+                async for chunk in response.aiter_raw():
+                    read += len(chunk)
+                    if read > _MAX_REPLY:
+                        break
+        except (httpx.HTTPError, OSError):  # TimeoutError included
             pass
         finally:
             await response.aclose()

@@ -219,6 +219,7 @@ class PlatformsProvider(Provider):
             allow_private_networks=settings.allow_private_networks,
             linkedin_version=settings.linkedin_version,
             total_timeout=settings.platform_timeout,
+            email_max_message_bytes=settings.email_max_message_bytes,
         )
 
     @provide

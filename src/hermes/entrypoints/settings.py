@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="HERMES_LOG_LEVEL")
     mcp_tracing: bool = Field(False, validation_alias="HERMES_MCP_TRACING")
     platform_timeout: float = Field(15.0, validation_alias="HERMES_PLATFORM_TIMEOUT")
+    email_max_message_bytes: int = Field(10 << 20, ge=64 << 10, validation_alias="HERMES_EMAIL_MAX_MESSAGE_BYTES")
     max_body_bytes: int = Field(64 * 1024, validation_alias="HERMES_MAX_BODY_BYTES")
     # Inbound (issue 4): an event whose consumer went quiet this long is handed to another;
     # after this many deliveries without success it goes to the dead letters.

@@ -483,7 +483,7 @@ async def test_read_returns_html_and_attachments(
 async def test_large_messages_are_read_partially(
     http: httpx.AsyncClient, imap_server: ImapServer, imap_user: ImapUser
 ) -> None:
-    small = PlatformConfig(api_bases={}, allow_private_networks=True, max_response_bytes=4096)
+    small = PlatformConfig(api_bases={}, allow_private_networks=True, email_max_message_bytes=4096)
     message = _message("Big", "The text comes first.")
     message.add_attachment(b"\0" * 50_000, maintype="application", subtype="octet-stream", filename="big.bin")
     uid = imap_server.deliver(imap_user.name, message)

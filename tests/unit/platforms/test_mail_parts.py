@@ -14,9 +14,10 @@ import pytest
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.email import plugin
 from hermes.adapters.platforms.imap import (
+    NewestUids,
+    Response,
     encode_mailbox,
     parse_fetch,
-    parse_search,
     quote,
     search_criteria,
     search_terms,
@@ -102,30 +103,30 @@ def test_non_ascii_queries_ask_for_utf8() -> None:
     assert '"café"' in criteria
 
 
-# --- IMAP responses, as aioimaplib hands them over -------------------------------------------------------
+# --- IMAP responses ---------------------------------------------------------------------------------------
 
 
-def test_search_responses() -> None:
-    assert parse_search([b"1 2 17", b"Search completed (0.001 + 0.000 secs)."]) == [1, 2, 17]
-    assert parse_search([b"", b"Search completed."]) == []
-    assert parse_search([b"Search completed."]) == []
+def test_newest_uids_keeps_only_the_highest_and_counts_them_all() -> None:
+    newest = NewestUids(3)
+    newest.add([5, 1, 17, 9])
+    newest.add([2, 17, 40])  # a repeated UID counts once
+    assert newest.newest_first() == [40, 17, 9]
+    assert newest.total == 6
 
 
 def test_fetch_responses_become_records() -> None:
     header1 = b"From: Alice <alice@example.org>\r\nSubject: Hello {5}\r\n\r\n"
     header2 = b"From: bob@example.org\r\nSubject: x\r\n\r\n"
-    lines: list[bytes | bytearray] = [
-        b'1 FETCH (UID 7 FLAGS (\\Seen \\Answered) RFC822.SIZE 133 INTERNALDATE "24-Nov-2026 01:37:06 +0000" '
-        b"BODY[HEADER.FIELDS (FROM TO SUBJECT DATE)] {%d}" % len(header1),
-        bytearray(header1),
-        b")",
-        b"5 FETCH (FLAGS (\\Seen))",  # unsolicited flag update from another client: no UID, dropped
-        b"2 FETCH (RFC822.SIZE 99 BODY[HEADER.FIELDS (FROM TO SUBJECT DATE)] {%d}" % len(header2),
-        bytearray(header2),
-        b" UID 9 FLAGS ())",  # items after the literal
-        b"Fetch completed (0.001 + 0.000 secs).",
-    ]
-    first, second = parse_fetch(lines)
+    first = parse_fetch(
+        Response(
+            b'1 FETCH (UID 7 FLAGS (\\Seen \\Answered) RFC822.SIZE 133 INTERNALDATE "24-Nov-2026 01:37:06 +0000" '
+            b"BODY[HEADER.FIELDS (FROM TO SUBJECT DATE)]  )",
+            (header1,),
+        )
+    )
+    # Items after the literal count too.
+    second = parse_fetch(Response(b"2 FETCH (RFC822.SIZE 99 BODY[HEADER.FIELDS (FROM)]   UID 9 FLAGS ())", (header2,)))
+    assert first is not None and second is not None
     assert (first.uid, first.flags, first.size, first.internal_date) == (
         7,
         frozenset({"\\Seen", "\\Answered"}),
@@ -136,8 +137,9 @@ def test_fetch_responses_become_records() -> None:
     assert (second.uid, second.flags, second.size, second.data) == (9, frozenset(), 99, header2)
 
 
-def test_an_empty_fetch_has_no_records() -> None:
-    assert parse_fetch([b"Fetch completed (0.001 + 0.000 secs)."]) == []
+def test_fetch_responses_without_a_uid_and_other_responses_are_not_records() -> None:
+    assert parse_fetch(Response(b"5 FETCH (FLAGS (\\Seen))")) is None  # another client's flag change
+    assert parse_fetch(Response(b"3 EXISTS")) is None
 
 
 # --- recipients ------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ class PlatformConfig:
     # Whole-call deadline, retries and waits included: a tool call never hangs an agent.
     total_timeout: float = 30.0
     max_response_bytes: int = 4 * 1024 * 1024
+    # The largest email read whole (HERMES_EMAIL_MAX_MESSAGE_BYTES); IMAP answers beyond it end the connection.
+    email_max_message_bytes: int = 10 * 1024 * 1024
     # A platform asking us to wait longer than this is reported, not waited for.
     max_retry_wait: float = 10.0
     max_attempts: int = 3

@@ -1,4 +1,4 @@
-"""Email: send over SMTP (aiosmtplib), search and read over IMAP (aioimaplib), on the customer's own account.
+"""Email: send over SMTP (aiosmtplib), search and read over IMAP (`imap.py`), on the customer's own account.
 
 Connections are made per tool call to the customer's servers, never pooled: each
 call resolves the host through the SSRF guard, opens the TCP connection to an
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email.headerregistry import Address
 from typing import Annotated, Any
 
-import aioimaplib
 import aiosmtplib
 import httpx
 import msgspec
@@ -31,7 +31,15 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.platforms.imap import ImapFailure, ImapLoginRefused, ImapSession, quote, search_criteria
+from hermes.adapters.platforms.imap import (
+    ImapFailure,
+    ImapLoginRefused,
+    ImapProtocolError,
+    ImapSession,
+    ImapTooLarge,
+    quote,
+    search_criteria,
+)
 from hermes.adapters.platforms.mime import (
     MAX_RECIPIENTS,
     BadAddress,
@@ -59,6 +67,7 @@ P = Platform.EMAIL
 _RECONNECT = "reconnect email: POST /api/connect/email"
 _MAX_TEXT_CHARS = 100_000
 _MAX_HTML_CHARS = 200_000
+_PARSE_ON_LOOP_BYTES = 256 * 1024
 _SUMMARY_ITEMS = "(UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])"
 
 Recipients = (
@@ -326,9 +335,13 @@ def _imap_failure(exc: BaseException, server: str) -> HermesError:
         return PlatformRejected(
             P.value, f"the IMAP server refused {exc.command}: {exc.result} {exc.text}", code="imap_refused"
         )
-    if isinstance(exc, aioimaplib.CommandTimeout):
-        return _network_failure(TimeoutError(), server, "imapHost/imapPort/imapSecurity")
-    if isinstance(exc, aioimaplib.AioImapException):
+    if isinstance(exc, ImapTooLarge):
+        return PlatformRejected(
+            P.value,
+            f"the IMAP server {server} sent {exc.what} larger than {exc.limit} bytes, which Hermes refuses to read",
+            code="response_too_large",
+        )
+    if isinstance(exc, ImapProtocolError):
         return PlatformRejected(
             P.value, f"the IMAP server {server} answered in a way Hermes cannot follow", code="imap"
         )
@@ -336,7 +349,7 @@ def _imap_failure(exc: BaseException, server: str) -> HermesError:
 
 
 _SMTP_ERRORS = (aiosmtplib.SMTPException, OSError)
-_IMAP_ERRORS = (ImapFailure, aioimaplib.AioImapException, OSError)
+_IMAP_ERRORS = (ImapFailure, ImapProtocolError, ImapTooLarge, OSError)
 
 
 class SmtpImapGateway:
@@ -372,12 +385,22 @@ class SmtpImapGateway:
         try:
             await self._smtp_login(client, str(creds["username"]), str(creds["password"]))
             yield client
-        finally:
-            try:
-                async with asyncio.timeout(2.0):
-                    await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+        except aiosmtplib.SMTPResponseException:
+            await self._quit(client)  # the server answered: the conversation is still in step
+            raise
+        except BaseException:
+            client.close()  # timed out or cut off: nothing more is waited for
+            raise
+        else:
+            await self._quit(client)
+
+    @staticmethod
+    async def _quit(client: aiosmtplib.SMTP) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
 
     @staticmethod
     async def _smtp_login(client: aiosmtplib.SMTP, username: str, password: str) -> None:
@@ -473,6 +496,7 @@ class SmtpImapGateway:
                 security=security,
                 tls=self._tls,
                 timeout=self._config.read_timeout,
+                max_literal=self._config.email_max_message_bytes,
             )
         except BaseException:
             close_quietly(sock)
@@ -480,7 +504,13 @@ class SmtpImapGateway:
         try:
             await session.login(str(creds["username"]), str(creds["password"]))
             yield session
-        finally:
+        except (ImapFailure, HermesError):
+            await session.logout()  # the conversation is still in step: end it politely
+            raise
+        except BaseException:
+            session.close()  # timed out, cut off or too large: nothing more is read or waited for
+            raise
+        else:
             await session.logout()
 
     async def _imap_call(
@@ -517,7 +547,7 @@ class SmtpImapGateway:
         async def work(session: ImapSession) -> dict[str, Any]:
             await self._select(session, args.folder)
             try:
-                uids = await session.uid_search(criteria, charset)
+                newest, total = await session.uid_search(criteria, charset, keep=args.limit)
             except ImapFailure as exc:
                 raise PlatformRejected(
                     P.value,
@@ -525,7 +555,6 @@ class SmtpImapGateway:
                     "try simpler words (some servers cannot search for non-ASCII text)",
                     code="imap_search",
                 ) from None
-            newest = sorted(set(uids), reverse=True)[: args.limit]
             rows: list[dict[str, Any]] = []
             if newest:
                 fetched = {m.uid: m for m in await session.uid_fetch(newest, _SUMMARY_ITEMS)}
@@ -541,13 +570,13 @@ class SmtpImapGateway:
                                 internal_date=found.internal_date,
                             )
                         )
-            return {"folder": args.folder, "total": len(set(uids)), "messages": rows}
+            return {"folder": args.folder, "total": total, "messages": rows}
 
         return await self._imap_call(creds, work)
 
     async def read(self, args: ReadArgs, creds: Credentials) -> dict[str, Any]:
         _check_folder(args.folder)
-        cap = self._config.max_response_bytes
+        cap = self._config.email_max_message_bytes
 
         async def work(session: ImapSession) -> dict[str, Any]:
             await self._select(session, args.folder)
@@ -559,7 +588,8 @@ class SmtpImapGateway:
                     f"no message with uid {args.uid} in {args.folder}: it may have been moved or deleted; "
                     "email_search lists the current uids"
                 )
-            return read_message(
+            parse = functools.partial(
+                read_message,
                 found.data,
                 uid=args.uid,
                 folder=args.folder,
@@ -569,6 +599,10 @@ class SmtpImapGateway:
                 max_text=_MAX_TEXT_CHARS,
                 max_html=_MAX_HTML_CHARS,
             )
+            if len(found.data) <= _PARSE_ON_LOOP_BYTES:
+                return parse()
+            # Parsing megabytes of MIME takes long enough to stall every other request on the loop.
+            return await asyncio.to_thread(parse)
 
         return await self._imap_call(creds, work)
 

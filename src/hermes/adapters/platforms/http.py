@@ -7,7 +7,8 @@ The call policy (`PlatformHttp.call`):
 
 - per-attempt connect/read timeouts (the client's), and one overall deadline
   (`PlatformConfig.total_timeout`) that covers every attempt and every wait;
-- responses larger than `max_response_bytes` are refused while streaming;
+- responses larger than `max_response_bytes` are refused while streaming, counted
+  after decompression (`read_capped`), so a small gzip bomb stays small;
 - a retry only where the platform says one will work: a rate-limit reply that
   names its wait (`Retry-After`, Telegram `retry_after`, Discord's reset
   headers, X's `x-rate-limit-reset`, each module's `wait` function), and 5xx or
@@ -31,6 +32,7 @@ import math
 import random
 import re
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -100,13 +102,97 @@ if not any(isinstance(f, _RedactBotTokens) for f in _httpx_logger.filters):
     _httpx_logger.addFilter(_RedactBotTokens())
 
 
+class BodyTooLarge(Exception):
+    """A response body that is, or would decompress to, more than the caller's cap."""
+
+
+# Content codings that are inflated here, in bounded steps; they are also all that is asked for.
+_ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+ACCEPT_ENCODING = "gzip, deflate"
+_INFLATE_STEP = 64 * 1024
+
+
+class _Inflater:
+    """One content coding undone with a bounded output per step; `cap` bounds its total output."""
+
+    def __init__(self, coding: str, cap: int) -> None:
+        self._wbits = _ZLIB_WBITS[coding]
+        self._raw_fallback = coding == "deflate"  # some servers send raw deflate without the zlib header
+        self._zlib = zlib.decompressobj(self._wbits)
+        self._cap = cap
+        self._out = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        pieces: list[bytes] = []
+        while data and not self._zlib.eof:
+            try:
+                piece = self._zlib.decompress(data, _INFLATE_STEP)
+            except zlib.error as exc:
+                if self._raw_fallback and self._out == 0:
+                    self._raw_fallback = False
+                    self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue
+                raise httpx.DecodingError("the response body is not validly compressed") from exc
+            self._raw_fallback = False
+            self._out += len(piece)
+            if self._out > self._cap:
+                raise BodyTooLarge
+            tail = self._zlib.unconsumed_tail
+            if not piece and len(tail) == len(data):
+                break  # no progress: wait for more input
+            if piece:
+                pieces.append(piece)
+            data = tail
+        return pieces
+
+
+async def read_capped(response: httpx.Response, cap: int) -> bytes:
+    """A streamed response's body, decoded, refused with `BodyTooLarge` as soon as it passes `cap` bytes.
+
+    httpx inflates a whole received chunk at once, so 16 KB of gzip could become 16 MB
+    before any size check. Here the raw bytes are read and gzip/deflate undone in
+    steps of at most 64 KiB, each layer's output counted: memory never exceeds `cap`
+    plus one step. Codings that were not asked for pass through as they are (as httpx
+    does), still counted.
+    """
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise BodyTooLarge
+    try:
+        loaded = response.content  # a body some transport already read whole (httpx's mock transport)
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        if len(loaded) > cap:
+            raise BodyTooLarge
+        return loaded
+    codings = [c.strip().lower() for c in response.headers.get("content-encoding", "").split(",")]
+    layers = [_Inflater(c, cap) for c in reversed(codings) if c in _ZLIB_WBITS]
+    chunks: list[bytes] = []
+    size = 0
+    raw = 0
+    async for chunk in response.aiter_raw():
+        raw += len(chunk)
+        if raw > cap:
+            raise BodyTooLarge
+        pieces = [chunk]
+        for layer in layers:
+            pieces = [out for piece in pieces for out in layer.feed(piece)]
+        for piece in pieces:
+            size += len(piece)
+            if size > cap:
+                raise BodyTooLarge
+            chunks.append(piece)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 def make_client(config: PlatformConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The instance's one client; `transport` replaces the aiohttp one (tests script replies with MockTransport)."""
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
     return httpx.AsyncClient(
         transport=transport or AiohttpTransport(limits=limits, trust_env=False),
         timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
-        headers={"User-Agent": config.user_agent},
+        headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         cookies=_NoCookies(),
         follow_redirects=False,
         trust_env=False,
@@ -310,23 +396,15 @@ class PlatformHttp:
     ) -> Reply:
         request = self.http.build_request(method, url, content=content, params=params, headers=headers)
         response = await self.http.send(request, stream=True)
-        cap = self.config.max_response_bytes
         try:
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > cap:
-                raise self._too_large(method)
             if response.status_code == 204:
                 return Reply(204, response.headers, b"")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise self._too_large(method)
-                chunks.append(chunk)
+            body = await read_capped(response, self.config.max_response_bytes)
+        except BodyTooLarge:
+            raise self._too_large(method) from None
         finally:
             await response.aclose()
-        return Reply(response.status_code, response.headers, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return Reply(response.status_code, response.headers, body)
 
     def _not_waiting(self, reply: Reply, asked: float | None) -> PlatformRejected:
         """The platform's own error, carrying the wait we chose not to sit through."""

@@ -1,26 +1,28 @@
-"""IMAP for the email plug-in: safe command arguments, response parsing, and a session over aioimaplib.
+"""IMAP for the email plug-in: a small client for the few commands the tools use, bounded everywhere.
 
-aioimaplib speaks the protocol; this module adds what the email tools need on top:
-connecting over a socket the SSRF guard opened (aioimaplib only dials host names
-itself), STARTTLS (which aioimaplib lists but does not implement), quoting every
-customer- or model-supplied argument (aioimaplib sends most arguments verbatim,
-the LOGIN user name included), and turning FETCH responses into records.
+The other end is a server the customer chose, so nothing it sends may cost more
+than a fixed amount: every response line is capped (`max_line`), a literal that
+announces more than `max_literal` bytes ends the connection before a byte of it
+is read, a command keeps at most `max_literal` bytes of responses in all, and a
+UID SEARCH answer is read a chunk at a time keeping only the newest UIDs asked
+for, never the whole line. Reads are chunked, so the event loop is never held
+by one large answer, and every command has a deadline.
+
+It connects over a socket the SSRF guard opened, does STARTTLS itself (refusing
+bytes the server sent before the handshake), and quotes every customer- or
+model-supplied argument.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import heapq
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import aioimaplib
-
-T = TypeVar("T")
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FETCH_START = re.compile(rb"^\d+ FETCH \(")
@@ -28,8 +30,15 @@ _UID = re.compile(rb"\bUID (\d+)")
 _FLAGS = re.compile(rb"\bFLAGS \(([^)]*)\)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+_LITERAL = re.compile(rb"~?\{(\d{1,12})\}\Z")
 _SEARCH_TERMS = re.compile(r'"([^"]*)"|(\S+)')
 MAX_SEARCH_TERMS = 8
+
+_CHUNK = 64 * 1024
+MAX_LINE = 64 * 1024
+# A SEARCH answer is streamed, so this only bounds how long a server may keep one going:
+# 32 MiB is about four million UIDs.
+MAX_SEARCH_BYTES = 32 * 1024 * 1024
 
 
 class ImapFailure(Exception):
@@ -101,16 +110,17 @@ def search_criteria(query: str | None) -> tuple[list[str], str | None]:
     return criteria, charset
 
 
-def parse_search(lines: Sequence[bytes | bytearray]) -> list[int]:
-    """UIDs from a UID SEARCH response (aioimaplib strips the leading "SEARCH" word)."""
-    uids: list[int] = []
-    for line in lines[:-1]:  # the last line is the tagged completion text
-        text = bytes(line).strip()
-        if text.startswith(b"SEARCH"):
-            text = text[len(b"SEARCH") :]
-        if re.fullmatch(rb"[\d ]*", text):
-            uids += [int(n) for n in text.split()]
-    return uids
+class ImapTooLarge(Exception):
+    """The server sent, or announced, more than Hermes reads; the connection was dropped at once."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} is larger than {limit} bytes")
+        self.what = what
+        self.limit = limit
+
+
+class ImapProtocolError(Exception):
+    """An answer that is not IMAP as Hermes speaks it (no greeting, a malformed line, plain text before TLS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,72 +134,155 @@ class FetchedMessage:
     data: bytes
 
 
-def parse_fetch(lines: Sequence[bytes | bytearray]) -> list[FetchedMessage]:
-    """Records from a UID FETCH response as aioimaplib hands it over.
+@dataclass(frozen=True, slots=True)
+class Response:
+    """One untagged response: its text (literals left out, lines joined by a space) and its literals."""
 
-    aioimaplib gives each message as a `n FETCH (...` line ending in `{size}`, the
-    literal as a bytearray, then the rest of the line (`)` or more items); the last
-    line is the tagged completion text. Unsolicited FETCH responses without a UID
-    (flag changes made by another client) are dropped.
-    """
-    found: list[FetchedMessage] = []
-    meta: bytes | None = None
-    data = b""
-
-    def finish() -> None:
-        if meta is None:
-            return
-        uid = _UID.search(meta)
-        if uid is None:
-            return
-        flags = _FLAGS.search(meta)
-        size = _SIZE.search(meta)
-        internal = _INTERNALDATE.search(meta)
-        found.append(
-            FetchedMessage(
-                uid=int(uid.group(1)),
-                flags=frozenset(flags.group(1).decode("ascii", "replace").split()) if flags else frozenset(),
-                size=int(size.group(1)) if size else None,
-                internal_date=internal.group(1).decode("ascii", "replace") if internal else None,
-                data=data,
-            )
-        )
-
-    for line in lines[:-1]:
-        if isinstance(line, bytearray):
-            data += bytes(line)
-        elif _FETCH_START.match(line):
-            finish()
-            meta, data = line, b""
-        elif meta is not None:
-            meta += b" " + line
-    finish()
-    return found
+    text: bytes
+    literals: tuple[bytes, ...] = ()
 
 
-class _ImapProtocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
-    """aioimaplib's protocol, minus command logging and plus prompt failure on a dropped connection."""
+def parse_fetch(response: Response) -> FetchedMessage | None:
+    """The record in one untagged `n FETCH (...)` response; None for anything else, or a FETCH without a UID
+    (a flag change another client made)."""
+    meta = response.text
+    if not _FETCH_START.match(meta):
+        return None
+    uid = _UID.search(meta)
+    if uid is None:
+        return None
+    flags = _FLAGS.search(meta)
+    size = _SIZE.search(meta)
+    internal = _INTERNALDATE.search(meta)
+    return FetchedMessage(
+        uid=int(uid.group(1)),
+        flags=frozenset(flags.group(1).decode("ascii", "replace").split()) if flags else frozenset(),
+        size=int(size.group(1)) if size else None,
+        internal_date=internal.group(1).decode("ascii", "replace") if internal else None,
+        data=b"".join(response.literals),
+    )
 
-    def send(self, line: str, scrub: str | None = None) -> None:
-        # aioimaplib logs each command at DEBUG and hides the password only where it
-        # appears verbatim, which quoting defeats for passwords holding `"` or `\`.
-        self.transport.write(f"{line}\r\n".encode())
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        # Without this a command in flight waits for its timeout after the server hangs up.
-        pending = [self.pending_sync_command, *self.pending_async_commands.values()]
-        for command in pending:
-            if command is not None:
-                command.close(b"the server closed the connection", "BYE")
-        super().connection_lost(exc)
+@dataclass(slots=True)
+class NewestUids:
+    """The `keep` highest UIDs seen, and how many distinct UIDs there were, without holding them all."""
+
+    keep: int
+    total: int = 0
+    _heap: list[int] = field(default_factory=list)
+    _held: set[int] = field(default_factory=set)
+
+    def add(self, uids: Iterable[int]) -> None:
+        heap, held = self._heap, self._held
+        for uid in uids:
+            if uid in held:
+                continue
+            self.total += 1
+            if len(heap) < self.keep:
+                heapq.heappush(heap, uid)
+                held.add(uid)
+            elif uid > heap[0]:
+                held.discard(heapq.heapreplace(heap, uid))
+                held.add(uid)
+
+    def newest_first(self) -> list[int]:
+        return sorted(self._heap, reverse=True)
+
+
+class _Wire:
+    """Bounded reads of IMAP responses over a stream: lines, literals and streamed SEARCH answers."""
+
+    def __init__(self, reader: asyncio.StreamReader, max_line: int) -> None:
+        self.reader = reader
+        self.max_line = max_line
+        self.buffer = bytearray()
+
+    async def _more(self) -> None:
+        chunk = await self.reader.read(_CHUNK)
+        if not chunk:
+            raise ImapFailure("IMAP", "BYE", "the server closed the connection")
+        self.buffer += chunk
+
+    async def line(self) -> bytes:
+        """The next line without its CRLF; `ImapTooLarge` once more than `max_line` bytes arrive without one."""
+        searched = 0
+        while True:
+            end = self.buffer.find(b"\r\n", searched)
+            if 0 <= end <= self.max_line:
+                line = bytes(self.buffer[:end])
+                del self.buffer[: end + 2]
+                return line
+            if len(self.buffer) > self.max_line:
+                raise ImapTooLarge("a response line", self.max_line)
+            searched = max(0, len(self.buffer) - 1)
+            await self._more()
+
+    async def exactly(self, size: int) -> bytes:
+        """The next `size` bytes (a literal whose size was checked before calling)."""
+        while len(self.buffer) < size:
+            await self._more()
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    async def starts_with(self, prefix: bytes) -> bool:
+        while len(self.buffer) < len(prefix) and b"\r\n" not in self.buffer:
+            await self._more()
+        return self.buffer.startswith(prefix)
+
+    async def numbers(self, into: NewestUids, max_bytes: int) -> None:
+        """Numbers up to the end of the line, fed to `into` a chunk at a time; other words are skipped."""
+        read = 0
+        carry = b""
+        while True:
+            end = self.buffer.find(b"\r\n")
+            if end >= 0:
+                take = end
+            else:
+                take = len(self.buffer) - (1 if self.buffer.endswith(b"\r") else 0)
+            piece = carry + bytes(self.buffer[:take])
+            del self.buffer[: take + 2 if end >= 0 else take]
+            read += take
+            if read > max_bytes:
+                raise ImapTooLarge("the search result", max_bytes)
+            words = piece.split()
+            if end < 0 and words and not piece[-1:].isspace():
+                carry = words.pop()  # may continue in the next chunk
+                if len(carry) > 32:
+                    raise ImapProtocolError("a search result holds something that is not a UID")
+            else:
+                carry = b""
+            into.add(int(w) for w in words if w.isdigit() and len(w) <= 10)
+            if end >= 0:
+                return
+            await self._more()
+
+
+@dataclass(frozen=True, slots=True)
+class _Tagged:
+    result: str
+    text: str
 
 
 class ImapSession:
-    """One logged-in IMAP connection. Every command is bounded by `timeout` seconds."""
+    """One IMAP connection. Every command is bounded by `timeout` seconds and by the size limits above."""
 
-    def __init__(self, protocol: Any, timeout: float) -> None:
-        self._protocol = protocol
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        timeout: float,
+        max_literal: int,
+        max_line: int = MAX_LINE,
+    ) -> None:
+        self._writer = writer
+        self._wire = _Wire(reader, max_line)
         self._timeout = timeout
+        self._max_literal = max_literal
+        self._tags = 0
+        self.capabilities: frozenset[str] = frozenset()
+        self.preauthenticated = False
 
     @classmethod
     async def open(
@@ -200,24 +293,23 @@ class ImapSession:
         security: str,
         tls: ssl.SSLContext,
         timeout: float,
+        max_literal: int,
     ) -> ImapSession:
         """Greet over `sock` (TLS first for "ssl", STARTTLS for "starttls"); the caller logs in."""
-        loop = asyncio.get_running_loop()
-        protocol = _ImapProtocol(loop)
         implicit = security == "ssl"
-        await asyncio.wait_for(
-            loop.create_connection(
-                lambda: protocol,
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
                 sock=sock,
                 ssl=tls if implicit else None,
                 server_hostname=server_hostname if implicit else None,
                 ssl_handshake_timeout=timeout if implicit else None,
-            ),
-            timeout,
-        )
-        session = cls(protocol, timeout)
+                limit=_CHUNK,
+            )
+        session = cls(reader, writer, timeout=timeout, max_literal=max_literal)
         try:
-            await session._bounded(protocol.wait("AUTH|NONAUTH"))
+            async with asyncio.timeout(timeout):
+                await session._greeting()
+            await session._capability()
             if security == "starttls":
                 await session._starttls(tls, server_hostname)
         except BaseException:
@@ -225,74 +317,152 @@ class ImapSession:
             raise
         return session
 
-    async def _bounded(self, operation: Awaitable[T]) -> T:
-        return await asyncio.wait_for(operation, self._timeout)
+    async def _greeting(self) -> None:
+        line = await self._wire.line()
+        if line.startswith(b"* PREAUTH"):
+            self.preauthenticated = True
+        elif not line.startswith(b"* OK"):
+            text = line.decode("utf-8", "replace")[:300]
+            if line.startswith(b"* BYE"):
+                raise ImapFailure("CONNECT", "BYE", text[6:])
+            raise ImapProtocolError("the server did not greet like an IMAP server")
 
-    async def _execute(self, name: str, *args: str) -> Any:
-        protocol = self._protocol
-        command = aioimaplib.Command(name, protocol.new_tag(), *args, loop=protocol.loop)
-        return await self._bounded(protocol.execute(command))
+    async def _response(self, first: bytes, budget: int) -> Response:
+        """An untagged response starting with `first`, with its literals, if it fits in `budget` bytes."""
+        parts: list[bytes] = []
+        literals: list[bytes] = []
+        size = 0
+        line = first
+        while True:
+            size += len(line)
+            literal = _LITERAL.search(line)
+            parts.append(line if literal is None else line[: literal.start()])
+            if literal is None:
+                break
+            announced = int(literal.group(1))
+            if announced > self._max_literal:
+                raise ImapTooLarge("a message", self._max_literal)
+            size += announced
+            if size > budget:
+                raise ImapTooLarge("the answer", self._max_literal)
+            literals.append(await self._wire.exactly(announced))
+            line = await self._wire.line()
+        if size > budget:
+            raise ImapTooLarge("the answer", self._max_literal)
+        return Response(b" ".join(parts), tuple(literals))
+
+    async def _command(
+        self,
+        name: str,
+        *args: str,
+        keep: Callable[[Response], bool] | None = None,
+        search: NewestUids | None = None,
+    ) -> tuple[_Tagged, list[Response]]:
+        """Send one command and read up to its tagged completion; untagged responses `keep` accepts are kept."""
+        self._tags += 1
+        tag = f"H{self._tags}"
+        # Room for one message of the largest size plus the lines around it.
+        budget = self._max_literal + self._wire.max_line
+        kept: list[Response] = []
+        try:
+            async with asyncio.timeout(self._timeout):
+                self._writer.write(" ".join((tag, name, *args)).encode("utf-8") + b"\r\n")
+                await self._writer.drain()
+                while True:
+                    if search is not None and await self._wire.starts_with(b"* SEARCH"):
+                        del self._wire.buffer[: len(b"* SEARCH")]
+                        await self._wire.numbers(search, MAX_SEARCH_BYTES)
+                        continue
+                    line = await self._wire.line()
+                    if line.startswith(tag.encode() + b" "):
+                        result, _, text = line[len(tag) + 1 :].partition(b" ")
+                        return _Tagged(result.decode("ascii", "replace"), text.decode("utf-8", "replace")[:300]), kept
+                    if line.startswith(b"* "):
+                        response = await self._response(line[2:], budget)
+                        if keep is not None and keep(response):
+                            kept.append(response)
+                            budget -= len(response.text) + sum(len(x) for x in response.literals)
+                    elif line.startswith(b"+"):
+                        raise ImapProtocolError("the server asked for data Hermes did not offer")
+                    elif line:
+                        raise ImapProtocolError("the server sent a line that is not an IMAP response")
+        except ImapTooLarge:
+            self.abort()
+            raise
+
+    async def _checked(self, name: str, *args: str, keep: Callable[[Response], bool] | None = None) -> list[Response]:
+        done, kept = await self._command(name, *args, keep=keep)
+        if done.result != "OK":
+            raise ImapFailure(name, done.result, done.text)
+        return kept
+
+    async def _capability(self) -> None:
+        found = await self._checked("CAPABILITY", keep=lambda r: r.text.startswith(b"CAPABILITY "))
+        words = b" ".join(r.text for r in found).decode("ascii", "replace").split()
+        self.capabilities = frozenset(w.upper() for w in words if w.upper() != "CAPABILITY")
 
     async def _starttls(self, tls: ssl.SSLContext, server_hostname: str) -> None:
-        protocol = self._protocol
-        if "STARTTLS" not in protocol.capabilities:
+        if "STARTTLS" not in self.capabilities:
             raise ImapFailure("STARTTLS", "NO", "the server does not offer STARTTLS")
-        response = await self._execute("STARTTLS")
-        _check("STARTTLS", response)
-        loop = asyncio.get_running_loop()
-        protocol.transport = await loop.start_tls(
-            protocol.transport, protocol, tls, server_hostname=server_hostname, ssl_handshake_timeout=self._timeout
-        )
+        await self._checked("STARTTLS")
+        # Anything the server sent after its OK and before the handshake would be read as if it came
+        # over TLS (a man in the middle injecting responses): refuse it.
+        if self._wire.buffer or getattr(self._wire.reader, "_buffer", bytearray()):
+            raise ImapProtocolError("the server sent data before the TLS handshake")
+        async with asyncio.timeout(self._timeout):
+            await self._writer.start_tls(tls, server_hostname=server_hostname, ssl_handshake_timeout=self._timeout)
         # RFC 3501 6.2.1: capabilities learnt before TLS must be discarded.
-        await self._bounded(protocol.capability())
+        await self._capability()
 
     async def login(self, username: str, password: str) -> None:
-        if "LOGINDISABLED" in self._protocol.capabilities:
+        if self.preauthenticated:
+            return
+        if "LOGINDISABLED" in self.capabilities:
             raise ImapFailure(
                 "LOGIN", "NO", "the server refuses passwords on an unencrypted connection (use starttls or ssl)"
             )
-        # aioimaplib quotes the password but sends the user name as is.
-        response = await self._bounded(self._protocol.login(quote(username), password))
-        if response.result != "OK":
-            raise ImapLoginRefused("LOGIN", response.result, _text(response))
+        done, _ = await self._command("LOGIN", quote(username), quote(password))
+        if done.result != "OK":
+            raise ImapLoginRefused("LOGIN", done.result, done.text)
 
     async def select(self, folder: str) -> None:
-        response = await self._bounded(self._protocol.select(quote(encode_mailbox(folder))))
-        _check("SELECT", response)
+        await self._checked("SELECT", quote(encode_mailbox(folder)))
 
-    async def uid_search(self, criteria: Sequence[str], charset: str | None) -> list[int]:
-        response = await self._bounded(self._protocol.search(*criteria, charset=charset, by_uid=True))
-        _check("SEARCH", response)
-        return parse_search(response.lines)
+    async def uid_search(self, criteria: Sequence[str], charset: str | None, keep: int) -> tuple[list[int], int]:
+        """The `keep` newest (highest) UIDs matching, newest first, and how many matched in all."""
+        newest = NewestUids(keep)
+        args = ["CHARSET", charset, *criteria] if charset else list(criteria)
+        done, _ = await self._command("UID SEARCH", *args, search=newest)
+        if done.result != "OK":
+            raise ImapFailure("SEARCH", done.result, done.text)
+        return newest.newest_first(), newest.total
 
     async def uid_fetch(self, uids: Sequence[int], items: str) -> list[FetchedMessage]:
-        message_set = ",".join(str(u) for u in uids)
-        # aioimaplib's own FETCH timeout restarts whenever data arrives, so a large
-        # message that keeps flowing is not cut off; the caller's deadline bounds it.
-        response = await self._protocol.fetch(message_set, items, by_uid=True, timeout=self._timeout)
-        _check("FETCH", response)
-        return parse_fetch(response.lines)
+        wanted = set(uids)
+        found: dict[int, FetchedMessage] = {}
+
+        def keep(response: Response) -> bool:
+            record = parse_fetch(response)
+            if record is None or record.uid not in wanted or record.uid in found:
+                return False
+            found[record.uid] = record
+            return True
+
+        await self._checked("UID FETCH", ",".join(str(u) for u in uids), items, keep=keep)
+        return list(found.values())
 
     async def logout(self) -> None:
         try:
-            await asyncio.wait_for(self._protocol.logout(), min(self._timeout, 2.0))
-        except (TimeoutError, OSError, aioimaplib.AioImapException):
+            async with asyncio.timeout(min(self._timeout, 2.0)):
+                await self._command("LOGOUT")
+        except (TimeoutError, OSError, ImapFailure, ImapProtocolError, ImapTooLarge):
             pass  # the connection is closed below either way
         finally:
             self.close()
 
     def close(self) -> None:
-        transport = self._protocol.transport
-        if transport is not None:
-            transport.close()
+        self._writer.close()
 
-
-def _text(response: Any) -> str:
-    lines = [bytes(line) for line in response.lines if isinstance(line, bytes | bytearray)]
-    text = lines[-1].decode("utf-8", "replace") if lines else ""
-    return text[:300]
-
-
-def _check(command: str, response: Any) -> None:
-    if response.result != "OK":
-        raise ImapFailure(command, response.result, _text(response))
+    def abort(self) -> None:
+        """Drop the connection without reading or sending another byte."""
+        self._writer.transport.abort()

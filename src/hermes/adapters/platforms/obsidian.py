@@ -37,7 +37,7 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.platforms.http import Reply, clip
+from hermes.adapters.platforms.http import BodyTooLarge, Reply, clip, read_capped
 from hermes.adapters.platforms.network import HostGuard, UnresolvableHost, UnsafeHost
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
@@ -382,20 +382,16 @@ class ObsidianRestGateway:
         response = await self._http.send(request, stream=True)
         cap = self._config.max_response_bytes
         try:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise PlatformRejected(
-                        P.value,
-                        f"the Obsidian API answered with more than {cap} bytes, which Hermes refuses to read",
-                        code="response_too_large",
-                    )
-                chunks.append(chunk)
+            body = await read_capped(response, cap)
+        except BodyTooLarge:
+            raise PlatformRejected(
+                P.value,
+                f"the Obsidian API answered with more than {cap} bytes, which Hermes refuses to read",
+                code="response_too_large",
+            ) from None
         finally:
             await response.aclose()
-        return Reply(response.status_code, response.headers, b"".join(chunks))
+        return Reply(response.status_code, response.headers, body)
 
     @staticmethod
     def _unreachable(exc: BaseException, host: str, method: str) -> PlatformRejected:

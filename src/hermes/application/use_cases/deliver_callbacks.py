@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -54,6 +55,12 @@ class DeliverCallbacks:
     (5 s doubling to 10 minutes); after 12 attempts the message is given up and the
     next one is tried. One instance at a time delivers a customer's messages (a lease),
     which keeps them in order. Every attempt is recorded for the customer to see.
+
+    An attempt gets 10 seconds in all, whatever the receiver does (one that answers a
+    byte at a time is cut off like one that never answers), and counts as failed. So
+    that receivers that keep failing cannot take every delivery worker from the
+    customers whose receivers work, at most `failing_share` passes for callbacks in
+    failure run at once on an instance; the others wait for a later sweep.
     """
 
     store: CallbackStore
@@ -63,7 +70,9 @@ class DeliverCallbacks:
     clock: Clock
     batch: int = 20
     timeout: float = 10.0
+    failing_share: int = 4
     _unreadable: set[tuple[str, str]] = field(default_factory=set)
+    _failing_running: int = 0
 
     async def __call__(self, customer_id: str, owner: str) -> DeliveryPass:
         callback = await self.store.get(customer_id)
@@ -79,11 +88,16 @@ class DeliverCallbacks:
                 self._unreadable.add((customer_id, callback.registration))
                 log.error("callback secret of %s cannot be decrypted with the configured keys", customer_id)
             return DeliveryPass(0, False)
+        failing = callback.failures > 0
+        if failing and self._failing_running >= self.failing_share:
+            return DeliveryPass(0, False)
         if not await self.store.lease(customer_id, owner, self.timeout * self.batch + 30):
             return DeliveryPass(0, False)
+        self._failing_running += failing
         try:
             return await self._deliver(callback, secret)
         finally:
+            self._failing_running -= failing
             await self.store.unlease(customer_id, owner)
 
     async def _deliver(self, callback: Callback, secret: str) -> DeliveryPass:
@@ -131,9 +145,13 @@ class DeliverCallbacks:
         status: int | None = None
         error: str | None = None
         try:
-            status = await self.sender.post(callback.url, body, headers, self.timeout)
+            # The sender has the same deadline; this one holds whatever a sender does.
+            async with asyncio.timeout(self.timeout):
+                status = await self.sender.post(callback.url, body, headers, self.timeout)
         except HermesError as exc:
             error = exc.detail
+        except TimeoutError:
+            error = f"the callback did not answer within {self.timeout:g} s"
         ok = status is not None and 200 <= status < 300
         if status is not None and not ok:
             error = f"the callback answered HTTP {status}"

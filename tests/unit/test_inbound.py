@@ -3,9 +3,11 @@ callback deliveries, and the webhook's signature check."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -398,6 +400,67 @@ async def test_only_the_lease_holder_delivers(world: World) -> None:
     assert (await callbacks.deliver("cust_a", "me")).delivered == 0
     await callbacks.store.unlease("cust_a", "other-instance")
     assert (await callbacks.deliver("cust_a", "me")).delivered == 1
+
+
+class StallingSender(FakeSender):
+    """A receiver that never finishes answering (one that drips a byte every few seconds, seen from here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        self.posts.append((url, body, dict(headers)))
+        await self.release.wait()
+        return 200
+
+
+async def test_a_stalled_attempt_ends_at_the_deadline_whatever_the_sender_does(world: World) -> None:
+    inbox = InMemoryInbox()
+    callbacks = Callbacks(world, inbox, sender=StallingSender())
+    await callbacks.register("cust_a", "https://slow.example.com/")
+    await inbox.append(
+        "cust_a", [InboundMessage(Platform.WHATSAPP, N1, "w1", "1", world.clock.now(), "text", "x")], world.clock.now()
+    )
+    deliver = replace(callbacks.deliver, timeout=0.2)
+    started = time.monotonic()
+    done = await deliver("cust_a", "me")
+    assert time.monotonic() - started < 0.5
+    assert done.delivered == 0
+    state = await GetCallback(callbacks.store)("cust_a")
+    assert state.deliveries[0].outcome == "failed"
+    assert state.deliveries[0].error == "the callback did not answer within 0.2 s"
+    # Retried later with backoff, and the lease is free for whoever comes next.
+    assert state.callback.failures == 1 and state.callback.next_attempt_at == world.clock.now() + timedelta(seconds=5)
+    assert await callbacks.store.lease("cust_a", "other-instance", 60)
+
+
+async def test_callbacks_in_failure_get_only_their_share_of_passes(world: World) -> None:
+    inbox = InMemoryInbox()
+    stalling = StallingSender()
+    callbacks = Callbacks(world, inbox, sender=stalling)
+    deliver = replace(callbacks.deliver, failing_share=2)
+    failing = [f"cust_f{i}" for i in range(4)]
+    for customer in [*failing, "cust_ok"]:
+        await callbacks.register(customer, f"https://{customer}.example.com/")
+        message = InboundMessage(Platform.WHATSAPP, N1, f"w-{customer}", "1", world.clock.now(), "text", "x")
+        await inbox.append(customer, [message], world.clock.now())
+    for customer in failing:  # each has failed before and is due for a retry
+        callback = await callbacks.store.get(customer)
+        assert callback is not None
+        await callbacks.store.advance(customer, callback.registration, None, 3, None)
+
+    passes = [asyncio.create_task(deliver(customer, "me")) for customer in failing]
+    await asyncio.sleep(0.05)
+    # Two of the four are posting; the other two were turned away at once, to come back on a later sweep.
+    assert sum(t.done() for t in passes) == 2
+    assert len(stalling.posts) == 2
+    honest = asyncio.create_task(deliver("cust_ok", "me"))
+    await asyncio.sleep(0.05)
+    assert len(stalling.posts) == 3  # a callback that is not failing still gets its turn
+    stalling.release.set()
+    assert (await honest).delivered == 1
+    await asyncio.gather(*passes)
 
 
 def test_signature_check_accepts_any_configured_secret_and_nothing_else() -> None:

@@ -75,6 +75,11 @@ class HermesProcess:
                 raise RuntimeError("Hermes did not start:\n" + self.output())
             time.sleep(0.1)
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
     def kill(self) -> None:
         """SIGKILL: no shutdown hook, no flush, no goodbye."""
         assert self._proc is not None

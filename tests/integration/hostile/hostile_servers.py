@@ -3,6 +3,7 @@
 - `HostileImap`: speaks enough IMAP (greeting, CAPABILITY, LOGIN, SELECT, UID SEARCH, UID FETCH, LOGOUT)
   and then answers FETCH with a literal announced at any size, streamed as fast as the socket takes it or
   dripped a byte at a time, and UID SEARCH with as many UIDs as asked.
+- `HostileSmtp`: greets with an SMTP reply that never ends, dripped a byte at a time or flooded.
 - `GzipBomb`: an HTTP server answering every request 200 with `Content-Encoding: gzip` of 1 GB of zeros
   (about 1 MB on the wire), standing in for a customer's Obsidian API.
 - `DrippingReceiver`: an https callback receiver that reads the request, then answers one byte every
@@ -142,6 +143,26 @@ class HostileImap(_ThreadServer):
             piece = chunk[: min(left, len(chunk))]
             await self._write(writer, piece)
             left -= len(piece)
+
+
+class HostileSmtp(_ThreadServer):
+    def __init__(self, *, drip: float | None = None) -> None:
+        super().__init__()
+        self.drip = drip  # seconds between bytes; None floods continuation lines as fast as possible
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = b"220-" + b"x" * 1000 + b"\r\n"
+        while True:
+            if self.drip is None:
+                writer.write(line)
+                await writer.drain()
+                self.sent += len(line)
+                continue
+            for byte in line:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                self.sent += 1
+                await asyncio.sleep(self.drip)
 
 
 @functools.cache

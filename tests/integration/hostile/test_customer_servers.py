@@ -25,7 +25,7 @@ import pytest
 from hermes.entrypoints.settings import Settings
 from tests import whatsapp_payloads as wa
 from tests.integration.callback_receiver import CallbackReceiver
-from tests.integration.hostile.hostile_servers import DrippingReceiver, GzipBomb, HostileImap
+from tests.integration.hostile.hostile_servers import DrippingReceiver, GzipBomb, HostileImap, HostileSmtp
 from tests.integration.process_server import HermesProcess, settings_env
 from tests.integration.server import HermesServer
 from tests.integration.test_inbound_flows import (
@@ -39,6 +39,7 @@ from tests.integration.test_inbound_flows import (
 
 MiB = 1024 * 1024
 RSS_CEILING = 64 * MiB  # growth of the server's peak resident memory during one attack
+INFLATE_CEILING = 16 * MiB  # the same, for a compressed reply refused at the 4 MiB response cap
 VICTIM_BOUND = 2.0  # seconds: a liveness bound, not a benchmark
 PLATFORM_TIMEOUT = 4.0
 
@@ -106,10 +107,10 @@ async def customer_with(server: HermesServer | HermesProcess, platform: str, cre
     return key
 
 
-def imap_credentials(port: int) -> dict[str, Any]:
+def imap_credentials(port: int, smtp_port: int = 1) -> dict[str, Any]:
     return {
         "smtpHost": "127.0.0.1",
-        "smtpPort": 1,
+        "smtpPort": smtp_port,
         "smtpSecurity": "none",
         "username": "attacker",
         "password": "secret",
@@ -171,6 +172,28 @@ async def test_a_huge_imap_search_answer_keeps_only_what_the_tool_returns(hermes
         assert after["VmHWM"] - before["VmHWM"] < RSS_CEILING
 
 
+SEND = {"to": "someone@example.org", "subject": "hello", "body": "hello"}
+
+
+async def test_an_smtp_server_that_drips_its_greeting_ends_at_the_platform_timeout(
+    hermes_process: HermesProcess,
+) -> None:
+    with HostileSmtp(drip=0.2) as smtp:
+        key = await customer_with(hermes_process, "email", imap_credentials(1, smtp_port=smtp.port))
+        status, body, took, _, _ = await attack(hermes_process, key, "email_send", SEND)
+        assert status == 502 and body["code"] == "timeout", body
+        assert PLATFORM_TIMEOUT - 0.5 < took < PLATFORM_TIMEOUT + 1.0
+
+
+async def test_an_smtp_server_that_floods_its_greeting_is_cut_off(hermes_process: HermesProcess) -> None:
+    with HostileSmtp() as smtp:
+        key = await customer_with(hermes_process, "email", imap_credentials(1, smtp_port=smtp.port))
+        status, body, took, before, after = await attack(hermes_process, key, "email_send", SEND)
+        assert status == 502, body
+        assert took < 2.0
+        assert after["VmHWM"] - before["VmHWM"] < RSS_CEILING
+
+
 async def test_an_obsidian_gzip_bomb_is_refused_as_it_inflates(hermes_process: HermesProcess) -> None:
     with GzipBomb() as bomb:
         key = await customer_with(
@@ -180,7 +203,8 @@ async def test_an_obsidian_gzip_bomb_is_refused_as_it_inflates(hermes_process: H
         assert bomb.requests == 1
         assert status == 502 and body["code"] == "response_too_large", body
         assert took < 2.0
-        assert after["VmHWM"] - before["VmHWM"] < RSS_CEILING
+        # Inflating whole 16 KB chunks (httpx's decoder) took the peak up by about 32 MB here.
+        assert after["VmHWM"] - before["VmHWM"] < INFLATE_CEILING
 
 
 async def test_sixteen_dripping_callback_receivers_do_not_stop_an_honest_customers_callbacks(

@@ -117,6 +117,21 @@ async def test_a_literal_within_the_cap_is_read() -> None:
     session.close()
 
 
+async def test_many_literals_within_the_cap_still_cannot_add_up_beyond_it() -> None:
+    async def many(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tag = await _tag(reader)
+        for uid in range(1, 201):
+            writer.write(b"* %d FETCH (UID %d BODY[] {1000}\r\n" % (uid, uid) + b"m" * 1000 + b")\r\n")
+            await writer.drain()
+        writer.write(tag + b" OK fetched\r\n")
+        await reader.read()
+
+    session = await ScriptedImap(many).session(max_literal=1000)
+    with pytest.raises(ImapTooLarge) as caught:
+        await session.uid_fetch(list(range(1, 201)), "(UID BODY.PEEK[])")
+    assert caught.value.what == "the answer"
+
+
 async def test_a_line_without_an_end_is_cut_off_at_the_line_cap() -> None:
     async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _tag(reader)

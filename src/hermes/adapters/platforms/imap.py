@@ -165,7 +165,7 @@ def parse_fetch(response: Response) -> FetchedMessage | None:
 
 @dataclass(slots=True)
 class NewestUids:
-    """The `keep` highest UIDs seen, and how many distinct UIDs there were, without holding them all."""
+    """The `keep` highest UIDs seen, and how many were listed (a server lists each once), without holding them all."""
 
     keep: int
     total: int = 0
@@ -198,6 +198,9 @@ class _Wire:
         self.buffer = bytearray()
 
     async def _more(self) -> None:
+        # A stream that already holds data answers without yielding: yield anyway, so a server that
+        # floods small lines cannot keep the loop to itself between chunks.
+        await asyncio.sleep(0)
         chunk = await self.reader.read(_CHUNK)
         if not chunk:
             raise ImapFailure("IMAP", "BYE", "the server closed the connection")

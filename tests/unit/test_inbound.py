@@ -435,10 +435,18 @@ async def test_a_stalled_attempt_ends_at_the_deadline_whatever_the_sender_does(w
     assert await callbacks.store.lease("cust_a", "other-instance", 60)
 
 
+class YieldingCallbackStore(InMemoryCallbackStore):
+    """Takes a lease the way a networked store does: not before the loop has run something else."""
+
+    async def lease(self, customer_id: str, owner: str, seconds: float) -> bool:
+        await asyncio.sleep(0)
+        return await super().lease(customer_id, owner, seconds)
+
+
 async def test_callbacks_in_failure_get_only_their_share_of_passes(world: World) -> None:
     inbox = InMemoryInbox()
     stalling = StallingSender()
-    callbacks = Callbacks(world, inbox, sender=stalling)
+    callbacks = Callbacks(world, inbox, store=YieldingCallbackStore(), sender=stalling)
     deliver = replace(callbacks.deliver, failing_share=2)
     failing = [f"cust_f{i}" for i in range(4)]
     for customer in [*failing, "cust_ok"]:

@@ -72,7 +72,7 @@ class DeliverCallbacks:
     timeout: float = 10.0
     failing_share: int = 4
     _unreadable: set[tuple[str, str]] = field(default_factory=set)
-    _failing_running: int = 0
+    _failing_running: int = field(default=0, init=False)
 
     async def __call__(self, customer_id: str, owner: str) -> DeliveryPass:
         callback = await self.store.get(customer_id)
@@ -88,17 +88,19 @@ class DeliverCallbacks:
                 self._unreadable.add((customer_id, callback.registration))
                 log.error("callback secret of %s cannot be decrypted with the configured keys", customer_id)
             return DeliveryPass(0, False)
-        failing = callback.failures > 0
+        failing = int(callback.failures > 0)
         if failing and self._failing_running >= self.failing_share:
             return DeliveryPass(0, False)
-        if not await self.store.lease(customer_id, owner, self.timeout * self.batch + 30):
-            return DeliveryPass(0, False)
-        self._failing_running += failing
+        self._failing_running += failing  # counted before the first await, so the share holds under concurrency
         try:
-            return await self._deliver(callback, secret)
+            if not await self.store.lease(customer_id, owner, self.timeout * self.batch + 30):
+                return DeliveryPass(0, False)
+            try:
+                return await self._deliver(callback, secret)
+            finally:
+                await self.store.unlease(customer_id, owner)
         finally:
             self._failing_running -= failing
-            await self.store.unlease(customer_id, owner)
 
     async def _deliver(self, callback: Callback, secret: str) -> DeliveryPass:
         entries, _ = await self.inbox.list(callback.customer_id, callback.cursor, self.batch)

@@ -424,7 +424,11 @@ class ImapSession:
             raise ImapFailure(
                 "LOGIN", "NO", "the server refuses passwords on an unencrypted connection (use starttls or ssl)"
             )
-        done, _ = await self._command("LOGIN", quote(username), quote(password))
+        try:
+            user, secret = quote(username), quote(password)
+        except ValueError:
+            raise ImapLoginRefused("LOGIN", "NO", "the username or password holds a line break") from None
+        done, _ = await self._command("LOGIN", user, secret)
         if done.result != "OK":
             raise ImapLoginRefused("LOGIN", done.result, done.text)
 

@@ -112,6 +112,8 @@ class CredentialField:
     required: bool = True
     secret: bool = False
     description: str = ""
+    # The accepted values, when the field is a choice (a form shows a list, a schema an enum).
+    choices: tuple[str, ...] = ()
 
     @property
     def env_suffix(self) -> str:
@@ -167,6 +169,8 @@ def _imap_complete(creds: Credentials) -> None:
         raise Invalid("imapHost is required with imapPort/imapSecurity", {"imapHost": "is required"})
 
 
+_SECURITY = ("ssl", "starttls", "none")
+
 SCHEMAS: dict[Platform, CredentialSchema] = {
     Platform.WHATSAPP: CredentialSchema(
         Platform.WHATSAPP,
@@ -203,13 +207,13 @@ SCHEMAS: dict[Platform, CredentialSchema] = {
         (
             CredentialField("smtpHost", _hostname),
             CredentialField("smtpPort", _port),
-            CredentialField("smtpSecurity", _one_of("ssl", "starttls", "none")),
+            CredentialField("smtpSecurity", _one_of(*_SECURITY), choices=_SECURITY),
             CredentialField("username", lambda v: _text(v, 320)),
             CredentialField("password", lambda v: _text(v, 1024), secret=True),
             CredentialField("fromAddress", _email_address),
             CredentialField("imapHost", _hostname, required=False),
             CredentialField("imapPort", _port, required=False),
-            CredentialField("imapSecurity", _one_of("ssl", "starttls", "none"), required=False),
+            CredentialField("imapSecurity", _one_of(*_SECURITY), required=False, choices=_SECURITY),
         ),
         rules=(_imap_complete,),
     ),

@@ -11,8 +11,8 @@ and renders templates.
   a post whose Origin is not the console's own is refused before anything else. The
   sign-in form, which has no session yet, is bound to its browser by a random cookie
   echoed in the form (double submit).
-- Pages cannot be framed, cached or leak their URL as a referrer; the CSP allows no
-  script at all and only the console's own nonce'd style sheet.
+- Pages cannot be framed or cached and send no referrer to other sites; the CSP allows
+  no script at all and only the console's own nonce'd style sheet.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.enums import MediaType, RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, PathParameter
 from litestar.response import Template
 
 from hermes.application.use_cases.connect_platform import ConnectPlatform
@@ -157,8 +157,14 @@ class Visit:
         return csrf_token(self.session_id)
 
 
+def page_headers(nonce: str) -> dict[str, str]:
+    # Under no-referrer a browser posts forms with `Origin: null`; same-origin keeps the Origin check
+    # possible and still sends nothing to other sites.
+    return {**security_headers(nonce), "Referrer-Policy": "same-origin"}
+
+
 def _redirect(location: str, cookies: list[Cookie] | None = None) -> Response[bytes]:
-    headers = security_headers(secrets.token_urlsafe(16))
+    headers = page_headers(secrets.token_urlsafe(16))
     return Response(
         b"", status_code=303, headers={**headers, "Location": location}, cookies=cookies, media_type=MediaType.TEXT
     )
@@ -176,7 +182,7 @@ def _render(
         template_name=f"console/{template}",
         context={"nonce": nonce, "style_sheet": STYLE_SHEET, "nav": NAV, **context},
         status_code=status,
-        headers={**security_headers(nonce), **(headers or {})},
+        headers={**page_headers(nonce), **(headers or {})},
         cookies=cookies,
     )
 
@@ -262,7 +268,14 @@ class ConsolePages(Controller):
         browser = request.cookies.get(sign_in_cookie_name(policy)) or ""
         if len(browser) != SESSION_ID_LENGTH:
             browser = secrets.token_urlsafe(32)
-        context = {"csrf": browser, "action": SIGN_IN, "error": error, "notice": _notice(request)}
+        context = {
+            "csrf": browser,
+            "action": SIGN_IN,
+            "error": error,
+            "notice": _notice(request),
+            "max_hours": policy.max_age // 3600,
+            "idle_minutes": policy.idle_ttl // 60,
+        }
         cookie = _cookie(policy, sign_in_cookie_name(policy), browser, 3600)
         return _render("sign_in.html", context, status, [cookie], extra or None)
 
@@ -390,7 +403,7 @@ class ConsolePages(Controller):
     async def connect(
         self,
         request: Request[Any, Any, Any],
-        platform: str,
+        platform: Annotated[str, PathParameter()],
         data: FormData,
         find: FromDishka[FindConsoleSession],
         policy: FromDishka[ConsolePolicy],
@@ -418,7 +431,7 @@ class ConsolePages(Controller):
                 get_connections,
                 status=_status_of(exc),
                 failed=target,
-                error=exc.detail,
+                error=_connect_error(target, exc),
                 field_errors=fields,
                 values=kept,
             )
@@ -430,7 +443,7 @@ class ConsolePages(Controller):
     async def disconnect(
         self,
         request: Request[Any, Any, Any],
-        platform: str,
+        platform: Annotated[str, PathParameter()],
         data: FormData,
         find: FromDishka[FindConsoleSession],
         policy: FromDishka[ConsolePolicy],
@@ -680,6 +693,16 @@ def _status_of(exc: HermesError) -> int:
         (Unavailable, 503),
     ]
     return next((status for kind, status in kinds if isinstance(exc, kind)), 400)
+
+
+def _connect_error(platform: Platform, exc: HermesError) -> str:
+    if isinstance(exc, PlatformRejected):
+        # The API's text tells a program how to reconnect; here the form itself is the way.
+        code = f" (error {exc.code})" if exc.code else ""
+        return f"{PLATFORM_NAMES[platform]} did not accept these credentials{code}, so nothing was saved."
+    if isinstance(exc, Invalid):
+        return "Some fields need another look; nothing was saved."
+    return exc.detail
 
 
 def _platform_name(value: str | None) -> str:

@@ -217,11 +217,20 @@ def _notice(request: Request[Any, Any, Any]) -> str | None:
     return text.format(name=PLATFORM_NAMES[Platform(value)] if known else "The account")
 
 
+def _failed_page(_: Request[Any, Any, Any], exc: HermesError) -> Template:
+    """What a page shows when a backing service fails under it: a page, not the API's JSON."""
+    if isinstance(exc, Unavailable | RateLimited):
+        wait = str(max(1, round(exc.retry_after)))
+        return _message(_status_of(exc), "Please try again shortly", exc.detail, {"Retry-After": wait})
+    return _message(_status_of(exc), "This did not work", exc.detail)
+
+
 class ConsolePages(Controller):
     """The customer's own pages (HTML, not part of the JSON API)."""
 
     path = CONSOLE
     include_in_schema = False
+    exception_handlers = {HermesError: _failed_page}
 
     # -- the session ---------------------------------------------------------------------------
 
@@ -388,6 +397,10 @@ class ConsolePages(Controller):
                 "name": PLATFORM_NAMES[p],
                 "account": "default",
                 "status": "connected" if on else "not_connected",
+                "connected_at": None,
+                "last_checked_at": None,
+                "last_error": None,
+                "expires_at": None,
                 "fields": [_field_view(f) for f in SCHEMAS[p].fields],
                 "open": p is failed,
                 "error": error if p is failed else None,

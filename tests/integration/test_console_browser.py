@@ -131,6 +131,7 @@ async def test_a_customer_runs_its_account_from_the_console(
     options = await email_form.locator("select[name=smtpSecurity] option").all_text_contents()
     assert options == ["ssl", "starttls", "none"]
     assert await email_form.locator("input[name=password]").get_attribute("type") == "password"
+    assert await email_form.locator("input[name=smtpPort]").get_attribute("inputmode") == "numeric"
     assert "(optional)" in (await email_form.locator("label[for=email-imapHost]").text_content() or "")
 
     await telegram_row.locator("summary").click()

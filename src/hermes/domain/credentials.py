@@ -112,8 +112,8 @@ class CredentialField:
     required: bool = True
     secret: bool = False
     description: str = ""
-    # The accepted values, when the field is a choice (a form shows a list, a schema an enum).
-    choices: tuple[str, ...] = ()
+    integer: bool = False  # a number on the wire (a string of digits is accepted too)
+    choices: tuple[str, ...] = ()  # the only values allowed, when there is such a list
 
     @property
     def env_suffix(self) -> str:
@@ -163,13 +163,14 @@ class CredentialSchema:
         return tuple(f.name for f in self.fields if f.secret)
 
 
+_SECURITY = ("ssl", "starttls", "none")
+
+
 def _imap_complete(creds: Credentials) -> None:
     # IMAP is optional, but half an IMAP configuration is a mistake worth naming.
     if any(k in creds for k in ("imapPort", "imapSecurity")) and "imapHost" not in creds:
         raise Invalid("imapHost is required with imapPort/imapSecurity", {"imapHost": "is required"})
 
-
-_SECURITY = ("ssl", "starttls", "none")
 
 SCHEMAS: dict[Platform, CredentialSchema] = {
     Platform.WHATSAPP: CredentialSchema(
@@ -206,13 +207,13 @@ SCHEMAS: dict[Platform, CredentialSchema] = {
         Platform.EMAIL,
         (
             CredentialField("smtpHost", _hostname),
-            CredentialField("smtpPort", _port),
+            CredentialField("smtpPort", _port, integer=True),
             CredentialField("smtpSecurity", _one_of(*_SECURITY), choices=_SECURITY),
             CredentialField("username", lambda v: _text(v, 320)),
             CredentialField("password", lambda v: _text(v, 1024), secret=True),
             CredentialField("fromAddress", _email_address),
             CredentialField("imapHost", _hostname, required=False),
-            CredentialField("imapPort", _port, required=False),
+            CredentialField("imapPort", _port, required=False, integer=True),
             CredentialField("imapSecurity", _one_of(*_SECURITY), required=False, choices=_SECURITY),
         ),
         rules=(_imap_complete,),

@@ -140,6 +140,7 @@ def _field_view(spec: CredentialField) -> dict[str, Any]:
         "label": field_label(spec.name),
         "required": spec.required,
         "secret": spec.secret,
+        "integer": spec.integer,
         "choices": spec.choices,
         "hint": spec.description,
     }

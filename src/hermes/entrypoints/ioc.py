@@ -28,6 +28,7 @@ from hermes.adapters.client_metadata import HttpClientMetadataDocuments
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
 from hermes.adapters.env_credentials import EnvironmentCredentials
 from hermes.adapters.health import InfrastructureProbe
+from hermes.adapters.memory.console_sessions import InMemoryConsoleSessionStore
 from hermes.adapters.memory.customers import InMemoryCustomerCache
 from hermes.adapters.memory.stores import InMemoryRateLimiter
 from hermes.adapters.platforms import build_plugins
@@ -39,6 +40,7 @@ from hermes.adapters.platforms.whatsapp_webhook import WhatsAppWebhookDecoder
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.callback_store import RedisCallbackStore
 from hermes.adapters.redis.client import RedisClient, connect
+from hermes.adapters.redis.console_sessions import RedisConsoleSessionStore
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache
 from hermes.adapters.redis.inbound_queue import RedisInboundQueue
@@ -59,6 +61,7 @@ from hermes.application.inbound_handlers import InboundHandlers, LoggingInboundH
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.callbacks import CallbackSender, CallbackStore
 from hermes.application.ports.clock import Clock, SystemClock
+from hermes.application.ports.console import ConsoleSessionStore
 from hermes.application.ports.credentials import Cipher, CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
@@ -78,6 +81,7 @@ from hermes.application.use_cases.deliver_callbacks import DeliverCallbacks
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.exchange_authorization_code import ExchangeAuthorizationCode
 from hermes.application.use_cases.find_authorization_code import FindAuthorizationCode
+from hermes.application.use_cases.find_console_session import FindConsoleSession
 from hermes.application.use_cases.find_oauth_client import FindOAuthClient
 from hermes.application.use_cases.find_refresh_token import FindRefreshToken
 from hermes.application.use_cases.get_callback import GetCallback
@@ -100,8 +104,11 @@ from hermes.application.use_cases.rotate_api_key import RotateApiKey
 from hermes.application.use_cases.rotate_encryption_keys import RotateEncryptionKeys
 from hermes.application.use_cases.route_inbound import RouteInbound
 from hermes.application.use_cases.sign_in_to_authorize import SignInToAuthorize
+from hermes.application.use_cases.sign_in_to_console import SignInToConsole
+from hermes.application.use_cases.sign_out_of_console import SignOutOfConsole
 from hermes.application.use_cases.start_authorization import StartAuthorization
 from hermes.application.use_cases.view_authorization import ViewAuthorization
+from hermes.domain.console import ConsolePolicy, public_origin
 from hermes.domain.oauth import OAuthPolicy
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
@@ -396,6 +403,39 @@ class EmbeddedOAuthProvider(Provider):
     grants = provide(SqlGrantStore, provides=AnyOf[GrantStore, SessionRevoker])
 
 
+class ConsoleProvider(Provider):
+    """The customer console's sessions (every mode; the store follows the mode)."""
+
+    scope = Scope.APP
+    use_cases = provide_all(SignInToConsole, FindConsoleSession, SignOutOfConsole)
+
+    @provide
+    def policy(self, settings: Settings) -> ConsolePolicy:
+        return ConsolePolicy(
+            idle_ttl=settings.console_idle_minutes * 60,
+            max_age=settings.console_max_hours * 3600,
+            sign_ins_per_minute=settings.console_sign_ins_per_minute,
+            origin=public_origin(settings.public_url),
+        )
+
+
+class RedisConsoleProvider(Provider):
+    """Console sessions in Redis: any instance serves any signed-in browser."""
+
+    scope = Scope.APP
+    sessions = provide(RedisConsoleSessionStore, provides=ConsoleSessionStore)
+
+
+class EmbeddedConsoleProvider(Provider):
+    """Embedded: one process serves, so its memory holds the sessions (a restart signs browsers out)."""
+
+    scope = Scope.APP
+
+    @provide
+    def sessions(self) -> ConsoleSessionStore:
+        return InMemoryConsoleSessionStore()
+
+
 def providers_for(settings: Settings) -> list[Provider]:
     stores = EmbeddedStoresProvider() if settings.embedded else RedisStoresProvider()
     inbound = EmbeddedInboundProvider() if settings.embedded else RedisInboundProvider()
@@ -409,6 +449,8 @@ def providers_for(settings: Settings) -> list[Provider]:
         inbound,
         OAuthProvider(),
         oauth,
+        ConsoleProvider(),
+        EmbeddedConsoleProvider() if settings.embedded else RedisConsoleProvider(),
     ]
 
 

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     inbound_reclaim_after: float = Field(30.0, gt=0, validation_alias="HERMES_INBOUND_RECLAIM_AFTER")
     inbound_max_deliveries: int = Field(5, ge=1, validation_alias="HERMES_INBOUND_MAX_DELIVERIES")
     callback_sweep_seconds: float = Field(5.0, gt=0, validation_alias="HERMES_CALLBACK_SWEEP_SECONDS")
+    # The customer console (/console): a session ends after this much idle time or this age, and
+    # sign-in attempts are limited per client address.
+    console_idle_minutes: int = Field(30, ge=1, le=24 * 60, validation_alias="HERMES_CONSOLE_IDLE_MINUTES")
+    console_max_hours: int = Field(12, ge=1, le=7 * 24, validation_alias="HERMES_CONSOLE_MAX_HOURS")
+    console_sign_ins_per_minute: int = Field(10, ge=1, validation_alias="HERMES_CONSOLE_SIGN_INS_PER_MINUTE")
     # Test only: routing waits this long after taking events, to make the ack-to-routing window reliable.
     test_routing_delay_ms: int = Field(0, ge=0, validation_alias="HERMES_TEST_ROUTING_DELAY_MS")
 

@@ -66,6 +66,9 @@ class InMemoryRateLimiter(RateLimiter):
     async def hit(self, customer_id: str, limit: int) -> float | None:
         now = time.time()
         window = int(now // 60)
+        if len(self.counts) > 100_000:
+            # Past windows count for nothing; dropping them bounds memory when names come from strangers.
+            self.counts = defaultdict(int, {k: n for k, n in self.counts.items() if k[1] == window})
         self.counts[(customer_id, window)] += 1
         if self.counts[(customer_id, window)] > limit:
             return max(1.0, (window + 1) * 60 - now)

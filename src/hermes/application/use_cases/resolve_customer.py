@@ -43,7 +43,10 @@ class ResolveCustomer:
         """The active customer holding `api_key`, without counting the request."""
         if not api_key or not api_key.startswith(API_KEY_PREFIX) or len(api_key) > _MAX_KEY_LENGTH:
             raise Unauthorized()
-        digest = digest_api_key(api_key)
+        return await self.identify_digest(digest_api_key(api_key))
+
+    async def identify_digest(self, digest: str) -> Customer:
+        """The active customer holding the key with this digest (a console session keeps only the digest)."""
         customer = await self.cache.get(digest)
         if customer is None:
             found = await self.directory.find_by_key_digest(digest)

@@ -16,6 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from hermes.application.ports.health import Infrastructure
 from hermes.entrypoints.http.admin_api import AdminApi
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
+from hermes.entrypoints.http.console import ConsolePages
 from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
@@ -106,6 +107,7 @@ def make_app(
         # Logging is ours (entrypoints/logs.py): Litestar's default config would replace the root handlers.
         logging_config=None,
     )
+    app.register(ConsolePages)
     setup_dishka(container, app)
     # After setup_dishka: Meta's webhook and /mcp (which authenticates itself) skip the request
     # container and Litestar's routing; their handlers are built in the lifespan.

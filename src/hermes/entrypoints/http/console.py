@@ -1,0 +1,736 @@
+"""The customer console at /console: a customer's own pages, signed in with its API key.
+
+Every page calls the same use cases as the JSON API; this module only reads forms
+and renders templates.
+
+- Sign-in posts the API key once; the browser then holds only a random session id
+  in an HttpOnly, SameSite=Strict cookie (Secure and `__Host-` over https). The
+  server keeps the session under the id's digest; it ends after idle time, a
+  maximum age, sign-out, a key rotation or deactivation.
+- Every form carries a token derived from the session id, checked on each post, and
+  a post whose Origin is not the console's own is refused before anything else. The
+  sign-in form, which has no session yet, is bound to its browser by a random cookie
+  echoed in the form (double submit).
+- Pages cannot be framed or cached and send no referrer to other sites; the CSP allows
+  no script at all and only the console's own nonce'd style sheet.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from dishka.integrations.litestar import FromDishka, inject
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.enums import MediaType, RequestEncodingType
+from litestar.params import Body, PathParameter
+from litestar.response import Template
+
+from hermes.application.use_cases.connect_platform import ConnectPlatform
+from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
+from hermes.application.use_cases.find_console_session import FindConsoleSession
+from hermes.application.use_cases.get_callback import GetCallback
+from hermes.application.use_cases.get_connections import GetConnections
+from hermes.application.use_cases.get_usage import GetUsage
+from hermes.application.use_cases.list_audit_log import ListAuditLog
+from hermes.application.use_cases.list_authorized_clients import ListAuthorizedClients
+from hermes.application.use_cases.register_callback import RegisterCallback
+from hermes.application.use_cases.remove_callback import RemoveCallback
+from hermes.application.use_cases.revoke_authorized_client import RevokeAuthorizedClient
+from hermes.application.use_cases.sign_in_to_console import SignInToConsole
+from hermes.application.use_cases.sign_out_of_console import SignOutOfConsole
+from hermes.domain.console import SESSION_ID_LENGTH, ConsolePolicy, csrf_token, same_token
+from hermes.domain.credentials import SCHEMAS, CredentialField
+from hermes.domain.customer import Customer
+from hermes.domain.errors import (
+    Conflict,
+    HermesError,
+    Invalid,
+    NotFound,
+    PlatformRejected,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+from hermes.domain.platform import Platform
+from hermes.entrypoints.http.oauth_pages import PLATFORM_NAMES, security_headers
+from hermes.entrypoints.inbound_worker import CallbackWorker
+
+log = logging.getLogger("hermes.console")
+
+CONSOLE = "/console"
+SIGN_IN = f"{CONSOLE}/sign-in"
+STYLE_SHEET = f"{CONSOLE}/console.css"
+AUDIT_PAGE_SIZE = 25
+NAV = (
+    ("overview", "Overview", CONSOLE),
+    ("accounts", "Accounts", f"{CONSOLE}/accounts"),
+    ("conversations", "Conversations", f"{CONSOLE}/conversations"),
+    ("approvals", "Approvals", f"{CONSOLE}/approvals"),
+    ("audit", "Audit log", f"{CONSOLE}/audit"),
+    ("apps", "Authorized apps", f"{CONSOLE}/apps"),
+    ("callback", "Callback", f"{CONSOLE}/callback"),
+)
+_CSS = (Path(__file__).resolve().parents[1] / "static" / "console.css").read_bytes()
+_ACRONYMS = {"smtp": "SMTP", "imap": "IMAP", "api": "API", "id": "ID", "url": "URL", "urn": "URN", "ig": "IG"}
+_NOTICES = {
+    "connected": "{name} is connected.",
+    "disconnected": "{name} is disconnected. Its credentials were deleted.",
+    "revoked": "Access revoked. The app's tokens stopped working at once.",
+    "callback_removed": "The callback was removed. New messages stay in your inbox.",
+    "signed_out": "You have signed out.",
+}
+FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+Page = Template | Response[bytes]
+
+
+def session_cookie_name(policy: ConsolePolicy) -> str:
+    # The __Host- prefix pins the cookie to this exact host over https; browsers refuse it over http.
+    return "__Host-hermes-console" if policy.secure else "hermes-console"
+
+
+def sign_in_cookie_name(policy: ConsolePolicy) -> str:
+    return "__Host-hermes-console-sign-in" if policy.secure else "hermes-console-sign-in"
+
+
+def _cookie(policy: ConsolePolicy, key: str, value: str, max_age: int) -> Cookie:
+    return Cookie(
+        key=key, value=value, path="/", max_age=max_age, httponly=True, secure=policy.secure, samesite="strict"
+    )
+
+
+def same_origin(request: Request[Any, Any, Any], policy: ConsolePolicy) -> bool:
+    """Whether a post comes from the console's own pages, by its Origin header.
+
+    Browsers send Origin with every form post; an opaque origin ("null") or another
+    site's is refused. The Host the browser connected to is accepted too, so the
+    console works when reached under another name than the public URL.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return request.headers.get("sec-fetch-site") in (None, "same-origin")
+    if origin == policy.origin:
+        return True
+    host = request.headers.get("host")
+    parts = urlsplit(origin)
+    return bool(host) and parts.scheme in ("http", "https") and parts.netloc == host
+
+
+def field_label(name: str) -> str:
+    """`phoneNumberId` -> `Phone number ID`, `smtpHost` -> `SMTP host`."""
+    words = [w.lower() for w in re.findall(r"[a-z]+|[A-Z][a-z]*", name)]
+    shown = [_ACRONYMS.get(w, w) for w in words]
+    return " ".join([shown[0][:1].upper() + shown[0][1:], *shown[1:]])
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
+def _field_view(spec: CredentialField) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "label": field_label(spec.name),
+        "required": spec.required,
+        "secret": spec.secret,
+        "integer": spec.integer,
+        "choices": spec.choices,
+        "hint": spec.description,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A signed-in request: who, and the token its forms carry."""
+
+    customer: Customer
+    session_id: str
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.session_id)
+
+
+def page_headers(nonce: str) -> dict[str, str]:
+    # Under no-referrer a browser posts forms with `Origin: null`; same-origin keeps the Origin check
+    # possible and still sends nothing to other sites.
+    return {**security_headers(nonce), "Referrer-Policy": "same-origin"}
+
+
+def _redirect(location: str, cookies: list[Cookie] | None = None) -> Response[bytes]:
+    headers = page_headers(secrets.token_urlsafe(16))
+    return Response(
+        b"", status_code=303, headers={**headers, "Location": location}, cookies=cookies, media_type=MediaType.TEXT
+    )
+
+
+def _render(
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    cookies: list[Cookie] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Template:
+    nonce = secrets.token_urlsafe(16)
+    return Template(
+        template_name=f"console/{template}",
+        context={"nonce": nonce, "style_sheet": STYLE_SHEET, "nav": NAV, **context},
+        status_code=status,
+        headers={**page_headers(nonce), **(headers or {})},
+        cookies=cookies,
+    )
+
+
+def _message(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Template:
+    return _render("message.html", {"title": title, "detail": detail}, status, headers=headers)
+
+
+def _refused_post() -> Template:
+    return _message(
+        403,
+        "This form cannot be accepted",
+        "It did not come from your console page, or the page was open too long. Go back, reload and try again.",
+    )
+
+
+def _page(visit: Visit, active: str, template: str, status: int = 200, **context: Any) -> Template:
+    base = {"active": active, "csrf": visit.csrf, "email": visit.customer.email, "key_prefix": _key_hint(visit)}
+    return _render(template, {**base, **context}, status)
+
+
+def _key_hint(visit: Visit) -> str:
+    return visit.customer.api_key_prefix + "…" if visit.customer.api_key_prefix else ""
+
+
+def _notice(request: Request[Any, Any, Any]) -> str | None:
+    text = _NOTICES.get(request.query_params.get("done") or "")
+    if text is None:
+        return None
+    value = request.query_params.get("platform") or ""
+    known = value in {p.value for p in Platform}
+    return text.format(name=PLATFORM_NAMES[Platform(value)] if known else "The account")
+
+
+def _failed_page(_: Request[Any, Any, Any], exc: HermesError) -> Template:
+    """What a page shows when a backing service fails under it: a page, not the API's JSON."""
+    if isinstance(exc, Unavailable | RateLimited):
+        wait = str(max(1, round(exc.retry_after)))
+        return _message(_status_of(exc), "Please try again shortly", exc.detail, {"Retry-After": wait})
+    return _message(_status_of(exc), "This did not work", exc.detail)
+
+
+class ConsolePages(Controller):
+    """The customer's own pages (HTML, not part of the JSON API)."""
+
+    path = CONSOLE
+    include_in_schema = False
+    exception_handlers = {HermesError: _failed_page}
+
+    # -- the session ---------------------------------------------------------------------------
+
+    @staticmethod
+    async def _visit(request: Request[Any, Any, Any], find: FindConsoleSession, policy: ConsolePolicy) -> Visit | Page:
+        session_id = request.cookies.get(session_cookie_name(policy))
+        try:
+            customer = await find(session_id)
+        except Unauthorized:
+            gone = _cookie(policy, session_cookie_name(policy), "", 0) if session_id else None
+            return _redirect(SIGN_IN, [gone] if gone else None)
+        except RateLimited as exc:
+            wait = max(1, round(exc.retry_after))
+            return _message(429, "Too many requests", exc.detail, {"Retry-After": str(wait)})
+        return Visit(customer, session_id or "")
+
+    async def _posted(
+        self, request: Request[Any, Any, Any], data: dict[str, str], find: FindConsoleSession, policy: ConsolePolicy
+    ) -> Visit | Page:
+        if not same_origin(request, policy):
+            log.info("console form refused: posted from another origin")
+            return _refused_post()
+        visit = await self._visit(request, find, policy)
+        if isinstance(visit, Visit) and not same_token(data.get("csrf"), visit.csrf):
+            log.info("console form refused: CSRF token does not match the session's")
+            return _refused_post()
+        return visit
+
+    @get("/sign-in")
+    @inject
+    async def sign_in_page(
+        self, request: Request[Any, Any, Any], find: FromDishka[FindConsoleSession], policy: FromDishka[ConsolePolicy]
+    ) -> Page:
+        if request.cookies.get(session_cookie_name(policy)):
+            visit = await self._visit(request, find, policy)
+            if isinstance(visit, Visit):
+                return _redirect(CONSOLE)
+        return self._sign_in_form(request, policy, None, 200)
+
+    @staticmethod
+    def _sign_in_form(
+        request: Request[Any, Any, Any], policy: ConsolePolicy, error: str | None, status: int, **extra: str
+    ) -> Template:
+        browser = request.cookies.get(sign_in_cookie_name(policy)) or ""
+        if len(browser) != SESSION_ID_LENGTH:
+            browser = secrets.token_urlsafe(32)
+        context = {
+            "csrf": browser,
+            "action": SIGN_IN,
+            "error": error,
+            "notice": _notice(request),
+            "max_hours": policy.max_age // 3600,
+            "idle_minutes": policy.idle_ttl // 60,
+        }
+        cookie = _cookie(policy, sign_in_cookie_name(policy), browser, 3600)
+        return _render("sign_in.html", context, status, [cookie], extra or None)
+
+    @post("/sign-in", status_code=200)
+    @inject
+    async def sign_in(
+        self,
+        request: Request[Any, Any, Any],
+        data: FormData,
+        sign_in: FromDishka[SignInToConsole],
+        policy: FromDishka[ConsolePolicy],
+    ) -> Page:
+        browser = request.cookies.get(sign_in_cookie_name(policy))
+        if not same_origin(request, policy) or not browser or not same_token(data.get("csrf"), browser):
+            log.info("console sign-in refused: not posted from this browser's sign-in page")
+            return _refused_post()
+        address = request.client.host if request.client else "unknown"
+        try:
+            session_id, customer = await sign_in(data.get("api_key"), address)
+        except Unauthorized:
+            return self._sign_in_form(request, policy, "That API key was not accepted. Check it and try again.", 401)
+        except RateLimited as exc:
+            wait = str(max(1, round(exc.retry_after)))
+            text = "Too many sign-in attempts from your network. Wait a minute, then try again."
+            return self._sign_in_form(request, policy, text, 429, **{"Retry-After": wait})
+        log.info("customer %s signed in to the console", customer.id)
+        cookies = [
+            _cookie(policy, session_cookie_name(policy), session_id, policy.max_age),
+            _cookie(policy, sign_in_cookie_name(policy), "", 0),
+        ]
+        # Post/redirect/get: reloading the next page must not send the key again.
+        return _redirect(CONSOLE, cookies)
+
+    @post("/sign-out", status_code=200)
+    @inject
+    async def sign_out(
+        self,
+        request: Request[Any, Any, Any],
+        data: FormData,
+        find: FromDishka[FindConsoleSession],
+        sign_out: FromDishka[SignOutOfConsole],
+        policy: FromDishka[ConsolePolicy],
+    ) -> Page:
+        visit = await self._posted(request, data, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        await sign_out(visit.session_id)
+        return _redirect(f"{SIGN_IN}?done=signed_out", [_cookie(policy, session_cookie_name(policy), "", 0)])
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    @get("/")
+    @inject
+    async def overview(
+        self,
+        request: Request[Any, Any, Any],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        get_usage: FromDishka[GetUsage],
+        get_connections: FromDishka[GetConnections],
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        usage = await get_usage(visit.customer)
+        connected = [PLATFORM_NAMES[p] for p, on in (await get_connections(visit.customer.id)).items() if on]
+        limit = usage.monthly_tool_calls
+        return _page(
+            visit,
+            "overview",
+            "overview.html",
+            customer=visit.customer,
+            created=_when(visit.customer.created_at),
+            usage=usage,
+            remaining=max(0, limit - usage.tool_calls_used),
+            percent=min(100, round(100 * usage.tool_calls_used / limit)) if limit else 100,
+            connected=connected,
+        )
+
+    @get("/accounts")
+    @inject
+    async def accounts(
+        self,
+        request: Request[Any, Any, Any],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        get_connections: FromDishka[GetConnections],
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        return await self._accounts_page(visit, get_connections, notice=_notice(request))
+
+    @staticmethod
+    async def _accounts_page(
+        visit: Visit,
+        get_connections: GetConnections,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        failed: Platform | None = None,
+        error: str | None = None,
+        field_errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Template:
+        # One row per account, so that several accounts per platform and their health drop in as a list.
+        accounts = [
+            {
+                "platform": p.value,
+                "name": PLATFORM_NAMES[p],
+                "account": "default",
+                "status": "connected" if on else "not_connected",
+                "connected_at": None,
+                "last_checked_at": None,
+                "last_error": None,
+                "expires_at": None,
+                "fields": [_field_view(f) for f in SCHEMAS[p].fields],
+                "open": p is failed,
+                "error": error if p is failed else None,
+                "field_errors": (field_errors or {}) if p is failed else {},
+                "entered": (values or {}) if p is failed else {},
+            }
+            for p, on in (await get_connections(visit.customer.id)).items()
+        ]
+        return _page(visit, "accounts", "accounts.html", status, accounts=accounts, notice=notice)
+
+    @post("/accounts/{platform:str}/connect", status_code=200)
+    @inject
+    async def connect(
+        self,
+        request: Request[Any, Any, Any],
+        platform: Annotated[str, PathParameter()],
+        data: FormData,
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        connect: FromDishka[ConnectPlatform],
+        get_connections: FromDishka[GetConnections],
+    ) -> Page:
+        visit = await self._posted(request, data, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        try:
+            target = Platform.parse(platform)
+        except NotFound as exc:
+            return _message(404, "Unknown platform", exc.detail)
+        schema = SCHEMAS[target]
+        # An empty box is a field left out: optional fields stay unset, required ones are named.
+        body = {f.name: data[f.name] for f in schema.fields if data.get(f.name, "").strip()}
+        try:
+            # The console always checks new credentials with the platform before keeping them.
+            await connect(visit.customer, target, body, True)
+        except HermesError as exc:
+            fields = exc.fields if isinstance(exc, Invalid) else {}
+            kept = {f.name: data.get(f.name, "") for f in schema.fields if not f.secret}
+            return await self._accounts_page(
+                visit,
+                get_connections,
+                status=_status_of(exc),
+                failed=target,
+                error=_connect_error(target, exc),
+                field_errors=fields,
+                values=kept,
+            )
+        log.info("customer %s connected %s from the console", visit.customer.id, target.value)
+        return _redirect(f"{CONSOLE}/accounts?done=connected&platform={target.value}")
+
+    @post("/accounts/{platform:str}/disconnect", status_code=200)
+    @inject
+    async def disconnect(
+        self,
+        request: Request[Any, Any, Any],
+        platform: Annotated[str, PathParameter()],
+        data: FormData,
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        disconnect: FromDishka[DisconnectPlatform],
+    ) -> Page:
+        visit = await self._posted(request, data, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        try:
+            target = Platform.parse(platform)
+        except NotFound as exc:
+            return _message(404, "Unknown platform", exc.detail)
+        await disconnect(visit.customer, target)
+        log.info("customer %s disconnected %s from the console", visit.customer.id, target.value)
+        return _redirect(f"{CONSOLE}/accounts?done=disconnected&platform={target.value}")
+
+    @get("/conversations")
+    @inject
+    async def conversations(
+        self, request: Request[Any, Any, Any], find: FromDishka[FindConsoleSession], policy: FromDishka[ConsolePolicy]
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        conversations: list[dict[str, Any]] = []
+        return _page(visit, "conversations", "conversations.html", conversations=conversations)
+
+    @get("/approvals")
+    @inject
+    async def approvals(
+        self, request: Request[Any, Any, Any], find: FromDishka[FindConsoleSession], policy: FromDishka[ConsolePolicy]
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        approvals: list[dict[str, Any]] = []
+        return _page(visit, "approvals", "approvals.html", approvals=approvals)
+
+    @get("/audit")
+    @inject
+    async def audit(
+        self,
+        request: Request[Any, Any, Any],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        list_audit_log: FromDishka[ListAuditLog],
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        asked = request.query_params.get("date") or ""
+        error = None
+        try:
+            day: date | None = date.fromisoformat(asked) if asked else None
+        except ValueError:
+            day, error = None, "The date must be written YYYY-MM-DD; showing today instead."
+        cursor = request.query_params.get("cursor") or None
+        shown, entries, next_cursor = await _audit_page(list_audit_log, visit.customer.id, day, cursor)
+        rows = [
+            {
+                "time": _when(e.time),
+                "tool": e.tool,
+                "platform": _platform_name(e.platform),
+                "target": e.target or "",
+                "outcome": e.outcome,
+                "error_code": e.error_code or "",
+                "duration": f"{e.duration_ms:.0f} ms",
+            }
+            for e in entries
+        ]
+        return _page(
+            visit,
+            "audit",
+            "audit.html",
+            400 if error else 200,
+            day=shown.isoformat(),
+            error=error,
+            entries=rows,
+            first_page=cursor is None,
+            next_url=f"{CONSOLE}/audit?date={shown.isoformat()}&cursor={quote(next_cursor)}" if next_cursor else None,
+            day_url=f"{CONSOLE}/audit?date={shown.isoformat()}",
+        )
+
+    @get("/apps")
+    @inject
+    async def apps(
+        self,
+        request: Request[Any, Any, Any],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        list_clients: FromDishka[ListAuthorizedClients],
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        clients = [
+            {
+                "client_id": c.client_id,
+                "name": c.client_name,
+                "authorized_at": _when(c.authorized_at),
+                "last_used_at": _when(c.last_used_at),
+            }
+            for c in await list_clients(visit.customer.id)
+        ]
+        return _page(visit, "apps", "apps.html", clients=clients, notice=_notice(request))
+
+    @post("/apps/revoke", status_code=200)
+    @inject
+    async def revoke_app(
+        self,
+        request: Request[Any, Any, Any],
+        data: FormData,
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        revoke: FromDishka[RevokeAuthorizedClient],
+    ) -> Page:
+        visit = await self._posted(request, data, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        client_id = data.get("client_id", "")
+        try:
+            await revoke(visit.customer.id, client_id)
+        except NotFound:
+            return _message(404, "Nothing to revoke", "That app has no access to your account (any more).")
+        log.info("customer %s revoked an authorized app from the console", visit.customer.id)
+        return _redirect(f"{CONSOLE}/apps?done=revoked")
+
+    @get("/callback")
+    @inject
+    async def callback(
+        self,
+        request: Request[Any, Any, Any],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        get_callback: FromDishka[GetCallback],
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        return await self._callback_page(visit, get_callback, notice=_notice(request))
+
+    @staticmethod
+    async def _callback_page(
+        visit: Visit,
+        get_callback: GetCallback,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        error: str | None = None,
+        url: str = "",
+        signing_secret: str | None = None,
+    ) -> Template:
+        try:
+            state = await get_callback(visit.customer.id)
+        except NotFound:
+            callback = None
+            deliveries: list[dict[str, Any]] = []
+        else:
+            c = state.callback
+            callback = {
+                "url": c.url,
+                "created_at": _when(c.created_at),
+                "failures": c.failures,
+                "next_attempt_at": _when(c.next_attempt_at),
+            }
+            deliveries = [
+                {
+                    "at": _when(d.at),
+                    "message_id": d.message_id,
+                    "attempt": d.attempt,
+                    "outcome": d.outcome,
+                    "status": d.status or "",
+                    "error": d.error or "",
+                    "duration": f"{d.duration_ms:.0f} ms",
+                }
+                for d in state.deliveries
+            ]
+        return _page(
+            visit,
+            "callback",
+            "callback.html",
+            status,
+            callback=callback,
+            deliveries=deliveries,
+            notice=notice,
+            error=error,
+            url=url,
+            signing_secret=signing_secret,
+        )
+
+    @post("/callback", status_code=200)
+    @inject
+    async def set_callback(
+        self,
+        request: Request[Any, Any, Any],
+        data: FormData,
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        register: FromDishka[RegisterCallback],
+        get_callback: FromDishka[GetCallback],
+        worker: FromDishka[CallbackWorker],
+    ) -> Page:
+        visit = await self._posted(request, data, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        url = data.get("url", "")
+        try:
+            registered = await register(visit.customer.id, url)
+        except HermesError as exc:
+            detail = next(iter(exc.fields.values()), exc.detail) if isinstance(exc, Invalid) else exc.detail
+            return await self._callback_page(visit, get_callback, status=_status_of(exc), error=detail, url=url)
+        worker.watch(visit.customer.id)
+        log.info("customer %s registered a callback from the console", visit.customer.id)
+        # Shown here once and never again, like the API's answer: this page is not cached.
+        return await self._callback_page(visit, get_callback, signing_secret=registered.signing_secret)
+
+    @post("/callback/remove", status_code=200)
+    @inject
+    async def remove_callback(
+        self,
+        request: Request[Any, Any, Any],
+        data: FormData,
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        remove: FromDishka[RemoveCallback],
+    ) -> Page:
+        visit = await self._posted(request, data, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        await remove(visit.customer.id)
+        return _redirect(f"{CONSOLE}/callback?done=callback_removed")
+
+    @get("/console.css")
+    async def style_sheet(self) -> Response[bytes]:
+        headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+        return Response(_CSS, media_type="text/css; charset=utf-8", headers=headers)
+
+
+def _status_of(exc: HermesError) -> int:
+    # A platform refusing the credentials is the form's fault as much as a malformed field.
+    kinds: list[tuple[type[HermesError], int]] = [
+        (Invalid, 400),
+        (PlatformRejected, 400),
+        (NotFound, 404),
+        (Conflict, 409),
+        (RateLimited, 429),
+        (Unavailable, 503),
+    ]
+    return next((status for kind, status in kinds if isinstance(exc, kind)), 400)
+
+
+def _connect_error(platform: Platform, exc: HermesError) -> str:
+    if isinstance(exc, PlatformRejected):
+        # The API's text tells a program how to reconnect; here the form itself is the way.
+        code = f" (error {exc.code})" if exc.code else ""
+        return f"{PLATFORM_NAMES[platform]} did not accept these credentials{code}, so nothing was saved."
+    if isinstance(exc, Invalid):
+        return "Some fields need another look; nothing was saved."
+    return exc.detail
+
+
+def _platform_name(value: str | None) -> str:
+    try:
+        return PLATFORM_NAMES[Platform(value or "")]
+    except ValueError:
+        return value or ""
+
+
+async def _audit_page(
+    list_audit_log: ListAuditLog, customer_id: str, day: date | None, cursor: str | None
+) -> tuple[date, list[Any], str | None]:
+    """One page of a day's audit entries and the cursor of the next page (None on the last)."""
+    shown, entries = await list_audit_log(customer_id, day)
+    start = int(cursor) if cursor and cursor.isdigit() else 0
+    end = start + AUDIT_PAGE_SIZE
+    return shown, entries[start:end], str(end) if end < len(entries) else None

@@ -204,7 +204,10 @@ class EmbeddedStoresProvider(Provider):
     limiter = provide(InMemoryRateLimiter, provides=RateLimiter)
     usage = provide(SqlUsageMeter, provides=UsageMeter)
     audit = provide(SqlAuditLog, provides=AuditLog)
-    address_limiter = provide(InMemoryAddressLimiter, provides=AddressLimiter)
+
+    @provide
+    def address_limiter(self) -> AddressLimiter:
+        return InMemoryAddressLimiter()
 
     @provide
     def probe(self, engine: AsyncEngine) -> Infrastructure:

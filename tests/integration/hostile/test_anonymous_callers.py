@@ -17,6 +17,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from hermes.adapters.client_metadata import HttpClientMetadataDocuments, make_metadata_client
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.network import HostGuard
+from hermes.adapters.sql.migrate import upgrade_url
 from hermes.application.ports.oauth import ClientMetadataDocuments
 from hermes.entrypoints.http.oauth_server import UNUSABLE_CLIENT
 from hermes.entrypoints.settings import Settings
@@ -39,7 +41,7 @@ from tests.fakes.mail import tls_files
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.oauth_support import LOOPBACK_REDIRECT, OAuthAgent, Pkce, query_of, start_public
 from tests.integration.server import HermesServer
-from tests.support import free_port
+from tests.support import free_port, make_settings
 
 Start = Callable[..., HermesServer]
 VICTIM_BOUND = 2.0  # seconds: a liveness bound, far above the ~0.05 s these calls take on an idle machine
@@ -210,6 +212,15 @@ async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
         ]
     statuses = [r.status_code for r in replies]
     assert statuses.count(201) <= 5 and statuses.count(429) >= 3
+
+
+async def test_embedded_mode_limits_addresses_too(tmp_path: Path, start_hermes: Start) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path}/hermes.db"
+    await upgrade_url(database)
+    server = start_hermes(limited(make_settings(HERMES_DATABASE_URL=database), oauth_register_per_minute=3))
+    async with caller(server, new_address()) as http:
+        statuses = [(await http.post("/register", json=registration(1, 60))).status_code for _ in range(5)]
+    assert statuses == [201, 201, 201, 429, 429]
 
 
 @pytest.fixture

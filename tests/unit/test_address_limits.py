@@ -9,6 +9,7 @@ from hermes.application.use_cases.admit_anonymous_caller import AdmitAnonymousCa
 from hermes.domain.address_limits import AddressBucket, AddressLimits, limit_key
 from hermes.domain.errors import RateLimited
 from hermes.entrypoints.http.client_address import TrustedProxies, client_address, scope_client_address
+from tests.contracts.address_limits import AddressLimiterContract
 
 PROXIES = TrustedProxies.parse("10.0.0.0/8, 192.0.2.1, 2001:db8:ffff::/48")
 
@@ -87,3 +88,9 @@ async def test_the_in_process_counters_stay_bounded() -> None:
     for i in range(1000):
         await limiter.hit("oauth", f"198.51.{i // 256}.{i % 256}", 5)
     assert len(limiter._counts) <= 100
+
+
+class TestInMemoryAddressLimiter(AddressLimiterContract):
+    @pytest.fixture
+    def address_limiter(self) -> InMemoryAddressLimiter:
+        return InMemoryAddressLimiter()

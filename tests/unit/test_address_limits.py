@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from hermes.adapters.memory.address_limiter import InMemoryAddressLimiter
 from hermes.application.use_cases.admit_anonymous_caller import AdmitAnonymousCaller
@@ -10,6 +11,7 @@ from hermes.domain.address_limits import AddressBucket, AddressLimits, limit_key
 from hermes.domain.errors import RateLimited
 from hermes.entrypoints.http.client_address import TrustedProxies, client_address, scope_client_address
 from tests.contracts.address_limits import AddressLimiterContract
+from tests.support import make_settings
 
 PROXIES = TrustedProxies.parse("10.0.0.0/8, 192.0.2.1, 2001:db8:ffff::/48")
 
@@ -94,3 +96,9 @@ class TestInMemoryAddressLimiter(AddressLimiterContract):
     @pytest.fixture
     def address_limiter(self) -> InMemoryAddressLimiter:
         return InMemoryAddressLimiter()
+
+
+def test_settings_refuse_trusted_proxies_that_do_not_parse() -> None:
+    with pytest.raises(ValidationError, match="not-a-network"):
+        make_settings(HERMES_TRUSTED_PROXIES="10.0.0.0/8, not-a-network")
+    assert make_settings(HERMES_TRUSTED_PROXIES="10.0.0.0/8, ::1").trusted_proxies == "10.0.0.0/8, ::1"

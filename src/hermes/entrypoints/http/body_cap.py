@@ -17,7 +17,9 @@ class BodyCap:
     """Refuse a body over `limit` bytes with 413 problem+json, by its Content-Length or while it streams in.
 
     The body is read before the endpoint runs (these endpoints read it whole anyway),
-    so nothing past the cap is ever held and the endpoint never sees half a body.
+    so nothing past the cap is ever held and the endpoint never sees half a body. The
+    connection stays open: closing it while the client still sends would reset it,
+    and the client would never read the 413.
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:

@@ -1,7 +1,7 @@
 """Hermes as the OAuth 2.1 authorization server of its /mcp resource (MCP authorization spec).
 
 The protocol endpoints are the `mcp` SDK's own Starlette handlers, run behind the
-SDK's CORS and body-limit wrappers and mounted into Litestar as one ASGI app:
+SDK's CORS wrapper and Hermes's body cap and mounted into Litestar as one ASGI app:
 
 - RFC 9728 protected resource metadata (`/.well-known/oauth-protected-resource`,
   and `/mcp`'s path-inserted form that /mcp's 401 points at);
@@ -19,6 +19,12 @@ What Hermes writes itself, and why:
   could never revoke;
 - `/authorize` and the consent page (`oauth_pages`): server-rendered HTML, where
   the SDK's handler answers a person in the browser with JSON.
+
+Anyone may call these endpoints, so each is bounded: `/token`, `/revoke`,
+`/register`, `/authorize` and the consent page count requests per client address
+(`limit_by_address`); `/register` takes 16 KiB of body, the others
+HERMES_MAX_BODY_BYTES; a client whose metadata document cannot be had gets one
+answer, whatever the reason.
 """
 
 from __future__ import annotations

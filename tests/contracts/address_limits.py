@@ -29,6 +29,13 @@ class AddressLimiterContract:
         assert await address_limiter.hit("oauth", address, 1) is None
         assert await address_limiter.hit("register", an_address(), 1) is None
 
+    async def test_windows_of_different_lengths_are_counted_apart(self, address_limiter: AddressLimiter) -> None:
+        address = an_address()
+        assert await address_limiter.hit("register", address, 1, 60) is None
+        assert await address_limiter.hit("register", address, 1, 86400) is None
+        day = await address_limiter.hit("register", address, 1, 86400)
+        assert day is not None and 1 <= day <= 86400
+
     async def test_concurrent_hits_never_exceed_the_limit(self, address_limiter: AddressLimiter) -> None:
         address = an_address()
         waits = await asyncio.gather(*(address_limiter.hit("oauth", address, 20) for _ in range(50)))

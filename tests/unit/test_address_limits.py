@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from hermes.adapters.memory.address_limiter import InMemoryAddressLimiter
 from hermes.application.use_cases.admit_anonymous_caller import AdmitAnonymousCaller
-from hermes.domain.address_limits import AddressBucket, AddressLimits, limit_key
+from hermes.domain.address_limits import AddressBucket, AddressLimits, Window, limit_key
 from hermes.domain.errors import RateLimited
 from hermes.entrypoints.http.client_address import TrustedProxies, client_address, scope_client_address
 from tests.contracts.address_limits import AddressLimiterContract
@@ -70,7 +70,7 @@ def test_ipv6_callers_are_counted_by_their_64() -> None:
 
 async def test_an_address_gets_its_limit_per_bucket_then_429_with_a_wait() -> None:
     admit = AdmitAnonymousCaller(
-        InMemoryAddressLimiter(), AddressLimits({AddressBucket.REGISTER: 3, AddressBucket.OAUTH: 5})
+        InMemoryAddressLimiter(), AddressLimits({AddressBucket.REGISTER: [Window(3)], AddressBucket.OAUTH: [Window(5)]})
     )
     for _ in range(3):
         await admit(AddressBucket.REGISTER, "203.0.113.9")
@@ -85,8 +85,19 @@ async def test_an_address_gets_its_limit_per_bucket_then_429_with_a_wait() -> No
         await admit(AddressBucket.OAUTH, "203.0.113.9")
 
 
+async def test_a_request_must_fit_every_window_of_its_bucket() -> None:
+    windows = [Window(5), Window(2, 86400)]
+    admit = AdmitAnonymousCaller(InMemoryAddressLimiter(), AddressLimits({AddressBucket.REGISTER: windows}))
+    for _ in range(2):
+        await admit(AddressBucket.REGISTER, "203.0.113.9")
+    with pytest.raises(RateLimited) as refused:
+        await admit(AddressBucket.REGISTER, "203.0.113.9")
+    assert "at most 2 a day" in refused.value.detail
+    assert refused.value.retry_after > 60
+
+
 async def test_the_in_process_counters_stay_bounded() -> None:
-    limiter = InMemoryAddressLimiter(max_addresses=100)
+    limiter = InMemoryAddressLimiter(max_counters=100)
     for i in range(1000):
         await limiter.hit("oauth", f"198.51.{i // 256}.{i % 256}", 5)
     assert len(limiter._counts) <= 100

@@ -1,25 +1,33 @@
-"""Limits on callers nobody has authenticated yet, counted per client address and minute."""
+"""Limits on callers nobody has authenticated yet, counted per client address."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 
 class AddressBucket(StrEnum):
-    """What a limited request is counted against; each bucket has its own per-minute limit."""
+    """What a limited request is counted against; each bucket has its own limits."""
 
     REGISTER = "register"
     OAUTH = "oauth"
 
 
 @dataclass(frozen=True, slots=True)
-class AddressLimits:
-    """Requests a client address may make per minute, by bucket."""
+class Window:
+    """At most `limit` requests in each fixed window of `seconds`."""
 
-    per_minute: Mapping[AddressBucket, int]
+    limit: int
+    seconds: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class AddressLimits:
+    """The windows each bucket's requests are counted in, per client address; a request must fit them all."""
+
+    windows: Mapping[AddressBucket, Sequence[Window]]
 
 
 def limit_key(address: str) -> str:

@@ -106,7 +106,7 @@ from hermes.application.use_cases.route_inbound import RouteInbound
 from hermes.application.use_cases.sign_in_to_authorize import SignInToAuthorize
 from hermes.application.use_cases.start_authorization import StartAuthorization
 from hermes.application.use_cases.view_authorization import ViewAuthorization
-from hermes.domain.address_limits import AddressBucket, AddressLimits
+from hermes.domain.address_limits import AddressBucket, AddressLimits, Window
 from hermes.domain.oauth import OAuthPolicy
 from hermes.entrypoints.http.client_address import TrustedProxies
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
@@ -376,8 +376,11 @@ class OAuthProvider(Provider):
     def address_limits(self, settings: Settings) -> AddressLimits:
         return AddressLimits(
             {
-                AddressBucket.REGISTER: settings.oauth_register_per_minute,
-                AddressBucket.OAUTH: settings.oauth_requests_per_minute,
+                AddressBucket.REGISTER: [
+                    Window(settings.oauth_register_per_minute),
+                    Window(settings.oauth_register_per_day, 86400),
+                ],
+                AddressBucket.OAUTH: [Window(settings.oauth_requests_per_minute)],
             }
         )
 

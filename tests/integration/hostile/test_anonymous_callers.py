@@ -159,6 +159,15 @@ async def test_registrations_that_fit_are_capped_per_address_and_in_size(
     assert all(size is not None and size < 16 * 1024 + 1024 for size in stored)
 
 
+async def test_an_address_registers_a_bounded_number_of_clients_a_day(settings: Settings, start_hermes: Start) -> None:
+    server = start_hermes(limited(settings, oauth_register_per_day=3))
+    async with caller(server, new_address()) as http:
+        replies = [await http.post("/register", json=registration(1, 60)) for _ in range(5)]
+    assert [r.status_code for r in replies] == [201, 201, 201, 429, 429]
+    assert "a day" in replies[3].json()["detail"]
+    assert int(replies[3].headers["retry-after"]) >= 1
+
+
 async def test_two_instances_share_one_address_limit(settings: Settings, start_hermes: Start) -> None:
     shared = limited(settings)
     one, two = start_hermes(shared), start_hermes(shared)

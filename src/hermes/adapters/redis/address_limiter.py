@@ -14,21 +14,23 @@ return n
 
 
 class RedisAddressLimiter(AddressLimiter):
-    """`addrlimit:{bucket:address}:{minute}`: one counter per address and minute, gone two minutes later.
+    """`addrlimit:{bucket:address}:{window length}:{window number}`: one counter per address and window.
 
-    The hash tag is the bucket and address, so addresses spread over a Redis Cluster's
-    slots while one address's counter is always the same key for every instance.
+    A counter lives two windows. The hash tag is the bucket and address, so addresses
+    spread over a Redis Cluster's slots while one address's counter is the same key
+    for every instance.
     """
 
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._hit = redis.register_script(_HIT)
 
-    async def hit(self, bucket: str, address: str, limit: int) -> float | None:
+    async def hit(self, bucket: str, address: str, limit: int, window: int = 60) -> float | None:
         now = time.time()
-        window = int(now // 60)
+        number = int(now // window)
+        key = f"addrlimit:{{{bucket}:{address}}}:{window}:{number}"
         async with translate_errors():
-            count = int(await self._hit(keys=[f"addrlimit:{{{bucket}:{address}}}:{window}"], args=[120]))
+            count = int(await self._hit(keys=[key], args=[2 * window]))
         if count > limit:
-            return max(1.0, (window + 1) * 60 - now)
+            return max(1.0, (number + 1) * window - now)
         return None

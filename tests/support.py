@@ -34,6 +34,10 @@ def make_settings(**overrides: Any) -> Settings:
         "HERMES_LOG_LEVEL": "DEBUG",
         "HERMES_WHATSAPP_VERIFY_TOKEN": "verify-me",
         "HERMES_WHATSAPP_APP_SECRET": "app-secret",
+        # Every test calls from 127.0.0.1; the per-address limits are tested on their own, from distinct addresses.
+        "HERMES_OAUTH_REGISTER_PER_MINUTE": 100_000,
+        "HERMES_OAUTH_REGISTER_PER_DAY": 10_000_000,
+        "HERMES_OAUTH_REQUESTS_PER_MINUTE": 100_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -34,6 +34,7 @@ class HermesServer:
             lifespan="on",
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # as `hermes serve`: X-Forwarded-For is Hermes's to judge
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)

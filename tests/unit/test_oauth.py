@@ -250,6 +250,21 @@ async def test_registration_rules(oauth: OAuth) -> None:
     assert await oauth.find_client(public.client_id) == public
 
 
+async def test_what_one_registration_stores_is_bounded(oauth: OAuth) -> None:
+    with pytest.raises(Invalid) as many:
+        await oauth.client(redirect_uris=tuple(f"https://app.example.com/cb{i}" for i in range(11)))
+    assert many.value.fields == {"redirect_uris": "at most 10 URLs"}
+    with pytest.raises(Invalid) as long:
+        await oauth.client(redirect_uris=("https://app.example.com/" + "x" * 2000,))
+    assert "redirect_uris" in long.value.fields
+    for name in ("scope", "client_uri", "logo_uri", "software_id", "software_version"):
+        with pytest.raises(Invalid) as text:
+            await oauth.client(**{name: "x" * 2001})
+        assert list(text.value.fields) == [name]
+    ten = await oauth.client(redirect_uris=tuple(f"https://app.example.com/cb{i}" for i in range(10)))
+    assert len(ten.redirect_uris) == 10
+
+
 def document(**changes: object) -> dict[str, object]:
     values: dict[str, object] = {
         "client_id": CIMD_URL,
@@ -406,6 +421,23 @@ async def test_a_replayed_code_is_refused_and_revokes_what_it_produced(oauth: OA
     assert await oauth.resolve(pair.access_token) is None
     with pytest.raises(TokenRefused):
         await oauth.refresh(pair.refresh_token, client.client_id)
+
+
+async def test_a_replayed_code_revokes_what_it_produced_even_after_it_expired(oauth: OAuth) -> None:
+    _, key = await a_customer(oauth.world)
+    client = await oauth.client()
+    code = (await oauth.approved(client, key)).params["code"]
+    pair = await oauth.exchange(code, client.client_id)
+    oauth.world.clock.current += timedelta(seconds=oauth.policy.code_ttl + 60)
+    with pytest.raises(TokenRefused, match="already used") as replay:
+        await oauth.exchange(code, client.client_id)
+    assert replay.value.error == "invalid_grant"
+    assert await oauth.resolve(pair.access_token) is None
+
+
+def test_a_code_is_remembered_long_enough_to_catch_a_late_replay() -> None:
+    policy = OAuthPolicy(issuer="https://hermes.example.com", resource="https://hermes.example.com/mcp")
+    assert policy.code_record_ttl >= policy.code_ttl + 3600
 
 
 async def test_codes_expire_and_belong_to_their_client(oauth: OAuth) -> None:

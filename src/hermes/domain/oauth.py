@@ -35,6 +35,9 @@ AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic")
 MAX_CLIENT_ID_LENGTH = 255
 MAX_STATE_LENGTH = 2048
 MAX_REDIRECT_URI_LENGTH = 2000
+MAX_REDIRECT_URIS = 10
+# Free-text metadata a client may register (scope, home page, logo, software id and version).
+MAX_METADATA_TEXT_LENGTH = 2000
 _MAX_NAME_LENGTH = 120
 _MAX_SCOPES = 20
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -95,6 +98,13 @@ class OAuthPolicy:
     # A registration nobody has used yet lives a day; one in use lives on while it is used.
     unused_client_ttl: int = 24 * 3600
     client_ttl: int = 90 * 24 * 3600
+    # An authorization code's record outlives the code by this much, so that a replay of a used code,
+    # even an expired one, is still recognised and revokes what the code produced.
+    code_replay_window: int = 3600
+
+    @property
+    def code_record_ttl(self) -> int:
+        return self.code_ttl + self.code_replay_window
 
     def is_our_resource(self, resource: str) -> bool:
         return resource.rstrip("/") == self.resource.rstrip("/")
@@ -178,6 +188,11 @@ def redirect_uri_problem(uri: str) -> str | None:
 def check_redirect_uris(uris: object) -> tuple[str, ...]:
     if not isinstance(uris, list | tuple) or not uris:
         raise Invalid("redirect_uris must list at least one URL", {"redirect_uris": "must list at least one URL"})
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise Invalid(
+            f"redirect_uris lists {len(uris)} URLs; at most {MAX_REDIRECT_URIS} are allowed",
+            {"redirect_uris": f"at most {MAX_REDIRECT_URIS} URLs"},
+        )
     checked: list[str] = []
     for uri in uris:
         if not isinstance(uri, str):
@@ -187,6 +202,14 @@ def check_redirect_uris(uris: object) -> tuple[str, ...]:
             raise Invalid(f"redirect URI {uri[:200]!r} {problem}", {"redirect_uris": problem})
         checked.append(uri)
     return tuple(checked)
+
+
+def check_metadata_text(field: str, value: str | None) -> None:
+    if value is not None and len(value) > MAX_METADATA_TEXT_LENGTH:
+        raise Invalid(
+            f"{field} is longer than {MAX_METADATA_TEXT_LENGTH} characters",
+            {field: f"at most {MAX_METADATA_TEXT_LENGTH} characters"},
+        )
 
 
 def check_client_name(name: object) -> str | None:

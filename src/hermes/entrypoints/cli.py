@@ -107,7 +107,8 @@ def serve(host: str, port: int, workers: int) -> None:
         http="httptools",
         access_log=False,
         log_level="warning",
-        proxy_headers=True,
+        # X-Forwarded-For is believed only from HERMES_TRUSTED_PROXIES (http/client_address.py).
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

@@ -24,10 +24,11 @@ from dishka import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.adapters.callback_sender import HttpCallbackSender
-from hermes.adapters.client_metadata import HttpClientMetadataDocuments
+from hermes.adapters.client_metadata import HttpClientMetadataDocuments, make_metadata_client
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
 from hermes.adapters.env_credentials import EnvironmentCredentials
 from hermes.adapters.health import InfrastructureProbe
+from hermes.adapters.memory.address_limiter import InMemoryAddressLimiter
 from hermes.adapters.memory.console_sessions import InMemoryConsoleSessionStore
 from hermes.adapters.memory.customers import InMemoryCustomerCache
 from hermes.adapters.memory.stores import InMemoryRateLimiter
@@ -37,6 +38,7 @@ from hermes.adapters.platforms.http import make_client
 from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.platforms.registry import Registry
 from hermes.adapters.platforms.whatsapp_webhook import WhatsAppWebhookDecoder
+from hermes.adapters.redis.address_limiter import RedisAddressLimiter
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.callback_store import RedisCallbackStore
 from hermes.adapters.redis.client import RedisClient, connect
@@ -58,6 +60,7 @@ from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListToo
 from hermes.application.consent_requests import ConsentRequests
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.inbound_handlers import InboundHandlers, LoggingInboundHandler
+from hermes.application.ports.address_limits import AddressLimiter
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.callbacks import CallbackSender, CallbackStore
 from hermes.application.ports.clock import Clock, SystemClock
@@ -72,6 +75,7 @@ from hermes.application.ports.routing import PhoneRoutes
 from hermes.application.ports.sessions import SessionRevoker
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials, ToolCatalog
 from hermes.application.token_issuer import TokenIssuer
+from hermes.application.use_cases.admit_anonymous_caller import AdmitAnonymousCaller
 from hermes.application.use_cases.call_tool import CallTool
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.create_customer import CreateCustomer
@@ -108,8 +112,10 @@ from hermes.application.use_cases.sign_in_to_console import SignInToConsole
 from hermes.application.use_cases.sign_out_of_console import SignOutOfConsole
 from hermes.application.use_cases.start_authorization import StartAuthorization
 from hermes.application.use_cases.view_authorization import ViewAuthorization
+from hermes.domain.address_limits import AddressBucket, AddressLimits, Window
 from hermes.domain.console import ConsolePolicy, public_origin
 from hermes.domain.oauth import OAuthPolicy
+from hermes.entrypoints.http.client_address import TrustedProxies
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
 from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
@@ -184,6 +190,7 @@ class RedisStoresProvider(Provider):
 
     usage = provide(RedisUsageMeter, provides=UsageMeter)
     audit = provide(RedisAuditLog, provides=AuditLog)
+    address_limiter = provide(RedisAddressLimiter, provides=AddressLimiter)
 
     @provide
     def probe(self, engine: AsyncEngine, redis: RedisClient) -> Infrastructure:
@@ -204,6 +211,10 @@ class EmbeddedStoresProvider(Provider):
     limiter = provide(InMemoryRateLimiter, provides=RateLimiter)
     usage = provide(SqlUsageMeter, provides=UsageMeter)
     audit = provide(SqlAuditLog, provides=AuditLog)
+
+    @provide
+    def address_limiter(self) -> AddressLimiter:
+        return InMemoryAddressLimiter()
 
     @provide
     def probe(self, engine: AsyncEngine) -> Infrastructure:
@@ -363,11 +374,31 @@ class OAuthProvider(Provider):
         )
 
     @provide
-    def documents(self, http: httpx.AsyncClient, config: PlatformConfig) -> ClientMetadataDocuments:
-        return HttpClientMetadataDocuments(http, HostGuard(allow_private=config.allow_private_networks))
+    async def documents(self, config: PlatformConfig) -> AsyncIterator[ClientMetadataDocuments]:
+        # Its own small pool: strangers choose these URLs, and must not hold the platform calls' connections.
+        http = make_metadata_client(user_agent=config.user_agent)
+        yield HttpClientMetadataDocuments(http, HostGuard(allow_private=config.allow_private_networks))
+        await http.aclose()
+
+    @provide
+    def address_limits(self, settings: Settings) -> AddressLimits:
+        return AddressLimits(
+            {
+                AddressBucket.REGISTER: [
+                    Window(settings.oauth_register_per_minute),
+                    Window(settings.oauth_register_per_day, 86400),
+                ],
+                AddressBucket.OAUTH: [Window(settings.oauth_requests_per_minute)],
+            }
+        )
+
+    @provide
+    def trusted_proxies(self, settings: Settings) -> TrustedProxies:
+        return TrustedProxies.parse(settings.trusted_proxies)
 
     helpers = provide_all(ConsentRequests, TokenIssuer)
     use_cases = provide_all(
+        AdmitAnonymousCaller,
         RegisterOAuthClient,
         FindOAuthClient,
         StartAuthorization,

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hermes.adapters.crypto.aes_gcm import parse_keyring
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.client_address import TrustedProxies
 
 DEFAULT_API_BASES: dict[Platform, str] = {
     Platform.WHATSAPP: "https://graph.facebook.com/v23.0",
@@ -49,6 +50,14 @@ class Settings(BaseSettings):
     oauth_refresh_token_ttl: int = Field(30 * 24 * 3600, ge=3600, validation_alias="HERMES_OAUTH_REFRESH_TOKEN_TTL")
     oauth_code_ttl: int = Field(120, ge=1, le=600, validation_alias="HERMES_OAUTH_CODE_TTL")
     oauth_consent_ttl: int = Field(600, ge=60, le=3600, validation_alias="HERMES_OAUTH_CONSENT_TTL")
+    # Callers without credentials: requests per client address and minute (and registrations a day), the
+    # registration body cap, and the proxies whose X-Forwarded-For names the client (IPs/CIDRs, comma-separated).
+    oauth_register_per_minute: int = Field(20, ge=1, validation_alias="HERMES_OAUTH_REGISTER_PER_MINUTE")
+    # Bounds what one address can keep stored: a registration lives a day and holds up to 16 KiB.
+    oauth_register_per_day: int = Field(200, ge=1, validation_alias="HERMES_OAUTH_REGISTER_PER_DAY")
+    oauth_requests_per_minute: int = Field(120, ge=1, validation_alias="HERMES_OAUTH_REQUESTS_PER_MINUTE")
+    oauth_register_max_bytes: int = Field(16 * 1024, ge=1024, validation_alias="HERMES_OAUTH_REGISTER_MAX_BYTES")
+    trusted_proxies: str = Field("", validation_alias="HERMES_TRUSTED_PROXIES")
     allowed_hosts: str = Field(
         "127.0.0.1,127.0.0.1:*,localhost,localhost:*,[::1],[::1]:*", validation_alias="HERMES_ALLOWED_HOSTS"
     )
@@ -75,6 +84,12 @@ class Settings(BaseSettings):
     def _keys_parse(cls, value: str) -> str:
         if value:
             parse_keyring(value)  # raise early with the keyring's own message
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        TrustedProxies.parse(value)  # raise early, naming the entry that is wrong
         return value
 
     def api_base(self, platform: Platform) -> str:

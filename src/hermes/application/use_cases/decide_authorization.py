@@ -67,7 +67,7 @@ class DecideAuthorization:
                 epoch=epoch,
             )
             # Kept past its expiry so a late replay is still recognised as one.
-            await self.requests.authorizations.issue_code(digest_secret(code), issued, self.policy.code_ttl + 600)
+            await self.requests.authorizations.issue_code(digest_secret(code), issued, self.policy.code_record_ttl)
             params["code"] = code
         else:
             params["error"] = "access_denied"

@@ -13,8 +13,9 @@ class ExchangeAuthorizationCode:
     """Exchange an authorization code for an access token (one hour) and a refresh token.
 
     The token endpoint has already matched the client, the redirect URI and the PKCE
-    verifier. A code works once: a second exchange is refused and revokes whatever
-    the first one produced (the code was stolen, or the client is confused). If the
+    verifier. A code works once: a second exchange, even after the code expired, is
+    refused and revokes whatever the first one produced (the code was stolen, or the
+    client is confused); the code is remembered for an hour past its expiry. If the
     customer was deactivated or its key rotated since approving, the code is
     worthless: the grant carries the revocation epoch read at approval, so even a
     revocation racing this exchange kills the tokens it returns.

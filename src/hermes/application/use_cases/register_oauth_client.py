@@ -10,6 +10,7 @@ from hermes.domain.oauth import (
     OAuthClient,
     OAuthPolicy,
     check_client_name,
+    check_metadata_text,
     check_redirect_uris,
 )
 
@@ -19,11 +20,11 @@ class RegisterOAuthClient:
     """Register an OAuth client (RFC 7591 dynamic client registration).
 
     Anyone may register; registering grants nothing until a customer approves the
-    client on the consent page. Redirect URIs must be https, loopback http or an
-    app's own scheme, never a fragment or a scheme that runs code in the browser;
-    they are later matched exactly. Only the authorization code and refresh token
-    grants exist, with a client secret or none (public clients rely on PKCE). Only
-    the secret's digest is kept. A registration nobody uses expires after a day.
+    client on the consent page. At most ten redirect URIs, each https, loopback http
+    or an app's own scheme, never a fragment or a scheme that runs code in the
+    browser; they are later matched exactly. Only the authorization code and refresh
+    token grants exist, with a client secret or none (public clients rely on PKCE).
+    Only the secret's digest is kept. A registration nobody uses expires after a day.
     """
 
     clients: OAuthClientStore
@@ -43,6 +44,14 @@ class RegisterOAuthClient:
             raise Invalid(
                 f"grant_types {', '.join(sorted(unknown))} are not supported", {"grant_types": "not supported"}
             )
+        for name, value in (
+            ("scope", client.scope),
+            ("client_uri", client.client_uri),
+            ("logo_uri", client.logo_uri),
+            ("software_id", client.software_id),
+            ("software_version", client.software_version),
+        ):
+            check_metadata_text(name, value)
         checked = replace(
             client,
             redirect_uris=check_redirect_uris(list(client.redirect_uris)),

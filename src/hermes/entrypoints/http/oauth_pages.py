@@ -50,17 +50,20 @@ from hermes.application.use_cases.decide_authorization import DecideAuthorizatio
 from hermes.application.use_cases.find_oauth_client import FindOAuthClient
 from hermes.application.use_cases.sign_in_to_authorize import SignInToAuthorize
 from hermes.application.use_cases.view_authorization import ConsentView, ViewAuthorization
+from hermes.domain.address_limits import AddressBucket
 from hermes.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
 from hermes.domain.oauth import OAuthPolicy, redirect_host
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.address_limits import ADDRESS_LIMIT, limit_by_address
 from hermes.entrypoints.http.oauth_api import OAuthClientsApi
 from hermes.entrypoints.http.oauth_server import (
     CONSENT_PATH,
+    OAUTH_PROTOCOL_HANDLERS,
+    UNUSABLE_CLIENT,
     BrowserBoundParams,
     HermesOAuthProvider,
     client_information,
     oauth_parts,
-    oauth_protocol,
 )
 
 log = logging.getLogger("hermes.oauth")
@@ -143,6 +146,8 @@ class OAuthPages(Controller):
     """`/authorize` and the consent page (HTML, not part of the JSON API)."""
 
     include_in_schema = False
+    guards = [limit_by_address]
+    opt = {ADDRESS_LIMIT: AddressBucket.OAUTH}
 
     @get("/authorize")
     @inject
@@ -156,7 +161,9 @@ class OAuthPages(Controller):
         try:
             client = await find_client(client_id)
         except Invalid as exc:
-            return _error_page(400, "This app could not be verified", exc.detail[:300])
+            # One answer whatever went wrong, so that naming hosts and ports here tells a caller nothing.
+            log.info("client refused: %s", exc.detail)
+            return _error_page(400, "This app could not be verified", UNUSABLE_CLIENT)
         if client is None:
             return _error_page(
                 400, "Unknown app", "This app is not registered with Hermes. Try connecting again from the app."
@@ -320,7 +327,7 @@ def _consent_page(shown: ConsentView, request_id: str, browser_secret: str, erro
 
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-OAUTH_ROUTE_HANDLERS: list[ControllerRouterHandler] = [oauth_protocol, OAuthPages, OAuthClientsApi]
+OAUTH_ROUTE_HANDLERS: list[ControllerRouterHandler] = [*OAUTH_PROTOCOL_HANDLERS, OAuthPages, OAuthClientsApi]
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:

@@ -1,7 +1,7 @@
 """Hermes as the OAuth 2.1 authorization server of its /mcp resource (MCP authorization spec).
 
 The protocol endpoints are the `mcp` SDK's own Starlette handlers, run behind the
-SDK's CORS and body-limit wrappers and mounted into Litestar as one ASGI app:
+SDK's CORS wrapper and Hermes's body cap and mounted into Litestar as one ASGI app:
 
 - RFC 9728 protected resource metadata (`/.well-known/oauth-protected-resource`,
   and `/mcp`'s path-inserted form that /mcp's 401 points at);
@@ -19,6 +19,12 @@ What Hermes writes itself, and why:
   could never revoke;
 - `/authorize` and the consent page (`oauth_pages`): server-rendered HTML, where
   the SDK's handler answers a person in the browser with JSON.
+
+Anyone may call these endpoints, so each is bounded: `/token`, `/revoke`,
+`/register`, `/authorize` and the consent page count requests per client address
+(`limit_by_address`); `/register` takes 16 KiB of body, the others
+HERMES_MAX_BODY_BYTES; a client whose metadata document cannot be had gets one
+answer, whatever the reason.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import base64
 import binascii
 import hmac
 import logging
+import math
 import time
 from typing import Any, cast
 from urllib.parse import unquote
@@ -55,7 +62,6 @@ from mcp.server.auth.provider import (
 )
 from mcp.server.auth.routes import build_metadata
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, RequestBodyLimitMiddleware
 from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken, ProtectedResourceMetadata
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from pydantic import AnyHttpUrl, AnyUrl, BaseModel, ValidationError
@@ -74,22 +80,26 @@ from hermes.application.use_cases.register_oauth_client import RegisterOAuthClie
 from hermes.application.use_cases.resolve_access_token import ResolveAccessToken
 from hermes.application.use_cases.revoke_token import RevokeToken
 from hermes.application.use_cases.start_authorization import AuthorizationAsk, StartAuthorization
+from hermes.domain.address_limits import AddressBucket
 from hermes.domain.errors import Invalid
 from hermes.domain.oauth import AuthorizationRefused, OAuthClient, OAuthPolicy, TokenPair, TokenRefused, digest_secret
+from hermes.entrypoints.http.address_limits import ADDRESS_LIMIT, limit_by_address
+from hermes.entrypoints.http.body_cap import BodyCap
+from hermes.entrypoints.settings import Settings
 
 log = logging.getLogger("hermes.oauth")
 
 CONSENT_PATH = "/oauth/consent"
-PROTOCOL_PATHS = [
+METADATA_PATHS = [
     "/.well-known/oauth-authorization-server",
     "/.well-known/oauth-protected-resource",
     "/.well-known/oauth-protected-resource/mcp",
-    "/token",
-    "/register",
-    "/revoke",
 ]
+TOKEN_PATH, REGISTER_PATH, REVOKE_PATH = "/token", "/register", "/revoke"
 _AUTH_METHODS = ["client_secret_post", "client_secret_basic", "none"]
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# What a caller reads about a client Hermes cannot use, whatever the reason (the log has the reason).
+UNUSABLE_CLIENT = "invalid_client: this app's client metadata document could not be fetched or used."
 
 
 class BrowserBoundParams(AuthorizationParams):
@@ -233,7 +243,9 @@ class HermesOAuthProvider(OAuthAuthorizationServerProvider[AuthorizationCode, Re
         return AuthorizationCode(
             code=authorization_code,
             scopes=list(code.scopes),
-            expires_at=code.expires_at.timestamp(),
+            # Expiry is `ExchangeAuthorizationCode`'s to judge, after it has caught a replay: the SDK's own
+            # check would answer "expired" to a replayed code and leave the tokens it produced alive.
+            expires_at=math.inf,
             client_id=code.client_id,
             code_challenge=code.code_challenge,
             redirect_uri=AnyUrl(code.redirect_uri),
@@ -375,10 +387,10 @@ class RevocationHandler:
         return Response(status_code=200, headers=_NO_STORE)
 
 
-def _protocol_endpoint(handler: Any) -> ASGIApp:
-    """Wrapped the way the SDK's `create_auth_routes` wraps its endpoints: CORS outermost, then the body limit."""
+def _protocol_endpoint(handler: Any, max_body: int) -> ASGIApp:
+    """Wrapped the way the SDK's `create_auth_routes` wraps its endpoints: CORS outermost, then the body cap."""
     return CORSMiddleware(
-        app=RequestBodyLimitMiddleware(request_response(handler), DEFAULT_MAX_REQUEST_BODY_SIZE),
+        app=BodyCap(request_response(handler), max_body),
         allow_origins="*",
         allow_methods=["POST", "OPTIONS"],
         allow_headers=[MCP_PROTOCOL_VERSION_HEADER],
@@ -440,27 +452,37 @@ async def build_provider(container: AsyncContainer) -> HermesOAuthProvider:
 async def build_protocol_app(container: AsyncContainer, provider: HermesOAuthProvider) -> Router:
     """The metadata, token, registration and revocation endpoints as one Starlette router."""
     policy = await container.get(OAuthPolicy)
+    settings = await container.get(Settings)
     authenticator = DigestClientAuthenticator(provider)
     resource_metadata = _metadata_endpoint(ProtectedResourceMetadataHandler(protected_resource_metadata(policy)).handle)
     get, post = ["GET", "OPTIONS"], ["POST", "OPTIONS"]
     return Router(
         routes=[
             Route(
-                PROTOCOL_PATHS[0],
+                METADATA_PATHS[0],
                 _metadata_endpoint(MetadataHandler(authorization_server_metadata(policy)).handle),
                 methods=get,
             ),
-            Route(PROTOCOL_PATHS[1], resource_metadata, methods=get),
-            Route(PROTOCOL_PATHS[2], resource_metadata, methods=get),
-            Route(PROTOCOL_PATHS[3], _protocol_endpoint(TokenHandler(provider, authenticator).handle), methods=post),
+            Route(METADATA_PATHS[1], resource_metadata, methods=get),
+            Route(METADATA_PATHS[2], resource_metadata, methods=get),
             Route(
-                PROTOCOL_PATHS[4],
-                _protocol_endpoint(RegistrationHandler(provider, ClientRegistrationOptions(enabled=True)).handle),
+                TOKEN_PATH,
+                _protocol_endpoint(TokenHandler(provider, authenticator).handle, settings.max_body_bytes),
                 methods=post,
             ),
             Route(
-                PROTOCOL_PATHS[5],
-                _protocol_endpoint(RevocationHandler(authenticator, await container.get(RevokeToken)).handle),
+                REGISTER_PATH,
+                _protocol_endpoint(
+                    RegistrationHandler(provider, ClientRegistrationOptions(enabled=True)).handle,
+                    settings.oauth_register_max_bytes,
+                ),
+                methods=post,
+            ),
+            Route(
+                REVOKE_PATH,
+                _protocol_endpoint(
+                    RevocationHandler(authenticator, await container.get(RevokeToken)).handle, settings.max_body_bytes
+                ),
                 methods=post,
             ),
         ]
@@ -477,7 +499,36 @@ async def oauth_parts(state: State) -> tuple[HermesOAuthProvider, Router]:
     return parts
 
 
-@asgi(path=PROTOCOL_PATHS, copy_scope=True, include_in_schema=False)
-async def oauth_protocol(scope: Scope, receive: Receive, send: Send) -> None:
+async def _route(scope: Scope, receive: Receive, send: Send) -> None:
     _, router = await oauth_parts(scope["litestar_app"].state)
     await router(scope, receive, send)  # type: ignore[arg-type]
+
+
+@asgi(path=METADATA_PATHS, copy_scope=True, include_in_schema=False)
+async def oauth_metadata(scope: Scope, receive: Receive, send: Send) -> None:
+    await _route(scope, receive, send)
+
+
+@asgi(
+    path=[TOKEN_PATH, REVOKE_PATH],
+    copy_scope=True,
+    include_in_schema=False,
+    guards=[limit_by_address],
+    opt={ADDRESS_LIMIT: AddressBucket.OAUTH},
+)
+async def oauth_tokens(scope: Scope, receive: Receive, send: Send) -> None:
+    await _route(scope, receive, send)
+
+
+@asgi(
+    path=REGISTER_PATH,
+    copy_scope=True,
+    include_in_schema=False,
+    guards=[limit_by_address],
+    opt={ADDRESS_LIMIT: AddressBucket.REGISTER},
+)
+async def oauth_register(scope: Scope, receive: Receive, send: Send) -> None:
+    await _route(scope, receive, send)
+
+
+OAUTH_PROTOCOL_HANDLERS = [oauth_metadata, oauth_tokens, oauth_register]

@@ -14,12 +14,12 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.platforms.http import PlatformHttp, Reply, clip, fallback, rate_limited, unexpected
+from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, rate_limited, unexpected
 from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import Invalid, PlatformRejected
+from hermes.domain.errors import Actor, Invalid, PlatformRejected
 from hermes.domain.platform import Platform
 
 P = Platform.WHATSAPP
@@ -153,84 +153,80 @@ _decode_sent = msgspec.json.Decoder(_Sent).decode
 
 _WINDOW_CLOSED = (
     "the 24-hour customer-service window with this recipient is closed (they have not written in the last 24 "
-    "hours), so WhatsApp refuses free-form messages: send an approved template with whatsapp_send_template"
+    "hours), so WhatsApp refuses free-form messages"
 )
-_MEDIA_FETCH = (
-    "WhatsApp could not download the media from url: it must be publicly reachable over http(s), of a supported "
-    "type and within WhatsApp's size limits"
-)
+_MEDIA_FETCH = "WhatsApp could not download the media from url"
 
 
 def _explain(reply: Reply) -> PlatformRejected:
     error = graph_error(reply)
     if error is None:
         return fallback(P, reply)
-    code, details = error.code_text, clip(error.details)
+    code, said = error.code_text, error.said
     c = error.code
+
+    def refused(detail: str, fix: str = "", actor: Actor | None = None) -> PlatformRejected:
+        return PlatformRejected(P.value, detail, code=code, said=said, fix=fix, actor=actor)
+
     if c == 131047:
-        return PlatformRejected(P.value, _WINDOW_CLOSED, code=code)
+        return refused(_WINDOW_CLOSED, "send an approved template with whatsapp_send_template")
     if c == 131026:
-        return PlatformRejected(
-            P.value,
-            "WhatsApp could not deliver the message: the number may not be on WhatsApp, may use an outdated app, "
-            "or has not accepted WhatsApp's latest terms; check the number or reach the person another way",
-            code=code,
+        return refused(
+            "the number may not be on WhatsApp, may use an outdated app, or has not accepted WhatsApp's latest terms",
+            "check the number (to), or reach the person another way",
         )
     if c == 130429:
-        return rate_limited(P, 1.0, "throughput of this business number", code=code)
+        return rate_limited(P, 1.0, "throughput of this business number", code=code, said=said)
     if c == 131056:
-        return rate_limited(P, 6.0, "too many messages to this recipient in a short time", code=code)
+        return rate_limited(P, 6.0, "too many messages to this recipient in a short time", code=code, said=said)
     if c == 131048:
-        return rate_limited(
-            P, None, "spam limit: WhatsApp restricts how much this number may send; check its quality rating", code=code
+        return PlatformRejected(
+            P.value,
+            "WhatsApp restricts how much this number may send (spam limit)",
+            code=code,
+            said=said,
+            actor=Actor.OWNER,
+            fix="check the number's quality rating in WhatsApp Manager",
         )
     if c == 131021:
-        return PlatformRejected(P.value, "the recipient is the business number itself: use another number", code=code)
+        return refused("the recipient is the business number itself", "use another number (to)")
     if c == 131008:
-        return PlatformRejected(P.value, f"WhatsApp says a required parameter is missing: {details}", code=code)
+        return refused("a required parameter is missing")
     if c == 131009:
-        return PlatformRejected(
-            P.value,
-            f"WhatsApp says a parameter value is not valid: {details}; a message_id must be the wamid of a message "
-            "received in the last 30 days",
-            code=code,
+        return refused(
+            "a parameter value is not valid", "a message_id must be the wamid of a message received in the last 30 days"
         )
     if c == 132000:
-        return PlatformRejected(
-            P.value,
-            f"the number of template parameters is wrong ({details}): give exactly one per placeholder in the body",
-            code=code,
+        return refused(
+            "the number of template parameters is wrong", "give exactly one parameter per placeholder in the body"
         )
     if c == 132001:
-        return PlatformRejected(
-            P.value,
-            "that template does not exist in that language (or is not approved): check the template name and the "
-            "language code in WhatsApp Manager",
-            code=code,
+        return refused(
+            "that template does not exist in that language, or is not approved",
+            "check the template name and the language code (they must match WhatsApp Manager exactly)",
         )
     if c is not None and 132002 <= c <= 132999:
-        return PlatformRejected(P.value, f"WhatsApp refused the template: {details}", code=code)
+        return refused("WhatsApp refused the template")
     if c in (131052, 131053):
-        return PlatformRejected(P.value, _MEDIA_FETCH, code=code)
+        return refused(_MEDIA_FETCH, "give a public http(s) url of a supported type, within WhatsApp's size limits")
     if c == 131051:
-        return PlatformRejected(P.value, "WhatsApp does not support this message type", code=code)
+        return refused("WhatsApp does not support this message type")
     if c == 133010:
-        return PlatformRejected(
-            P.value,
-            "this business phone number is not registered with the WhatsApp Cloud API; the account owner must "
-            "register it in WhatsApp Manager",
-            code=code,
+        return refused(
+            "this business phone number is not registered with the WhatsApp Cloud API",
+            "register the number in WhatsApp Manager",
+            Actor.OWNER,
         )
     if c == 131031:
-        return PlatformRejected(
-            P.value, "the WhatsApp Business account is locked or restricted; see WhatsApp Manager", code=code
+        return refused(
+            "the WhatsApp Business account is locked or restricted",
+            "review the account in WhatsApp Manager",
+            Actor.OWNER,
         )
     if c in (131000, 131016):
-        return PlatformRejected(
-            P.value, "WhatsApp had a temporary error; try again in a minute", code=code, retry_after=30.0
-        )
+        return PlatformRejected(P.value, "WhatsApp had a temporary error", code=code, said=said, retry_after=30.0)
     if c == 100 and error.error_subcode != 33 and reply.status < 500:
-        return PlatformRejected(P.value, f"WhatsApp refused a parameter: {details}", code=code)
+        return refused("WhatsApp refused a parameter")
     return explain_account(P, reply, error, "phoneNumberId")
 
 

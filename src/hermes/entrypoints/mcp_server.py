@@ -55,14 +55,14 @@ TokenResolver = Callable[[str], Awaitable[Customer | None]]
 
 
 def _tool(spec: ToolSpec) -> Tool:
+    # No outputSchema: it would be a third of the listing, in every conversation's context, for results
+    # that describe themselves (each is JSON with telling field names; GET /api/tools has the schemas).
     return Tool(
         name=spec.name,
         title=spec.title,
         description=spec.description,
         input_schema=dict(spec.input_schema),
-        output_schema=dict(spec.output_schema) if spec.output_schema else None,
         annotations=ToolAnnotations(
-            title=spec.title,
             read_only_hint=spec.read_only,
             destructive_hint=spec.destructive,
             idempotent_hint=spec.idempotent,

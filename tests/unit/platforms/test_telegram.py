@@ -227,5 +227,7 @@ async def test_hints_and_targets(tg: Gateway) -> None:
     send = tg.tools["telegram_send_message"]
     assert send.target(send.parse({"chat_id": 777, "text": "body"})) == "777"
     updates = tg.tools["telegram_get_updates"]
-    assert updates.spec.read_only
+    # An offset confirms the earlier updates, which Telegram then deletes: not a read-only tool.
+    assert not updates.spec.read_only
+    assert updates.spec.destructive and updates.spec.idempotent
     assert updates.target(updates.parse({})) is None

@@ -51,9 +51,7 @@ class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
             "@everyone, @here and role mentions are not pinged.",
         ),
     ]
-    reply_to: Annotated[
-        Snowflake | None, Meta(description="Optional: id of a message in the same channel to reply to.")
-    ] = None
+    reply_to: Annotated[Snowflake | None, Meta(description="Id of a message in the same channel to reply to.")] = None
 
 
 class ReadMessagesArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,7 +59,7 @@ class ReadMessagesArgs(msgspec.Struct, forbid_unknown_fields=True):
     limit: Annotated[int, Meta(ge=1, le=100, description="How many messages to return (1-100).")] = 50
     before: Annotated[
         Snowflake | None,
-        Meta(description="Optional: return messages older than this message id (page back with oldest_message_id)."),
+        Meta(description="Return messages older than this message id (page back with oldest_message_id)."),
     ] = None
 
 

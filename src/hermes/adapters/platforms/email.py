@@ -93,10 +93,10 @@ class SendArgs(msgspec.Struct, forbid_unknown_fields=True):
             "version is derived from it for mail clients that do not show HTML).",
         ),
     ]
-    cc: Annotated[Recipients | None, Meta(description="Optional: copy recipients, same forms as to.")] = None
+    cc: Annotated[Recipients | None, Meta(description="Copy recipients, same forms as to.")] = None
     bcc: Annotated[
         Recipients | None,
-        Meta(description="Optional: blind copy recipients; they receive the message but appear in no header."),
+        Meta(description="Blind copy recipients; they receive the message but appear in no header."),
     ] = None
     html: Annotated[bool, Meta(description="true when body is HTML; false (default) for plain text.")] = False
 
@@ -109,7 +109,7 @@ class SearchArgs(msgspec.Struct, forbid_unknown_fields=True):
     query: Annotated[
         Annotated[str, Meta(max_length=200)] | None,
         Meta(
-            description="Optional words to look for in the subject, the sender and the body; every word must "
+            description="Words to look for in the subject, the sender and the body; every word must "
             'match (case-insensitive). "Double quotes" keep a phrase together. Omit to list the newest messages.',
         ),
     ] = None
@@ -677,6 +677,7 @@ def plugin(
                 ),
                 target="folder",
                 read_only=True,
+                open_world=False,
                 output_schema=result_schema(SearchResult),
             ),
             tool(
@@ -692,6 +693,7 @@ def plugin(
                 ),
                 target="audit_target",
                 read_only=True,
+                open_world=False,
                 output_schema=result_schema(ReadResult),
             ),
         ],

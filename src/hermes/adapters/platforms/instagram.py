@@ -42,7 +42,7 @@ class PublishImageArgs(msgspec.Struct, forbid_unknown_fields=True):
     ]
     caption: Annotated[
         Annotated[str, Meta(min_length=1, max_length=2200)] | None,
-        Meta(description="Optional caption, up to 2200 characters, 30 hashtags and 20 @mentions."),
+        Meta(description="Caption, up to 2200 characters, 30 hashtags and 20 @mentions."),
     ] = None
 
 
@@ -50,7 +50,7 @@ class ListMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
     limit: Annotated[int, Meta(ge=1, le=100, description="How many posts to return (1-100), newest first.")] = 10
     after: Annotated[
         Annotated[str, Meta(min_length=1, max_length=512)] | None,
-        Meta(description="Optional: next_cursor from a previous call, to get older posts."),
+        Meta(description="Next_cursor from a previous call, to get older posts."),
     ] = None
 
 
@@ -264,6 +264,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                     "URL, permalink and time; page with next_cursor."
                 ),
                 read_only=True,
+                open_world=False,
                 output_schema=result_schema(ListResult),
             ),
         ],

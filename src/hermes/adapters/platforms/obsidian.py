@@ -580,6 +580,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                 description="Read a note from the connected Obsidian vault: its Markdown, parsed frontmatter and tags.",
                 target="path",
                 read_only=True,
+                open_world=False,
                 output_schema=result_schema(NoteResult),
             ),
             tool(
@@ -596,6 +597,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                 target="path",
                 destructive=True,
                 idempotent=True,
+                open_world=False,
                 output_schema=written,
             ),
             tool(
@@ -609,6 +611,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                     "does not exist yet."
                 ),
                 target="path",
+                open_world=False,
                 output_schema=written,
             ),
             tool(
@@ -623,6 +626,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                     "text around each match."
                 ),
                 read_only=True,
+                open_world=False,
                 output_schema=result_schema(SearchResult),
             ),
             tool(
@@ -637,6 +641,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                 ),
                 target="dir",
                 read_only=True,
+                open_world=False,
                 output_schema=result_schema(ListResult),
             ),
         ],

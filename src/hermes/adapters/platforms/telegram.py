@@ -48,13 +48,13 @@ class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
     parse_mode: Annotated[
         Literal["MarkdownV2", "HTML", "Markdown"] | None,
         Meta(
-            description="Optional formatting of text. MarkdownV2 requires escaping _*[]()~`>#+-=|{}.! with a "
+            description="Formatting of text. MarkdownV2 requires escaping _*[]()~`>#+-=|{}.! with a "
             "backslash; HTML allows <b>, <i>, <a href>, <code>, <pre>. Omit for plain text."
         ),
     ] = None
     reply_to: Annotated[
         Annotated[int, Meta(ge=1)] | None,
-        Meta(description="Optional: message_id of a message in the same chat to reply to."),
+        Meta(description="Message_id of a message in the same chat to reply to."),
     ] = None
 
 
@@ -63,7 +63,7 @@ class GetUpdatesArgs(msgspec.Struct, forbid_unknown_fields=True):
     offset: Annotated[
         int | None,
         Meta(
-            description="Optional: pass next_offset from the previous call to get newer updates; this also tells "
+            description="Pass next_offset from the previous call to get newer updates; this also tells "
             "Telegram the earlier ones were handled, so they are not returned again."
         ),
     ] = None
@@ -368,7 +368,9 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                     "ones. Does not work while the bot has a webhook set. In groups, a bot with privacy mode on "
                     "only sees commands and replies to it."
                 ),
-                read_only=True,
+                # Not read-only: an offset confirms the earlier updates, and Telegram then deletes them.
+                destructive=True,
+                idempotent=True,
                 output_schema=result_schema(UpdatesResult),
             ),
         ],

@@ -47,7 +47,7 @@ class PostTweetArgs(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ]
     reply_to: Annotated[
-        TweetId | None, Meta(description="Optional: id of the post to reply to (the digits at the end of its URL).")
+        TweetId | None, Meta(description="Id of the post to reply to (the digits at the end of its URL).")
     ] = None
 
 
@@ -68,7 +68,7 @@ class SearchRecentArgs(msgspec.Struct, forbid_unknown_fields=True):
     max_results: Annotated[int, Meta(ge=10, le=100, description="How many posts to return (10-100).")] = 10
     next_token: Annotated[
         Annotated[str, Meta(min_length=1, max_length=512)] | None,
-        Meta(description="Optional: next_token from a previous search, to get the next page."),
+        Meta(description="Next_token from a previous search, to get the next page."),
     ] = None
 
 

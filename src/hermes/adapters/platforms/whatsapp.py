@@ -28,8 +28,7 @@ Phone = Annotated[
     str,
     Meta(
         pattern=r"^\+?[1-9][0-9]{6,14}$",
-        description="Recipient's phone number in E.164 form, digits only with an optional leading +, "
-        "country code first (e.g. +16505551234).",
+        description="Recipient's phone number with country code, E.164 (e.g. +16505551234).",
     ),
 ]
 Wamid = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^\S+$")]
@@ -42,13 +41,12 @@ class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
         Meta(
             min_length=1,
             max_length=4096,
-            description="The text to send, up to 4096 characters. WhatsApp formatting (*bold*, _italic_) works; "
-            "links get a preview.",
+            description="The text; *bold* and _italic_ work, links get a preview.",
         ),
     ]
     reply_to: Annotated[
         Wamid | None,
-        Meta(description="Optional: the message id (wamid...) to quote-reply to, e.g. an inbound message's id."),
+        Meta(description="Id (wamid...) of a message to quote-reply to."),
     ] = None
 
 
@@ -58,22 +56,20 @@ class SendTemplateArgs(msgspec.Struct, forbid_unknown_fields=True):
         str,
         Meta(
             pattern=r"^[a-z0-9_]{1,512}$",
-            description="Name of a template approved in WhatsApp Manager (lowercase letters, digits, underscores), "
-            "e.g. hello_world.",
+            description="Name of an approved template, e.g. hello_world.",
         ),
     ]
     language: Annotated[
         str,
         Meta(
             pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
-            description="The template's language code exactly as approved, e.g. en_US, en, pt_BR.",
+            description="Its language code exactly as approved, e.g. en_US.",
         ),
     ]
     parameters: Annotated[
         Annotated[list[Annotated[str, Meta(min_length=1, max_length=1024)]], Meta(max_length=100)] | None,
         Meta(
-            description="Optional: values for the template body's placeholders {{1}}, {{2}}, ... in order; "
-            "give exactly as many as the template has.",
+            description="Values for the body's {{1}}, {{2}}, ... in order, one per placeholder.",
         ),
     ] = None
 
@@ -82,24 +78,23 @@ class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
     to: Phone
     kind: Annotated[
         Literal["image", "document", "audio", "video"],
-        Meta(description="What the file is: image (JPEG/PNG), document (any file, e.g. PDF), audio or video (MP4)."),
+        Meta(description="image (JPEG/PNG), document (any file, e.g. PDF), audio, or video (MP4)."),
     ]
     url: Annotated[
         str,
         Meta(
             pattern=r"^https?://\S+$",
             max_length=2048,
-            description="Public http(s) URL of the file; WhatsApp downloads it itself, so it must be reachable "
-            "from the internet without login.",
+            description="Public URL of the file, reachable without login (WhatsApp fetches it).",
         ),
     ]
     caption: Annotated[
         Annotated[str, Meta(min_length=1, max_length=1024)] | None,
-        Meta(description="Optional caption shown under the media, up to 1024 characters (not for audio)."),
+        Meta(description="Caption under the media (not for audio)."),
     ] = None
     filename: Annotated[
         Annotated[str, Meta(min_length=1, max_length=240)] | None,
-        Meta(description="Optional file name the recipient sees, e.g. invoice.pdf (documents only)."),
+        Meta(description="File name the recipient sees, e.g. invoice.pdf (documents only)."),
     ] = None
 
     def __post_init__(self) -> None:
@@ -116,10 +111,7 @@ class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
 class MarkReadArgs(msgspec.Struct, forbid_unknown_fields=True):
     message_id: Annotated[
         Wamid,
-        Meta(
-            description="Id (wamid...) of a message received from the customer in the last 30 days; it and every "
-            "earlier message in that chat are marked read (blue ticks)."
-        ),
+        Meta(description="Id (wamid...) of a message received in the last 30 days."),
     ]
 
 
@@ -319,10 +311,9 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 send_message,
                 title="Send a WhatsApp message",
                 description=(
-                    "Send a free-form text message from the connected WhatsApp Business number. WhatsApp only "
-                    "delivers free-form messages inside the 24-hour customer-service window (the recipient wrote "
-                    "to this number in the last 24 hours); outside it, use whatsapp_send_template. Returns the "
-                    "message_id (wamid...), usable as reply_to."
+                    "Send a text from the connected WhatsApp Business number. Free-form messages only reach people "
+                    "who wrote to this number in the last 24 hours; otherwise use whatsapp_send_template. Returns "
+                    "message_id, usable as reply_to."
                 ),
                 target="to",
                 output_schema=sent_schema,
@@ -334,9 +325,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 send_template,
                 title="Send a WhatsApp template",
                 description=(
-                    "Send a pre-approved message template (the only kind of message WhatsApp allows outside the "
-                    "24-hour customer-service window, e.g. to start a conversation). The template and language "
-                    "must be approved in WhatsApp Manager; parameters fill the body's {{1}}, {{2}}, ... in order."
+                    "Send a template approved in WhatsApp Manager: the only kind of message allowed outside the "
+                    "24-hour window, e.g. to start a conversation."
                 ),
                 target="to",
                 output_schema=sent_schema,
@@ -348,8 +338,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 send_media,
                 title="Send a WhatsApp image, document, audio or video",
                 description=(
-                    "Send an image, document, audio or video that WhatsApp downloads from a public URL, with an "
-                    "optional caption (not for audio) and file name (documents). Same 24-hour window rule as "
+                    "Send an image, document, audio or video from a public URL. Same 24-hour rule as "
                     "whatsapp_send_message."
                 ),
                 target="to",
@@ -361,10 +350,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 MarkReadArgs,
                 mark_read,
                 title="Mark a WhatsApp message as read",
-                description=(
-                    "Mark a received message (and every earlier one in that chat) as read, showing blue ticks to "
-                    "the sender. Works for messages received in the last 30 days."
-                ),
+                description="Mark a received message, and every earlier one in its chat, as read (blue ticks).",
                 target="message_id",
                 idempotent=True,
                 output_schema=result_schema(MarkReadResult),

@@ -9,6 +9,7 @@ from typing import Any
 from hermes.application.inbox_views import entry_view
 from hermes.application.ports.tools import EnvCredentials, ToolContext, ToolSpec
 from hermes.application.tool_arguments import checked
+from hermes.application.untrusted import UntrustedText
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.list_inbox import DEFAULT_LIMIT, MAX_LIMIT, ListInbox
 from hermes.domain.audit import SINGLE_USER_ID
@@ -57,6 +58,13 @@ class ConnectionsStatusTool:
         else:
             status = {p.value: v for p, v in (await self.get_connections(context.customer_id)).items()}
         return {"connections": status}
+
+
+# What senders wrote, in entries as `entry_view` shapes them (any tool returning inbox entries uses this).
+INBOX_UNTRUSTED = (
+    UntrustedText("entries[].message", ("text", "contact_name"), ("from",)),
+    UntrustedText("entries[].message.media", ("caption", "filename"), ("from",)),
+)
 
 
 @dataclass(slots=True)
@@ -116,6 +124,7 @@ class InboxListTool:
             read_only=True,
             idempotent=True,
             open_world=False,
+            untrusted=INBOX_UNTRUSTED,
         )
     )
 

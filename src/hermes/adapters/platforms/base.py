@@ -17,6 +17,7 @@ import msgspec
 
 from hermes.application.ports.tools import ToolContext, ToolSpec
 from hermes.application.tool_arguments import MISSING, invalid_argument
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Invalid
 from hermes.domain.platform import Platform
@@ -112,6 +113,7 @@ def tool(
     idempotent: bool = False,
     open_world: bool = True,
     output_schema: Mapping[str, Any] | None = None,
+    untrusted: tuple[UntrustedText, ...] = (),
 ) -> StructTool:
     spec = ToolSpec(
         name=name,
@@ -124,5 +126,6 @@ def tool(
         destructive=destructive,
         idempotent=idempotent or read_only,
         open_world=open_world,
+        untrusted=untrusted,
     )
     return StructTool(spec, args_type, runner, target)

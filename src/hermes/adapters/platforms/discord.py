@@ -27,6 +27,7 @@ from hermes.adapters.platforms.http import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Actor, PlatformRejected
 from hermes.domain.platform import Platform
@@ -305,6 +306,9 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 ),
                 target="channel_id",
                 read_only=True,
+                untrusted=(
+                    UntrustedText("messages[]", ("content", "author_username"), ("author_username", "author_id")),
+                ),
                 output_schema=result_schema(ReadResult),
             ),
         ],

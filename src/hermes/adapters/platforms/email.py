@@ -51,6 +51,7 @@ from hermes.adapters.platforms.network import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Actor, HermesError, Invalid, NotConnected, NotFound, PlatformRejected, Sent
 from hermes.domain.platform import Platform
@@ -678,6 +679,7 @@ def plugin(
                 target="folder",
                 read_only=True,
                 open_world=False,
+                untrusted=(UntrustedText("messages[]", ("from", "subject"), ("from",)),),
                 output_schema=result_schema(SearchResult),
             ),
             tool(
@@ -694,6 +696,7 @@ def plugin(
                 target="audit_target",
                 read_only=True,
                 open_world=False,
+                untrusted=(UntrustedText("", ("from", "subject", "text", "html"), ("from",)),),
                 output_schema=result_schema(ReadResult),
             ),
         ],

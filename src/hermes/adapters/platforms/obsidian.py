@@ -41,6 +41,7 @@ from hermes.adapters.platforms.http import Reply, clip
 from hermes.adapters.platforms.network import HostGuard, UnresolvableHost, UnsafeHost
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Conflict, HermesError, Invalid, NotFound, PlatformRejected, Sent
 from hermes.domain.platform import Platform
@@ -581,6 +582,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                 target="path",
                 read_only=True,
                 open_world=False,
+                untrusted=(UntrustedText("", ("content",), ("path",)),),
                 output_schema=result_schema(NoteResult),
             ),
             tool(
@@ -627,6 +629,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                 ),
                 read_only=True,
                 open_world=False,
+                untrusted=(UntrustedText("results[].matches[]", ("context",), ("filename",)),),
                 output_schema=result_schema(SearchResult),
             ),
             tool(

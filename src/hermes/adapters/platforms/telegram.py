@@ -27,6 +27,7 @@ from hermes.adapters.platforms.http import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
@@ -371,6 +372,11 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 # Not read-only: an offset confirms the earlier updates, and Telegram then deletes them.
                 destructive=True,
                 idempotent=True,
+                untrusted=(
+                    UntrustedText(
+                        "updates[]", ("text", "from_name", "from_username", "chat_title"), ("from_username", "from_id")
+                    ),
+                ),
                 output_schema=result_schema(UpdatesResult),
             ),
         ],

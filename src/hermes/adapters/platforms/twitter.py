@@ -27,6 +27,7 @@ from hermes.adapters.platforms.http import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Actor, PlatformRejected, Sent
 from hermes.domain.platform import Platform
@@ -316,6 +317,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                     "and a next_token for more."
                 ),
                 read_only=True,
+                untrusted=(UntrustedText("tweets[]", ("text",), ("author_id",)),),
                 output_schema=result_schema(SearchResult),
             ),
         ],

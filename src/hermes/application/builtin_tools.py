@@ -117,7 +117,7 @@ class InboxListTool:
                             "required": ["id", "kind", "platform", "received_at"],
                         },
                     },
-                    "next_cursor": {"type": ["string", "null"]},
+                    "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                 },
                 "required": ["entries", "next_cursor"],
             },

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import msgspec
@@ -144,7 +143,7 @@ def error_text(exc: HermesError) -> str:
     elif exc.fix:
         parts.append(_sentence(exc.fix))
     if exc.actor is not Actor.OWNER and exc.retry_after is not None:
-        parts.append(f"Try again in {max(1, math.ceil(exc.retry_after))} s.")
+        parts.append(f"Try again in {max(1, round(exc.retry_after))} s.")  # as Retry-After says
     elif exc.actor is Actor.NOBODY:
         parts.append("Try again later.")
     return " ".join(p for p in parts if p)

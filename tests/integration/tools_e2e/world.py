@@ -329,6 +329,9 @@ async def audit_entries(tenant: Tenant, redis_client: redis.Redis, after: int) -
 _FENCE = re.compile(r'<untrusted-content source="[^"]*"(?: sender="[^"]*")?>(.*)</untrusted-content>', re.DOTALL)
 
 
+_NEUTRALISED = re.compile(r"&lt;(?=\s*/?\s*untrusted-content)", re.IGNORECASE)
+
+
 def unfenced(value: Any) -> Any:
     """The text content's values without the fences around third parties' text."""
     if isinstance(value, dict):
@@ -336,7 +339,7 @@ def unfenced(value: Any) -> Any:
     if isinstance(value, list):
         return [unfenced(v) for v in value]
     if isinstance(value, str) and (match := _FENCE.fullmatch(value)):
-        return match.group(1)
+        return _NEUTRALISED.sub("<", match.group(1))
     return value
 
 

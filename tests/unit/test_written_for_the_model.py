@@ -43,7 +43,7 @@ from tests.support import make_settings
         ),
         (
             Invalid("limit must be an integer between 1 and 100 (got 500)", {"limit": "..."}),
-            "Limit must be an integer between 1 and 100 (got 500).",
+            "limit must be an integer between 1 and 100 (got 500).",
         ),
         (
             RateLimited("the monthly quota of 100 tool calls for plan free is used up", retry_after=3600.4),

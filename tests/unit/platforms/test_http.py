@@ -154,6 +154,32 @@ async def test_read_timeout_is_reported_as_timeout() -> None:
     assert caught.value.code == "timeout"
 
 
+async def test_a_timeout_after_a_write_was_sent_says_it_may_have_gone_out() -> None:
+    script = Script(httpx.ReadTimeout("timed out"))
+    with pytest.raises(PlatformRejected) as caught:
+        await gateway(script).call("POST", URL, headers={}, json={})
+    assert len(script.requests) == 1
+    assert shown(caught.value) == (
+        "Discord did not answer in time. It may have gone through: check before repeating it. Try again in 30 s."
+    )
+
+
+async def test_a_write_that_never_connected_says_nothing_was_sent() -> None:
+    script = Script(httpx.ConnectTimeout("timed out connecting"))
+    with pytest.raises(PlatformRejected) as caught:
+        await gateway(script).call("POST", URL, headers={}, json={})
+    assert shown(caught.value) == (
+        "Discord cannot be reached right now (connecting timed out). Nothing was sent. Try again in 30 s."
+    )
+
+
+async def test_a_read_says_nothing_about_sending() -> None:
+    script = Script(*[httpx.ConnectError("refused") for _ in range(3)])
+    with pytest.raises(PlatformRejected) as caught:
+        await gateway(script).call("GET", URL, headers={})
+    assert shown(caught.value) == "Discord cannot be reached right now (the connection was refused). Try again in 30 s."
+
+
 async def test_overall_deadline_covers_a_slow_platform() -> None:
     async def slow(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(5)

@@ -133,7 +133,8 @@ def error_text(exc: HermesError) -> str:
     parts: list[str] = []
     if isinstance(exc, PlatformRejected) and exc.said:
         parts.append(f"{display_name(exc.platform)} error{_platform_code(exc.code)}: {_ended(exc.said)}")
-    parts.append(_sentence(exc.detail))
+    # An argument error starts with the argument's name ("limit must be ..."), spelled as the schema spells it.
+    parts.append(_ended(exc.detail) if isinstance(exc, Invalid) else _sentence(exc.detail))
     if exc.sent is not None:
         parts.append(_SENT[exc.sent])
     if exc.actor is Actor.OWNER:

@@ -170,7 +170,7 @@ async def test_server_errors_and_foreign_answers(obsidian: PlatformPlugin, fake:
     assert plugin_error.value.code == "50000"
     assert plugin_error.value.retry_after is not None
     assert tunnel_error.value.code == "http_502"
-    assert "tunnel" in tunnel_error.value.detail
+    assert "tunnel" in error_text(tunnel_error.value)
 
 
 async def test_a_slow_vault_times_out(http: httpx.AsyncClient, fake: FakeObsidian) -> None:
@@ -223,4 +223,4 @@ async def test_https_is_verified_against_the_host_name(fake: FakeObsidian) -> No
     # Connected to 127.0.0.1 (which the certificate lists) yet refused: the name was what got checked.
     assert wrong_name.value.code == "tls_certificate"
     assert self_signed.value.code == "tls_certificate"
-    assert "self-signed" in self_signed.value.detail
+    assert "self-signed" in error_text(self_signed.value)

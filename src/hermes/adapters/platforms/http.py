@@ -156,11 +156,6 @@ def header_wait(reply: Reply) -> float | None:
     return max(0.0, seconds)
 
 
-def seconds(wait: float) -> int:
-    """A wait as whole seconds for a human (never 0: "try again in 0 s" reads as "now")."""
-    return max(1, math.ceil(wait))
-
-
 def reconnect(platform: Platform, what: str, code: str | None, said: str | None = None) -> PlatformRejected:
     """Stored credentials no longer work: the account owner must reconnect (the error says so)."""
     return PlatformRejected(platform.value, what, code=code, said=said, reconnect=True)
@@ -178,7 +173,7 @@ def rate_limited(
         said=said,
         retry_after=wait,
         actor=Actor.NOBODY,
-        fix="" if wait is not None else "wait a few minutes before trying again",
+        fix="" if wait is not None else "wait before trying again (the platform did not say how long)",
     )
 
 

@@ -16,12 +16,12 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, rate_limited, unexpected
+from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, unexpected
 from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import PlatformRejected, Sent
+from hermes.domain.errors import Actor, PlatformRejected, Sent
 from hermes.domain.platform import Platform
 
 P = Platform.INSTAGRAM
@@ -130,8 +130,13 @@ def _explain(reply: Reply) -> PlatformRejected:
             P.value, "Instagram has not finished processing the image", code=code, said=said, retry_after=60
         )
     if error.code == 9 or sub == 2207042:
-        return rate_limited(
-            P, None, "at most 50 posts per 24 hours through the API; try again tomorrow", code=code, said=said
+        return PlatformRejected(
+            P.value,
+            "Instagram rate limit reached (at most 50 posts per 24 hours through the API)",
+            code=code,
+            said=said,
+            actor=Actor.NOBODY,
+            fix="post again once fewer than 50 posts were published in the last 24 hours",
         )
     if error.code == 100 and sub != 33 and reply.status < 500:
         return PlatformRejected(P.value, "Instagram refused a parameter", code=code, said=said)

@@ -43,7 +43,7 @@ from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import Conflict, HermesError, Invalid, NotFound, PlatformRejected, Sent
+from hermes.domain.errors import Actor, Conflict, HermesError, Invalid, NotFound, PlatformRejected, Sent
 from hermes.domain.platform import Platform
 
 P = Platform.OBSIDIAN
@@ -230,10 +230,12 @@ def _explain(reply: Reply, missing: Missing | None) -> HermesError:
     if code is None:
         return PlatformRejected(
             P.value,
-            f"the Obsidian API answered HTTP {status}, without an Obsidian error: check that Obsidian is running "
-            "with the Local REST API plug-in enabled and that the tunnel behind apiUrl is up, then try again",
+            f"the Obsidian API answered HTTP {status}, without an Obsidian error",
             code=f"http_{status}",
             retry_after=30.0 if status >= 500 else None,
+            actor=Actor.OWNER,
+            fix="check that Obsidian is running with the Local REST API plug-in enabled and that the tunnel behind "
+            "apiUrl is up",
         )
     if code == 40400 and missing is not None:
         return missing()

@@ -145,7 +145,7 @@ def error_text(exc: HermesError) -> str:
         parts.append(_sentence(exc.fix))
     if exc.actor is not Actor.OWNER and exc.retry_after is not None:
         parts.append(f"Try again in {max(1, round(exc.retry_after))} s.")  # as Retry-After says
-    elif exc.actor is Actor.NOBODY:
+    elif exc.actor is Actor.NOBODY and not exc.fix:
         parts.append("Try again later.")
     return " ".join(p for p in parts if p)
 

@@ -10,6 +10,7 @@ import pytest
 from mcp.types import CallToolRequestParams
 
 from hermes.adapters.platforms.registry import Registry
+from hermes.application.tool_arguments import checked
 from hermes.application.untrusted import UntrustedText, fence, fenced
 from hermes.application.use_cases.call_tool import Caller
 from hermes.application.use_cases.list_tools import ListTools
@@ -120,6 +121,46 @@ def test_rest_problem_details_carry_the_same_text() -> None:
             "Check chat_id."
         )
     )
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "text"),
+    [
+        ("inbox_list", {"limit": 500}, "limit must be an integer between 1 and 200 (got 500)."),
+        (
+            "whatsapp_send_message",
+            {"to": "call me", "message": "hi"},
+            'to must be a string matching ^\\+?[1-9][0-9]{6,14}$ (got "call me").',
+        ),
+        ("whatsapp_send_message", {"to": "+16505551234"}, "message is required: a string of 1-4096 characters."),
+        (
+            "whatsapp_send_media",
+            {"to": "+16505551234", "kind": "gif", "url": "https://x.test/a.gif"},
+            'kind must be one of audio, document, image, video (got "gif").',
+        ),
+        (
+            "telegram_get_updates",
+            {"limit": 5, "since": 3},
+            "since is not an argument of telegram_get_updates (it takes limit, offset).",
+        ),
+        ("connections_status", {"x": 1}, "x is not an argument of connections_status (it takes no arguments)."),
+    ],
+)
+async def test_invalid_arguments_name_the_field_why_and_what_is_accepted(
+    registry: Registry, tool: str, arguments: dict[str, Any], text: str
+) -> None:
+    found = registry.get(tool)
+    assert found is not None
+    with pytest.raises(Invalid) as caught:
+        found.parse(arguments)
+    assert error_text(caught.value) == text
+
+
+def test_a_pattern_ends_where_the_value_ends() -> None:
+    schema = {"type": "object", "properties": {"cursor": {"type": "string", "pattern": "^[0-9]+$", "description": "c"}}}
+    assert checked("t", schema, {"cursor": "12"}) == {"cursor": "12"}
+    with pytest.raises(Invalid):
+        checked("t", schema, {"cursor": "12\n"})
 
 
 # -- the tool list a model reads ----------------------------------------------------------------------

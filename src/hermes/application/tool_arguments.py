@@ -78,6 +78,13 @@ def invalid_argument(tool: str, schema: Mapping[str, Any], field: str, value: An
     return Invalid(f"{field} {reason}", {field: reason})
 
 
+def _ecma(pattern: str) -> str:
+    """JSON Schema patterns are ECMA-262: a final `$` is the very end, not "before a trailing newline"."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return pattern[:-1] + "\\Z"
+    return pattern
+
+
 def _admits(prop: Mapping[str, Any], value: Any) -> bool:
     if "anyOf" in prop:
         return any(_admits(branch, value) for branch in prop["anyOf"])
@@ -96,7 +103,7 @@ def _admits(prop: Mapping[str, Any], value: Any) -> bool:
             return False
         if not prop.get("minLength", 0) <= len(value) <= prop.get("maxLength", len(value)):
             return False
-        return "pattern" not in prop or re.search(prop["pattern"], value) is not None
+        return "pattern" not in prop or re.search(_ecma(prop["pattern"]), value) is not None
     if kind == "boolean":
         return isinstance(value, bool)
     if kind == "array":

@@ -41,7 +41,7 @@ from hermes.application.use_cases.call_tool import Caller, CallTool
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.domain.customer import Customer
-from hermes.domain.errors import HermesError, RateLimited, Unauthorized, Unavailable
+from hermes.domain.errors import Actor, HermesError, RateLimited, Sent, Unauthorized, Unavailable
 from hermes.entrypoints.http.auth import bearer_token
 from hermes.entrypoints.http.problems import error_text as tool_error_text
 from hermes.entrypoints.http.raw_asgi import problem
@@ -198,10 +198,13 @@ class McpEndpoint:
             return CallToolResult(content=[TextContent(type="text", text=tool_error_text(exc))], is_error=True)
         except Exception:
             log.exception("tool %s failed unexpectedly", params.name)
-            return CallToolResult(
-                content=[TextContent(type="text", text=f"{params.name} failed on our side; it has been logged")],
-                is_error=True,
+            tool = self._catalog.get(params.name)
+            failure = HermesError(
+                f"{params.name} failed on our side; it has been logged",
+                actor=Actor.NOBODY,
+                sent=None if tool is None or tool.spec.read_only else Sent.UNKNOWN,
             )
+            return CallToolResult(content=[TextContent(type="text", text=tool_error_text(failure))], is_error=True)
         tool = self._catalog.get(params.name)
         shown = result
         if tool is not None and tool.spec.untrusted:

@@ -62,7 +62,7 @@ async def test_unknown_tool_and_bad_arguments_are_tool_errors(hermes: HermesServ
     async with mcp_session(hermes.url, customer["apiKey"], mode) as client:
         unknown = await client.call_tool("myspace_post", {})
         assert unknown.is_error
-        assert "unknown tool" in unknown.content[0].text
+        assert "There is no tool named 'myspace_post'." in unknown.content[0].text
         bad = await client.call_tool("connections_status", {"surprise": 1})
         assert bad.is_error
         assert "surprise" in bad.content[0].text

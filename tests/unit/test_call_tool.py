@@ -21,6 +21,7 @@ from hermes.domain.customer import Customer
 from hermes.domain.errors import Invalid, NotConnected, NotFound, PlatformRejected, RateLimited, Unavailable
 from hermes.domain.plan import Plan
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.problems import error_text
 from tests.support import whatsapp_credentials
 from tests.unit.conftest import World
 
@@ -94,14 +95,16 @@ async def test_customer_call_uses_its_own_decrypted_credentials_and_is_audited(w
     assert await world.usage.used(customer.id, "2026-05") == 1
 
 
-async def test_not_connected_names_the_connect_endpoint(world: World) -> None:
+async def test_not_connected_asks_the_account_owner_to_connect(world: World) -> None:
     call, echo, _ = setup(world)
     customer = (await world.create("a@example.com", "starter")).customer
 
     with pytest.raises(NotConnected) as caught:
         await call(Caller(customer), "whatsapp_send_message", {"to": "+1"})
 
-    assert caught.value.detail == "whatsapp is not connected: POST /api/connect/whatsapp"
+    assert error_text(caught.value) == (
+        "WhatsApp is not connected for this account. Ask the account owner to connect WhatsApp in Hermes."
+    )
     assert echo.runs == []
     assert [(e.outcome, e.error_code) for e in world.audit.entries] == [("error", "not_connected")]
 
@@ -126,7 +129,10 @@ async def test_single_user_mode_without_env_names_the_variables(world: World) ->
     call, _, _ = setup(world)
     with pytest.raises(NotConnected) as caught:
         await call(Caller(None), "whatsapp_send_message", {"to": "+1"})
-    assert "WHATSAPP_DEFAULT_ACCESS_TOKEN" in caught.value.detail
+    assert error_text(caught.value) == (
+        "WhatsApp is not configured. Ask the account owner to set WHATSAPP_DEFAULT_PHONE_NUMBER_ID, "
+        "WHATSAPP_DEFAULT_ACCESS_TOKEN, WHATSAPP_DEFAULT_BUSINESS_ACCOUNT_ID in Hermes's environment and restart it."
+    )
 
 
 @pytest.mark.parametrize(
@@ -238,15 +244,14 @@ async def test_single_user_reconnect_advice_points_at_the_environment(world: Wor
     }
     call, echo, _ = setup(world, env)
     echo.fail_with = PlatformRejected(
-        "whatsapp",
-        "WhatsApp rejected the access token (expired or revoked): reconnect whatsapp: POST /api/connect/whatsapp",
-        code="190",
-        reconnect=True,
+        "whatsapp", "WhatsApp rejected the access token (expired or revoked)", code="190", reconnect=True
     )
     with pytest.raises(PlatformRejected) as caught:
         await call(Caller(None), "whatsapp_send_message", {"to": "+1"})
-    assert "POST /api/connect" not in caught.value.detail
-    assert "WHATSAPP_DEFAULT_*" in caught.value.detail
+    assert error_text(caught.value) == (
+        "WhatsApp rejected the access token (expired or revoked). Ask the account owner to update the "
+        "WHATSAPP_DEFAULT_* environment variables and restart Hermes."
+    )
     assert world.audit.entries[-1].error_code == "190"
 
 

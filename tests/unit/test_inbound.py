@@ -257,8 +257,16 @@ def test_inbox_list_tool_refuses_unknown_and_mistyped_arguments() -> None:
     with pytest.raises(Invalid, match="surprise"):
         tool.parse({"surprise": 1})
     with pytest.raises(Invalid) as caught:
-        tool.parse({"limit": "10", "cursor": 5})
-    assert set(caught.value.fields) == {"limit", "cursor"}
+        tool.parse({"limit": "10"})
+    assert caught.value.detail == 'limit must be an integer between 1 and 200 (got "10")'
+    with pytest.raises(Invalid) as caught:
+        tool.parse({"limit": 500})
+    assert caught.value.detail == "limit must be an integer between 1 and 200 (got 500)"
+    assert caught.value.fields == {"limit": "must be an integer between 1 and 200 (got 500)"}
+    with pytest.raises(Invalid) as caught:
+        tool.parse({"platform": "myspace"})
+    assert caught.value.detail.startswith("platform must be one of email, whatsapp, linkedin, telegram")
+    assert caught.value.detail.endswith('(got "myspace")')
 
 
 class FakeSender:

@@ -8,17 +8,12 @@ from typing import Any
 
 from hermes.application.inbox_views import entry_view
 from hermes.application.ports.tools import EnvCredentials, ToolContext, ToolSpec
+from hermes.application.tool_arguments import checked
+from hermes.application.untrusted import UntrustedText
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.list_inbox import DEFAULT_LIMIT, MAX_LIMIT, ListInbox
 from hermes.domain.audit import SINGLE_USER_ID
-from hermes.domain.errors import Invalid
 from hermes.domain.platform import ALL_PLATFORMS
-
-
-def _no_arguments(arguments: Mapping[str, Any]) -> None:
-    if arguments:
-        names = ", ".join(sorted(arguments))
-        raise Invalid(f"connections_status takes no arguments (got {names})", dict.fromkeys(arguments, "unexpected"))
 
 
 @dataclass(slots=True)
@@ -31,9 +26,7 @@ class ConnectionsStatusTool:
             platform=None,
             title="Which platforms are connected",
             description=(
-                "Which of the eight platforms (email, whatsapp, linkedin, telegram, discord, instagram, "
-                "twitter, obsidian) this account can use right now. A platform that is not connected "
-                "must be connected by the account owner before its tools work."
+                "Which platforms this account can use now. Only the account owner can connect one that is not."
             ),
             input_schema={"type": "object", "properties": {}, "additionalProperties": False},
             output_schema={
@@ -54,7 +47,7 @@ class ConnectionsStatusTool:
     )
 
     def parse(self, arguments: Mapping[str, Any]) -> None:
-        _no_arguments(arguments)
+        checked(self.spec.name, self.spec.input_schema, arguments)
 
     def target(self, parsed: Any) -> str | None:
         return None
@@ -67,7 +60,11 @@ class ConnectionsStatusTool:
         return {"connections": status}
 
 
-_INBOX_ARGUMENTS = ("platform", "cursor", "limit")
+# What senders wrote, in entries as `entry_view` shapes them (any tool returning inbox entries uses this).
+INBOX_UNTRUSTED = (
+    UntrustedText("entries[].message", ("text", "contact_name"), ("from",)),
+    UntrustedText("entries[].message.media", ("caption", "filename"), ("from",)),
+)
 
 
 @dataclass(slots=True)
@@ -79,10 +76,9 @@ class InboxListTool:
             platform=None,
             title="Read inbound messages",
             description=(
-                "Messages that arrived on this account's connected numbers (replies to what you sent, new "
-                "conversations) and status updates of messages you sent (sent, delivered, read, failed with "
-                "the error code), oldest first. Call again with next_cursor to read what came after; an empty "
-                "list means nothing new yet. Media is referenced by id, not included."
+                "Messages that arrived for this account (replies, new conversations) and status updates of sent "
+                "messages (delivered, read, failed with the error code), oldest first. Pass next_cursor to read "
+                "on; an empty list means nothing new yet."
             ),
             input_schema={
                 "type": "object",
@@ -90,15 +86,15 @@ class InboxListTool:
                     "platform": {
                         "type": "string",
                         "enum": [p.value for p in ALL_PLATFORMS],
-                        "description": "only entries from this platform",
+                        "description": "Only entries from this platform.",
                     },
-                    "cursor": {"type": "string", "description": "next_cursor from the previous call"},
+                    "cursor": {"type": "string", "description": "next_cursor of the previous call."},
                     "limit": {
                         "type": "integer",
                         "minimum": 1,
                         "maximum": MAX_LIMIT,
                         "default": DEFAULT_LIMIT,
-                        "description": "at most this many entries",
+                        "description": "At most this many entries.",
                     },
                 },
                 "additionalProperties": False,
@@ -121,32 +117,19 @@ class InboxListTool:
                             "required": ["id", "kind", "platform", "received_at"],
                         },
                     },
-                    "next_cursor": {"type": ["string", "null"]},
+                    "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                 },
                 "required": ["entries", "next_cursor"],
             },
             read_only=True,
+            idempotent=True,
             open_world=False,
+            untrusted=INBOX_UNTRUSTED,
         )
     )
 
     def parse(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(arguments) - set(_INBOX_ARGUMENTS))
-        if unknown:
-            expected = ", ".join(_INBOX_ARGUMENTS)
-            raise Invalid(
-                f"inbox_list takes {expected} (got {', '.join(unknown)})", dict.fromkeys(unknown, "unexpected")
-            )
-        errors: dict[str, str] = {}
-        for name in ("platform", "cursor"):
-            if arguments.get(name) is not None and not isinstance(arguments[name], str):
-                errors[name] = "must be a string"
-        limit = arguments.get("limit")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            errors["limit"] = "must be an integer"
-        if errors:
-            raise Invalid("invalid inbox_list arguments: " + ", ".join(sorted(errors)), errors)
-        return {name: arguments.get(name) for name in _INBOX_ARGUMENTS}
+        return checked(self.spec.name, self.spec.input_schema, arguments)
 
     def target(self, parsed: Any) -> str | None:
         return None

@@ -9,6 +9,7 @@ import pytest
 from hermes.adapters.platforms import discord
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.problems import error_text
 from tests.fakes.discord import FakeDiscord
 
 from .conftest import Gateway, assert_clean
@@ -83,7 +84,7 @@ async def test_permission_problems(fake: FakeDiscord, dc: Gateway, bot: tuple[st
         with pytest.raises(PlatformRejected) as caught:
             await dc.call("discord_send_message", {"channel_id": channel, "content": "secret"}, {"botToken": token})
         assert caught.value.code == code
-        assert words in caught.value.detail
+        assert words in error_text(caught.value)
         assert_clean(caught.value, token, "secret")
 
 
@@ -96,7 +97,7 @@ async def test_reply_to_a_missing_message_names_reply_to(fake: FakeDiscord, dc: 
             {"botToken": token},
         )
     assert caught.value.code == "50035"
-    assert "reply_to: Unknown message" in caught.value.detail
+    assert "reply_to: Unknown message" in error_text(caught.value)
 
 
 async def test_bucket_exhaustion_is_waited_out(fake: FakeDiscord, dc: Gateway, bot: tuple[str, str]) -> None:

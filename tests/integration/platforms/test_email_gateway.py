@@ -25,6 +25,7 @@ from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.application.ports.tools import ToolContext
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Invalid, NotConnected, NotFound, PlatformRejected
+from hermes.entrypoints.http.problems import error_text
 from tests.fakes.mail import ImapServer, ImapUser, SmtpSecurity, SmtpServer, tls_files
 
 pytestmark = pytest.mark.integration
@@ -170,9 +171,9 @@ async def test_bad_password_is_a_reconnect_after_a_single_attempt(mail: Platform
             )
     error = caught.value
     assert error.reconnect
-    assert "the mail server refused the username/password" in error.detail
-    assert "reconnect email: POST /api/connect/email" in error.detail
-    assert "wrong horse" not in error.detail
+    assert "The mail server refused the username/password" in error_text(error)
+    assert "Ask the account owner to reconnect Email in Hermes" in error_text(error)
+    assert "wrong horse" not in error_text(error)
     assert error.code == "smtp_535"
     # One AUTH, not one per mechanism: repeated failures lock accounts out.
     assert [a.success for a in smtp.auth_attempts] == [False]
@@ -199,8 +200,8 @@ async def test_refused_recipients_are_named(mail: PlatformPlugin) -> None:
     assert partial["refused"][0]["reason"].startswith("550")
     assert [m.rcpt_tos for m in smtp.messages] == [("bob@example.org",)]
     assert caught.value.code == "recipients_refused"
-    assert "ghost@example.org (550" in caught.value.detail
-    assert "nobody@example.org (550" in caught.value.detail
+    assert "ghost@example.org (550" in error_text(caught.value)
+    assert "nobody@example.org (550" in error_text(caught.value)
 
 
 async def test_a_rejected_message_says_why(mail: PlatformPlugin) -> None:
@@ -210,14 +211,17 @@ async def test_a_rejected_message_says_why(mail: PlatformPlugin) -> None:
             await call(mail, "email_send", {"to": "bob@example.org", "subject": "s", "body": "b"}, creds_for(smtp))
     assert caught.value.code == "smtp_451"
     assert caught.value.retry_after is not None
-    assert "try again" in caught.value.detail
+    assert error_text(caught.value) == (
+        "Email error 451: 4.3.0 Try again later. The mail server refused the message. Nothing was sent. "
+        "Try again in 60 s."
+    )
 
 
 async def test_invalid_recipients_are_refused_before_connecting(mail: PlatformPlugin, closed_port: int) -> None:
     creds = creds_for(None, smtpPort=closed_port)
     with pytest.raises(Invalid) as caught:
         await call(mail, "email_send", {"to": "bob@example.org, not-an-address", "subject": "s", "body": "b"}, creds)
-    assert "not-an-address" in caught.value.detail
+    assert "not-an-address" in error_text(caught.value)
     with pytest.raises(Invalid) as caught:
         await call(mail, "email_send", {"to": "bob@example.org", "bcc": ["x@"], "subject": "s", "body": "b"}, creds)
     assert list(caught.value.fields) == ["bcc"]
@@ -238,8 +242,8 @@ async def test_connection_refused_says_what_to_check(mail: PlatformPlugin, close
         )
     assert caught.value.code == "unreachable"
     assert caught.value.retry_after is not None
-    assert "refused the connection" in caught.value.detail
-    assert "smtpHost/smtpPort/smtpSecurity" in caught.value.detail
+    assert "refused the connection" in error_text(caught.value)
+    assert "smtpHost/smtpPort/smtpSecurity" in error_text(caught.value)
 
 
 async def test_a_silent_server_times_out(http: httpx.AsyncClient, silent_port: int) -> None:
@@ -255,7 +259,7 @@ async def test_a_silent_server_times_out(http: httpx.AsyncClient, silent_port: i
         )
     assert asyncio.get_running_loop().time() - started < 3
     assert caught.value.code == "timeout"
-    assert "did not answer in time" in caught.value.detail
+    assert "did not answer in time" in error_text(caught.value)
 
 
 async def test_starttls_is_never_skipped(mail: PlatformPlugin) -> None:
@@ -267,7 +271,7 @@ async def test_starttls_is_never_skipped(mail: PlatformPlugin) -> None:
                 {"to": "bob@example.org", "subject": "s", "body": "b"},
                 creds_for(smtp, smtpSecurity="starttls"),
             )
-    assert "STARTTLS" in caught.value.detail
+    assert "STARTTLS" in error_text(caught.value)
     assert smtp.auth_attempts == []
     assert smtp.messages == []
 
@@ -336,8 +340,8 @@ async def test_verify_refuses_a_wrong_imap_password(
         with pytest.raises(PlatformRejected) as caught:
             await mail.verify(creds)
     assert caught.value.reconnect
-    assert "IMAP" in caught.value.detail
-    assert imap_user.password not in caught.value.detail
+    assert "IMAP" in error_text(caught.value)
+    assert imap_user.password not in error_text(caught.value)
 
 
 # --- the SSRF guard --------------------------------------------------------------------------------------
@@ -359,7 +363,7 @@ async def test_private_hosts_are_refused_unless_allowed(
         "smtpHost": "resolves to a loopback address (127.0.0.1)",
         "imapHost": "resolves to a loopback address (127.0.0.1)",
     }
-    assert "smtpHost localhost resolves to a loopback address" in at_connect.value.detail
+    assert "smtpHost localhost resolves to a loopback address" in error_text(at_connect.value)
     assert at_send.value.code == "unsafe_host"
     assert at_send.value.reconnect
     assert "smtpHost localhost resolves to a loopback address" in at_send.value.detail
@@ -516,15 +520,15 @@ async def test_a_wrong_imap_password_is_a_reconnect(
     with pytest.raises(PlatformRejected) as caught:
         await call(mail, "email_search", {}, creds)
     assert caught.value.reconnect
-    assert "reconnect email: POST /api/connect/email" in caught.value.detail
-    assert "not it" not in caught.value.detail
+    assert "Ask the account owner to reconnect Email in Hermes" in error_text(caught.value)
+    assert "not it" not in error_text(caught.value)
 
 
 async def test_imap_tools_need_imap_settings(mail: PlatformPlugin, closed_port: int) -> None:
     with pytest.raises(NotConnected) as caught:
         await call(mail, "email_search", {"query": "x"}, creds_for(None, smtpPort=closed_port))
-    assert "imapHost" in caught.value.detail
-    assert "POST /api/connect/email" in caught.value.detail
+    assert "imapHost" in error_text(caught.value)
+    assert "Ask the account owner to reconnect Email in Hermes" in error_text(caught.value)
 
 
 async def test_a_silent_imap_server_times_out(http: httpx.AsyncClient, silent_port: int) -> None:

@@ -9,6 +9,7 @@ import pytest
 from hermes.adapters.platforms import instagram
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.problems import error_text
 from tests.fakes.graph import FakeGraph
 
 from .conftest import Gateway, assert_clean
@@ -50,7 +51,7 @@ async def test_unfetchable_image(graph: FakeGraph, ig: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await ig.call("instagram_publish_image", {"image_url": IMAGE, "caption": "private caption"}, c)
     assert caught.value.code == "9004"
-    assert "public JPEG" in caught.value.detail
+    assert "public JPEG" in error_text(caught.value)
     assert_clean(caught.value, str(c["accessToken"]), "private caption")
 
 
@@ -60,7 +61,7 @@ async def test_daily_publishing_limit(graph: FakeGraph, ig: Gateway) -> None:
         await ig.call("instagram_publish_image", {"image_url": IMAGE}, c)
     with pytest.raises(PlatformRejected) as caught:
         await ig.call("instagram_publish_image", {"image_url": IMAGE}, c)
-    assert "50 posts per 24 hours" in caught.value.detail
+    assert "50 posts per 24 hours" in error_text(caught.value)
 
 
 async def test_list_media_pages(graph: FakeGraph, ig: Gateway) -> None:
@@ -84,7 +85,7 @@ async def test_expired_token(graph: FakeGraph, ig: Gateway) -> None:
         await ig.call("instagram_list_media", {}, c)
     assert len(graph.requests) == 1
     assert caught.value.reconnect is True
-    assert "POST /api/connect/instagram" in caught.value.detail
+    assert "Ask the account owner to reconnect Instagram in Hermes" in error_text(caught.value)
 
 
 async def test_verify(graph: FakeGraph, ig: Gateway) -> None:
@@ -94,4 +95,4 @@ async def test_verify(graph: FakeGraph, ig: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await ig.plugin.verify({**c, "igUserId": other["igUserId"]})
     assert caught.value.reconnect is True
-    assert "igUserId" in caught.value.detail
+    assert "igUserId" in error_text(caught.value)

@@ -9,6 +9,7 @@ import pytest
 from hermes.adapters.platforms import linkedin
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.problems import error_text
 from tests.fakes.linkedin import FakeLinkedIn, current_version
 
 from .conftest import Gateway, assert_clean
@@ -55,7 +56,7 @@ async def test_post_as_an_organization(fake: FakeLinkedIn, li: Gateway) -> None:
     assert not fake.requests_to("/v2/userinfo")
     with pytest.raises(PlatformRejected) as caught:
         await li.call("linkedin_create_post", {"text": "x"}, {**creds, "authorUrn": "urn:li:organization:1"})
-    assert "w_organization_social" in caught.value.detail
+    assert "w_organization_social" in error_text(caught.value)
 
 
 async def test_retired_version_names_the_operator_setting(fake: FakeLinkedIn, gateway: Callable[..., Gateway]) -> None:
@@ -63,7 +64,7 @@ async def test_retired_version_names_the_operator_setting(fake: FakeLinkedIn, ga
     with pytest.raises(PlatformRejected) as caught:
         await li.call("linkedin_create_post", {"text": "x"}, {"accessToken": fake.add_member()})
     assert caught.value.code == "NONEXISTENT_VERSION"
-    assert "HERMES_LINKEDIN_VERSION" in caught.value.detail
+    assert "HERMES_LINKEDIN_VERSION" in error_text(caught.value)
 
 
 async def test_duplicate(fake: FakeLinkedIn, li: Gateway) -> None:
@@ -72,7 +73,7 @@ async def test_duplicate(fake: FakeLinkedIn, li: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await li.call("linkedin_create_post", {"text": "once"}, {"accessToken": token})
     assert caught.value.code == "DUPLICATE_POST"
-    assert "duplicate" in caught.value.detail
+    assert "duplicate" in error_text(caught.value)
 
 
 async def test_token_problems(fake: FakeLinkedIn, li: Gateway) -> None:
@@ -83,14 +84,14 @@ async def test_token_problems(fake: FakeLinkedIn, li: Gateway) -> None:
         await li.call("linkedin_create_post", {"text": "x"}, {"accessToken": expired, "authorUrn": "urn:li:person:a"})
     assert len(fake.requests) == 1
     assert caught.value.reconnect is True
-    assert "POST /api/connect/linkedin" in caught.value.detail
+    assert "Ask the account owner to reconnect LinkedIn in Hermes" in error_text(caught.value)
     assert_clean(caught.value, expired)
 
     no_openid = fake.add_member(scopes={"w_member_social"})
     with pytest.raises(PlatformRejected) as caught:
         await li.call("linkedin_create_post", {"text": "x"}, {"accessToken": no_openid})
     assert caught.value.reconnect is True
-    assert "openid" in caught.value.detail
+    assert "openid" in error_text(caught.value)
 
 
 async def test_daily_limit_is_reported_not_retried(fake: FakeLinkedIn, li: Gateway) -> None:
@@ -100,7 +101,7 @@ async def test_daily_limit_is_reported_not_retried(fake: FakeLinkedIn, li: Gatew
         await li.call(
             "linkedin_create_post", {"text": "x"}, {"accessToken": token, "authorUrn": fake.member(token).urn}
         )
-    assert "midnight UTC" in caught.value.detail
+    assert "midnight UTC" in error_text(caught.value)
     assert len(fake.requests_to("/rest/posts")) == 1
 
 

@@ -17,6 +17,7 @@ from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.application.ports.tools import ToolContext
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Conflict, Invalid, NotFound, PlatformRejected
+from hermes.entrypoints.http.problems import error_text
 from tests.fakes.mail import tls_files
 from tests.fakes.obsidian import FakeObsidian
 
@@ -147,7 +148,7 @@ async def test_a_wrong_key_is_a_reconnect(obsidian: PlatformPlugin, fake: FakeOb
         await obsidian.verify(creds)
     assert at_call.value.reconnect
     assert at_call.value.code == "40101"
-    assert "reconnect obsidian: POST /api/connect/obsidian" in at_call.value.detail
+    assert "Ask the account owner to reconnect Obsidian in Hermes" in error_text(at_call.value)
     assert at_verify.value.reconnect
 
 
@@ -169,7 +170,7 @@ async def test_server_errors_and_foreign_answers(obsidian: PlatformPlugin, fake:
     assert plugin_error.value.code == "50000"
     assert plugin_error.value.retry_after is not None
     assert tunnel_error.value.code == "http_502"
-    assert "tunnel" in tunnel_error.value.detail
+    assert "tunnel" in error_text(tunnel_error.value)
 
 
 async def test_a_slow_vault_times_out(http: httpx.AsyncClient, fake: FakeObsidian) -> None:
@@ -186,7 +187,7 @@ async def test_unreachable_vault(obsidian: PlatformPlugin) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await call(obsidian, "obsidian_list_notes", {}, creds)
     assert caught.value.code == "unreachable"
-    assert "Local REST API" in caught.value.detail
+    assert "Local REST API" in error_text(caught.value)
 
 
 async def test_private_urls_are_refused_unless_allowed(http: httpx.AsyncClient, fake: FakeObsidian) -> None:
@@ -197,7 +198,7 @@ async def test_private_urls_are_refused_unless_allowed(http: httpx.AsyncClient, 
         await call(strict, "obsidian_read_note", {"path": "Inbox.md"}, creds_for(fake, host="127.0.0.1"))
     assert at_connect.value.fields == {"apiUrl": "resolves to a loopback address (127.0.0.1)"}
     assert at_call.value.code == "unsafe_host"
-    assert "POST /api/connect/obsidian" in at_call.value.detail
+    assert "Ask the account owner to reconnect Obsidian in Hermes" in error_text(at_call.value)
     assert fake.requests == []
 
 
@@ -222,4 +223,4 @@ async def test_https_is_verified_against_the_host_name(fake: FakeObsidian) -> No
     # Connected to 127.0.0.1 (which the certificate lists) yet refused: the name was what got checked.
     assert wrong_name.value.code == "tls_certificate"
     assert self_signed.value.code == "tls_certificate"
-    assert "self-signed" in self_signed.value.detail
+    assert "self-signed" in error_text(self_signed.value)

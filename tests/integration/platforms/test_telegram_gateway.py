@@ -9,6 +9,7 @@ import pytest
 from hermes.adapters.platforms import telegram
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.problems import error_text
 from tests.fakes.telegram import FakeTelegram
 
 from .conftest import Gateway, assert_clean
@@ -64,7 +65,7 @@ async def test_updates_are_read_then_confirmed_with_next_offset(fake: FakeTelegr
 @pytest.mark.parametrize(
     ("setup", "chat_id", "text", "words"),
     [
-        ("none", 999, "hi", "check chat_id"),
+        ("none", 999, "hi", "Check chat_id"),
         ("block", CHAT, "hi", "blocked the bot"),
         ("none", CHAT, "1.5 *unclosed", "parse_mode"),
     ],
@@ -77,7 +78,7 @@ async def test_refusals_are_explained(
     args = {"chat_id": chat_id, "text": text, "parse_mode": "MarkdownV2"}
     with pytest.raises(PlatformRejected) as caught:
         await tg.call("telegram_send_message", args, {"botToken": token})
-    assert words in caught.value.detail
+    assert words in error_text(caught.value)
     assert caught.value.reconnect is False
     assert_clean(caught.value, token, token.split(":")[1], text)
 
@@ -96,7 +97,7 @@ async def test_long_flood_wait_is_reported(fake: FakeTelegram, tg: Gateway, toke
     with pytest.raises(PlatformRejected) as caught:
         await tg.call("telegram_send_message", {"chat_id": CHAT, "text": "hi"}, {"botToken": token})
     assert caught.value.retry_after == 34
-    assert "try again in 34 s" in caught.value.detail
+    assert "Try again in 34 s" in error_text(caught.value)
 
 
 async def test_revoked_token_is_a_reconnect_without_the_token(fake: FakeTelegram, tg: Gateway, token: str) -> None:
@@ -106,7 +107,7 @@ async def test_revoked_token_is_a_reconnect_without_the_token(fake: FakeTelegram
         await tg.call("telegram_send_message", {"chat_id": CHAT, "text": "hi"}, {"botToken": token})
     assert len(fake.requests) == 1
     assert caught.value.reconnect is True
-    assert "POST /api/connect/telegram" in caught.value.detail
+    assert "Ask the account owner to reconnect Telegram in Hermes" in error_text(caught.value)
     assert_clean(caught.value, token, token.split(":")[1])
 
 
@@ -126,7 +127,7 @@ async def test_webhook_blocks_polling(fake: FakeTelegram, tg: Gateway, token: st
     fake.bot(token).webhook = {"url": "https://hooks.example.com/tg", "secret_token": None, "max_connections": 40}
     with pytest.raises(PlatformRejected) as caught:
         await tg.call("telegram_get_updates", {}, {"botToken": token})
-    assert "webhook" in caught.value.detail
+    assert "webhook" in error_text(caught.value)
 
 
 async def test_verify(fake: FakeTelegram, tg: Gateway, token: str) -> None:

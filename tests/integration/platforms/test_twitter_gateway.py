@@ -9,6 +9,7 @@ import pytest
 from hermes.adapters.platforms import twitter
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.problems import error_text
 from tests.fakes.x import FakeX
 
 from .conftest import Gateway, assert_clean
@@ -52,16 +53,16 @@ async def test_refusals(fake: FakeX, x: Gateway, creds: dict[str, str | int]) ->
 
     with pytest.raises(PlatformRejected) as caught:
         await x.call("twitter_post_tweet", {"text": "x" * 281}, creds)
-    assert "too long" in caught.value.detail
+    assert "too long" in error_text(caught.value)
 
     with pytest.raises(PlatformRejected) as caught:
         await x.call("twitter_delete_tweet", {"tweet_id": "1234567890"}, creds)
-    assert "Could not find tweet" in caught.value.detail
+    assert "Could not find tweet" in error_text(caught.value)
 
     theirs = fake.add_tweet("not yours", username="someone")
     with pytest.raises(PlatformRejected) as caught:
         await x.call("twitter_delete_tweet", {"tweet_id": theirs["id"]}, creds)
-    assert "do not own" in caught.value.detail
+    assert "do not own" in error_text(caught.value)
     assert caught.value.reconnect is False
 
 
@@ -102,17 +103,17 @@ async def test_token_problems(fake: FakeX, x: Gateway, creds: dict[str, str | in
     with pytest.raises(PlatformRejected) as caught:
         await x.call("twitter_post_tweet", {"text": "hi"}, creds)
     assert caught.value.reconnect is True
-    assert "POST /api/connect/twitter" in caught.value.detail
+    assert "Ask the account owner to reconnect X in Hermes" in error_text(caught.value)
 
     read_only = {"accessToken": fake.add_user(username="reader", scopes={"tweet.read", "users.read"})}
     with pytest.raises(PlatformRejected) as caught:
         await x.call("twitter_post_tweet", {"text": "hi"}, read_only)
-    assert "tweet.write" in caught.value.detail
+    assert "tweet.write" in error_text(caught.value)
 
     app_only = {"accessToken": fake.add_app_token()}
     with pytest.raises(PlatformRejected) as caught:
         await x.call("twitter_post_tweet", {"text": "hi"}, app_only)
-    assert "Application-Only" in caught.value.detail
+    assert "Application-Only" in error_text(caught.value)
     # Search accepts an app-only token.
     await x.call("twitter_search_recent", {"query": "hi"}, app_only)
 

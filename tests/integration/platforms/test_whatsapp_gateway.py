@@ -11,6 +11,7 @@ import pytest
 from hermes.adapters.platforms import whatsapp
 from hermes.domain.errors import Invalid, PlatformRejected
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.problems import error_text
 from tests.fakes.graph import FakeGraph
 
 from .conftest import Gateway, assert_clean
@@ -59,12 +60,12 @@ async def test_templates(graph: FakeGraph, wa: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await wa.call("whatsapp_send_template", {**args, "parameters": ["Ann"]}, c)
     assert caught.value.code == "132000"
-    assert "one per placeholder" in caught.value.detail
+    assert "one parameter per placeholder" in error_text(caught.value)
 
     with pytest.raises(PlatformRejected) as caught:
         await wa.call("whatsapp_send_template", {**args, "language": "fr"}, c)
     assert caught.value.code == "132001"
-    assert "language code" in caught.value.detail
+    assert "language code" in error_text(caught.value)
 
 
 async def test_window_closed_points_to_templates(graph: FakeGraph, wa: Gateway) -> None:
@@ -73,7 +74,7 @@ async def test_window_closed_points_to_templates(graph: FakeGraph, wa: Gateway) 
     with pytest.raises(PlatformRejected) as caught:
         await wa.call("whatsapp_send_message", {"to": TO, "message": "private words"}, c)
     assert caught.value.code == "131047"
-    assert "whatsapp_send_template" in caught.value.detail
+    assert "whatsapp_send_template" in error_text(caught.value)
     assert_clean(caught.value, str(c["accessToken"]), "private words")
     # The advice works: a template goes through the closed window.
     await wa.call("whatsapp_send_template", {"to": TO, "template": "hello_world", "language": "en_US"}, c)
@@ -112,8 +113,11 @@ async def test_expired_token_is_tried_once_and_reported_as_reconnect(graph: Fake
         await wa.call("whatsapp_send_message", {"to": TO, "message": "hi"}, c)
     assert len(graph.requests) == 1
     assert caught.value.reconnect is True
-    assert caught.value.detail == (
-        "WhatsApp rejected the access token (expired or revoked): reconnect whatsapp: POST /api/connect/whatsapp"
+    shown = error_text(caught.value)
+    assert shown.startswith("WhatsApp error 190: ")  # Meta's own code and words first
+    assert shown.endswith(
+        "WhatsApp rejected the access token (expired or revoked). Nothing was sent. "
+        "Ask the account owner to reconnect WhatsApp in Hermes."
     )
     assert_clean(caught.value, str(c["accessToken"]))
 
@@ -126,7 +130,7 @@ async def test_another_customers_number_is_refused_as_reconnect(graph: FakeGraph
         )
     assert caught.value.code == "100"
     assert caught.value.reconnect is True
-    assert "phoneNumberId" in caught.value.detail
+    assert "phoneNumberId" in error_text(caught.value)
 
 
 async def test_two_customers_at_once_each_use_their_own_token(graph: FakeGraph, wa: Gateway) -> None:
@@ -155,7 +159,7 @@ async def test_server_error_on_a_send_is_not_retried(graph: FakeGraph, wa: Gatew
     with pytest.raises(PlatformRejected) as caught:
         await wa.call("whatsapp_send_message", {"to": TO, "message": "hi"}, c)
     assert len(graph.requests) == 1
-    assert "check before repeating" in caught.value.detail
+    assert "check before repeating" in error_text(caught.value)
 
 
 async def test_verify(graph: FakeGraph, wa: Gateway) -> None:
@@ -177,7 +181,7 @@ async def test_a_stalled_platform_hits_the_overall_deadline(graph: FakeGraph, ga
         await wa.call("whatsapp_send_message", {"to": TO, "message": "hi"}, c)
     assert time.monotonic() - started < 2.0
     assert caught.value.code == "timeout"
-    assert "check before repeating" in caught.value.detail
+    assert "check before repeating" in error_text(caught.value)
 
 
 async def test_oversize_reply_is_refused(graph: FakeGraph, gateway: Callable[..., Gateway]) -> None:

@@ -73,7 +73,10 @@ def parsed(result: tuple[int, str, str]) -> dict[str, Any]:
 
 async def test_the_inspector_cli_lists_and_calls_tools(customer: Tenant, fakes: Fakes, tmp_path: Path) -> None:
     auth = f"Authorization: Bearer {customer.key}"
-    listed = parsed(await inspector(tmp_path, customer.url, "--method", "tools/list", "--header", auth))
+    # --strict: every tool schema portability finding in full on stderr (and exit 6 on an error-severity one).
+    code, out, err = await inspector(tmp_path, customer.url, "--method", "tools/list", "--strict", "--header", auth)
+    listed = parsed((code, out, err))
+    assert "Warning:" not in err and "Error:" not in err and "portability" not in err, err
     names = {t["name"] for t in listed["tools"]}
     assert set(TOOLS) - {"inbox_list"} <= names
     send = next(t for t in listed["tools"] if t["name"] == "telegram_send_message")

@@ -9,6 +9,7 @@ one tenant's token can therefore only have been made with that tenant's credenti
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -325,12 +326,29 @@ async def audit_entries(tenant: Tenant, redis_client: redis.Redis, after: int) -
     return entries[after:]
 
 
+_FENCE = re.compile(r'<untrusted-content source="[^"]*"(?: sender="[^"]*")?>(.*)</untrusted-content>', re.DOTALL)
+
+
+_NEUTRALISED = re.compile(r"&lt;(?=\s*/?\s*untrusted-content)", re.IGNORECASE)
+
+
+def unfenced(value: Any) -> Any:
+    """The text content's values without the fences around third parties' text."""
+    if isinstance(value, dict):
+        return {k: unfenced(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unfenced(v) for v in value]
+    if isinstance(value, str) and (match := _FENCE.fullmatch(value)):
+        return _NEUTRALISED.sub("<", match.group(1))
+    return value
+
+
 def structured(result: CallToolResult) -> dict[str, Any]:
-    """A successful call's structured result; its text content is the same JSON."""
+    """A successful call's structured result; its text content is the same JSON, third parties' text fenced."""
     text = result.content[0].text if result.content and hasattr(result.content[0], "text") else ""
     assert result.is_error is False, text
     assert result.structured_content is not None
-    assert json.loads(text) == result.structured_content
+    assert unfenced(json.loads(text)) == result.structured_content
     return dict(result.structured_content)
 
 

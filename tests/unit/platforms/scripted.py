@@ -20,6 +20,7 @@ from hermes.application.ports.tools import ToolContext
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import HermesError
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.problems import error_text
 
 BASES = {
     Platform.WHATSAPP: "https://graph.test/v23.0",
@@ -107,3 +108,8 @@ def assert_clean(error: HermesError, *secrets: str) -> None:
         assert secret not in shown, f"{secret!r} leaked into {shown!r}"
     assert error.__cause__ is None
     assert error.__context__ is None or error.__suppress_context__
+
+
+def shown(error: HermesError) -> str:
+    """The text a caller reads for this error (the same over MCP and REST)."""
+    return error_text(error)

@@ -32,7 +32,8 @@ REQUIRED = {
     "instagram_publish_image": ({"image_url"}, {"caption"}),
     "instagram_list_media": (set(), {"limit"}),
 }
-READ_ONLY = {"telegram_get_updates", "discord_read_messages", "twitter_search_recent", "instagram_list_media"}
+READ_ONLY = {"discord_read_messages", "twitter_search_recent", "instagram_list_media"}
+DESTRUCTIVE = {"twitter_delete_tweet", "telegram_get_updates"}
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def test_hints(specs: dict[str, ToolSpec]) -> None:
     for name in REQUIRED:
         spec = specs[name]
         assert spec.read_only is (name in READ_ONLY), name
-        assert spec.destructive is (name == "twitter_delete_tweet"), name
+        assert spec.destructive is (name in DESTRUCTIVE), name
         assert spec.title, name
         assert len(spec.description) > 60, name
         assert spec.platform is not None and name.startswith(spec.platform.value + "_")

@@ -9,7 +9,7 @@ import pytest
 from hermes.adapters.platforms import discord
 from hermes.domain.errors import Invalid, PlatformRejected
 
-from .scripted import Gateway, Script, assert_clean, reply
+from .scripted import Gateway, Script, assert_clean, reply, shown
 
 TOKEN = "MTA1OTk0.secret.discordTOKEN"
 CREDS = {"botToken": TOKEN}
@@ -94,8 +94,8 @@ async def test_long_global_limit_is_reported(dc: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await dc.call("discord_send_message", {"channel_id": CHANNEL, "content": "hi"}, CREDS)
     assert caught.value.retry_after == pytest.approx(64.57)
-    assert "global" in caught.value.detail
-    assert "try again in 65 s" in caught.value.detail
+    assert "global" in shown(caught.value)
+    assert "Try again in 65 s" in shown(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ async def test_error_codes(dc: Gateway, status: int, code: int, words: str) -> N
     with pytest.raises(PlatformRejected) as caught:
         await dc.call("discord_send_message", {"channel_id": CHANNEL, "content": "secret text"}, CREDS)
     assert caught.value.code == str(code)
-    assert words in caught.value.detail
+    assert words in shown(caught.value)
     assert caught.value.reconnect is False
     assert len(dc.script.requests) == 1
     assert_clean(caught.value, TOKEN, "secret text")
@@ -130,8 +130,8 @@ async def test_invalid_form_body_names_the_fields(dc: Gateway) -> None:
     dc.script.steps.append(reply(400, body))
     with pytest.raises(PlatformRejected) as caught:
         await dc.call("discord_send_message", {"channel_id": CHANNEL, "content": "x"}, CREDS)
-    assert "content: Must be 2000 or fewer in length." in caught.value.detail
-    assert "reply_to: Unknown message" in caught.value.detail
+    assert "content: Must be 2000 or fewer in length." in shown(caught.value)
+    assert "reply_to: Unknown message" in shown(caught.value)
 
 
 async def test_unauthorized_is_a_reconnect(dc: Gateway) -> None:
@@ -139,7 +139,7 @@ async def test_unauthorized_is_a_reconnect(dc: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await dc.call("discord_read_messages", {"channel_id": CHANNEL}, CREDS)
     assert caught.value.reconnect is True
-    assert "POST /api/connect/discord" in caught.value.detail
+    assert "Ask the account owner to reconnect Discord in Hermes." in shown(caught.value)
     assert len(dc.script.requests) == 1
 
 

@@ -15,7 +15,7 @@ from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, header
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
 
-from .scripted import BASES, Script, assert_clean, reply
+from .scripted import BASES, Script, assert_clean, reply, shown
 
 URL = "https://discord.test/api/v10/channels/1/messages"
 
@@ -60,7 +60,7 @@ async def test_wait_longer_than_max_retry_wait_is_reported_not_waited() -> None:
     assert time.monotonic() - started < 1
     assert len(script.requests) == 1
     assert caught.value.retry_after == 120
-    assert "try again in 120 s" in caught.value.detail
+    assert "Try again in 120 s" in shown(caught.value)
 
 
 async def test_429_without_a_wait_is_not_retried() -> None:
@@ -121,7 +121,9 @@ async def test_5xx_on_post_is_not_retried() -> None:
     with pytest.raises(PlatformRejected) as caught:
         await gateway(script).call("POST", URL, headers={}, json={})
     assert len(script.requests) == 1
-    assert "may or may not have gone through" in caught.value.detail
+    assert shown(caught.value) == (
+        "Discord had a server error (HTTP 500). It may have gone through: check before repeating it. Try again in 30 s."
+    )
 
 
 async def test_connection_failure_on_get_is_retried() -> None:
@@ -138,7 +140,10 @@ async def test_connection_failure_on_post_is_not_retried() -> None:
     assert len(script.requests) == 1
     assert caught.value.code == "unreachable"
     assert caught.value.retry_after == 30
-    assert "check before repeating" in caught.value.detail
+    # The request never left: nothing was sent, so repeating it is safe.
+    assert shown(caught.value) == (
+        "Discord cannot be reached right now (the connection was refused). Nothing was sent. Try again in 30 s."
+    )
 
 
 async def test_read_timeout_is_reported_as_timeout() -> None:
@@ -147,6 +152,32 @@ async def test_read_timeout_is_reported_as_timeout() -> None:
         await gateway(script).call("GET", URL, headers={})
     assert len(script.requests) == 3
     assert caught.value.code == "timeout"
+
+
+async def test_a_timeout_after_a_write_was_sent_says_it_may_have_gone_out() -> None:
+    script = Script(httpx.ReadTimeout("timed out"))
+    with pytest.raises(PlatformRejected) as caught:
+        await gateway(script).call("POST", URL, headers={}, json={})
+    assert len(script.requests) == 1
+    assert shown(caught.value) == (
+        "Discord did not answer in time. It may have gone through: check before repeating it. Try again in 30 s."
+    )
+
+
+async def test_a_write_that_never_connected_says_nothing_was_sent() -> None:
+    script = Script(httpx.ConnectTimeout("timed out connecting"))
+    with pytest.raises(PlatformRejected) as caught:
+        await gateway(script).call("POST", URL, headers={}, json={})
+    assert shown(caught.value) == (
+        "Discord cannot be reached right now (connecting timed out). Nothing was sent. Try again in 30 s."
+    )
+
+
+async def test_a_read_says_nothing_about_sending() -> None:
+    script = Script(*[httpx.ConnectError("refused") for _ in range(3)])
+    with pytest.raises(PlatformRejected) as caught:
+        await gateway(script).call("GET", URL, headers={})
+    assert shown(caught.value) == "Discord cannot be reached right now (the connection was refused). Try again in 30 s."
 
 
 async def test_overall_deadline_covers_a_slow_platform() -> None:
@@ -178,7 +209,7 @@ async def test_streamed_oversize_response_is_refused() -> None:
     with pytest.raises(PlatformRejected) as caught:
         await gateway(script, max_response_bytes=1000).call("GET", URL, headers={})
     assert caught.value.code == "response_too_large"
-    assert "more than 1000 bytes" in caught.value.detail
+    assert "more than 1000 bytes" in shown(caught.value)
 
 
 async def test_response_at_the_cap_is_read() -> None:

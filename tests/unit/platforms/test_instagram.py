@@ -9,7 +9,7 @@ import pytest
 from hermes.adapters.platforms import instagram
 from hermes.domain.errors import PlatformRejected
 
-from .scripted import Gateway, Script, assert_clean, reply
+from .scripted import Gateway, Script, assert_clean, reply, shown
 
 TOKEN = "EAAGinstagramSECRET"
 CREDS = {"accessToken": TOKEN, "igUserId": "17841405822304914"}
@@ -55,7 +55,7 @@ async def test_container_error_stops_before_publishing(ig: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await ig.call("instagram_publish_image", {"image_url": IMAGE}, CREDS)
     assert caught.value.code == "ERROR"
-    assert "aspect ratio" in caught.value.detail
+    assert "aspect ratio" in shown(caught.value)
     assert len(ig.script.requests) == 2
 
 
@@ -87,7 +87,7 @@ async def test_unfetchable_image(ig: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await ig.call("instagram_publish_image", {"image_url": IMAGE, "caption": "secret caption"}, CREDS)
     assert caught.value.code == "9004"
-    assert "public JPEG" in caught.value.detail
+    assert "public JPEG" in shown(caught.value)
     assert_clean(caught.value, TOKEN, "secret caption")
 
 
@@ -103,7 +103,7 @@ async def test_daily_limit(ig: Gateway) -> None:
     ig.script.steps.extend([reply(200, {"id": "1"}), reply(200, {"status_code": "FINISHED"}), reply(400, body)])
     with pytest.raises(PlatformRejected) as caught:
         await ig.call("instagram_publish_image", {"image_url": IMAGE}, CREDS)
-    assert "50 posts per 24 hours" in caught.value.detail
+    assert "50 posts per 24 hours" in shown(caught.value)
 
 
 async def test_expired_token(ig: Gateway) -> None:
@@ -119,8 +119,10 @@ async def test_expired_token(ig: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await ig.call("instagram_list_media", {}, CREDS)
     assert caught.value.reconnect is True
-    assert caught.value.detail == (
-        "Instagram rejected the access token (expired or revoked): reconnect instagram: POST /api/connect/instagram"
+    # A read: nothing was on its way, so nothing is said about sending.
+    assert shown(caught.value) == (
+        "Instagram error 190: Error validating access token. Instagram rejected the access token (expired or "
+        "revoked). Ask the account owner to reconnect Instagram in Hermes."
     )
     assert len(ig.script.requests) == 1
 

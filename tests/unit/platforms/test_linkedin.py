@@ -10,7 +10,7 @@ from hermes.adapters.platforms import linkedin
 from hermes.adapters.platforms.linkedin import escape_little
 from hermes.domain.errors import PlatformRejected
 
-from .scripted import Gateway, Script, assert_clean, reply
+from .scripted import Gateway, Script, assert_clean, reply, shown
 
 TOKEN = "AQVsecretLinkedInToken"
 URN = "urn:li:share:7196578236471918592"
@@ -79,7 +79,7 @@ async def test_retired_version_is_an_operator_problem(li: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await li.call("linkedin_create_post", {"text": "x"}, {"accessToken": TOKEN, "authorUrn": "urn:li:person:a"})
     assert caught.value.code == "NONEXISTENT_VERSION"
-    assert "HERMES_LINKEDIN_VERSION" in caught.value.detail
+    assert "HERMES_LINKEDIN_VERSION" in shown(caught.value)
     assert caught.value.reconnect is False
 
 
@@ -92,8 +92,8 @@ async def test_validation_errors_keep_paths_not_body_text(li: Gateway) -> None:
         await li.call(
             "linkedin_create_post", {"text": "secret"}, {"accessToken": TOKEN, "authorUrn": "urn:li:person:a"}
         )
-    assert "/author: field is required but not found" in caught.value.detail
-    assert "/commentary" in caught.value.detail
+    assert "/author: field is required but not found" in shown(caught.value)
+    assert "/commentary" in shown(caught.value)
 
 
 async def test_missing_permission_is_a_reconnect(li: Gateway) -> None:
@@ -104,7 +104,7 @@ async def test_missing_permission_is_a_reconnect(li: Gateway) -> None:
     error = caught.value
     assert error.reconnect is True
     assert error.code == "100"
-    assert "openid" in error.detail
+    assert "openid" in shown(error)
     assert len(li.script.requests) == 1
     assert_clean(error, TOKEN)
 
@@ -116,7 +116,7 @@ async def test_expired_token(li: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await li.call("linkedin_create_post", {"text": "x"}, {"accessToken": TOKEN, "authorUrn": "urn:li:person:a"})
     assert caught.value.reconnect is True
-    assert "POST /api/connect/linkedin" in caught.value.detail
+    assert "Ask the account owner to reconnect LinkedIn in Hermes." in shown(caught.value)
 
 
 async def test_created_without_an_id_is_reported(li: Gateway) -> None:

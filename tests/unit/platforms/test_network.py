@@ -18,6 +18,7 @@ from hermes.adapters.platforms.network import (
     system_resolver,
 )
 from hermes.domain.errors import Invalid, PlatformRejected
+from tests.unit.platforms.scripted import shown
 
 
 @pytest.mark.parametrize(
@@ -166,8 +167,8 @@ def test_refusals_at_tool_time_say_how_to_fix_them() -> None:
     assert isinstance(unsafe, PlatformRejected)
     assert unsafe.reconnect
     assert unsafe.code == "unsafe_host"
-    assert "POST /api/connect/email" in unsafe.detail
+    assert "Ask the account owner to reconnect Email in Hermes with a public smtpHost." in shown(unsafe)
 
     dns = UnresolvableHost("apiUrl", "gone.example.com", "does not resolve to an address").as_platform_error("obsidian")
     assert dns.code == "dns_error"
-    assert "apiUrl gone.example.com does not resolve" in dns.detail
+    assert "apiUrl gone.example.com does not resolve" in shown(dns)

@@ -10,7 +10,7 @@ import pytest
 from hermes.adapters.platforms import twitter
 from hermes.domain.errors import Invalid, PlatformRejected
 
-from .scripted import Gateway, Script, assert_clean, reply
+from .scripted import Gateway, Script, assert_clean, reply, shown
 
 TOKEN = "dGhpcyBpcyBhIHNlY3JldA-user-token"
 CREDS = {"accessToken": TOKEN}
@@ -130,7 +130,7 @@ async def test_duplicate_content(x: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await x.call("twitter_post_tweet", {"text": "secret words"}, CREDS)
     assert caught.value.code == "duplicate_content"
-    assert "change the text" in caught.value.detail
+    assert "Nothing was sent. Change the text." in shown(caught.value)
     assert caught.value.reconnect is False
     assert len(x.script.requests) == 1
     assert_clean(caught.value, TOKEN, "secret words")
@@ -143,8 +143,8 @@ async def test_unauthorized_is_a_reconnect(x: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await x.call("twitter_post_tweet", {"text": "hi"}, CREDS)
     assert caught.value.reconnect is True
-    assert "2 hours" in caught.value.detail
-    assert "POST /api/connect/twitter" in caught.value.detail
+    assert "2 hours" in shown(caught.value)
+    assert "Ask the account owner to reconnect X in Hermes." in shown(caught.value)
 
 
 async def test_invalid_query(x: Gateway) -> None:
@@ -162,7 +162,7 @@ async def test_invalid_query(x: Gateway) -> None:
     x.script.steps.append(reply(400, body))
     with pytest.raises(PlatformRejected) as caught:
         await x.call("twitter_search_recent", {"query": "(("}, CREDS)
-    assert "mismatched parentheses" in caught.value.detail
+    assert "mismatched parentheses" in shown(caught.value)
 
 
 async def test_arguments_and_hints(x: Gateway) -> None:

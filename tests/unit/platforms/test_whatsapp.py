@@ -9,7 +9,7 @@ import pytest
 from hermes.adapters.platforms import whatsapp
 from hermes.domain.errors import Invalid, PlatformRejected
 
-from .scripted import Gateway, Script, assert_clean, reply
+from .scripted import Gateway, Script, assert_clean, reply, shown
 
 TOKEN = "EAAGsecretTOKENvalue"
 CREDS = {"phoneNumberId": "106540352242922", "accessToken": TOKEN, "businessAccountId": "102290129340398"}
@@ -165,7 +165,7 @@ async def test_argument_validation_names_the_field(wa: Gateway, arguments: dict,
             400,
             graph_error(131026, "(#131026) Message undeliverable"),
             "131026",
-            ["could not deliver", "check the number"],
+            ["WhatsApp error 131026:", "may not be on WhatsApp", "Check the number"],
         ),
         (
             400,
@@ -198,7 +198,7 @@ async def test_error_envelopes_become_specific_tool_errors(
     assert error.code == code
     assert error.reconnect is False
     for word in words:
-        assert word in error.detail
+        assert word in shown(error)
     assert_clean(error, TOKEN, "secret body text")
     assert len(wa.script.requests) == 1
 
@@ -213,7 +213,7 @@ async def test_rate_limit_codes_carry_a_retry_hint_without_retrying(wa: Gateway,
         await wa.call("whatsapp_send_message", {"to": "+16505551234", "message": "hi"}, CREDS)
     assert caught.value.code == str(code)
     assert caught.value.retry_after == wait
-    assert "try again in" in caught.value.detail
+    assert "Try again in" in shown(caught.value)
     assert len(wa.script.requests) == 1
 
 
@@ -225,8 +225,9 @@ async def test_expired_token_is_a_reconnect_tried_once(wa: Gateway) -> None:
     error = caught.value
     assert error.reconnect is True
     assert error.code == "190"
-    assert error.detail == (
-        "WhatsApp rejected the access token (expired or revoked): reconnect whatsapp: POST /api/connect/whatsapp"
+    assert shown(error) == (
+        "WhatsApp error 190: Error validating access token: Session has expired on Tuesday. WhatsApp rejected the "
+        "access token (expired or revoked). Nothing was sent. Ask the account owner to reconnect WhatsApp in Hermes."
     )
     assert len(wa.script.requests) == 1
     assert_clean(error, TOKEN)
@@ -239,8 +240,8 @@ async def test_wrong_phone_number_id_is_a_reconnect(wa: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await wa.call("whatsapp_send_message", {"to": "+16505551234", "message": "hi"}, CREDS)
     assert caught.value.reconnect is True
-    assert "phoneNumberId" in caught.value.detail
-    assert "POST /api/connect/whatsapp" in caught.value.detail
+    assert "phoneNumberId" in shown(caught.value)
+    assert "Ask the account owner to reconnect WhatsApp in Hermes with the right phoneNumberId" in shown(caught.value)
 
 
 async def test_non_json_error_page_still_explains(wa: Gateway) -> None:
@@ -248,7 +249,7 @@ async def test_non_json_error_page_still_explains(wa: Gateway) -> None:
     with pytest.raises(PlatformRejected) as caught:
         await wa.call("whatsapp_send_message", {"to": "+16505551234", "message": "hi"}, CREDS)
     assert caught.value.code == "http_502"
-    assert "check before repeating" in caught.value.detail
+    assert "It may have gone through: check before repeating it." in shown(caught.value)
     assert len(wa.script.requests) == 1
 
 
@@ -264,4 +265,4 @@ async def test_tool_hints_and_targets(wa: Gateway) -> None:
     assert send.target(send.parse({"to": "+16505551234", "message": "body"})) == "+16505551234"
     assert not send.spec.read_only
     assert wa.tools["whatsapp_mark_read"].spec.idempotent
-    assert "24-hour" in send.spec.description
+    assert "24 hours" in send.spec.description

@@ -16,6 +16,8 @@ from typing import Any
 import msgspec
 
 from hermes.application.ports.tools import ToolContext, ToolSpec
+from hermes.application.tool_arguments import MISSING, invalid_argument
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Invalid
 from hermes.domain.platform import Platform
@@ -26,26 +28,48 @@ _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
 
 
 def struct_schema(args_type: type[msgspec.Struct]) -> dict[str, Any]:
-    """The Struct's JSON schema, inlined (MCP clients handle a flat object best)."""
+    """The Struct's JSON schema, inlined and compact (MCP clients handle a flat object best, and every byte
+    of it sits in the model's context): an optional argument is simply not required, not also nullable."""
     schema = msgspec.json.schema(args_type)
     defs = schema.pop("$defs", {})
     ref = schema.get("$ref", "")
     body: dict[str, Any] = defs.get(ref.rsplit("/", 1)[-1], schema) if ref else schema
     body = dict(body)
     body.pop("title", None)
+    body["properties"] = {name: _optional_unwrapped(prop) for name, prop in body.get("properties", {}).items()}
+    if not body.get("required"):
+        body.pop("required", None)
     body["additionalProperties"] = False
     return body
 
 
-def parse_arguments(args_type: type[msgspec.Struct], arguments: Mapping[str, Any]) -> Any:
+def _optional_unwrapped(prop: dict[str, Any]) -> dict[str, Any]:
+    """`{"anyOf": [X, {"type": "null"}], "default": null}` -> X: leaving the argument out says the same."""
+    branches = prop.get("anyOf")
+    if not isinstance(branches, list) or prop.get("default", ...) is not None:
+        return prop
+    kept = [b for b in branches if b != {"type": "null"}]
+    if len(kept) == len(branches):
+        return prop
+    unwrapped = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    if len(kept) == 1:
+        return {**unwrapped, **kept[0]}
+    return {**unwrapped, "anyOf": kept}
+
+
+def parse_arguments(tool: str, schema: Mapping[str, Any], args_type: type[msgspec.Struct], arguments: Any) -> Any:
+    if not isinstance(arguments, Mapping):
+        raise Invalid(f"{tool} takes an object of arguments", {"arguments": "must be an object"})
     try:
         return msgspec.convert(dict(arguments), args_type, strict=False)
     except msgspec.ValidationError as exc:
         message = str(exc)
         match = _MISSING.search(message) or _UNKNOWN.search(message) or _AT_FIELD.search(message)
-        field = match.group(1) if match and match.group(1) else "arguments"
-        explanation = message.split(" - at ", 1)[0]
-        raise Invalid(f"invalid argument {field}: {explanation}", {field: explanation}) from None
+        field = match.group(1) if match and match.group(1) else None
+        if field is None:
+            explanation = message.split(" - at ", 1)[0]
+            raise Invalid(f"invalid arguments: {explanation}", {"arguments": explanation}) from None
+        raise invalid_argument(tool, schema, field, arguments.get(field, MISSING)) from None
 
 
 Runner = Callable[[Any, Credentials], Awaitable[dict[str, Any]]]
@@ -62,7 +86,7 @@ class StructTool:
     target_field: str | None = None
 
     def parse(self, arguments: Mapping[str, Any]) -> Any:
-        return parse_arguments(self.args_type, arguments)
+        return parse_arguments(self.spec.name, self.spec.input_schema, self.args_type, arguments)
 
     def target(self, parsed: Any) -> str | None:
         if self.target_field is None:
@@ -87,7 +111,9 @@ def tool(
     read_only: bool = False,
     destructive: bool = False,
     idempotent: bool = False,
+    open_world: bool = True,
     output_schema: Mapping[str, Any] | None = None,
+    untrusted: tuple[UntrustedText, ...] = (),
 ) -> StructTool:
     spec = ToolSpec(
         name=name,
@@ -99,5 +125,7 @@ def tool(
         read_only=read_only,
         destructive=destructive,
         idempotent=idempotent or read_only,
+        open_world=open_world,
+        untrusted=untrusted,
     )
     return StructTool(spec, args_type, runner, target)

@@ -27,8 +27,9 @@ from hermes.adapters.platforms.http import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import PlatformRejected
+from hermes.domain.errors import Actor, PlatformRejected
 from hermes.domain.platform import Platform
 
 P = Platform.DISCORD
@@ -51,9 +52,7 @@ class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
             "@everyone, @here and role mentions are not pinged.",
         ),
     ]
-    reply_to: Annotated[
-        Snowflake | None, Meta(description="Optional: id of a message in the same channel to reply to.")
-    ] = None
+    reply_to: Annotated[Snowflake | None, Meta(description="Id of a message in the same channel to reply to.")] = None
 
 
 class ReadMessagesArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,7 +60,7 @@ class ReadMessagesArgs(msgspec.Struct, forbid_unknown_fields=True):
     limit: Annotated[int, Meta(ge=1, le=100, description="How many messages to return (1-100).")] = 50
     before: Annotated[
         Snowflake | None,
-        Meta(description="Optional: return messages older than this message id (page back with oldest_message_id)."),
+        Meta(description="Return messages older than this message id (page back with oldest_message_id)."),
     ] = None
 
 
@@ -175,44 +174,42 @@ def _explain(reply: Reply) -> PlatformRejected:
         return fallback(P, reply)
     c = failure.code
     code = str(c) if c else f"http_{reply.status}"
+    said = clip(failure.message) or None
+
+    def refused(detail: str, fix: str = "", actor: Actor | None = None) -> PlatformRejected:
+        return PlatformRejected(P.value, detail, code=code, said=said, fix=fix, actor=actor)
+
     if reply.status == 401 or (c in (0, 40001, 50014) and reply.status == 403):
-        return reconnect(P, "Discord rejected the bot token (reset or revoked)", code)
+        return reconnect(P, "Discord rejected the bot token (reset or revoked)", code, said)
     if reply.status == 429 or c in (20016, 20028):
         scope = "global limit for this bot" if failure.global_ else "this channel or route"
-        return rate_limited(P, _wait(reply), scope, code=code)
+        return rate_limited(P, _wait(reply), scope, code=code, said=said)
     if c == 10003:
-        return PlatformRejected(
-            P.value,
-            "Discord does not know that channel_id: check the id (Developer Mode > Copy Channel ID) and that the "
-            "bot is in that server",
-            code=code,
+        return refused(
+            "the bot cannot see that channel",
+            "check channel_id (Developer Mode > Copy Channel ID) and that the bot is in that server",
         )
     if c == 10008:
-        return PlatformRejected(
-            P.value, "Discord does not know that message: the id must be a message in that channel", code=code
-        )
+        return refused("Discord does not know that message", "the id must be a message in that channel")
     if c == 50001:
-        return PlatformRejected(
-            P.value,
-            "the bot has no access to that channel: add the bot to the server and give it View Channel "
-            "(and Read Message History to read)",
-            code=code,
+        return refused(
+            "the bot has no access to that channel",
+            "add the bot to the server and give it View Channel (and Read Message History to read)",
+            Actor.OWNER,
         )
     if c == 50013:
-        return PlatformRejected(
-            P.value,
-            "the bot lacks permissions in that channel: it needs Send Messages to post, Read Message History to "
-            "read or reply",
-            code=code,
+        return refused(
+            "the bot lacks permissions in that channel",
+            "give the bot Send Messages to post, Read Message History to read or reply",
+            Actor.OWNER,
         )
     if c == 50007:
-        return PlatformRejected(
-            P.value, "Discord will not deliver to this user (DMs closed or no shared server)", code=code
-        )
+        return refused("Discord will not deliver to this user (DMs closed or no shared server)")
     if c == 50035:
-        problems = "; ".join(_form_errors(failure.errors)) or clip(failure.message)
-        return PlatformRejected(P.value, f"Discord refused the message: {clip(problems)}", code=code)
-    return fallback(P, reply, clip(failure.message) or None, code)
+        problems = "; ".join(_form_errors(failure.errors))
+        detail = f"Discord refused the message: {clip(problems)}" if problems else "Discord refused the message"
+        return refused(detail)
+    return fallback(P, reply, said, code)
 
 
 def _message_view(message: _Message) -> dict[str, Any]:
@@ -309,6 +306,9 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 ),
                 target="channel_id",
                 read_only=True,
+                untrusted=(
+                    UntrustedText("messages[]", ("content", "author_username"), ("author_username", "author_id")),
+                ),
                 output_schema=result_schema(ReadResult),
             ),
         ],

@@ -59,12 +59,12 @@ from hermes.adapters.platforms.network import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import HermesError, Invalid, NotConnected, NotFound, PlatformRejected
+from hermes.domain.errors import Actor, HermesError, Invalid, NotConnected, NotFound, PlatformRejected, Sent
 from hermes.domain.platform import Platform
 
 P = Platform.EMAIL
-_RECONNECT = "reconnect email: POST /api/connect/email"
 _MAX_TEXT_CHARS = 100_000
 _MAX_HTML_CHARS = 200_000
 _PARSE_ON_LOOP_BYTES = 256 * 1024
@@ -103,10 +103,10 @@ class SendArgs(msgspec.Struct, forbid_unknown_fields=True):
             "version is derived from it for mail clients that do not show HTML).",
         ),
     ]
-    cc: Annotated[Recipients | None, Meta(description="Optional: copy recipients, same forms as to.")] = None
+    cc: Annotated[Recipients | None, Meta(description="Copy recipients, same forms as to.")] = None
     bcc: Annotated[
         Recipients | None,
-        Meta(description="Optional: blind copy recipients; they receive the message but appear in no header."),
+        Meta(description="Blind copy recipients; they receive the message but appear in no header."),
     ] = None
     html: Annotated[bool, Meta(description="true when body is HTML; false (default) for plain text.")] = False
 
@@ -119,7 +119,7 @@ class SearchArgs(msgspec.Struct, forbid_unknown_fields=True):
     query: Annotated[
         Annotated[str, Meta(max_length=200)] | None,
         Meta(
-            description="Optional words to look for in the subject, the sender and the body; every word must "
+            description="Words to look for in the subject, the sender and the body; every word must "
             'match (case-insensitive). "Double quotes" keep a phrase together. Omit to list the newest messages.',
         ),
     ] = None
@@ -201,9 +201,9 @@ class ReadResult(msgspec.Struct, rename={"sender": "from"}):
 def _imap_missing() -> NotConnected:
     return NotConnected(
         P.value,
-        "reading mail needs IMAP, which this email connection lacks: reconnect email with imapHost, imapPort and "
-        "imapSecurity (POST /api/connect/email), or in single-user mode set EMAIL_DEFAULT_IMAP_HOST, "
-        "EMAIL_DEFAULT_IMAP_PORT and EMAIL_DEFAULT_IMAP_SECURITY",
+        "reading mail needs IMAP, which this email connection lacks",
+        fix="reconnect Email in Hermes with imapHost, imapPort and imapSecurity (with a single-user setup: set "
+        "EMAIL_DEFAULT_IMAP_HOST, EMAIL_DEFAULT_IMAP_PORT and EMAIL_DEFAULT_IMAP_SECURITY)",
     )
 
 
@@ -243,21 +243,25 @@ def _network_failure(exc: BaseException, server: str, where: str) -> PlatformRej
     if cert is not None:
         return PlatformRejected(
             P.value,
-            f"the TLS certificate of {server} could not be verified ({cert.verify_message or 'invalid'}): "
-            f"check the host name in {where}; Hermes only talks to servers with a valid certificate",
+            f"the TLS certificate of {server} could not be verified ({cert.verify_message or 'invalid'}); Hermes "
+            "only talks to servers with a valid certificate",
             code="tls_certificate",
+            actor=Actor.OWNER,
+            fix=f"check the host name in {where} and reconnect Email in Hermes",
         )
     if any(isinstance(e, ssl.SSLError) for e in chain):
         return PlatformRejected(
             P.value,
-            f"the TLS handshake with {server} failed: check that the security setting matches the port "
-            "(ssl: 465 for SMTP, 993 for IMAP; starttls: 587 or 143)",
+            f"the TLS handshake with {server} failed",
             code="tls_failed",
+            actor=Actor.OWNER,
+            fix="check that the security setting matches the port (ssl: 465 for SMTP, 993 for IMAP; starttls: 587 "
+            "or 143) and reconnect Email in Hermes",
         )
     if any(isinstance(e, TimeoutError) for e in chain):
         return PlatformRejected(
             P.value,
-            f"{server} did not answer in time: check {where} and its security setting, or try again in a minute",
+            f"{server} did not answer in time (check {where} and its security setting if this persists)",
             code="timeout",
             retry_after=30.0,
         )
@@ -269,7 +273,7 @@ def _network_failure(exc: BaseException, server: str, where: str) -> PlatformRej
         why = "could not be reached"
     return PlatformRejected(
         P.value,
-        f"{server} {why}: check {where} (and that the security setting matches the port), or try again in a minute",
+        f"{server} {why} (check {where}, and that the security setting matches the port, if this persists)",
         code="unreachable",
         retry_after=30.0,
     )
@@ -279,25 +283,28 @@ def _smtp_failure(exc: BaseException, server: str) -> HermesError:
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return PlatformRejected(
             P.value,
-            f"the mail server refused the username/password ({exc.code}): {_RECONNECT} "
-            "(many providers need an app password for SMTP)",
+            "the mail server refused the username/password",
             code=f"smtp_{exc.code}",
+            said=" ".join(exc.message.split())[:200] or None,
             reconnect=True,
+            fix="reconnect Email in Hermes with working credentials (many providers need an app password for SMTP)",
         )
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         refused = ", ".join(f"{r.recipient} ({r.code} {' '.join(r.message.split())[:120]})" for r in exc.recipients)
         return PlatformRejected(
             P.value,
-            f"the mail server refused every recipient, nothing was sent: {refused}; check the addresses",
+            f"the mail server refused every recipient: {refused}",
             code="recipients_refused",
+            fix="check the addresses",
         )
     if isinstance(exc, aiosmtplib.SMTPSenderRefused):
         return PlatformRejected(
             P.value,
-            f"the mail server refused the sender address {exc.sender} ({exc.code} {exc.message[:200]}): "
-            f"{_RECONNECT} with a fromAddress this account may send as",
+            f"the mail server refused the sender address {exc.sender}",
             code=f"smtp_{exc.code}",
+            said=" ".join(exc.message.split())[:200] or None,
             reconnect=True,
+            fix="reconnect Email in Hermes with a fromAddress this account may send as",
         )
     if isinstance(exc, aiosmtplib.SMTPDataError | aiosmtplib.SMTPResponseException) and not isinstance(
         exc, aiosmtplib.SMTPConnectResponseError
@@ -305,9 +312,9 @@ def _smtp_failure(exc: BaseException, server: str) -> HermesError:
         transient = 400 <= exc.code < 500
         return PlatformRejected(
             P.value,
-            f"the mail server refused the message ({exc.code} {' '.join(exc.message.split())[:200]})"
-            + ("; try again in a few minutes" if transient else ""),
+            "the mail server refused the message",
             code=f"smtp_{exc.code}",
+            said=" ".join(exc.message.split())[:200] or None,
             retry_after=60.0 if transient else None,
         )
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
@@ -317,7 +324,11 @@ def _smtp_failure(exc: BaseException, server: str) -> HermesError:
     ):
         # STARTTLS or AUTH not offered, and the like: aiosmtplib's own sentence, which names no secret.
         return PlatformRejected(
-            P.value, f"{server}: {exc.message}; check smtpSecurity and smtpPort", code="smtp_unsupported"
+            P.value,
+            f"{server}: {exc.message}",
+            code="smtp_unsupported",
+            actor=Actor.OWNER,
+            fix="check smtpSecurity and smtpPort and reconnect Email in Hermes",
         )
     return _network_failure(exc, server, "smtpHost/smtpPort/smtpSecurity")
 
@@ -326,10 +337,11 @@ def _imap_failure(exc: BaseException, server: str) -> HermesError:
     if isinstance(exc, ImapLoginRefused):
         return PlatformRejected(
             P.value,
-            f"the mail server refused the username/password for IMAP ({exc.text}): {_RECONNECT} "
-            "(many providers need an app password for IMAP)",
+            "the mail server refused the username/password for IMAP",
             code="imap_login",
+            said=exc.text or None,
             reconnect=True,
+            fix="reconnect Email in Hermes with working credentials (many providers need an app password for IMAP)",
         )
     if isinstance(exc, ImapFailure):
         return PlatformRejected(
@@ -433,7 +445,7 @@ class SmtpImapGateway:
             sender = parse_address(str(creds["fromAddress"]))
         except BadAddress:
             raise PlatformRejected(
-                P.value, f"the connection's fromAddress is not a usable address: {_RECONNECT}", code="bad_from"
+                P.value, "the connection's fromAddress is not a usable address", code="bad_from", reconnect=True
             ) from None
         message = build_message(sender=sender, to=to, cc=cc, subject=args.subject, body=args.body, html=args.html)
         server = f"the mail server {creds['smtpHost']}:{creds['smtpPort']}"
@@ -446,14 +458,16 @@ class SmtpImapGateway:
             raise exc.as_platform_error(P.value) from None
         except _SMTP_ERRORS as exc:
             failure = _smtp_failure(exc, server)
+            failure.sent = Sent.NO  # the server refused it, or the line failed before the transaction began
             if handed_over and isinstance(failure, PlatformRejected) and failure.code in ("timeout", "unreachable"):
                 # Cut off mid-transaction: the server may have queued the message before the line went quiet.
                 failure = PlatformRejected(
                     P.value,
-                    f"{failure.detail}. The message may or may not have been sent: check the Sent folder "
-                    "(or ask a recipient) before sending it again",
+                    f"cut off in the middle of sending: {failure.detail}",
                     code=failure.code,
                     retry_after=failure.retry_after,
+                    fix="check the Sent folder (or ask a recipient) before sending it again",
+                    sent=Sent.MAYBE,
                 )
             raise failure from exc
         refused_keys = {addr.lower() for addr in refused}
@@ -698,6 +712,8 @@ def plugin(
                 ),
                 target="folder",
                 read_only=True,
+                open_world=False,
+                untrusted=(UntrustedText("messages[]", ("from", "subject"), ("from",)),),
                 output_schema=result_schema(SearchResult),
             ),
             tool(
@@ -713,6 +729,8 @@ def plugin(
                 ),
                 target="audit_target",
                 read_only=True,
+                open_world=False,
+                untrusted=(UntrustedText("", ("from", "subject", "text", "html"), ("from",)),),
                 output_schema=result_schema(ReadResult),
             ),
         ],

@@ -46,7 +46,7 @@ import msgspec
 from httpx_aiohttp import AiohttpTransport
 
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.domain.errors import PlatformRejected
+from hermes.domain.errors import Actor, PlatformRejected, Sent
 from hermes.domain.platform import Platform
 
 DISPLAY_NAMES: dict[Platform, str] = {
@@ -242,49 +242,49 @@ def header_wait(reply: Reply) -> float | None:
     return max(0.0, seconds)
 
 
-def seconds(wait: float) -> int:
-    """A wait as whole seconds for a human (never 0: "try again in 0 s" reads as "now")."""
-    return max(1, math.ceil(wait))
-
-
-def reconnect(platform: Platform, what: str, code: str | None) -> PlatformRejected:
-    """Stored credentials no longer work: say why and how to replace them."""
-    p = platform.value
-    return PlatformRejected(p, f"{what}: reconnect {p}: POST /api/connect/{p}", code=code, reconnect=True)
+def reconnect(platform: Platform, what: str, code: str | None, said: str | None = None) -> PlatformRejected:
+    """Stored credentials no longer work: the account owner must reconnect (the error says so)."""
+    return PlatformRejected(platform.value, what, code=code, said=said, reconnect=True)
 
 
 def rate_limited(
-    platform: Platform, wait: float | None, what: str = "", *, code: str = "rate_limited"
+    platform: Platform, wait: float | None, what: str = "", *, code: str = "rate_limited", said: str | None = None
 ) -> PlatformRejected:
     name = DISPLAY_NAMES[platform]
     scope = f" ({what})" if what else ""
-    when = f"try again in {seconds(wait)} s" if wait is not None else "wait a few minutes before trying again"
-    return PlatformRejected(platform.value, f"{name} rate limit reached{scope}: {when}", code=code, retry_after=wait)
+    return PlatformRejected(
+        platform.value,
+        f"{name} rate limit reached{scope}",
+        code=code,
+        said=said,
+        retry_after=wait,
+        actor=Actor.NOBODY,
+        fix="" if wait is not None else "wait before trying again (the platform did not say how long)",
+    )
 
 
 def fallback(platform: Platform, reply: Reply, said: str | None = None, code: str | None = None) -> PlatformRejected:
-    """The wording for a status a module has nothing more specific to say about."""
+    """The wording for a status a module has nothing more specific to say about; `said` is the platform's own."""
     name, p = DISPLAY_NAMES[platform], platform.value
-    said_part = f": {clip(said)}" if said else ""
+    said = clip(said) if said else None
     status = reply.status
     code = code or f"http_{status}"
     if status == 401:
-        return reconnect(platform, f"{name} rejected the credentials (expired or revoked){said_part}", code)
+        return reconnect(platform, f"{name} rejected the credentials (expired or revoked)", code, said)
     if status == 403:
         return PlatformRejected(
-            p, f"{name} refused the request: the account or token lacks permission for it{said_part}", code=code
+            p,
+            f"{name} refused the request: the account or token lacks permission for it",
+            code=code,
+            said=said,
+            actor=Actor.OWNER,
+            fix=f"grant the permission in {name}, or reconnect {platform.display_name} in Hermes",
         )
     if status == 429:
-        return rate_limited(platform, header_wait(reply), code=code)
+        return rate_limited(platform, header_wait(reply), code=code, said=said)
     if status >= 500:
-        return PlatformRejected(
-            p,
-            f"{name} had a server error (HTTP {status}){said_part}; a write may or may not have gone through, "
-            "so check before repeating it; otherwise try again in a minute",
-            code=code,
-            retry_after=30.0,
-        )
-    return PlatformRejected(p, f"{name} refused the request (HTTP {status}){said_part}", code=code)
+        return PlatformRejected(p, f"{name} had a server error (HTTP {status})", code=code, said=said, retry_after=30.0)
+    return PlatformRejected(p, f"{name} refused the request (HTTP {status})", code=code, said=said)
 
 
 def clip(text: str, limit: int = 300) -> str:
@@ -300,6 +300,27 @@ def _timed_out(exc: BaseException) -> bool:
     if cause is not None:
         return isinstance(cause, TimeoutError)
     return isinstance(exc, httpx.TimeoutException | TimeoutError)
+
+
+def _connect_failure(exc: BaseException) -> str | None:
+    """Why the connection never carried the request (so nothing was sent), or None when it may have."""
+    cause = exc.__cause__ or exc
+    if isinstance(cause, aiohttp.ClientConnectorDNSError):
+        return "its host name cannot be resolved"
+    if isinstance(cause, aiohttp.ClientSSLError):
+        return "the TLS handshake failed"
+    if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout) and _timed_out(exc):
+        return "connecting timed out"
+    if isinstance(cause, aiohttp.ClientConnectorError | httpx.ConnectError | ConnectionRefusedError):
+        return "the connection was refused"
+    return None
+
+
+def _sent(method: str, status: int | None = None) -> Sent | None:
+    """A read sends nothing; a write the platform refused (4xx) did not happen; past that, it may have."""
+    if method == "GET":
+        return None
+    return Sent.NO if status is not None and status < 500 else Sent.MAYBE
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +379,7 @@ class PlatformHttp:
             try:
                 reply = await self._once(method, url, headers, content, params)
             except _TRANSPORT_ERRORS as exc:
-                failure = self._timeout(method) if _timed_out(exc) else self._unreachable(method)
+                failure = self._transport_failure(method, exc)
             if reply is None:
                 assert failure is not None
                 pause = _backoff(attempt)
@@ -370,20 +391,20 @@ class PlatformHttp:
             if status < 300:
                 return reply
             if status in (401, 403):
-                raise self.explain(reply)
+                raise self._explained(method, reply)
             rate_limit = status == 429
             if not rate_limit and not (idempotent and status >= 500):
-                raise self.explain(reply)
+                raise self._explained(method, reply)
             asked = self.wait(reply)
             if rate_limit and asked is None:
-                raise self.explain(reply)
+                raise self._explained(method, reply)
             if rate_limit:
                 assert asked is not None
                 pause = asked + random.uniform(0.0, min(1.0, 0.1 * asked))  # noqa: S311 - jitter, not secrecy
             else:
                 pause = max(asked or 0.0, _backoff(attempt))
             if last_try or pause > self.config.max_retry_wait or loop.time() + pause >= deadline:
-                raise self._not_waiting(reply, asked)
+                raise self._not_waiting(method, reply, asked)
             await asyncio.sleep(pause)
 
     async def _once(
@@ -406,34 +427,48 @@ class PlatformHttp:
             await response.aclose()
         return Reply(response.status_code, response.headers, body)
 
-    def _not_waiting(self, reply: Reply, asked: float | None) -> PlatformRejected:
-        """The platform's own error, carrying the wait we chose not to sit through."""
+    def _explained(self, method: str, reply: Reply) -> PlatformRejected:
         error = self.explain(reply)
+        if error.sent is None:
+            error.sent = _sent(method, reply.status)
+        return error
+
+    def _not_waiting(self, method: str, reply: Reply, asked: float | None) -> PlatformRejected:
+        """The platform's own error, carrying the wait we chose not to sit through."""
+        error = self._explained(method, reply)
         if error.retry_after is None and asked is not None:
             error.retry_after = asked
         return error
-
-    def _maybe_done(self, method: str) -> str:
-        if method == "GET":
-            return ""
-        return "; the request may still have been carried out, so check before repeating it"
 
     def _timeout(self, method: str) -> PlatformRejected:
         name = DISPLAY_NAMES[self.platform]
         return PlatformRejected(
             self.platform.value,
-            f"{name} did not answer in time{self._maybe_done(method)}; try again in a minute",
+            f"{name} did not answer in time",
             code="timeout",
             retry_after=30.0,
+            sent=_sent(method),
         )
 
-    def _unreachable(self, method: str) -> PlatformRejected:
+    def _transport_failure(self, method: str, exc: BaseException) -> PlatformRejected:
         name = DISPLAY_NAMES[self.platform]
+        before = _connect_failure(exc)
+        if before is not None:
+            return PlatformRejected(
+                self.platform.value,
+                f"{name} cannot be reached right now ({before})",
+                code="unreachable",
+                retry_after=30.0,
+                sent=None if method == "GET" else Sent.NO,
+            )
+        if _timed_out(exc):
+            return self._timeout(method)
         return PlatformRejected(
             self.platform.value,
-            f"{name} cannot be reached right now (connection failed){self._maybe_done(method)}; try again in a minute",
+            f"the connection to {name} broke off before its answer arrived",
             code="unreachable",
             retry_after=30.0,
+            sent=_sent(method),
         )
 
     def _too_large(self, method: str) -> PlatformRejected:
@@ -441,9 +476,10 @@ class PlatformHttp:
         limit = self.config.max_response_bytes
         return PlatformRejected(
             self.platform.value,
-            f"{name} answered with more than {limit} bytes, which Hermes refuses to read{self._maybe_done(method)}; "
-            "ask for fewer items",
+            f"{name} answered with more than {limit} bytes, which Hermes refuses to read",
             code="response_too_large",
+            fix="ask for fewer items",
+            sent=_sent(method),
         )
 
 
@@ -457,7 +493,7 @@ def unexpected(platform: Platform, what: str) -> PlatformRejected:
     name = DISPLAY_NAMES[platform]
     return PlatformRejected(
         platform.value,
-        f"{name} answered {what} with a body Hermes cannot read; the request may have been carried out, "
-        "so check before repeating it",
+        f"{name} answered {what} with a body Hermes cannot read",
         code="unexpected_response",
+        sent=Sent.MAYBE,
     )

@@ -16,12 +16,12 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.platforms.http import PlatformHttp, Reply, clip, fallback, rate_limited, unexpected
+from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, unexpected
 from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import PlatformRejected
+from hermes.domain.errors import Actor, PlatformRejected, Sent
 from hermes.domain.platform import Platform
 
 P = Platform.INSTAGRAM
@@ -42,7 +42,7 @@ class PublishImageArgs(msgspec.Struct, forbid_unknown_fields=True):
     ]
     caption: Annotated[
         Annotated[str, Meta(min_length=1, max_length=2200)] | None,
-        Meta(description="Optional caption, up to 2200 characters, 30 hashtags and 20 @mentions."),
+        Meta(description="Caption, up to 2200 characters, 30 hashtags and 20 @mentions."),
     ] = None
 
 
@@ -50,7 +50,7 @@ class ListMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
     limit: Annotated[int, Meta(ge=1, le=100, description="How many posts to return (1-100), newest first.")] = 10
     after: Annotated[
         Annotated[str, Meta(min_length=1, max_length=512)] | None,
-        Meta(description="Optional: next_cursor from a previous call, to get older posts."),
+        Meta(description="Next_cursor from a previous call, to get older posts."),
     ] = None
 
 
@@ -116,25 +116,33 @@ def _explain(reply: Reply) -> PlatformRejected:
     error = graph_error(reply)
     if error is None:
         return fallback(P, reply)
-    code, sub = error.code_text, error.error_subcode
+    code, sub, said = error.code_text, error.error_subcode, error.said
     if error.code == 9004 or sub == 2207052:
         return PlatformRejected(
             P.value,
-            "Instagram could not download the image from image_url: it must be a public JPEG URL reachable "
-            "from the internet without login",
+            "Instagram could not download the image from image_url",
             code=code,
+            said=said,
+            fix="give a public JPEG URL reachable from the internet without login",
         )
     if error.code == 9007 or sub == 2207027:
         return PlatformRejected(
-            P.value, "Instagram has not finished processing the image; try again in a minute", code=code, retry_after=60
+            P.value, "Instagram has not finished processing the image", code=code, said=said, retry_after=60
         )
     if error.code == 9 or sub == 2207042:
-        return rate_limited(P, None, "at most 50 posts per 24 hours through the API; try again tomorrow", code=code)
+        return PlatformRejected(
+            P.value,
+            "Instagram rate limit reached (at most 50 posts per 24 hours through the API)",
+            code=code,
+            said=said,
+            actor=Actor.NOBODY,
+            fix="post again once fewer than 50 posts were published in the last 24 hours",
+        )
     if error.code == 100 and sub != 33 and reply.status < 500:
-        return PlatformRejected(P.value, f"Instagram refused a parameter: {clip(error.details)}", code=code)
+        return PlatformRejected(P.value, "Instagram refused a parameter", code=code, said=said)
     if (error.code is not None and 36000 <= error.code <= 36999) or (sub is not None and 2207000 <= sub <= 2207999):
         # Media problems (size, ratio, format): Meta's user message is the useful part.
-        return PlatformRejected(P.value, f"Instagram refused the media: {clip(error.details)}", code=code)
+        return PlatformRejected(P.value, "Instagram refused the media", code=code, said=said)
     return explain_account(P, reply, error, "igUserId")
 
 
@@ -169,15 +177,14 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
             if status in ("ERROR", "EXPIRED"):
                 raise PlatformRejected(
                     P.value,
-                    f"Instagram could not process the image (container status {status}): check that image_url "
-                    "is a public JPEG with an aspect ratio between 4:5 and 1.91:1, at most 8 MB",
+                    f"Instagram could not process the image (container status {status})",
                     code=status,
+                    fix="check that image_url is a public JPEG with an aspect ratio between 4:5 and 1.91:1, "
+                    "at most 8 MB",
+                    sent=Sent.NO,
                 )
         raise PlatformRejected(
-            P.value,
-            "Instagram is still processing the image; nothing was published. Try again in a minute",
-            code="IN_PROGRESS",
-            retry_after=60.0,
+            P.value, "Instagram is still processing the image", code="IN_PROGRESS", retry_after=60.0, sent=Sent.NO
         )
 
     async def publish_image(args: PublishImageArgs, creds: Credentials) -> dict[str, Any]:
@@ -262,6 +269,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                     "URL, permalink and time; page with next_cursor."
                 ),
                 read_only=True,
+                open_world=False,
                 output_schema=result_schema(ListResult),
             ),
         ],

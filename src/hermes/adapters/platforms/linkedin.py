@@ -21,7 +21,7 @@ from hermes.adapters.platforms.http import PlatformHttp, Reply, clip, fallback, 
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import PlatformRejected
+from hermes.domain.errors import Actor, PlatformRejected
 from hermes.domain.platform import Platform
 
 P = Platform.LINKEDIN
@@ -92,34 +92,44 @@ def _explain(reply: Reply) -> PlatformRejected:
         return fallback(P, reply)
     status = failure.status or reply.status
     code = failure.code or (str(failure.serviceErrorCode) if failure.serviceErrorCode is not None else f"http_{status}")
+    message = clip(failure.message, 160) or None
     if status == 426 or failure.code == "NONEXISTENT_VERSION":
         return PlatformRejected(
             P.value,
-            "LinkedIn has retired the API version Hermes sends; the Hermes operator must set "
-            "HERMES_LINKEDIN_VERSION to an active version (YYYYMM, e.g. a month within the last year)",
+            "LinkedIn has retired the API version Hermes sends",
             code=code,
+            said=message,
+            actor=Actor.OWNER,
+            fix="have the Hermes operator set HERMES_LINKEDIN_VERSION to an active version (YYYYMM, e.g. a month "
+            "within the last year)",
         )
     if status == 401:
-        return reconnect(P, "LinkedIn rejected the access token (tokens last about 60 days; expired or revoked)", code)
-    if status == 403:
         return reconnect(
-            P,
-            f"LinkedIn says the token lacks permission ({clip(failure.message, 160)}); it needs the openid, profile "
-            "and w_member_social scopes, and an authorUrn must be the member or an organization they administer "
-            "(w_organization_social)",
-            code,
+            P, "LinkedIn rejected the access token (tokens last about 60 days; expired or revoked)", code, message
+        )
+    if status == 403:
+        return PlatformRejected(
+            P.value,
+            "LinkedIn says the token lacks permission: it needs the openid, profile and w_member_social scopes, and "
+            "an authorUrn must be the member or an organization they administer (w_organization_social)",
+            code=code,
+            said=message,
+            reconnect=True,
         )
     if status == 429:
-        return rate_limited(P, None, "daily limits reset at midnight UTC", code=code)
+        return rate_limited(P, None, "daily limits reset at midnight UTC", code=code, said=message)
     if status == 422:
         if "duplicate" in failure.message.lower():
             return PlatformRejected(
-                P.value, "LinkedIn refuses duplicate content: this text was already posted; change it", code=code
+                P.value,
+                "LinkedIn refuses duplicate content: this text was already posted",
+                code=code,
+                fix="change the text",
             )
         # Only the field paths and reasons: LinkedIn's message can quote the request body.
         lines = [f"{path}: {clip(reason, 120)}" for path, reason in _VALIDATION_LINE.findall(failure.message)]
-        said = "; ".join(lines[:5]) if lines else "the post was not accepted"
-        return PlatformRejected(P.value, f"LinkedIn refused the post: {said}", code=code)
+        said = "; ".join(lines[:5]) if lines else None
+        return PlatformRejected(P.value, "LinkedIn refused the post", code=code, said=said)
     return fallback(P, reply, clip(failure.message, 200) or None, code)
 
 

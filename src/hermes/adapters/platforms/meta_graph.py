@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from hermes.adapters.platforms.http import DISPLAY_NAMES, Reply, clip, fallback, rate_limited, reconnect
-from hermes.domain.errors import PlatformRejected
+from hermes.domain.errors import Actor, PlatformRejected
 from hermes.domain.platform import Platform
 
 
@@ -35,6 +35,14 @@ class GraphError(msgspec.Struct):
         if isinstance(self.error_data, str) and self.error_data:
             return self.error_data
         return self.error_user_msg or self.message
+
+    @property
+    def said(self) -> str:
+        """Meta's own words: the message, and the details when they add something (bounded)."""
+        details = self.details
+        if self.message and details and details not in self.message:
+            return clip(f"{self.message} ({details})")
+        return clip(self.message or details)
 
     @property
     def code_text(self) -> str:
@@ -66,35 +74,38 @@ def explain_account(platform: Platform, reply: Reply, error: GraphError, id_fiel
 
     `id_field` names the credential that identifies the account (`phoneNumberId`, `igUserId`).
     """
-    name, code = DISPLAY_NAMES[platform], error.code_text
+    name, code, said = DISPLAY_NAMES[platform], error.code_text, error.said
     if error.code in _TOKEN_ERRORS or reply.status == 401:
-        return reconnect(platform, f"{name} rejected the access token (expired or revoked)", code)
+        return reconnect(platform, f"{name} rejected the access token (expired or revoked)", code, said)
     if error.code == 100 and error.error_subcode == 33:
-        return reconnect(
-            platform,
-            f"{name} says the {id_field} does not exist or this access token cannot use it; "
-            f"check the {id_field} and the token's permissions",
-            code,
+        return PlatformRejected(
+            platform.value,
+            f"the {id_field} does not exist or this access token cannot use it",
+            code=code,
+            said=said,
+            reconnect=True,
+            fix=f"reconnect {platform.display_name} in Hermes with the right {id_field} and a token that can use it",
         )
     if error.code == 10 or (error.code is not None and 200 <= error.code <= 299):
-        return reconnect(
-            platform, f"the {name} access token lacks a permission this call needs ({clip(error.message, 160)})", code
+        return PlatformRejected(
+            platform.value,
+            f"the {name} access token lacks a permission this call needs",
+            code=code,
+            said=said,
+            reconnect=True,
+            fix=f"reconnect {platform.display_name} in Hermes with a token that has the permission",
         )
     if error.code in _CALL_LIMITS:
-        return rate_limited(platform, 60.0, "too many API calls for this account or app", code=code)
+        return rate_limited(platform, 60.0, "too many API calls for this account or app", code=code, said=said)
     if error.code == 368:
         return PlatformRejected(
             platform.value,
-            f"{name} has temporarily blocked this account for policy violations; the account owner must "
-            "review it in Meta Business Suite",
+            f"{name} has temporarily blocked this account for policy violations",
             code=code,
+            said=said,
+            actor=Actor.OWNER,
+            fix="review the account in Meta Business Suite",
         )
     if error.code in _TRANSIENT or error.is_transient or reply.status >= 500:
-        return PlatformRejected(
-            platform.value,
-            f"{name} had a temporary error; a write may or may not have gone through, so check before "
-            "repeating it; otherwise try again in a minute",
-            code=code,
-            retry_after=30.0,
-        )
-    return fallback(platform, reply, error.details, code)
+        return PlatformRejected(platform.value, f"{name} had a temporary error", code=code, said=said, retry_after=30.0)
+    return fallback(platform, reply, said, code)

@@ -24,7 +24,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from hermes.domain.errors import Invalid, PlatformRejected
+from hermes.domain.errors import Actor, Invalid, PlatformRejected, Sent, display_name
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -102,9 +102,11 @@ class UnsafeHost(Invalid):
     def as_platform_error(self, platform: str) -> PlatformRejected:
         return PlatformRejected(
             platform,
-            f"{self.detail}: connect {platform} again with a public {self.field}: POST /api/connect/{platform}",
+            self.detail,
             code="unsafe_host",
             reconnect=True,
+            fix=f"reconnect {display_name(platform)} in Hermes with a public {self.field}",
+            sent=Sent.NO,
         )
 
 
@@ -119,8 +121,12 @@ class UnresolvableHost(Invalid):
     def as_platform_error(self, platform: str) -> PlatformRejected:
         return PlatformRejected(
             platform,
-            f"{self.detail}: check {self.field} (POST /api/connect/{platform} to change it) or try again later",
+            self.detail,
             code="dns_error",
+            actor=Actor.OWNER,
+            fix=f"check {self.field} and reconnect {display_name(platform)} in Hermes if it is wrong; "
+            "otherwise try again later",
+            sent=Sent.NO,
         )
 
 

@@ -41,8 +41,9 @@ from hermes.adapters.platforms.http import BodyTooLarge, Reply, clip, read_cappe
 from hermes.adapters.platforms.network import HostGuard, UnresolvableHost, UnsafeHost
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import Conflict, HermesError, Invalid, NotFound, PlatformRejected
+from hermes.domain.errors import Actor, Conflict, HermesError, Invalid, NotFound, PlatformRejected, Sent
 from hermes.domain.platform import Platform
 
 P = Platform.OBSIDIAN
@@ -51,7 +52,6 @@ _MAX_PATH = 1024
 _MAX_SEGMENT = 255
 _MAX_RESULTS = 50
 _MAX_MATCHES = 10
-_RECONNECT = "reconnect obsidian: POST /api/connect/obsidian"
 
 
 def encode_path(value: str, *, field: str = "path", directory: bool = False) -> str:
@@ -221,29 +221,29 @@ def _explain(reply: Reply, missing: Missing | None) -> HermesError:
     if code == 40101 or status == 401:
         return PlatformRejected(
             P.value,
-            f"Obsidian refused the API key: {_RECONNECT} with the key shown in Obsidian's settings under "
-            "Local REST API",
+            "Obsidian refused the API key",
             code=str(code or "http_401"),
+            said=message,
             reconnect=True,
+            fix="reconnect Obsidian in Hermes with the key shown in Obsidian's settings under Local REST API",
         )
     if code is None:
         return PlatformRejected(
             P.value,
-            f"the Obsidian API answered HTTP {status}, without an Obsidian error: check that Obsidian is running "
-            "with the Local REST API plug-in enabled and that the tunnel behind apiUrl is up, then try again",
+            f"the Obsidian API answered HTTP {status}, without an Obsidian error",
             code=f"http_{status}",
             retry_after=30.0 if status >= 500 else None,
+            actor=Actor.OWNER,
+            fix="check that Obsidian is running with the Local REST API plug-in enabled and that the tunnel behind "
+            "apiUrl is up",
         )
     if code == 40400 and missing is not None:
         return missing()
     if code == 40510:
         return Invalid("invalid argument path: it names a folder, not a note", {"path": "names a folder"})
-    said = f"Error {code}: {message}" if message else f"Error {code}"
     if status >= 500:
-        return PlatformRejected(
-            P.value, f"Obsidian failed ({said}); try again in a minute", code=str(code), retry_after=30.0
-        )
-    return PlatformRejected(P.value, f"Obsidian refused the request ({said})", code=str(code))
+        return PlatformRejected(P.value, "Obsidian failed", code=str(code), said=message, retry_after=30.0)
+    return PlatformRejected(P.value, "Obsidian refused the request", code=str(code), said=message)
 
 
 def _certificate_problem(exc: BaseException) -> bool:
@@ -330,7 +330,7 @@ class ObsidianRestGateway:
         except (UnsafeHost, UnresolvableHost) as exc:
             raise exc.as_platform_error(P.value) from None
         except Invalid as exc:  # an apiUrl stored before it could be checked this closely
-            raise PlatformRejected(P.value, f"{exc.detail}: {_RECONNECT}", code="bad_api_url", reconnect=True) from None
+            raise PlatformRejected(P.value, exc.detail, code="bad_api_url", reconnect=True) from None
         except TimeoutError:
             raise _timed_out(method) from None
         if reply.status >= 300:
@@ -395,23 +395,27 @@ class ObsidianRestGateway:
 
     @staticmethod
     def _unreachable(exc: BaseException, host: str, method: str) -> PlatformRejected:
-        maybe = "" if method == "GET" else " (the change may or may not have been made)"
         if _timed_out_error(exc):
             return _timed_out(method)
         if _certificate_problem(exc):
             return PlatformRejected(
                 P.value,
                 f"the TLS certificate of {host} could not be verified. The Local REST API plug-in's own "
-                "certificate is self-signed, so reach it through a tunnel with a publicly trusted certificate "
-                f"(cloudflared, ngrok, Tailscale Funnel) and {_RECONNECT} with the tunnel's https URL as apiUrl",
+                "certificate is self-signed, so it must be reached through a tunnel with a publicly trusted "
+                "certificate (cloudflared, ngrok, Tailscale Funnel)",
                 code="tls_certificate",
+                reconnect=True,
+                fix="reconnect Obsidian in Hermes with the tunnel's https URL as apiUrl",
+                sent=None if method == "GET" else Sent.NO,
             )
         return PlatformRejected(
             P.value,
-            f"the Obsidian API at {host} cannot be reached{maybe}: check that Obsidian is running with the "
-            "Local REST API plug-in enabled and that the tunnel behind apiUrl is up, then try again",
+            f"the Obsidian API at {host} cannot be reached",
             code="unreachable",
             retry_after=30.0,
+            fix="check that Obsidian is running with the Local REST API plug-in enabled and that the tunnel "
+            "behind apiUrl is up",
+            sent=None if method == "GET" else Sent.NO if _connect_phase(exc) else Sent.MAYBE,
         )
 
     # -- tools --------------------------------------------------------------------------------------
@@ -533,20 +537,21 @@ class ObsidianRestGateway:
         if not root.authenticated:
             raise PlatformRejected(
                 P.value,
-                "Obsidian did not accept the API key: copy it from Obsidian's settings under Local REST API",
+                "Obsidian did not accept the API key",
                 code="40101",
                 reconnect=True,
+                fix="copy the key from Obsidian's settings under Local REST API",
             )
 
 
 def _timed_out(method: str) -> PlatformRejected:
-    maybe = "" if method == "GET" else " (the change may or may not have been made)"
     return PlatformRejected(
         P.value,
-        f"the Obsidian API did not answer in time{maybe}: check that Obsidian is running and the tunnel behind "
-        "apiUrl is up, then try again",
+        "the Obsidian API did not answer in time",
         code="timeout",
         retry_after=30.0,
+        fix="check that Obsidian is running and the tunnel behind apiUrl is up",
+        sent=None if method == "GET" else Sent.MAYBE,
     )
 
 
@@ -574,6 +579,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                 description="Read a note from the connected Obsidian vault: its Markdown, parsed frontmatter and tags.",
                 target="path",
                 read_only=True,
+                open_world=False,
+                untrusted=(UntrustedText("", ("content",), ("path",)),),
                 output_schema=result_schema(NoteResult),
             ),
             tool(
@@ -590,6 +597,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                 target="path",
                 destructive=True,
                 idempotent=True,
+                open_world=False,
                 output_schema=written,
             ),
             tool(
@@ -603,6 +611,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                     "does not exist yet."
                 ),
                 target="path",
+                open_world=False,
                 output_schema=written,
             ),
             tool(
@@ -617,6 +626,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                     "text around each match."
                 ),
                 read_only=True,
+                open_world=False,
+                untrusted=(UntrustedText("results[].matches[]", ("context",), ("filename",)),),
                 output_schema=result_schema(SearchResult),
             ),
             tool(
@@ -631,6 +642,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
                 ),
                 target="dir",
                 read_only=True,
+                open_world=False,
                 output_schema=result_schema(ListResult),
             ),
         ],

@@ -27,6 +27,7 @@ from hermes.adapters.platforms.http import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
@@ -48,13 +49,13 @@ class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
     parse_mode: Annotated[
         Literal["MarkdownV2", "HTML", "Markdown"] | None,
         Meta(
-            description="Optional formatting of text. MarkdownV2 requires escaping _*[]()~`>#+-=|{}.! with a "
+            description="Formatting of text. MarkdownV2 requires escaping _*[]()~`>#+-=|{}.! with a "
             "backslash; HTML allows <b>, <i>, <a href>, <code>, <pre>. Omit for plain text."
         ),
     ] = None
     reply_to: Annotated[
         Annotated[int, Meta(ge=1)] | None,
-        Meta(description="Optional: message_id of a message in the same chat to reply to."),
+        Meta(description="Message_id of a message in the same chat to reply to."),
     ] = None
 
 
@@ -63,7 +64,7 @@ class GetUpdatesArgs(msgspec.Struct, forbid_unknown_fields=True):
     offset: Annotated[
         int | None,
         Meta(
-            description="Optional: pass next_offset from the previous call to get newer updates; this also tells "
+            description="Pass next_offset from the previous call to get newer updates; this also tells "
             "Telegram the earlier ones were handled, so they are not returned again."
         ),
     ] = None
@@ -201,40 +202,44 @@ def _wait(reply: Reply) -> float | None:
     return header_wait(reply)
 
 
-# Telegram's codes are HTTP statuses; the description says what happened. Matched in lower case.
-_BY_DESCRIPTION: tuple[tuple[str, str], ...] = (
+# Telegram's codes are HTTP statuses; the description says what happened (it is quoted to the caller
+# as Telegram's own words). Matched in lower case: needle, what it means, what the agent can do.
+_BY_DESCRIPTION: tuple[tuple[str, str, str], ...] = (
     (
         "chat not found",
-        "Telegram cannot find that chat: check chat_id; the bot must have been added to the group or channel, "
-        "or the user must have started a chat with the bot (/start)",
+        "the bot cannot see that chat",
+        "check chat_id; the bot must have been added to the group or channel, or the user must have started a "
+        "chat with the bot (/start)",
     ),
-    ("bot was blocked by the user", "the user has blocked the bot; they must unblock it before it can write"),
+    ("bot was blocked by the user", "the user has blocked the bot", "the user must unblock the bot first"),
     (
         "bot can't initiate conversation",
-        "a bot cannot write first: the user must open the bot and press Start (/start)",
+        "a bot cannot write first",
+        "the user must open the bot and press Start (/start) first",
     ),
-    ("bot was kicked", "the bot was removed from that chat; add it again"),
-    ("bot is not a member", "the bot is not a member of that chat; add it (as an admin for channels)"),
-    ("not enough rights", "the bot lacks the right to post in that chat; an admin must grant it"),
-    ("have no rights to send", "the bot lacks the right to post in that chat; an admin must grant it"),
-    ("need administrator rights", "the bot must be an administrator of that channel to post"),
-    ("user is deactivated", "that Telegram account has been deleted"),
+    ("bot was kicked", "the bot was removed from that chat", "someone must add the bot to the chat again"),
+    ("bot is not a member", "the bot is not a member of that chat", "add the bot (as an admin for channels)"),
+    ("not enough rights", "the bot lacks the right to post in that chat", "an admin of the chat must grant it"),
+    ("have no rights to send", "the bot lacks the right to post in that chat", "an admin of the chat must grant it"),
+    ("need administrator rights", "the bot must be an administrator of that channel to post", ""),
+    ("user is deactivated", "that Telegram account has been deleted", ""),
     (
         "can't parse entities",
-        "Telegram could not parse the formatting of text for parse_mode: escape the special characters, "
-        "fix the markup, or omit parse_mode",
+        "Telegram could not parse the formatting of text for parse_mode",
+        "escape the special characters, fix the markup, or omit parse_mode",
     ),
-    ("message to be replied not found", "reply_to is not a message in that chat: check the message_id"),
-    ("message is too long", "text is too long: Telegram allows at most 4096 characters"),
-    ("message text is empty", "text is empty"),
+    ("message to be replied not found", "reply_to is not a message in that chat", "check reply_to"),
+    ("message is too long", "text is too long", "send at most 4096 characters"),
+    ("message text is empty", "text is empty", ""),
     (
         "terminated by other getupdates",
-        "another program is reading this bot's updates at the same time; only one reader may poll",
+        "another program is reading this bot's updates at the same time",
+        "only one reader may poll; stop the other one",
     ),
     (
         "webhook is active",
-        "this bot delivers updates to a webhook, so telegram_get_updates cannot read them; remove the "
-        "webhook (deleteWebhook) to poll",
+        "this bot delivers updates to a webhook, so telegram_get_updates cannot read them",
+        "ask the account owner to remove the bot's webhook (deleteWebhook) so that updates can be polled",
     ),
 )
 
@@ -245,23 +250,28 @@ def _explain(reply: Reply) -> PlatformRejected:
         return fallback(P, reply)
     status = failure.error_code or reply.status
     code = str(status)
+    said = clip(failure.description) or None
     description = failure.description.lower()
     if status == 401 or status == 404:
         # The method names are fixed, so a 404 means the token in the path is not a bot's.
-        return reconnect(P, "Telegram rejected the bot token (revoked, or not a valid bot token)", code)
+        return reconnect(P, "Telegram rejected the bot token (revoked, or not a valid bot token)", code, said)
     if status == 429:
-        return rate_limited(P, _wait(reply), "about 1 message per second per chat, 20 per minute per group", code=code)
+        return rate_limited(
+            P, _wait(reply), "about 1 message per second per chat, 20 per minute per group", code=code, said=said
+        )
     params = failure.parameters
     if params is not None and params.migrate_to_chat_id is not None:
         return PlatformRejected(
             P.value,
-            f"this group became a supergroup with a new id: use chat_id {params.migrate_to_chat_id}",
+            "this group became a supergroup with a new id",
             code=code,
+            said=said,
+            fix=f"use chat_id {params.migrate_to_chat_id}",
         )
-    for needle, text in _BY_DESCRIPTION:
+    for needle, text, fix in _BY_DESCRIPTION:
         if needle in description:
-            return PlatformRejected(P.value, text, code=code)
-    return fallback(P, reply, clip(failure.description) or None, code)
+            return PlatformRejected(P.value, text, code=code, said=said, fix=fix)
+    return fallback(P, reply, said, code)
 
 
 def _update_view(update: _Update) -> dict[str, Any]:
@@ -359,7 +369,14 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                     "ones. Does not work while the bot has a webhook set. In groups, a bot with privacy mode on "
                     "only sees commands and replies to it."
                 ),
-                read_only=True,
+                # Not read-only: an offset confirms the earlier updates, and Telegram then deletes them.
+                destructive=True,
+                idempotent=True,
+                untrusted=(
+                    UntrustedText(
+                        "updates[]", ("text", "from_name", "from_username", "chat_title"), ("from_username", "from_id")
+                    ),
+                ),
                 output_schema=result_schema(UpdatesResult),
             ),
         ],

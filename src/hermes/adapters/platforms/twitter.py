@@ -27,8 +27,9 @@ from hermes.adapters.platforms.http import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import PlatformRejected
+from hermes.domain.errors import Actor, PlatformRejected, Sent
 from hermes.domain.platform import Platform
 
 P = Platform.TWITTER
@@ -47,7 +48,7 @@ class PostTweetArgs(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ]
     reply_to: Annotated[
-        TweetId | None, Meta(description="Optional: id of the post to reply to (the digits at the end of its URL).")
+        TweetId | None, Meta(description="Id of the post to reply to (the digits at the end of its URL).")
     ] = None
 
 
@@ -68,7 +69,7 @@ class SearchRecentArgs(msgspec.Struct, forbid_unknown_fields=True):
     max_results: Annotated[int, Meta(ge=10, le=100, description="How many posts to return (10-100).")] = 10
     next_token: Annotated[
         Annotated[str, Meta(min_length=1, max_length=512)] | None,
-        Meta(description="Optional: next_token from a previous search, to get the next page."),
+        Meta(description="Next_token from a previous search, to get the next page."),
     ] = None
 
 
@@ -167,46 +168,54 @@ def _explain(reply: Reply) -> PlatformRejected:
         problem = _decode_problem(reply.body)
     except msgspec.DecodeError:
         return fallback(P, reply)
-    said = " ".join(
+    words = " ".join(
         filter(None, [problem.detail, *[e.message or e.detail or "" for e in problem.errors if e is not None]])
     )
-    lowered = f"{problem.title} {said} {problem.type} {problem.reason or ''}".lower()
+    lowered = f"{problem.title} {words} {problem.type} {problem.reason or ''}".lower()
     item_code = next((e.code for e in problem.errors if e.code is not None), None)
     code = str(item_code) if item_code is not None else f"http_{reply.status}"
+    said = clip(words or problem.title) or None
     if reply.status == 401:
         return reconnect(
             P,
             "X rejected the access token (OAuth 2.0 user tokens expire after 2 hours unless refreshed, or it was "
             "revoked)",
             code,
+            said,
         )
     if "duplicate" in lowered:
         return PlatformRejected(
             P.value,
-            "X refuses duplicate content: this text was already posted recently; change the text",
+            "X refuses duplicate content: this text was already posted recently",
             code="duplicate_content",
+            said=said,
+            fix="change the text",
         )
     if reply.status == 429:
         if "usagecap" in lowered.replace(" ", "") or "usage-capped" in lowered:
-            return rate_limited(P, None, "the X app's monthly usage cap is used up", code="usage_capped")
-        return rate_limited(P, _wait(reply), "15-minute window", code=code)
+            return rate_limited(P, None, "the X app's monthly usage cap is used up", code="usage_capped", said=said)
+        return rate_limited(P, _wait(reply), "15-minute window", code=code, said=said)
     if reply.status == 403:
         if "client-not-enrolled" in lowered or "client-forbidden" in lowered or "attached to a project" in lowered:
             return PlatformRejected(
                 P.value,
-                "the X developer app behind this token has no access to this endpoint (check its project and "
-                "access level in the X developer portal)",
+                "the X developer app behind this token has no access to this endpoint",
                 code="client_forbidden",
+                said=said,
+                actor=Actor.OWNER,
+                fix="check the app's project and access level in the X developer portal",
             )
         return PlatformRejected(
             P.value,
-            f"X refused the request ({clip(said) or 'forbidden'}); if the token lacks the tweet.read, tweet.write "
-            "or users.read scope, reconnect twitter: POST /api/connect/twitter",
+            "X refused the request",
             code=code,
+            said=said,
+            actor=Actor.OWNER,
+            fix="reconnect X in Hermes if the token lacks the tweet.read, tweet.write or users.read scope",
         )
     if reply.status == 404:
-        return PlatformRejected(P.value, f"X could not find it: {clip(said) or 'not found'}", code=code)
-    return fallback(P, reply, clip(said) or clip(problem.title) or None, code)
+        return PlatformRejected(P.value, "X could not find it", code=code, said=said)
+    return fallback(P, reply, said, code)
 
 
 def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
@@ -237,6 +246,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
             raise PlatformRejected(
                 P.value,
                 "X did not delete the post: it may not exist any more or may not belong to this account",
+                sent=Sent.NO,
                 code="not_deleted",
             )
         return {"success": True, "tweet_id": args.tweet_id, "deleted": True}
@@ -307,6 +317,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                     "and a next_token for more."
                 ),
                 read_only=True,
+                untrusted=(UntrustedText("tweets[]", ("text",), ("author_id",)),),
                 output_schema=result_schema(SearchResult),
             ),
         ],

@@ -14,12 +14,12 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.platforms.http import PlatformHttp, Reply, clip, fallback, rate_limited, unexpected
+from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, rate_limited, unexpected
 from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import Invalid, PlatformRejected
+from hermes.domain.errors import Actor, Invalid, PlatformRejected
 from hermes.domain.platform import Platform
 
 P = Platform.WHATSAPP
@@ -28,8 +28,7 @@ Phone = Annotated[
     str,
     Meta(
         pattern=r"^\+?[1-9][0-9]{6,14}$",
-        description="Recipient's phone number in E.164 form, digits only with an optional leading +, "
-        "country code first (e.g. +16505551234).",
+        description="Recipient's phone number with country code, E.164 (e.g. +16505551234).",
     ),
 ]
 Wamid = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^\S+$")]
@@ -42,13 +41,12 @@ class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
         Meta(
             min_length=1,
             max_length=4096,
-            description="The text to send, up to 4096 characters. WhatsApp formatting (*bold*, _italic_) works; "
-            "links get a preview.",
+            description="The text; *bold* and _italic_ work, links get a preview.",
         ),
     ]
     reply_to: Annotated[
         Wamid | None,
-        Meta(description="Optional: the message id (wamid...) to quote-reply to, e.g. an inbound message's id."),
+        Meta(description="Id (wamid...) of a message to quote-reply to."),
     ] = None
 
 
@@ -58,22 +56,20 @@ class SendTemplateArgs(msgspec.Struct, forbid_unknown_fields=True):
         str,
         Meta(
             pattern=r"^[a-z0-9_]{1,512}$",
-            description="Name of a template approved in WhatsApp Manager (lowercase letters, digits, underscores), "
-            "e.g. hello_world.",
+            description="Name of an approved template, e.g. hello_world.",
         ),
     ]
     language: Annotated[
         str,
         Meta(
             pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
-            description="The template's language code exactly as approved, e.g. en_US, en, pt_BR.",
+            description="Its language code exactly as approved, e.g. en_US.",
         ),
     ]
     parameters: Annotated[
         Annotated[list[Annotated[str, Meta(min_length=1, max_length=1024)]], Meta(max_length=100)] | None,
         Meta(
-            description="Optional: values for the template body's placeholders {{1}}, {{2}}, ... in order; "
-            "give exactly as many as the template has.",
+            description="Values for the body's {{1}}, {{2}}, ... in order, one per placeholder.",
         ),
     ] = None
 
@@ -82,24 +78,23 @@ class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
     to: Phone
     kind: Annotated[
         Literal["image", "document", "audio", "video"],
-        Meta(description="What the file is: image (JPEG/PNG), document (any file, e.g. PDF), audio or video (MP4)."),
+        Meta(description="image (JPEG/PNG), document (any file, e.g. PDF), audio, or video (MP4)."),
     ]
     url: Annotated[
         str,
         Meta(
             pattern=r"^https?://\S+$",
             max_length=2048,
-            description="Public http(s) URL of the file; WhatsApp downloads it itself, so it must be reachable "
-            "from the internet without login.",
+            description="Public URL of the file, reachable without login (WhatsApp fetches it).",
         ),
     ]
     caption: Annotated[
         Annotated[str, Meta(min_length=1, max_length=1024)] | None,
-        Meta(description="Optional caption shown under the media, up to 1024 characters (not for audio)."),
+        Meta(description="Caption under the media (not for audio)."),
     ] = None
     filename: Annotated[
         Annotated[str, Meta(min_length=1, max_length=240)] | None,
-        Meta(description="Optional file name the recipient sees, e.g. invoice.pdf (documents only)."),
+        Meta(description="File name the recipient sees, e.g. invoice.pdf (documents only)."),
     ] = None
 
     def __post_init__(self) -> None:
@@ -116,10 +111,7 @@ class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
 class MarkReadArgs(msgspec.Struct, forbid_unknown_fields=True):
     message_id: Annotated[
         Wamid,
-        Meta(
-            description="Id (wamid...) of a message received from the customer in the last 30 days; it and every "
-            "earlier message in that chat are marked read (blue ticks)."
-        ),
+        Meta(description="Id (wamid...) of a message received in the last 30 days."),
     ]
 
 
@@ -153,84 +145,80 @@ _decode_sent = msgspec.json.Decoder(_Sent).decode
 
 _WINDOW_CLOSED = (
     "the 24-hour customer-service window with this recipient is closed (they have not written in the last 24 "
-    "hours), so WhatsApp refuses free-form messages: send an approved template with whatsapp_send_template"
+    "hours), so WhatsApp refuses free-form messages"
 )
-_MEDIA_FETCH = (
-    "WhatsApp could not download the media from url: it must be publicly reachable over http(s), of a supported "
-    "type and within WhatsApp's size limits"
-)
+_MEDIA_FETCH = "WhatsApp could not download the media from url"
 
 
 def _explain(reply: Reply) -> PlatformRejected:
     error = graph_error(reply)
     if error is None:
         return fallback(P, reply)
-    code, details = error.code_text, clip(error.details)
+    code, said = error.code_text, error.said
     c = error.code
+
+    def refused(detail: str, fix: str = "", actor: Actor | None = None) -> PlatformRejected:
+        return PlatformRejected(P.value, detail, code=code, said=said, fix=fix, actor=actor)
+
     if c == 131047:
-        return PlatformRejected(P.value, _WINDOW_CLOSED, code=code)
+        return refused(_WINDOW_CLOSED, "send an approved template with whatsapp_send_template")
     if c == 131026:
-        return PlatformRejected(
-            P.value,
-            "WhatsApp could not deliver the message: the number may not be on WhatsApp, may use an outdated app, "
-            "or has not accepted WhatsApp's latest terms; check the number or reach the person another way",
-            code=code,
+        return refused(
+            "the number may not be on WhatsApp, may use an outdated app, or has not accepted WhatsApp's latest terms",
+            "check the number (to), or reach the person another way",
         )
     if c == 130429:
-        return rate_limited(P, 1.0, "throughput of this business number", code=code)
+        return rate_limited(P, 1.0, "throughput of this business number", code=code, said=said)
     if c == 131056:
-        return rate_limited(P, 6.0, "too many messages to this recipient in a short time", code=code)
+        return rate_limited(P, 6.0, "too many messages to this recipient in a short time", code=code, said=said)
     if c == 131048:
-        return rate_limited(
-            P, None, "spam limit: WhatsApp restricts how much this number may send; check its quality rating", code=code
+        return PlatformRejected(
+            P.value,
+            "WhatsApp restricts how much this number may send (spam limit)",
+            code=code,
+            said=said,
+            actor=Actor.OWNER,
+            fix="check the number's quality rating in WhatsApp Manager",
         )
     if c == 131021:
-        return PlatformRejected(P.value, "the recipient is the business number itself: use another number", code=code)
+        return refused("the recipient is the business number itself", "use another number (to)")
     if c == 131008:
-        return PlatformRejected(P.value, f"WhatsApp says a required parameter is missing: {details}", code=code)
+        return refused("a required parameter is missing")
     if c == 131009:
-        return PlatformRejected(
-            P.value,
-            f"WhatsApp says a parameter value is not valid: {details}; a message_id must be the wamid of a message "
-            "received in the last 30 days",
-            code=code,
+        return refused(
+            "a parameter value is not valid", "a message_id must be the wamid of a message received in the last 30 days"
         )
     if c == 132000:
-        return PlatformRejected(
-            P.value,
-            f"the number of template parameters is wrong ({details}): give exactly one per placeholder in the body",
-            code=code,
+        return refused(
+            "the number of template parameters is wrong", "give exactly one parameter per placeholder in the body"
         )
     if c == 132001:
-        return PlatformRejected(
-            P.value,
-            "that template does not exist in that language (or is not approved): check the template name and the "
-            "language code in WhatsApp Manager",
-            code=code,
+        return refused(
+            "that template does not exist in that language, or is not approved",
+            "check the template name and the language code (they must match WhatsApp Manager exactly)",
         )
     if c is not None and 132002 <= c <= 132999:
-        return PlatformRejected(P.value, f"WhatsApp refused the template: {details}", code=code)
+        return refused("WhatsApp refused the template")
     if c in (131052, 131053):
-        return PlatformRejected(P.value, _MEDIA_FETCH, code=code)
+        return refused(_MEDIA_FETCH, "give a public http(s) url of a supported type, within WhatsApp's size limits")
     if c == 131051:
-        return PlatformRejected(P.value, "WhatsApp does not support this message type", code=code)
+        return refused("WhatsApp does not support this message type")
     if c == 133010:
-        return PlatformRejected(
-            P.value,
-            "this business phone number is not registered with the WhatsApp Cloud API; the account owner must "
-            "register it in WhatsApp Manager",
-            code=code,
+        return refused(
+            "this business phone number is not registered with the WhatsApp Cloud API",
+            "register the number in WhatsApp Manager",
+            Actor.OWNER,
         )
     if c == 131031:
-        return PlatformRejected(
-            P.value, "the WhatsApp Business account is locked or restricted; see WhatsApp Manager", code=code
+        return refused(
+            "the WhatsApp Business account is locked or restricted",
+            "review the account in WhatsApp Manager",
+            Actor.OWNER,
         )
     if c in (131000, 131016):
-        return PlatformRejected(
-            P.value, "WhatsApp had a temporary error; try again in a minute", code=code, retry_after=30.0
-        )
+        return PlatformRejected(P.value, "WhatsApp had a temporary error", code=code, said=said, retry_after=30.0)
     if c == 100 and error.error_subcode != 33 and reply.status < 500:
-        return PlatformRejected(P.value, f"WhatsApp refused a parameter: {details}", code=code)
+        return refused("WhatsApp refused a parameter")
     return explain_account(P, reply, error, "phoneNumberId")
 
 
@@ -323,10 +311,9 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 send_message,
                 title="Send a WhatsApp message",
                 description=(
-                    "Send a free-form text message from the connected WhatsApp Business number. WhatsApp only "
-                    "delivers free-form messages inside the 24-hour customer-service window (the recipient wrote "
-                    "to this number in the last 24 hours); outside it, use whatsapp_send_template. Returns the "
-                    "message_id (wamid...), usable as reply_to."
+                    "Send a text from the connected WhatsApp Business number. Free-form messages only reach people "
+                    "who wrote to this number in the last 24 hours; otherwise use whatsapp_send_template. Returns "
+                    "message_id, usable as reply_to."
                 ),
                 target="to",
                 output_schema=sent_schema,
@@ -338,9 +325,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 send_template,
                 title="Send a WhatsApp template",
                 description=(
-                    "Send a pre-approved message template (the only kind of message WhatsApp allows outside the "
-                    "24-hour customer-service window, e.g. to start a conversation). The template and language "
-                    "must be approved in WhatsApp Manager; parameters fill the body's {{1}}, {{2}}, ... in order."
+                    "Send a template approved in WhatsApp Manager: the only kind of message allowed outside the "
+                    "24-hour window, e.g. to start a conversation."
                 ),
                 target="to",
                 output_schema=sent_schema,
@@ -352,8 +338,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 send_media,
                 title="Send a WhatsApp image, document, audio or video",
                 description=(
-                    "Send an image, document, audio or video that WhatsApp downloads from a public URL, with an "
-                    "optional caption (not for audio) and file name (documents). Same 24-hour window rule as "
+                    "Send an image, document, audio or video from a public URL. Same 24-hour rule as "
                     "whatsapp_send_message."
                 ),
                 target="to",
@@ -365,10 +350,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 MarkReadArgs,
                 mark_read,
                 title="Mark a WhatsApp message as read",
-                description=(
-                    "Mark a received message (and every earlier one in that chat) as read, showing blue ticks to "
-                    "the sender. Works for messages received in the last 30 days."
-                ),
+                description="Mark a received message, and every earlier one in its chat, as read (blue ticks).",
                 target="message_id",
                 idempotent=True,
                 output_schema=result_schema(MarkReadResult),

@@ -122,6 +122,6 @@ async def translate_errors() -> AsyncIterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise Unavailable("the data store is unavailable; try again shortly") from exc
+        raise Unavailable("the data store is unavailable") from exc
     except RedisError as exc:
-        raise Unavailable("the data store refused the operation; try again shortly") from exc
+        raise Unavailable("the data store refused the operation") from exc

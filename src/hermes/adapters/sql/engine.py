@@ -45,10 +45,10 @@ async def translate_errors() -> AsyncIterator[None]:
     except IntegrityError as exc:
         raise Conflict("that conflicts with an existing record") from exc
     except (OperationalError, InterfaceError, OSError, TimeoutError) as exc:
-        raise Unavailable("the database is unavailable; try again shortly") from exc
+        raise Unavailable("the database is unavailable") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
-            raise Unavailable("the database is unavailable; try again shortly") from exc
+            raise Unavailable("the database is unavailable") from exc
         raise
 
 

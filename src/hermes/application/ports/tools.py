@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.platform import Platform
 
@@ -24,6 +25,8 @@ class ToolSpec:
     destructive: bool = False
     idempotent: bool = False
     open_world: bool = True
+    # Where the result holds text third parties wrote (fenced in the text a model reads).
+    untrusted: tuple[UntrustedText, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

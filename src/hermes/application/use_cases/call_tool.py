@@ -14,7 +14,15 @@ from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolCont
 from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
 from hermes.domain.credentials import SCHEMAS, Credentials
 from hermes.domain.customer import Customer
-from hermes.domain.errors import NotConnected, NotFound, PlatformRejected, RateLimited, Unavailable, error_code
+from hermes.domain.errors import (
+    HermesError,
+    NotConnected,
+    NotFound,
+    PlatformRejected,
+    RateLimited,
+    Unavailable,
+    error_code,
+)
 from hermes.domain.platform import Platform
 
 
@@ -30,21 +38,22 @@ class Caller:
 
 
 def _not_connected(caller: Caller, platform: Platform) -> NotConnected:
+    name = platform.display_name
     if caller.customer is not None:
-        return NotConnected(platform.value, f"{platform.value} is not connected: POST /api/connect/{platform.value}")
+        return NotConnected(
+            platform.value, f"{name} is not connected for this account", fix=f"connect {name} in Hermes"
+        )
     names = ", ".join(
         f"{platform.value.upper()}_DEFAULT_{f.env_suffix}" for f in SCHEMAS[platform].fields if f.required
     )
-    return NotConnected(platform.value, f"{platform.value} is not configured: set {names}")
+    return NotConnected(
+        platform.value, f"{name} is not configured", fix=f"set {names} in Hermes's environment and restart it"
+    )
 
 
-def _single_user_advice(exc: PlatformRejected, platform: Platform) -> PlatformRejected:
-    """Single-user mode has no connect endpoint: point at the variables that hold the credentials."""
-    fix = f"update the {platform.value.upper()}_DEFAULT_* environment variables and restart Hermes"
-    detail = exc.detail.replace(f"reconnect {platform.value}: POST /api/connect/{platform.value}", fix)
-    if detail == exc.detail:
-        detail = f"{exc.detail} ({fix})"
-    return PlatformRejected(exc.platform, detail, code=exc.code, reconnect=True, retry_after=exc.retry_after)
+def _single_user_fix(platform: Platform) -> str:
+    """Single-user mode has no connect step: the credentials live in environment variables."""
+    return f"update the {platform.value.upper()}_DEFAULT_* environment variables and restart Hermes"
 
 
 def _seconds_to_next_month(now: datetime) -> float:
@@ -76,7 +85,7 @@ class CallTool:
     async def __call__(self, caller: Caller, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         tool = self.catalog.get(name)
         if tool is None:
-            raise NotFound(f"unknown tool {name!r}; GET /api/tools lists the tools you can call")
+            raise NotFound(f"there is no tool named {name!r}", fix="call one of the tools listed for this account")
         platform = tool.spec.platform
         started = time.perf_counter()
         entry = AuditEntry(
@@ -98,10 +107,12 @@ class CallTool:
             await self._consume_quota(caller)
             entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
             return await tool.run(parsed, ToolContext(caller.id if caller.customer else None, credentials))
-        except PlatformRejected as exc:
+        except HermesError as exc:
             code = error_code(exc)
-            if exc.reconnect and caller.customer is None and platform is not None:
-                raise _single_user_advice(exc, platform) from None
+            if isinstance(exc, PlatformRejected) and exc.reconnect and caller.customer is None and platform:
+                exc.fix = _single_user_fix(platform)
+            if tool.spec.read_only:
+                exc.sent = None  # a read sends nothing, so there is nothing to double-check
             raise
         except BaseException as exc:
             code = error_code(exc)

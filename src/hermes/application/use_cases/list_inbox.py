@@ -50,6 +50,6 @@ class ListInbox:
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_LIMIT:
             errors["limit"] = f"must be between 1 and {MAX_LIMIT}"
         if errors:
-            raise Invalid("invalid inbox query: " + ", ".join(sorted(errors)), errors)
+            raise Invalid("; ".join(f"{name} {why}" for name, why in sorted(errors.items())), errors)
         entries, next_cursor = await self.inbox.list(customer_id, cursor or None, size, wanted)
         return InboxPage(entries, next_cursor or cursor)

@@ -12,6 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from hermes.domain.errors import (
+    Actor,
     Conflict,
     Forbidden,
     HermesError,
@@ -19,8 +20,10 @@ from hermes.domain.errors import (
     NotFound,
     PlatformRejected,
     RateLimited,
+    Sent,
     Unauthorized,
     Unavailable,
+    display_name,
 )
 
 log = logging.getLogger("hermes.http")
@@ -92,15 +95,59 @@ def problem(
     return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _ended(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?…" else text + "."
+
+
+def _sentence(text: str) -> str:
+    first = text.strip().split(" ", 1)[0]
+    if first.isalpha() and first.islower():  # "imapHost", "chat_id" and the like keep their spelling
+        text = text.strip()
+        text = text[0].upper() + text[1:]
+    return _ended(text)
+
+
+def _platform_code(code: str | None) -> str:
+    """The platform's own code as the caller can look it up; the codes Hermes makes up for its log stay out."""
+    if code is None:
+        return ""
+    if code.startswith("http_"):
+        return f" (HTTP {code[5:]})"
+    if code.startswith("smtp_"):
+        return f" {code[5:]}"
+    return f" {code}" if code.isdigit() or not code.islower() else ""
+
+
+_SENT = {
+    Sent.NO: "Nothing was sent.",
+    Sent.MAYBE: "It may have gone through: check before repeating it.",
+    Sent.UNKNOWN: "Whether it went through is unknown: check before repeating it.",
+}
+
+
 def error_text(exc: HermesError) -> str:
-    """What a caller reads when a call fails, the same over REST and MCP: what happened, what to do,
-    and when to try again if that is known and the text does not already say it."""
-    text = exc.detail
-    retry_after = exc.retry_after if isinstance(exc, RateLimited | Unavailable | PlatformRejected) else None
-    lowered = text.lower()
-    if retry_after is not None and "retry" not in lowered and "try again" not in lowered:
-        text += f" (retry after {max(1, round(retry_after))} s)"
-    return text
+    """What a caller reads when a call fails, the same over REST and MCP: what happened (with the
+    platform's own code and words), whether the message may have gone out, and who acts next (the
+    agent: the fix; the account owner: ask them; nobody: wait N seconds)."""
+    parts: list[str] = []
+    if isinstance(exc, PlatformRejected) and exc.said:
+        parts.append(f"{display_name(exc.platform)} error{_platform_code(exc.code)}: {_ended(exc.said)}")
+    # An argument error starts with the argument's name ("limit must be ..."), spelled as the schema spells it.
+    parts.append(_ended(exc.detail) if isinstance(exc, Invalid) else _sentence(exc.detail))
+    if exc.sent is not None:
+        parts.append(_SENT[exc.sent])
+    if exc.actor is Actor.OWNER:
+        parts.append(
+            _sentence(f"ask the account owner to {exc.fix}") if exc.fix else "The account owner must fix this."
+        )
+    elif exc.fix:
+        parts.append(_sentence(exc.fix))
+    if exc.actor is not Actor.OWNER and exc.retry_after is not None:
+        parts.append(f"Try again in {max(1, round(exc.retry_after))} s.")  # as Retry-After says
+    elif exc.actor is Actor.NOBODY and not exc.fix:
+        parts.append("Try again later.")
+    return " ".join(p for p in parts if p)
 
 
 def hermes_error(exc: HermesError) -> Response[bytes]:

@@ -24,7 +24,9 @@ import msgspec
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INVALID_PARAMS,
     CallToolRequestParams,
     CallToolResult,
     ListToolsResult,
@@ -186,6 +188,9 @@ class McpEndpoint:
         return ListToolsResult(tools=tools)
 
     async def _on_call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+        if self._catalog.get(params.name) is None:
+            # A name outside the catalogue is a protocol error, not a tool failure (MCP spec, tools/call).
+            raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}; tools/list names the tools you can call")
         try:
             result = await self._call_tool(_caller.get(), params.name, params.arguments or {})
         except HermesError as exc:

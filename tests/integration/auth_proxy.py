@@ -25,6 +25,7 @@ class AuthProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"auth-proxy-{self.port}", daemon=True)
         self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def __enter__(self) -> AuthProxy:
         self._thread.start()
@@ -42,14 +43,23 @@ class AuthProxy:
     async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
             writer.close()
             return
         back = asyncio.ensure_future(self._pipe(up_reader, writer))
+        self._tasks.add(back)
+        back.add_done_callback(self._tasks.discard)
         with contextlib.suppress(Exception):
             while head := await reader.readuntil(b"\r\n\r\n"):
                 request_line, _, rest = head.partition(b"\r\n")

@@ -51,6 +51,7 @@ log = logging.getLogger("hermes.mcp")
 
 _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("hermes_mcp_caller")
 _json = msgspec.json.Encoder()
+_OWS = (b" ", b"\t")
 
 # Resolves a bearer credential that is not an API key (OAuth access tokens, issue 5).
 TokenResolver = Callable[[str], Awaitable[Customer | None]]
@@ -136,7 +137,13 @@ class McpEndpoint:
             # Stateless mode has no server-initiated stream: a GET would hang forever.
             await problem(send, 405, "Method not allowed", "use POST", [(b"allow", b"POST")])
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if any(v[:1] in _OWS or v[-1:] in _OWS for _, v in raw_headers):
+            # RFC 9110 section 5.5: a field value excludes surrounding whitespace. The server does not
+            # strip it, and the SDK compares Mcp-Name/Mcp-Method with the body byte for byte.
+            raw_headers = [(k, v.strip(b" \t")) for k, v in raw_headers]
+            scope = {**scope, "headers": raw_headers}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
         try:
             caller = await self._authenticate(headers)
         except Unauthorized as exc:

@@ -13,6 +13,7 @@ customer: each sees only the tools of the platforms it has connected.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import logging
@@ -50,6 +51,7 @@ from hermes.entrypoints.http.raw_asgi import problem
 log = logging.getLogger("hermes.mcp")
 
 _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("hermes_mcp_caller")
+_receive: contextvars.ContextVar[Receive] = contextvars.ContextVar("hermes_mcp_receive")
 _json = msgspec.json.Encoder()
 _OWS = (b" ", b"\t")
 
@@ -161,9 +163,11 @@ class McpEndpoint:
             await problem(send, 503, "Service unavailable", exc.detail, [(b"retry-after", b"5")])
             return
         token = _caller.set(caller)
+        receive_token = _receive.set(receive)
         try:
             await self.session_manager.handle_request(scope, receive, send)
         finally:
+            _receive.reset(receive_token)
             _caller.reset(token)
 
     async def _authenticate(self, headers: Mapping[str, str]) -> Caller:
@@ -195,11 +199,17 @@ class McpEndpoint:
         return ListToolsResult(tools=tools)
 
     async def _on_call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
-        if self._catalog.get(params.name) is None:
+        tool = self._catalog.get(params.name)
+        if tool is None:
             # A name outside the catalogue is a protocol error, not a tool failure (MCP spec, tools/call).
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}; tools/list names the tools you can call")
+        call = self._call_tool(_caller.get(), params.name, params.arguments or {})
         try:
-            result = await self._call_tool(_caller.get(), params.name, params.arguments or {})
+            # A read-only call loses nothing when abandoned, and one may wait long (inbox_wait): it ends
+            # when its client goes away. Other calls run to the end, so their outcome is audited.
+            result = await (_unless_client_leaves(call) if tool.spec.read_only else call)
+        except _ClientLeft:
+            return CallToolResult(content=[TextContent(type="text", text="the client went away")], is_error=True)
         except HermesError as exc:
             return CallToolResult(content=[TextContent(type="text", text=tool_error_text(exc))], is_error=True)
         except Exception:
@@ -211,3 +221,30 @@ class McpEndpoint:
         return CallToolResult(
             content=[TextContent(type="text", text=_json.encode(result).decode())], structured_content=result
         )
+
+
+class _ClientLeft(Exception):
+    pass
+
+
+async def _disconnected(receive: Receive) -> None:
+    # The SDK has read the whole body before any tool runs, so what comes next is the disconnect.
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_client_leaves(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    receive = _receive.get(None)
+    if receive is None:  # not over HTTP: nobody to watch
+        return await call
+    running = asyncio.ensure_future(call)
+    watch = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((running, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (running, watch):
+            task.cancel()
+        await asyncio.gather(running, watch, return_exceptions=True)  # let the call give back what it held
+    if running.cancelled():
+        raise _ClientLeft
+    return running.result()

@@ -23,6 +23,7 @@ from hermes.entrypoints.ioc import Workers
 from hermes.entrypoints.settings import Settings
 from tests import whatsapp_payloads as wa
 from tests.integration.mcp_client import MODES, mcp_session
+from tests.integration.redis_cluster import RedisClusterProcess, cluster_available
 from tests.integration.redis_process import RedisProcess
 from tests.integration.server import HermesServer
 from tests.integration.test_inbound_flows import connected_customer, number, post_event
@@ -198,3 +199,25 @@ async def test_embedded_mode_wakes_in_process(start_hermes: Any, tmp_path: Path)
         elapsed = time.monotonic() - started
     assert [e["message"]["id"] for e in result.structured_content["entries"]] == [message_id]
     assert elapsed < 1.0, f"woke {elapsed:.2f} s after the webhook"
+
+
+@pytest.mark.cluster
+@pytest.mark.skipif(not cluster_available(), reason="redis-server/redis-cli not installed")
+async def test_on_a_redis_cluster_a_wait_wakes_by_its_signal(
+    cluster: RedisClusterProcess, mariadb_url: str, start_hermes: Any, captured_logs: Any
+) -> None:
+    on_cluster = make_settings(HERMES_DATABASE_URL=mariadb_url, HERMES_REDIS_URL=cluster.url, HERMES_REDIS_CLUSTER=True)
+    server = start_hermes(on_cluster)
+    n = number()
+    customer = await connected_customer(server, n)
+    async with mcp_session(server.url, customer["apiKey"]) as client:
+        wait = asyncio.create_task(client.call_tool("inbox_wait", {"timeout_seconds": 20}))
+        await asyncio.sleep(0.5)
+        assert not wait.done()
+        started = time.monotonic()
+        message_id = await deliver(server, n, "hello, cluster")
+        result = await asyncio.wait_for(wait, 5)
+        elapsed = time.monotonic() - started
+    assert [e["message"]["id"] for e in result.structured_content["entries"]] == [message_id]
+    assert elapsed < 1.0, f"woke {elapsed:.2f} s after the webhook"
+    assert "lost their Redis feed" not in captured_logs.text  # woken by the signal, not by polling

@@ -171,10 +171,8 @@ class InboxWaitTool:
             platform=None,
             title="Wait for inbound messages",
             description=(
-                "Like inbox_list, but when nothing newer than cursor has arrived it waits (up to timeout_seconds) "
-                "until something does, so you can wait for a reply without calling inbox_list in a loop. "
-                "timed_out: true means nothing arrived; call again with next_cursor. Without a cursor it waits "
-                "for what arrives after the call."
+                "Like inbox_list, but waits up to timeout_seconds for something newer than cursor (without one: "
+                "for what arrives after the call). timed_out: true means nothing came; call again with next_cursor."
             ),
             input_schema={
                 "type": "object",

@@ -98,6 +98,8 @@ async def test_a_customer_has_a_bounded_number_of_waits_open() -> None:
     assert all(r["entries"] for r in await asyncio.gather(*open_waits))
     assert (await w.call(cursor="0", timeout_seconds=0))["entries"]  # slots given back
     other.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await other
 
 
 async def test_a_cancelled_wait_gives_back_its_slot_and_listener() -> None:

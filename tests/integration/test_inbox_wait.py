@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,11 @@ async def test_a_wait_ends_when_its_client_goes_away(hermes: HermesServer, aio_r
     started = time.monotonic()
     await until(lambda: _count_is(aio_redis, customer["id"], 0), timeout=5)
     assert time.monotonic() - started < 2, "the wait outlived its client"
+    async with hermes.client(customer["apiKey"]) as client:
+        logs = (await client.get("/api/logs", params={"date": datetime.now(UTC).date().isoformat()})).json()
+    assert [(e["tool"], e["outcome"], e.get("errorCode")) for e in logs["entries"]] == [
+        ("inbox_wait", "error", "cancelled")
+    ]
 
 
 async def test_embedded_mode_wakes_in_process(start_hermes: Any, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from asyncio import CancelledError
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -102,6 +103,9 @@ class CallTool:
             code = error_code(exc)
             if exc.reconnect and caller.customer is None and platform is not None:
                 raise _single_user_advice(exc, platform) from None
+            raise
+        except CancelledError:
+            code = "cancelled"  # the caller went away mid-call (a client that stopped waiting)
             raise
         except BaseException as exc:
             code = error_code(exc)

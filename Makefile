@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test unit integration lint services bench lock clean
+.PHONY: install run test unit integration lint services bench lock clean conformance
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ integration: install services
 test: install services lint
 	$(BIN)/python -m pytest -q
 
+# The official MCP conformance suite on Node 22 (both cached in .cache/ by scripts/ensure-node22.sh); also part of `make test`.
+conformance: install services
+	$(BIN)/python -m pytest tests/integration/test_conformance.py -q
+
 bench: install services
 	$(BIN)/python bench/run_all.py
 
@@ -47,4 +51,4 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .cache

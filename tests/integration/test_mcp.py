@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 
 from tests.integration.mcp_client import MODES, mcp_session
 from tests.integration.server import HermesServer
@@ -17,7 +19,7 @@ async def test_customer_sees_only_connected_platform_tools(hermes: HermesServer,
     customer = await hermes.create_customer()
     async with mcp_session(hermes.url, customer["apiKey"], mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
-        assert names == {"connections_status", *({"inbox_list"} & names)}
+        assert names == {"connections_status", "inbox_list", "inbox_wait"}
         status = await client.call_tool("connections_status", {})
         assert status.is_error is False
         assert status.structured_content["connections"]["whatsapp"] is False
@@ -57,12 +59,13 @@ async def test_get_on_mcp_is_405(hermes: HermesServer) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_unknown_tool_and_bad_arguments_are_tool_errors(hermes: HermesServer, mode: str) -> None:
+async def test_unknown_tool_is_invalid_params_and_bad_arguments_a_tool_error(hermes: HermesServer, mode: str) -> None:
     customer = await hermes.create_customer()
     async with mcp_session(hermes.url, customer["apiKey"], mode) as client:
-        unknown = await client.call_tool("myspace_post", {})
-        assert unknown.is_error
-        assert "There is no tool named 'myspace_post'." in unknown.content[0].text
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("myspace_post", {})
+        assert unknown.value.code == INVALID_PARAMS
+        assert "myspace_post" in unknown.value.error.message
         bad = await client.call_tool("connections_status", {"surprise": 1})
         assert bad.is_error
         assert "surprise" in bad.content[0].text

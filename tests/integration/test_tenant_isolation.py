@@ -187,6 +187,7 @@ async def test_customer_a_can_neither_read_nor_change_anything_of_customer_b(wor
         "text": "from A",
         "message": "from A",
         "content": "from A",
+        "timeout_seconds": 0,  # inbox_wait: look once, do not wait
     }
     async with server.client(a.key) as client:
         catalogue = (await client.get("/api/tools")).json()["tools"]

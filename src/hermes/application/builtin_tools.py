@@ -12,6 +12,7 @@ from hermes.application.tool_arguments import checked
 from hermes.application.untrusted import UntrustedText
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.list_inbox import DEFAULT_LIMIT, MAX_LIMIT, ListInbox
+from hermes.application.use_cases.wait_for_inbox import MAX_WAIT_SECONDS, WaitForInbox
 from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.platform import ALL_PLATFORMS
 
@@ -139,3 +140,79 @@ class InboxListTool:
             context.customer_id or SINGLE_USER_ID, parsed["platform"], parsed["cursor"], parsed["limit"]
         )
         return {"entries": [entry_view(e) for e in page.entries], "next_cursor": page.next_cursor}
+
+
+_WAIT_ARGUMENTS = ("cursor", "timeout_seconds")
+
+
+@dataclass(slots=True)
+class InboxWaitTool:
+    wait_for_inbox: WaitForInbox
+    spec: ToolSpec = field(
+        default=ToolSpec(
+            name="inbox_wait",
+            platform=None,
+            title="Wait for inbound messages",
+            description=(
+                "Like inbox_list, but waits up to timeout_seconds for something newer than cursor (without one: "
+                "for what arrives after the call). timed_out: true means nothing came; call again with next_cursor."
+            ),
+            input_schema={
+                "type": "object",
+                "properties": {
+                    "cursor": {"type": "string", "description": "next_cursor from inbox_list or inbox_wait"},
+                    "timeout_seconds": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": MAX_WAIT_SECONDS,
+                        "default": MAX_WAIT_SECONDS,
+                        "description": "longest wait",
+                    },
+                },
+                "additionalProperties": False,
+            },
+            output_schema={
+                "type": "object",
+                "properties": {
+                    "entries": {"type": "array", "items": {"type": "object"}, "description": "as in inbox_list"},
+                    "next_cursor": {"type": ["string", "null"]},
+                    "timed_out": {"type": "boolean"},
+                },
+                "required": ["entries", "next_cursor", "timed_out"],
+            },
+            read_only=True,
+            open_world=False,
+        )
+    )
+
+    def parse(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(arguments) - set(_WAIT_ARGUMENTS))
+        if unknown:
+            raise Invalid(
+                f"inbox_wait takes only cursor and timeout_seconds (got {', '.join(unknown)})",
+                dict.fromkeys(unknown, "unexpected"),
+            )
+        errors: dict[str, str] = {}
+        cursor = arguments.get("cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            errors["cursor"] = "must be a string: next_cursor from inbox_list or inbox_wait"
+        timeout = arguments.get("timeout_seconds", MAX_WAIT_SECONDS)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout <= MAX_WAIT_SECONDS:
+            errors["timeout_seconds"] = f"must be a number from 0 to {MAX_WAIT_SECONDS}"
+        if errors:
+            detail = "; ".join(f"{name} {why}" for name, why in sorted(errors.items()))
+            raise Invalid(f"invalid inbox_wait arguments: {detail}", errors)
+        return {"cursor": cursor, "timeout_seconds": timeout}
+
+    def target(self, parsed: Any) -> str | None:
+        return None
+
+    async def run(self, parsed: Any, context: ToolContext) -> dict[str, Any]:
+        wait = await self.wait_for_inbox(
+            context.customer_id or SINGLE_USER_ID, parsed["cursor"], parsed["timeout_seconds"]
+        )
+        return {
+            "entries": [entry_view(e) for e in wait.entries],
+            "next_cursor": wait.next_cursor,
+            "timed_out": wait.timed_out,
+        }

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hermes.application.ports.inbound import InboundHandler
+from hermes.application.ports.inbox_signals import InboxSignals
+from hermes.domain.errors import HermesError
 from hermes.domain.inbound import InboundMessage, InboxEntry
 
 log = logging.getLogger("hermes.inbound")
@@ -38,3 +40,20 @@ class InboundHandlers(InboundHandler):
     async def handle(self, customer_id: str, entries: Sequence[InboxEntry]) -> None:
         for handler in self.handlers:
             await handler.handle(customer_id, entries)
+
+
+@dataclass(slots=True)
+class InboxWaitersHandler(InboundHandler):
+    """Wakes the customer's `inbox_wait` calls on every instance.
+
+    The entries are already stored, so a failed signal is logged, not raised: routing the
+    event again would find them all duplicates, and a waiter still reads them on its next call.
+    """
+
+    signals: InboxSignals
+
+    async def handle(self, customer_id: str, entries: Sequence[InboxEntry]) -> None:
+        try:
+            await self.signals.notify(customer_id)
+        except HermesError as exc:
+            log.warning("could not signal inbox waiters of %s: %s", customer_id, exc.detail)

@@ -31,6 +31,7 @@ from hermes.adapters.health import InfrastructureProbe
 from hermes.adapters.memory.address_limiter import InMemoryAddressLimiter
 from hermes.adapters.memory.console_sessions import InMemoryConsoleSessionStore
 from hermes.adapters.memory.customers import InMemoryCustomerCache
+from hermes.adapters.memory.inbox_signals import InMemoryInboxSignals, InMemoryWaitSlots
 from hermes.adapters.memory.stores import InMemoryRateLimiter
 from hermes.adapters.platforms import build_plugins
 from hermes.adapters.platforms.config import PlatformConfig
@@ -47,6 +48,7 @@ from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache
 from hermes.adapters.redis.inbound_queue import RedisInboundQueue
 from hermes.adapters.redis.inbox import RedisInbox
+from hermes.adapters.redis.inbox_signals import RedisInboxSignals, RedisWaitSlots
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.oauth import RedisAuthorizationStore, RedisGrantStore, RedisOAuthClientStore
 from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
@@ -56,10 +58,10 @@ from hermes.adapters.sql.engine import make_engine
 from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
 from hermes.adapters.sql.oauth import SqlAuthorizationStore, SqlGrantStore, SqlOAuthClientStore
 from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
-from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool
+from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool, InboxWaitTool
 from hermes.application.consent_requests import ConsentRequests
 from hermes.application.credential_vault import CredentialVault
-from hermes.application.inbound_handlers import InboundHandlers, LoggingInboundHandler
+from hermes.application.inbound_handlers import InboundHandlers, InboxWaitersHandler, LoggingInboundHandler
 from hermes.application.ports.address_limits import AddressLimiter
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.callbacks import CallbackSender, CallbackStore
@@ -69,6 +71,7 @@ from hermes.application.ports.credentials import Cipher, CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
 from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers, WebhookDecoder
+from hermes.application.ports.inbox_signals import InboxSignals, WaitSlots
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
 from hermes.application.ports.routing import PhoneRoutes
@@ -112,6 +115,7 @@ from hermes.application.use_cases.sign_in_to_console import SignInToConsole
 from hermes.application.use_cases.sign_out_of_console import SignOutOfConsole
 from hermes.application.use_cases.start_authorization import StartAuthorization
 from hermes.application.use_cases.view_authorization import ViewAuthorization
+from hermes.application.use_cases.wait_for_inbox import WaitForInbox
 from hermes.domain.address_limits import AddressBucket, AddressLimits, Window
 from hermes.domain.console import ConsolePolicy, public_origin
 from hermes.domain.oauth import OAuthPolicy
@@ -172,12 +176,19 @@ class RedisStoresProvider(Provider):
     cache = alias(source=LayeredCustomerCache, provides=CustomerCache)
 
     @provide
-    def workers(self, cache: LayeredCustomerCache, inbound: InboundWorker, callbacks: CallbackWorker) -> Workers:
+    def workers(
+        self,
+        cache: LayeredCustomerCache,
+        inbound: InboundWorker,
+        callbacks: CallbackWorker,
+        inbox_signals: RedisInboxSignals,
+    ) -> Workers:
         return Workers(
             [
                 ("customer-cache-evictions", cache.listen),
                 ("inbound-router", inbound.run),
                 ("callback-dispatcher", callbacks.run),
+                ("inbox-signals", inbox_signals.run),
             ]
         )
 
@@ -254,10 +265,15 @@ class PlatformsProvider(Provider):
         get_connections: GetConnections,
         env: EnvCredentials,
         list_inbox: ListInbox,
+        wait_for_inbox: WaitForInbox,
     ) -> Registry:
         return Registry(
             plugins=build_plugins(http, config),
-            builtin=[ConnectionsStatusTool(get_connections, env), InboxListTool(list_inbox)],
+            builtin=[
+                ConnectionsStatusTool(get_connections, env),
+                InboxListTool(list_inbox),
+                InboxWaitTool(wait_for_inbox),
+            ],
         )
 
     @provide
@@ -316,8 +332,14 @@ class InboundProvider(Provider):
         return CallbackWorker(store, deliver, owner=consumer_name(), sweep_every=settings.callback_sweep_seconds)
 
     @provide
-    def handler(self, callbacks: CallbackWorker) -> InboundHandler:
-        return InboundHandlers([LoggingInboundHandler(), callbacks])
+    def handler(self, callbacks: CallbackWorker, signals: InboxSignals) -> InboundHandler:
+        return InboundHandlers([LoggingInboundHandler(), InboxWaitersHandler(signals), callbacks])
+
+    @provide
+    def wait_for_inbox(
+        self, list_inbox: ListInbox, inbox: Inbox, signals: InboxSignals, slots: WaitSlots, settings: Settings
+    ) -> WaitForInbox:
+        return WaitForInbox(list_inbox, inbox, signals, slots, max_waits=settings.inbox_waits_per_customer)
 
     @provide
     def whatsapp_webhook(self, queue: InboundQueue, settings: Settings) -> WhatsAppWebhook:
@@ -338,6 +360,9 @@ class RedisInboundProvider(Provider):
     inbox = provide(RedisInbox, provides=Inbox)
     unrouted = provide(RedisUnroutedNumbers, provides=UnroutedNumbers)
     callbacks = provide(RedisCallbackStore, provides=CallbackStore)
+    inbox_signals = provide(RedisInboxSignals)
+    signals = alias(source=RedisInboxSignals, provides=InboxSignals)
+    wait_slots = provide(RedisWaitSlots, provides=WaitSlots)
 
 
 class EmbeddedInboundProvider(Provider):
@@ -354,6 +379,9 @@ class EmbeddedInboundProvider(Provider):
     inbox = provide(SqlInbox, provides=Inbox)
     unrouted = provide(SqlUnroutedNumbers, provides=UnroutedNumbers)
     callbacks = provide(SqlCallbackStore, provides=CallbackStore)
+    # One process serves embedded mode (section 8), so in-process signals reach every waiter.
+    signals = provide(InMemoryInboxSignals, provides=InboxSignals)
+    wait_slots = provide(InMemoryWaitSlots, provides=WaitSlots)
 
 
 class OAuthProvider(Provider):

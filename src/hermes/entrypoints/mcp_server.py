@@ -13,6 +13,7 @@ customer: each sees only the tools of the platforms it has connected.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import logging
@@ -24,7 +25,9 @@ import msgspec
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INVALID_PARAMS,
     CallToolRequestParams,
     CallToolResult,
     ListToolsResult,
@@ -49,7 +52,9 @@ from hermes.entrypoints.http.raw_asgi import problem
 log = logging.getLogger("hermes.mcp")
 
 _caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("hermes_mcp_caller")
+_receive: contextvars.ContextVar[Receive] = contextvars.ContextVar("hermes_mcp_receive")
 _json = msgspec.json.Encoder()
+_OWS = (b" ", b"\t")
 
 INSTRUCTIONS = (
     "Send and read messages on the account owner's own email, WhatsApp, LinkedIn, Telegram, "
@@ -140,7 +145,13 @@ class McpEndpoint:
             # Stateless mode has no server-initiated stream: a GET would hang forever.
             await problem(send, 405, "Method not allowed", "use POST", [(b"allow", b"POST")])
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if any(v[:1] in _OWS or v[-1:] in _OWS for _, v in raw_headers):
+            # RFC 9110 section 5.5: a field value excludes surrounding whitespace. The server does not
+            # strip it, and the SDK compares Mcp-Name/Mcp-Method with the body byte for byte.
+            raw_headers = [(k, v.strip(b" \t")) for k, v in raw_headers]
+            scope = {**scope, "headers": raw_headers}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
         try:
             caller = await self._authenticate(headers)
         except Unauthorized as exc:
@@ -158,9 +169,11 @@ class McpEndpoint:
             await problem(send, 503, "Service unavailable", exc.detail, [(b"retry-after", b"5")])
             return
         token = _caller.set(caller)
+        receive_token = _receive.set(receive)
         try:
             await self.session_manager.handle_request(scope, receive, send)
         finally:
+            _receive.reset(receive_token)
             _caller.reset(token)
 
     async def _authenticate(self, headers: Mapping[str, str]) -> Caller:
@@ -192,8 +205,17 @@ class McpEndpoint:
         return ListToolsResult(tools=tools)
 
     async def _on_call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+        tool = self._catalog.get(params.name)
+        if tool is None:
+            # A name outside the catalogue is a protocol error, not a tool failure (MCP spec, tools/call).
+            raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}; tools/list names the tools you can call")
+        call = self._call_tool(_caller.get(), params.name, params.arguments or {})
         try:
-            result = await self._call_tool(_caller.get(), params.name, params.arguments or {})
+            # A read-only call loses nothing when abandoned, and one may wait long (inbox_wait): it ends
+            # when its client goes away. Other calls run to the end, so their outcome is audited.
+            result = await (_unless_client_leaves(call) if tool.spec.read_only else call)
+        except _ClientLeft:
+            return CallToolResult(content=[TextContent(type="text", text="the client went away")], is_error=True)
         except HermesError as exc:
             return CallToolResult(content=[TextContent(type="text", text=tool_error_text(exc))], is_error=True)
         except Exception:
@@ -213,3 +235,30 @@ class McpEndpoint:
         return CallToolResult(
             content=[TextContent(type="text", text=_json.encode(shown).decode())], structured_content=result
         )
+
+
+class _ClientLeft(Exception):
+    pass
+
+
+async def _disconnected(receive: Receive) -> None:
+    # The SDK has read the whole body before any tool runs, so what comes next is the disconnect.
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_client_leaves(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    receive = _receive.get(None)
+    if receive is None:  # not over HTTP: nobody to watch
+        return await call
+    running = asyncio.ensure_future(call)
+    watch = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((running, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (running, watch):
+            task.cancel()
+        await asyncio.gather(running, watch, return_exceptions=True)  # let the call give back what it held
+    if running.cancelled():
+        raise _ClientLeft
+    return running.result()

@@ -327,6 +327,7 @@ async def test_the_catalogue_tells_a_model_what_each_tool_does(customer: Tenant)
         "obsidian_search",
         "obsidian_list_notes",
         "inbox_list",
+        "inbox_wait",
         "connections_status",
     }
     for name, tool in tools.items():

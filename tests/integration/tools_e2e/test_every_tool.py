@@ -562,6 +562,14 @@ async def _(ctx: Ctx) -> Expect:
     return Expect(None)
 
 
+@check("inbox_wait")
+async def _(ctx: Ctx) -> Expect:
+    result = await ctx.ok("inbox_wait", {"timeout_seconds": 0.1})
+    assert result["entries"] == [] and result["timed_out"] is True
+    assert all(not fake.requests for fake in ctx.fakes.http_fakes)
+    return Expect(None)
+
+
 @check("connections_status")
 async def _(ctx: Ctx) -> Expect:
     result = await ctx.ok("connections_status", {})

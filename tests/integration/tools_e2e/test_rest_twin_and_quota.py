@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import redis
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 
 from tests.integration.mcp_client import mcp_session
 from tests.integration.server import HermesServer
@@ -128,7 +130,6 @@ def _flooded(fakes: Fakes, a: Account) -> tuple[str, dict[str, Any]]:
 ERROR_CASES: dict[str, tuple[int, Callable[[Fakes, Account], tuple[str, dict[str, Any]]]]] = {
     "not connected": (409, lambda f, a: ("whatsapp_send_message", {"to": a.wa_recipient, "message": "hi"})),
     "invalid arguments": (400, lambda f, a: ("telegram_send_message", {"text": "no chat"})),
-    "unknown tool": (404, lambda f, a: ("myspace_post", {})),
     "platform refusal": (502, lambda f, a: ("telegram_send_message", {"chat_id": 4242, "text": "nobody there"})),
     "platform rate limit": (502, _flooded),
 }
@@ -155,6 +156,21 @@ async def test_a_tool_error_over_rest_is_problem_details_with_the_mcp_text(
     if case == "platform rate limit":
         assert "120 s" in text
         assert reply.headers["retry-after"] == "120"
+
+
+async def test_an_unknown_tool_is_a_404_over_rest_and_invalid_params_over_mcp(
+    customer_server: HermesServer, fakes: Fakes
+) -> None:
+    tenant = _tg_only(customer_server, fakes)
+    async with tenant.rest() as rest:
+        reply = await rest.post("/api/tools/myspace_post", json={})
+    assert reply.status_code == 404, reply.text
+    assert reply.headers["content-type"].startswith(PROBLEM)
+    assert "myspace_post" in reply.json()["detail"]
+    async with mcp_session(tenant.url, tenant.key) as client:
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("myspace_post", {})
+    assert unknown.value.code == INVALID_PARAMS
 
 
 async def test_a_customer_over_its_monthly_quota_is_refused_with_the_time_to_wait(

@@ -57,6 +57,7 @@ TOOLS: dict[str, str] = {
     "obsidian_search": "obsidian",
     "obsidian_list_notes": "obsidian",
     "inbox_list": "",
+    "inbox_wait": "",
     "connections_status": "",
 }
 GENERATIONS = {"legacy": "2025-11-25", "auto": "2026-07-28"}

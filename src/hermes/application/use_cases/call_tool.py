@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from asyncio import CancelledError
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -113,6 +114,9 @@ class CallTool:
                 exc.fix = _single_user_fix(platform)
             if tool.spec.read_only:
                 exc.sent = None  # a read sends nothing, so there is nothing to double-check
+            raise
+        except CancelledError:
+            code = "cancelled"  # the caller went away mid-call (a client that stopped waiting)
             raise
         except BaseException as exc:
             code = error_code(exc)

@@ -119,12 +119,12 @@ async def test_a_cancelled_wait_gives_back_its_slot_and_listener() -> None:
 @pytest.mark.parametrize(
     ("arguments", "field_name", "why"),
     [
-        ({"timeout_seconds": 26}, "timeout_seconds", "from 0 to 25"),
-        ({"timeout_seconds": -1}, "timeout_seconds", "from 0 to 25"),
-        ({"timeout_seconds": "5"}, "timeout_seconds", "from 0 to 25"),
-        ({"timeout_seconds": True}, "timeout_seconds", "from 0 to 25"),
+        ({"timeout_seconds": 26}, "timeout_seconds", "a number between 0 and 25"),
+        ({"timeout_seconds": -1}, "timeout_seconds", "a number between 0 and 25"),
+        ({"timeout_seconds": "5"}, "timeout_seconds", "a number between 0 and 25"),
+        ({"timeout_seconds": True}, "timeout_seconds", "a number between 0 and 25"),
         ({"cursor": 7}, "cursor", "string"),
-        ({"limit": 5}, "limit", "only cursor and timeout_seconds"),
+        ({"limit": 5}, "limit", "it takes cursor, timeout_seconds"),
     ],
 )
 def test_bad_arguments_name_the_field_and_what_is_accepted(

@@ -142,9 +142,6 @@ class InboxListTool:
         return {"entries": [entry_view(e) for e in page.entries], "next_cursor": page.next_cursor}
 
 
-_WAIT_ARGUMENTS = ("cursor", "timeout_seconds")
-
-
 @dataclass(slots=True)
 class InboxWaitTool:
     wait_for_inbox: WaitForInbox
@@ -175,34 +172,23 @@ class InboxWaitTool:
                 "type": "object",
                 "properties": {
                     "entries": {"type": "array", "items": {"type": "object"}, "description": "as in inbox_list"},
-                    "next_cursor": {"type": ["string", "null"]},
+                    "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                     "timed_out": {"type": "boolean"},
                 },
                 "required": ["entries", "next_cursor", "timed_out"],
             },
             read_only=True,
+            idempotent=True,
             open_world=False,
+            untrusted=INBOX_UNTRUSTED,
         )
     )
 
     def parse(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(arguments) - set(_WAIT_ARGUMENTS))
-        if unknown:
-            raise Invalid(
-                f"inbox_wait takes only cursor and timeout_seconds (got {', '.join(unknown)})",
-                dict.fromkeys(unknown, "unexpected"),
-            )
-        errors: dict[str, str] = {}
-        cursor = arguments.get("cursor")
-        if cursor is not None and not isinstance(cursor, str):
-            errors["cursor"] = "must be a string: next_cursor from inbox_list or inbox_wait"
-        timeout = arguments.get("timeout_seconds", MAX_WAIT_SECONDS)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout <= MAX_WAIT_SECONDS:
-            errors["timeout_seconds"] = f"must be a number from 0 to {MAX_WAIT_SECONDS}"
-        if errors:
-            detail = "; ".join(f"{name} {why}" for name, why in sorted(errors.items()))
-            raise Invalid(f"invalid inbox_wait arguments: {detail}", errors)
-        return {"cursor": cursor, "timeout_seconds": timeout}
+        parsed = checked(self.spec.name, self.spec.input_schema, arguments)
+        if parsed["timeout_seconds"] is None:
+            parsed["timeout_seconds"] = MAX_WAIT_SECONDS
+        return parsed
 
     def target(self, parsed: Any) -> str | None:
         return None

@@ -107,6 +107,28 @@ class TestRedisAuditLog(AuditLogContract):
         )
         key = f"logs:{{{cust}}}:2026-05-08:00000001"
         assert 7775990 <= await redis.ttl(key) <= 7776000
+        # Nothing but entries under `logs:{cust}:`: the day's counter lives under another prefix.
+        assert [k async for k in redis.scan_iter(match=f"logs:{{{cust}}}:*")] == [key.encode()]
+        assert 7775990 <= await redis.ttl(f"logseq:{{{cust}}}:2026-05-08") <= 7776000
+
+    async def test_a_counter_under_the_old_name_is_carried_over(self, redis: Any) -> None:
+        from datetime import UTC, date, datetime
+
+        from hermes.domain.audit import AuditEntry
+        from tests.contracts.ports import uid
+
+        cust = uid()
+        log = RedisAuditLog(redis)
+        first = AuditEntry(cust, datetime(2026, 5, 8, tzinfo=UTC), "first", None, None, "success", None, 1.0)
+        key = await log.append(first)
+        # As an older version left the day: its counter inside the entries' prefix.
+        await redis.rename(f"logseq:{{{cust}}}:2026-05-08", f"logs:{{{cust}}}:2026-05-08:seq")
+        assert (await log.list(cust, date(2026, 5, 8)))[0] == [first]
+
+        second = AuditEntry(cust, datetime(2026, 5, 8, tzinfo=UTC), "second", None, None, "success", None, 1.0)
+        assert await log.append(second) == key.replace("00000001", "00000002")
+        assert (await log.list(cust, date(2026, 5, 8)))[0] == [first, second]
+        assert not await redis.exists(f"logs:{{{cust}}}:2026-05-08:seq")
 
 
 class TestSqlAuditLog(AuditLogContract):

@@ -47,7 +47,7 @@ def _digits(value: object) -> str:
     return text
 
 
-_TELEGRAM_TOKEN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,200}$")
+_TELEGRAM_TOKEN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,200}\Z")
 
 
 def _telegram_token(value: object) -> str:

@@ -97,6 +97,14 @@ class InMemoryAuditLog(AuditLog):
     async def complete(self, entry_id: str, entry: AuditEntry) -> None:
         self.entries[int(entry_id)] = entry
 
-    async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
-        found = [e for e in self.entries if e.customer_id == customer_id and e.time.date() == day]
-        return found[:limit]
+    async def list(
+        self, customer_id: str, day: date, after: int = 0, limit: int = 1000
+    ) -> tuple[list[AuditEntry], int | None]:
+        # Positions are list indexes plus one, so that 0 means "from the first".
+        found = [
+            (i + 1, e)
+            for i, e in enumerate(self.entries)
+            if i + 1 > after and e.customer_id == customer_id and e.time.date() == day
+        ]
+        page = found[:limit]
+        return [e for _, e in page], (page[-1][0] if len(found) > limit else None)

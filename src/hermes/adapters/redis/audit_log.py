@@ -8,9 +8,18 @@ from hermes.adapters.redis.client import RedisClient, translate_errors
 from hermes.application.ports.audit import AUDIT_RETENTION_SECONDS, AuditLog
 from hermes.domain.audit import AuditEntry
 
-# The sequence counter and the entries share the customer's hash tag, so the script
-# touches one cluster slot.
+# The day's sequence counter lives under `logseq:`, so that `logs:{cust}:` holds audit entries
+# only (a reader scanning a day's keys finds entries, nothing else). It shares the customer's
+# hash tag with the entries, so the script touches one cluster slot. A counter left under the
+# old name `logs:{cust}:{day}:seq` is carried over on the day's next append.
 _APPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local old = redis.call('GET', KEYS[2])
+  if old then
+    redis.call('SET', KEYS[1], old)
+    redis.call('DEL', KEYS[2])
+  end
+end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 local key = ARGV[3] .. string.format('%08d', seq)
@@ -49,18 +58,24 @@ def day_prefix(customer_id: str, day: date) -> str:
     return f"logs:{{{customer_id}}}:{day.isoformat()}:"
 
 
+def sequence_key(customer_id: str, day: date) -> str:
+    return f"logseq:{{{customer_id}}}:{day.isoformat()}"
+
+
 class RedisAuditLog(AuditLog):
-    """`logs:{cust}:{YYYY-MM-DD}:{seq:08d}`, 90 days; listing reads the day's counter, never SCAN."""
+    """`logs:{cust}:{YYYY-MM-DD}:{seq:08d}`, 90 days; pages read the day's counter, never SCAN."""
 
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._append = redis.register_script(_APPEND)
 
     async def append(self, entry: AuditEntry) -> str:
-        prefix = day_prefix(entry.customer_id, entry.time.date())
+        day = entry.time.date()
+        prefix = day_prefix(entry.customer_id, day)
         async with translate_errors():
             key = await self._append(
-                keys=[prefix + "seq"], args=[_encode(_record(entry)), AUDIT_RETENTION_SECONDS, prefix]
+                keys=[sequence_key(entry.customer_id, day), prefix + "seq"],
+                args=[_encode(_record(entry)), AUDIT_RETENTION_SECONDS, prefix],
             )
         return key.decode() if isinstance(key, bytes) else str(key)
 
@@ -69,18 +84,22 @@ class RedisAuditLog(AuditLog):
             # XX KEEPTTL: only ever replaces the entry written by append, with its 90-day expiry.
             await self._redis.set(entry_id, _encode(_record(entry)), xx=True, keepttl=True)
 
-    async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
+    async def list(
+        self, customer_id: str, day: date, after: int = 0, limit: int = 1000
+    ) -> tuple[list[AuditEntry], int | None]:
         prefix = day_prefix(customer_id, day)
         async with translate_errors():
-            count = int(await self._redis.get(prefix + "seq") or 0)
-            keys = [f"{prefix}{seq:08d}" for seq in range(1, min(count, limit) + 1)]
+            counters = await self._redis.mget([sequence_key(customer_id, day), prefix + "seq"])
+            count = int(counters[0] or counters[1] or 0)
+            last = min(count, after + limit)
+            keys = [f"{prefix}{seq:08d}" for seq in range(after + 1, last + 1)]
             values = await self._redis.mget(keys) if keys else []
         entries = []
         for raw in values:
             if raw is None:
-                continue
+                continue  # expired with its day
             r = _decoder.decode(raw)
             entries.append(
                 AuditEntry(customer_id, r.time, r.tool, r.platform, r.target, r.outcome, r.error_code, r.duration_ms)
             )
-        return entries
+        return entries, (last if last < count else None)

@@ -185,16 +185,20 @@ class SqlAuditLog(AuditLog):
         async with translate_errors(), self._engine.begin() as conn:
             await conn.execute(update(audit_log).where(audit_log.c.id == int(entry_id)).values(**_audit_row(entry)))
 
-    async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
+    async def list(
+        self, customer_id: str, day: date, after: int = 0, limit: int = 1000
+    ) -> tuple[list[AuditEntry], int | None]:
         query = (
             select(audit_log)
-            .where(audit_log.c.customer_id == customer_id, audit_log.c.day == day)
+            .where(audit_log.c.customer_id == customer_id, audit_log.c.day == day, audit_log.c.id > after)
             .order_by(audit_log.c.id)
-            .limit(limit)
+            .limit(limit + 1)  # one more tells whether another page follows
         )
         async with translate_errors(), self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [
+        more = len(rows) > limit
+        rows = rows[:limit]
+        entries = [
             AuditEntry(
                 r.customer_id,
                 from_db_time(r.time),
@@ -207,6 +211,7 @@ class SqlAuditLog(AuditLog):
             )
             for r in rows
         ]
+        return entries, (int(rows[-1].id) if more else None)
 
     async def purge(self, before: date) -> int:
         """Embedded mode's 90-day retention (Redis expires its keys itself)."""

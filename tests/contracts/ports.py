@@ -127,10 +127,23 @@ class CustomerCacheContract:
     async def test_put_get_evict(self, customer_cache: CustomerCache) -> None:
         customer, key = a_customer()
         assert await customer_cache.get(key.digest) is None
-        await customer_cache.put(key.digest, customer)
+        assert await customer_cache.put(key.digest, customer, await customer_cache.generation(key.digest))
         assert await customer_cache.get(key.digest) == customer
         await customer_cache.evict(key.digest)
         assert await customer_cache.get(key.digest) is None
+
+    async def test_a_lookup_that_started_before_an_eviction_is_not_written_back(
+        self, customer_cache: CustomerCache
+    ) -> None:
+        customer, key = a_customer()
+        generation = await customer_cache.generation(key.digest)  # a lookup reads the directory now ...
+        await customer_cache.evict(key.digest)  # ... the customer is deactivated meanwhile ...
+        assert not await customer_cache.put(key.digest, customer, generation)  # ... and its answer is dropped
+        assert await customer_cache.get(key.digest) is None
+
+        fresh = await customer_cache.generation(key.digest)  # a lookup that starts after the eviction
+        assert await customer_cache.put(key.digest, customer, fresh)
+        assert await customer_cache.get(key.digest) == customer
 
 
 class PhoneRoutesContract:

@@ -90,17 +90,22 @@ class SqlPhoneRoutes(PhoneRoutes):
         self._engine = engine
 
     async def claim(self, phone_number_id: str, customer_id: str) -> str:
-        async with translate_errors():
-            try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(
-                        insert(phone_routes).values(phone_number_id=phone_number_id, customer_id=customer_id)
-                    )
-                return customer_id
-            except IntegrityError:
-                pass  # already routed: report the owner
-        owner = await self.owner(phone_number_id)
-        return owner or customer_id
+        # The primary key makes the insert the atomic step: one claimant wins, the others read the owner.
+        for _ in range(3):
+            async with translate_errors():
+                try:
+                    async with self._engine.begin() as conn:
+                        await conn.execute(
+                            insert(phone_routes).values(phone_number_id=phone_number_id, customer_id=customer_id)
+                        )
+                    return customer_id
+                except IntegrityError:
+                    pass  # already routed: report the owner
+            owner = await self.owner(phone_number_id)
+            if owner is not None:
+                return owner
+            # Released between the insert and the read: try again rather than report a route not stored.
+        return ""
 
     async def release(self, phone_number_id: str, customer_id: str) -> None:
         async with translate_errors(), self._engine.begin() as conn:

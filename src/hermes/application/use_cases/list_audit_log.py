@@ -14,7 +14,9 @@ from hermes.domain.errors import Invalid
 STALE_AFTER = timedelta(minutes=10)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-_CURSOR = re.compile(r"[0-9]{1,18}")
+# `(?!\n)`: Python's `$` also matches before a final newline; published schemas keep plain `$` semantics.
+CURSOR_PATTERN = r"^[0-9]{1,18}$(?!\n)"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.get_usage import GetUsage
+from hermes.application.use_cases.list_audit_log import CURSOR_PATTERN as AUDIT_CURSOR_PATTERN
 from hermes.application.use_cases.list_audit_log import DEFAULT_LIMIT as AUDIT_PAGE
 from hermes.application.use_cases.list_audit_log import MAX_LIMIT as AUDIT_PAGE_MAX
 from hermes.application.use_cases.list_audit_log import ListAuditLog
@@ -111,9 +112,16 @@ class CustomerApi(Controller):
         customer: FromDishka[Customer],
         list_audit_log: FromDishka[ListAuditLog],
         date: Annotated[datetime.date | None, Parameter(description="UTC day, YYYY-MM-DD (default: today)")] = None,
-        cursor: Annotated[str | None, Parameter(description="nextCursor of the previous page", max_length=64)] = None,
+        cursor: Annotated[
+            str | None, Parameter(description="nextCursor of the previous page", pattern=AUDIT_CURSOR_PATTERN)
+        ] = None,
         limit: Annotated[
-            int | None, Parameter(description=f"entries per page (default {AUDIT_PAGE}, at most {AUDIT_PAGE_MAX})")
+            int | None,
+            Parameter(
+                description=f"entries per page (default {AUDIT_PAGE}, at most {AUDIT_PAGE_MAX})",
+                ge=1,
+                le=AUDIT_PAGE_MAX,
+            ),
         ] = None,
     ) -> AuditLogView:
         page = await list_audit_log(customer.id, date, cursor, limit)

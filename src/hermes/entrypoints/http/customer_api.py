@@ -58,11 +58,14 @@ class CustomerApi(Controller):
         data: Annotated[dict[str, Any], Body(description="the platform's credential fields (camelCase)")],
         customer: FromDishka[Customer],
         connect: FromDishka[ConnectPlatform],
-        verify: Annotated[bool, Parameter(description="make one cheap call to the platform first")] = False,
+        verify: Annotated[
+            bool, Parameter(description="make one cheap call to the platform first (WhatsApp: always)")
+        ] = False,
     ) -> ConnectResult:
         target = Platform.parse(platform)
         await connect(customer, target, data, verify)
-        log.info("customer %s connected %s%s", customer.id, target.value, " (verified)" if verify else "")
+        verified = verify or target is Platform.WHATSAPP
+        log.info("customer %s connected %s%s", customer.id, target.value, " (verified)" if verified else "")
         return ConnectResult(connected=True, platform=target.value)
 
     @delete(

@@ -1,5 +1,8 @@
-"""Patterns that validate input accept nothing after the match: Python's `$` also matches before a final
-newline, so every published pattern that ends in `$` must still refuse "value\n"."""
+"""Input checks that hold under hostile input.
+
+Patterns that validate input accept nothing after the match: Python's `$` also matches before a
+final newline, so every published pattern that ends in `$` must still refuse "value\n".
+"""
 
 from __future__ import annotations
 
@@ -43,3 +46,14 @@ def test_the_customer_email_schema_refuses_a_trailing_newline() -> None:
     assert msgspec.convert("owner@example.com", email) == "owner@example.com"
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert("owner@example.com\n", email)
+
+
+async def test_the_in_process_rate_limiter_keeps_one_window_per_customer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hermes.adapters.memory import stores
+
+    limiter = stores.InMemoryRateLimiter()
+    for minute in range(100):
+        monkeypatch.setattr(stores.time, "time", lambda minute=minute: minute * 60.0 + 1)
+        assert await limiter.hit("cust", 1) is None  # each new minute starts afresh
+    assert await limiter.hit("cust", 1) == 59.0
+    assert len(limiter.counts) == 1

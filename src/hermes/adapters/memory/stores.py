@@ -61,13 +61,16 @@ class InMemoryRateLimiter(RateLimiter):
     """Fixed one-minute windows, like the Redis limiter; fine for one process."""
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, int], int] = defaultdict(int)
+        self.counts: dict[str, tuple[int, int]] = {}  # customer -> (window, requests in it)
 
     async def hit(self, customer_id: str, limit: int) -> float | None:
         now = time.time()
         window = int(now // 60)
-        self.counts[(customer_id, window)] += 1
-        if self.counts[(customer_id, window)] > limit:
+        held, count = self.counts.get(customer_id, (window, 0))
+        # One entry per customer: past windows are replaced, so a long-running process does not grow.
+        count = count + 1 if held == window else 1
+        self.counts[customer_id] = (window, count)
+        if count > limit:
             return max(1.0, (window + 1) * 60 - now)
         return None
 

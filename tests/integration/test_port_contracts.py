@@ -124,6 +124,8 @@ class TestRedisAuditLog(AuditLogContract):
         # As an older version left the day: its counter inside the entries' prefix.
         await redis.rename(f"logseq:{{{cust}}}:2026-05-08", f"logs:{{{cust}}}:2026-05-08:seq")
         assert (await log.list(cust, date(2026, 5, 8)))[0] == [first]
+        assert [k async for k in redis.scan_iter(match=f"logs:{{{cust}}}:*")] == [key.encode()]  # moved on read
+        await redis.rename(f"logseq:{{{cust}}}:2026-05-08", f"logs:{{{cust}}}:2026-05-08:seq")
 
         second = AuditEntry(cust, datetime(2026, 5, 8, tzinfo=UTC), "second", None, None, "success", None, 1.0)
         assert await log.append(second) == key.replace("00000001", "00000002")

@@ -10,22 +10,24 @@ from hermes.domain.audit import AuditEntry
 
 # The day's sequence counter lives under `logseq:`, so that `logs:{cust}:` holds audit entries
 # only (a reader scanning a day's keys finds entries, nothing else). It shares the customer's
-# hash tag with the entries, so the script touches one cluster slot. A counter left under the
-# old name `logs:{cust}:{day}:seq` is carried over on the day's next append.
-_APPEND = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  local old = redis.call('GET', KEYS[2])
-  if old then
-    redis.call('SET', KEYS[1], old)
-    redis.call('DEL', KEYS[2])
-  end
+# hash tag with the entries, so each script touches one cluster slot. A counter left under the
+# old name `logs:{cust}:{day}:seq` is moved (with its expiry) the first time the day is written or read.
+_MOVE_OLD_COUNTER = """
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[1])
 end
+"""
+_APPEND = (
+    _MOVE_OLD_COUNTER
+    + """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 local key = ARGV[3] .. string.format('%08d', seq)
 redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
 return key
 """
+)
+_COUNT = _MOVE_OLD_COUNTER + "return redis.call('GET', KEYS[1])"
 
 
 class AuditRecord(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -68,6 +70,7 @@ class RedisAuditLog(AuditLog):
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._append = redis.register_script(_APPEND)
+        self._count = redis.register_script(_COUNT)
 
     async def append(self, entry: AuditEntry) -> str:
         day = entry.time.date()
@@ -89,8 +92,7 @@ class RedisAuditLog(AuditLog):
     ) -> tuple[list[AuditEntry], int | None]:
         prefix = day_prefix(customer_id, day)
         async with translate_errors():
-            counters = await self._redis.mget([sequence_key(customer_id, day), prefix + "seq"])
-            count = int(counters[0] or counters[1] or 0)
+            count = int(await self._count(keys=[sequence_key(customer_id, day), prefix + "seq"]) or 0)
             last = min(count, after + limit)
             keys = [f"{prefix}{seq:08d}" for seq in range(after + 1, last + 1)]
             values = await self._redis.mget(keys) if keys else []

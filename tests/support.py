@@ -43,5 +43,13 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+# Fake Graph servers that must know every number/token pair a test connects: Hermes proves
+# ownership of a WhatsApp number on every connect (tests/integration/conftest.py adds one).
+WHATSAPP_GRAPHS: list[Any] = []
+
+
 def whatsapp_credentials(phone_number_id: str = "106540352242922", token: str = "EAAG-test-token") -> dict[str, str]:
+    """Credentials for a number that `token` can read on every registered fake Graph."""
+    for graph in WHATSAPP_GRAPHS:
+        graph.add_phone_number(phone_number_id, token)
     return {"phoneNumberId": phone_number_id, "accessToken": token, "businessAccountId": "102290129340398"}

@@ -127,10 +127,23 @@ class CustomerCacheContract:
     async def test_put_get_evict(self, customer_cache: CustomerCache) -> None:
         customer, key = a_customer()
         assert await customer_cache.get(key.digest) is None
-        await customer_cache.put(key.digest, customer)
+        assert await customer_cache.put(key.digest, customer, await customer_cache.generation(key.digest))
         assert await customer_cache.get(key.digest) == customer
         await customer_cache.evict(key.digest)
         assert await customer_cache.get(key.digest) is None
+
+    async def test_a_lookup_that_started_before_an_eviction_is_not_written_back(
+        self, customer_cache: CustomerCache
+    ) -> None:
+        customer, key = a_customer()
+        generation = await customer_cache.generation(key.digest)  # a lookup reads the directory now ...
+        await customer_cache.evict(key.digest)  # ... the customer is deactivated meanwhile ...
+        assert not await customer_cache.put(key.digest, customer, generation)  # ... and its answer is dropped
+        assert await customer_cache.get(key.digest) is None
+
+        fresh = await customer_cache.generation(key.digest)  # a lookup that starts after the eviction
+        assert await customer_cache.put(key.digest, customer, fresh)
+        assert await customer_cache.get(key.digest) == customer
 
 
 class PhoneRoutesContract:
@@ -186,13 +199,14 @@ class AuditLogContract:
         await audit_log.append(AuditEntry(b, day, "x_tool", None, None, "error", "invalid_arguments", 0.1))
         await audit_log.append(AuditEntry(a, day.replace(day=9), "late", None, None, "success", None, 0.1))
 
-        entries = await audit_log.list(a, date(2026, 5, 8))
+        entries, after = await audit_log.list(a, date(2026, 5, 8))
+        assert after is None
         assert [e.tool for e in entries] == ["whatsapp_send_message", "telegram_send_message", "email_send"]
         assert entries[0] == AuditEntry(
             a, day.replace(minute=0), "whatsapp_send_message", "whatsapp", "t0", "success", None, 1.5
         )
-        assert [e.error_code for e in await audit_log.list(b, date(2026, 5, 8))] == ["invalid_arguments"]
-        assert await audit_log.list(a, date(2026, 5, 7)) == []
+        assert [e.error_code for e in (await audit_log.list(b, date(2026, 5, 8)))[0]] == ["invalid_arguments"]
+        assert await audit_log.list(a, date(2026, 5, 7)) == ([], None)
 
     async def test_a_started_entry_is_completed_in_place(self, audit_log: AuditLog) -> None:
         cust = uid()
@@ -200,12 +214,35 @@ class AuditLogContract:
         started = AuditEntry(cust, when, "telegram_send_message", "telegram", "42", "started", None, 0.0)
         entry_id = await audit_log.append(started)
         await audit_log.append(AuditEntry(cust, when, "later_call", None, None, "success", None, 1.0))
-        assert [e.outcome for e in await audit_log.list(cust, date(2026, 5, 8))] == ["started", "success"]
+        assert [e.outcome for e in (await audit_log.list(cust, date(2026, 5, 8)))[0]] == ["started", "success"]
 
         done = AuditEntry(cust, when, "telegram_send_message", "telegram", "42", "error", "429", 812.5)
         await audit_log.complete(entry_id, done)
 
-        assert await audit_log.list(cust, date(2026, 5, 8)) == [
+        assert (await audit_log.list(cust, date(2026, 5, 8)))[0] == [
             done,
             AuditEntry(cust, when, "later_call", None, None, "success", None, 1.0),
         ]
+
+    async def test_pages_cover_every_entry_once_in_order_and_end_with_no_cursor(self, audit_log: AuditLog) -> None:
+        cust, other = uid(), uid()
+        when = datetime(2026, 5, 8, 9, tzinfo=UTC)
+        for i in range(7):
+            await audit_log.append(AuditEntry(cust, when, f"tool_{i}", None, None, "success", None, 1.0))
+            await audit_log.append(AuditEntry(other, when, "noise", None, None, "success", None, 1.0))
+
+        seen: list[str] = []
+        after = 0
+        for _ in range(10):
+            page, following = await audit_log.list(cust, date(2026, 5, 8), after, 3)
+            seen += [e.tool for e in page]
+            if following is None:
+                break
+            after = following
+        assert seen == [f"tool_{i}" for i in range(7)]
+        assert (await audit_log.list(cust, date(2026, 5, 8), 0, 7))[1] is None  # exactly one full page
+
+        # A cursor stays valid as the day grows: the next page starts with what came after it.
+        await audit_log.append(AuditEntry(cust, when, "tool_7", None, None, "success", None, 1.0))
+        page, following = await audit_log.list(cust, date(2026, 5, 8), after, 3)
+        assert [e.tool for e in page] == ["tool_6", "tool_7"] and following is None

@@ -31,6 +31,31 @@ def _services() -> None:
     subprocess.run(["bash", str(ROOT / "scripts" / "ensure-services.sh")], check=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_graph() -> Iterator[Any]:
+    """One fake Graph API for every server of the session that is not given its own.
+
+    WhatsApp connects are always verified against Graph, so `HERMES_WHATSAPP_API_BASE`
+    points here (settings and child processes read it from the environment) and
+    `whatsapp_credentials` registers each number/token pair a test connects.
+    """
+    import os
+
+    from tests.fakes.graph import FakeGraph
+    from tests.support import WHATSAPP_GRAPHS
+
+    with FakeGraph() as graph:
+        previous = os.environ.get("HERMES_WHATSAPP_API_BASE")
+        os.environ["HERMES_WHATSAPP_API_BASE"] = graph.api_base()
+        WHATSAPP_GRAPHS.append(graph)
+        yield graph
+        WHATSAPP_GRAPHS.remove(graph)
+        if previous is None:
+            del os.environ["HERMES_WHATSAPP_API_BASE"]
+        else:
+            os.environ["HERMES_WHATSAPP_API_BASE"] = previous
+
+
 @pytest.fixture(scope="session")
 def mariadb_url() -> Iterator[str]:
     """A fresh database for this test session, migrated with Alembic like `hermes db upgrade`."""

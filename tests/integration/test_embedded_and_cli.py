@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,8 +65,8 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_embedded_mode_keeps_connections_across_a_restart(workdir: Path) -> None:
-    env = clean_env()
+def test_embedded_mode_keeps_connections_across_a_restart(workdir: Path, shared_graph: Any) -> None:
+    env = clean_env(HERMES_WHATSAPP_API_BASE=shared_graph.api_base())  # WhatsApp connects are always verified
     init = run(["init"], workdir, env)
     assert init.returncode == 0, init.stderr
     assert "HERMES_ENCRYPTION_KEYS=k1:" in init.stdout

@@ -98,9 +98,18 @@ async def test_ciphertext_copied_to_another_customer_does_not_decrypt(hermes: He
     # Bob's key now holds Alice's ciphertext: the associated data (customer, platform) refuses it.
     async with hermes.client(bob["apiKey"]) as client:
         reply = await client.post("/api/tools/telegram_get_updates", json={})
-    assert reply.status_code == 503
-    assert "cannot be decrypted" in reply.json()["detail"]
+    # A state of the account, not an outage: no Retry-After, the owner must reconnect.
+    assert reply.status_code == 409
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert "retry-after" not in reply.headers
+    assert reply.json()["detail"] == (
+        "the stored credentials for telegram can no longer be read; the account owner must reconnect telegram"
+    )
     assert "123456789" not in reply.text
+    async with hermes.client(bob["apiKey"]) as client:
+        connections = await client.get("/api/connections")
+    assert connections.status_code == 200
+    assert connections.json()["connections"]["telegram"] is True
 
 
 @pytest.mark.parametrize("action", ["deactivate", "rotate-key"])

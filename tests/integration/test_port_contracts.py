@@ -55,7 +55,7 @@ class TestRedisCustomerCache(CustomerCacheContract):
         from tests.contracts.ports import a_customer
 
         customer, key = a_customer()
-        await RedisCustomerCache(redis).put(key.digest, customer)
+        await RedisCustomerCache(redis).put(key.digest, customer, "")
         ttl = await redis.ttl(cache_key(key.digest))
         assert 55 <= ttl <= 60
 
@@ -107,6 +107,30 @@ class TestRedisAuditLog(AuditLogContract):
         )
         key = f"logs:{{{cust}}}:2026-05-08:00000001"
         assert 7775990 <= await redis.ttl(key) <= 7776000
+        # Nothing but entries under `logs:{cust}:`: the day's counter lives under another prefix.
+        assert [k async for k in redis.scan_iter(match=f"logs:{{{cust}}}:*")] == [key.encode()]
+        assert 7775990 <= await redis.ttl(f"logseq:{{{cust}}}:2026-05-08") <= 7776000
+
+    async def test_a_counter_under_the_old_name_is_carried_over(self, redis: Any) -> None:
+        from datetime import UTC, date, datetime
+
+        from hermes.domain.audit import AuditEntry
+        from tests.contracts.ports import uid
+
+        cust = uid()
+        log = RedisAuditLog(redis)
+        first = AuditEntry(cust, datetime(2026, 5, 8, tzinfo=UTC), "first", None, None, "success", None, 1.0)
+        key = await log.append(first)
+        # As an older version left the day: its counter inside the entries' prefix.
+        await redis.rename(f"logseq:{{{cust}}}:2026-05-08", f"logs:{{{cust}}}:2026-05-08:seq")
+        assert (await log.list(cust, date(2026, 5, 8)))[0] == [first]
+        assert [k async for k in redis.scan_iter(match=f"logs:{{{cust}}}:*")] == [key.encode()]  # moved on read
+        await redis.rename(f"logseq:{{{cust}}}:2026-05-08", f"logs:{{{cust}}}:2026-05-08:seq")
+
+        second = AuditEntry(cust, datetime(2026, 5, 8, tzinfo=UTC), "second", None, None, "success", None, 1.0)
+        assert await log.append(second) == key.replace("00000001", "00000002")
+        assert (await log.list(cust, date(2026, 5, 8)))[0] == [first, second]
+        assert not await redis.exists(f"logs:{{{cust}}}:2026-05-08:seq")
 
 
 class TestSqlAuditLog(AuditLogContract):
@@ -131,7 +155,7 @@ class TestLayeredCustomerCache(CustomerCacheContract):
         listeners = [asyncio.create_task(c.listen()) for c in (one, two)]
         await _until(lambda: one._listening and two._listening)
         customer, key = a_customer()
-        await one.put(key.digest, customer)
+        await one.put(key.digest, customer, await one.generation(key.digest))
         assert await two.get(key.digest) == customer  # now held locally by both
 
         await one.evict(key.digest)
@@ -146,9 +170,51 @@ class TestLayeredCustomerCache(CustomerCacheContract):
 
         cache = LayeredCustomerCache(redis)  # not listening
         customer, key = a_customer()
-        await cache.put(key.digest, customer)
+        await cache.put(key.digest, customer, await cache.generation(key.digest))
         assert cache._local == {}
         assert await cache.get(key.digest) == customer  # still served, from Redis
+
+
+async def test_a_resolve_racing_a_deactivation_on_another_instance_leaves_nothing_cached(redis: Any) -> None:
+    """The race, step by step: instance one resolves the key and has read
+    the directory (customer active) when instance two deactivates it and evicts the key; instance
+    one then finishes. The key must be refused from the next request on, not for 60 s more."""
+    from hermes.adapters.memory.customers import InMemoryCustomerDirectory
+    from hermes.adapters.memory.stores import InMemoryRateLimiter
+    from hermes.application.use_cases.deactivate_customer import DeactivateCustomer
+    from hermes.application.use_cases.resolve_customer import ResolveCustomer
+    from hermes.domain.errors import Unauthorized
+    from tests.contracts.ports import a_customer
+    from tests.unit.conftest import RecordingSessions
+
+    customer, key = a_customer()
+    directory = InMemoryCustomerDirectory()
+    await directory.add(customer, key.digest)
+    one, two = LayeredCustomerCache(redis), LayeredCustomerCache(redis)
+    listeners = [asyncio.create_task(c.listen()) for c in (one, two)]
+    await _until(lambda: one._listening and two._listening)
+    directory_read = asyncio.Event()
+    deactivated = asyncio.Event()
+
+    class PausingDirectory(InMemoryCustomerDirectory):
+        async def find_by_key_digest(self, api_key_digest: str) -> Any:
+            found = await directory.find_by_key_digest(api_key_digest)
+            directory_read.set()
+            await deactivated.wait()  # the deactivation lands after the read, before the write-back
+            return found
+
+    resolving = asyncio.create_task(ResolveCustomer(PausingDirectory(), one, InMemoryRateLimiter())(key.secret))
+    await directory_read.wait()
+    await DeactivateCustomer(directory, two, RecordingSessions())(customer.id)
+    deactivated.set()
+    assert (await resolving).id == customer.id  # the request in flight was checked before the deactivation
+
+    for cache in (one, two):
+        with pytest.raises(Unauthorized):
+            await ResolveCustomer(directory, cache, InMemoryRateLimiter())(key.secret)
+    assert await RedisCustomerCache(redis).get(key.digest) is None
+    for task in listeners:
+        task.cancel()
 
 
 async def _until(condition: Any, timeout: float = 3.0) -> None:

@@ -24,6 +24,7 @@ from tests.fakes.telegram import FakeTelegram
 from tests.integration.mcp_client import mcp_session
 from tests.integration.oauth_support import OAuthAgent, start_public
 from tests.integration.server import HermesServer
+from tests.support import whatsapp_credentials
 from tests.whatsapp_payloads import batch, change, contact, encode, sign, text_message, wamid
 
 
@@ -104,11 +105,15 @@ async def test_customer_a_can_neither_read_nor_change_anything_of_customer_b(wor
 
     # B's world: connections, a routed inbound message, an audited tool call, a callback, an OAuth client.
     async with server.client(b.key) as client:
-        wa = {"phoneNumberId": b_phone, "accessToken": "EAAG-b-" + secrets.token_hex(8), "businessAccountId": "1"}
+        wa = whatsapp_credentials(b_phone, "EAAG-b-" + secrets.token_hex(8))
         assert (await client.post("/api/connect/whatsapp", json=wa)).status_code == 200
         assert (await client.post("/api/connect/telegram", json={"botToken": b_token})).status_code == 200
         sent = await client.post("/api/tools/telegram_send_message", json={"chat_id": 5150, "text": b_secret_text})
         assert sent.status_code == 200
+        assert (await client.post("/api/tools/connections_status", json={})).status_code == 200
+        b_logs = (await client.get("/api/logs", params={"limit": 1})).json()
+        b_log_cursor = b_logs["nextCursor"]
+        assert b_log_cursor is not None and len(b_logs["entries"]) == 1
         callback = await client.put("/api/inbound/callback", json={"url": "https://127.0.0.1:9/b-hook"})
         assert callback.status_code == 200, callback.text
         b_signing_secret = callback.json()["signingSecret"]
@@ -148,6 +153,7 @@ async def test_customer_a_can_neither_read_nor_change_anything_of_customer_b(wor
         "customer_id": [b.id],
     }
     aimed_query = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "cursor": b_cursor, "platform": "whatsapp"}
+    aimed_cursors = {"/api/logs": b_log_cursor}  # a page cursor of B's own audit log
     aimed_bodies: dict[str, Any] = {
         "/api/connect/whatsapp": wa,
         "/api/connect/telegram": {"botToken": b_token},
@@ -169,6 +175,8 @@ async def test_customer_a_can_neither_read_nor_change_anything_of_customer_b(wor
                 }
                 for path in _fill_path(template, aimed_path):
                     body = aimed_bodies.get(path, {}) if method in ("post", "put", "patch") else None
+                    if path in aimed_cursors:
+                        query = query | {"cursor": aimed_cursors[path], "limit": 1}
                     replies.append(await client.request(method.upper(), path, params=query, json=body))
                     calls += 1
     assert calls >= 20
@@ -208,5 +216,8 @@ async def test_customer_a_can_neither_read_nor_change_anything_of_customer_b(wor
     leaked = [s for s in b_secrets if s in seen]
     assert not leaked, f"A saw B's {leaked}"
     assert all(r.status_code != 500 for r in replies)
+    # B's audit cursor only ever pages A's own log.
+    (a_logs,) = [r for r in replies if r.request.url.path == "/api/logs"]
+    assert a_logs.status_code == 200 and a_logs.json()["customerId"] == a.id
     # B's number still routes to B (A tried to take it and to disconnect it).
     assert (await aio_redis.get(route_key(b_phone))).decode() == b.id

@@ -18,7 +18,7 @@ from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.customer import Customer
-from hermes.domain.errors import Invalid, NotConnected, NotFound, PlatformRejected, RateLimited, Unavailable
+from hermes.domain.errors import Conflict, Invalid, NotConnected, NotFound, PlatformRejected, RateLimited
 from hermes.domain.plan import Plan
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.problems import error_text
@@ -68,7 +68,7 @@ def setup(world: World, env: Mapping[str, str] | None = None) -> tuple[CallTool,
 
 async def connected_customer(world: World, plan: str = "starter") -> Customer:
     customer = (await world.create("a@example.com", plan)).customer
-    await ConnectPlatform(world.vault, world.routes, world.verifier)(
+    await ConnectPlatform(world.vault, world.routes, world.verifier, EnvironmentCredentials({}))(
         customer, Platform.WHATSAPP, whatsapp_credentials("111", "EAAG-own"), verify=False
     )
     return customer
@@ -156,13 +156,13 @@ async def test_every_failure_leaves_exactly_one_audit_entry_with_its_code(
     assert [(e.outcome, e.error_code, e.target) for e in world.audit.entries] == [("error", code, "+1")]
 
 
-async def test_invalid_arguments_are_refused_before_credentials_or_quota(world: World) -> None:
+async def test_invalid_arguments_are_refused_before_the_platform_and_still_count(world: World) -> None:
     call, echo, _ = setup(world)
     customer = await connected_customer(world)
     with pytest.raises(Invalid):
         await call(Caller(customer), "whatsapp_send_message", {"message": "no recipient"})
     assert echo.runs == []
-    assert await world.usage.used(customer.id, "2026-05") == 0
+    assert await world.usage.used(customer.id, "2026-05") == 1
     assert world.audit.entries[0].error_code == "invalid_arguments"
 
 
@@ -170,6 +170,24 @@ async def test_unknown_tool_is_not_found(world: World) -> None:
     call, _, _ = setup(world)
     with pytest.raises(NotFound):
         await call(Caller(None), "myspace_post", {})
+
+
+async def test_failed_calls_of_every_kind_count_against_the_monthly_quota(world: World) -> None:
+    call, echo, _ = setup(world)
+    customer = (await world.create("a@example.com", "free")).customer
+    with pytest.raises(NotFound):
+        await call(Caller(customer), "myspace_post", {})
+    with pytest.raises(NotConnected):
+        await call(Caller(customer), "whatsapp_send_message", {"to": "+1"})
+    with pytest.raises(Invalid):
+        await call(Caller(customer), "whatsapp_send_message", {})
+    assert await world.usage.used(customer.id, "2026-05") == 3
+
+    world.usage.counts[(customer.id, "2026-05")] = Plan.FREE.limits.monthly_tool_calls
+    for name, arguments in (("myspace_post", {}), ("whatsapp_send_message", {})):
+        with pytest.raises(RateLimited):
+            await call(Caller(customer), name, arguments)
+    assert echo.runs == []
 
 
 async def test_monthly_quota_refuses_with_time_until_next_month(world: World) -> None:
@@ -191,9 +209,12 @@ async def test_undecryptable_credentials_ask_for_a_reconnect(world: World) -> No
     customer = await connected_customer(world)
     world.store.envelopes[(customer.id, Platform.WHATSAPP)] = b"\x01\x02k1" + b"\x00" * 40
 
-    with pytest.raises(Unavailable) as caught:
+    with pytest.raises(Conflict) as caught:
         await call(Caller(customer), "whatsapp_send_message", {"to": "+1"})
-    assert "POST /api/connect/whatsapp" in caught.value.detail
+    assert caught.value.detail == (
+        "the stored credentials for whatsapp can no longer be read; the account owner must reconnect whatsapp"
+    )
+    assert [(e.outcome, e.error_code) for e in world.audit.entries] == [("error", "conflict")]
 
 
 async def test_tool_list_shows_only_connected_platforms(world: World) -> None:
@@ -202,7 +223,7 @@ async def test_tool_list_shows_only_connected_platforms(world: World) -> None:
     customer = (await world.create("a@example.com", "starter")).customer
 
     assert [s.name for s in await listing(Caller(customer))] == ["connections_status"]
-    await ConnectPlatform(world.vault, world.routes, world.verifier)(
+    await ConnectPlatform(world.vault, world.routes, world.verifier, EnvironmentCredentials({}))(
         customer, Platform.WHATSAPP, whatsapp_credentials(), verify=False
     )
     names: Sequence[str] = [s.name for s in await listing(Caller(customer))]
@@ -265,9 +286,9 @@ async def test_a_started_entry_reads_interrupted_once_its_call_cannot_be_running
     await world.audit.append(crashed)
     listing = ListAuditLog(world.audit, world.clock)
 
-    _, fresh = await listing("cust_a", None)
+    fresh = (await listing("cust_a", None)).entries
     world.clock.current += timedelta(minutes=11)
-    _, stale = await listing("cust_a", crashed.time.date())
+    stale = (await listing("cust_a", crashed.time.date())).entries
 
     assert [e.outcome for e in fresh] == ["started"]  # may still be running
     assert [e.outcome for e in stale] == ["interrupted"]

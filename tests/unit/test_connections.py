@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hermes.adapters.env_credentials import EnvironmentCredentials
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.get_connections import GetConnections
@@ -13,9 +14,15 @@ from hermes.domain.platform import Platform
 from tests.support import whatsapp_credentials
 from tests.unit.conftest import World
 
+SINGLE_USER_ENV = {
+    "WHATSAPP_DEFAULT_PHONE_NUMBER_ID": "999",
+    "WHATSAPP_DEFAULT_ACCESS_TOKEN": "EAAG-single",
+    "WHATSAPP_DEFAULT_BUSINESS_ACCOUNT_ID": "1",
+}
 
-def connect(world: World) -> ConnectPlatform:
-    return ConnectPlatform(world.vault, world.routes, world.verifier)
+
+def connect(world: World, env: dict[str, str] | None = None) -> ConnectPlatform:
+    return ConnectPlatform(world.vault, world.routes, world.verifier, EnvironmentCredentials(env or {}))
 
 
 async def customer(world: World, email: str = "a@example.com") -> Customer:
@@ -101,6 +108,36 @@ async def test_verify_is_called_only_when_asked(world: World) -> None:
     assert world.verifier.calls == []
     await connect(world)(cust, Platform.TELEGRAM, {"botToken": "123456:" + "A" * 35}, verify=True)
     assert [p for p, _ in world.verifier.calls] == [Platform.TELEGRAM]
+
+
+async def test_whatsapp_is_verified_even_when_verify_is_off(world: World) -> None:
+    cust = await customer(world)
+    world.verifier.refuse.add(Platform.WHATSAPP)
+    with pytest.raises(PlatformRejected):
+        await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111", "EAAG-not-for-111"), verify=False)
+    assert [p for p, _ in world.verifier.calls] == [Platform.WHATSAPP]
+    assert world.store.envelopes == {} and world.routes.owners == {}
+
+
+async def test_the_single_user_number_cannot_be_claimed_by_a_customer(world: World) -> None:
+    cust = await customer(world)
+    with pytest.raises(Conflict) as caught:
+        await connect(world, SINGLE_USER_ENV)(cust, Platform.WHATSAPP, whatsapp_credentials("999"), verify=False)
+    assert caught.value.detail == "WhatsApp phone number id 999 is reserved by this deployment"
+    assert world.store.envelopes == {} and world.routes.owners == {}
+    await connect(world, SINGLE_USER_ENV)(cust, Platform.WHATSAPP, whatsapp_credentials("111"), verify=False)
+    assert await world.routes.owner("111") == cust.id
+
+
+async def test_unreadable_whatsapp_credentials_can_be_replaced_by_reconnecting(world: World) -> None:
+    cust = await customer(world)
+    await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111"), verify=False)
+    world.store.envelopes[(cust.id, Platform.WHATSAPP)] = b"\x01\x02k1" + b"\x00" * 40
+
+    await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111", "EAAG-again"), verify=False)
+
+    assert (await world.vault.load(cust.id, Platform.WHATSAPP) or {})["accessToken"] == "EAAG-again"
+    assert await world.routes.owner("111") == cust.id
 
 
 def test_unknown_platform_is_not_found() -> None:

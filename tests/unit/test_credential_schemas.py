@@ -94,3 +94,17 @@ def test_single_user_credentials_come_from_default_env_vars() -> None:
     assert credentials_from_env(Platform.TELEGRAM, env) is None
     with pytest.raises(Invalid):
         credentials_from_env(Platform.EMAIL, env)  # partially configured
+
+
+@pytest.mark.parametrize(
+    ("platform", "field", "value"),
+    [
+        (Platform.WHATSAPP, "phoneNumberId", "\uff11\uff11\uff11"),  # fullwidth digits pass str.isdigit
+        (Platform.INSTAGRAM, "igUserId", "178414²"),
+        (Platform.TELEGRAM, "botToken", "١٢٣٤٥٦:AAH" + "x" * 32),
+    ],
+)
+def test_route_keys_and_bot_ids_are_ascii_digits(platform: Platform, field: str, value: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        parse_credentials(platform, {**VALID[platform], field: value})
+    assert set(caught.value.fields) == {field}

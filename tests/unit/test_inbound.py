@@ -186,6 +186,13 @@ async def test_unknown_numbers_are_counted_not_retried(inbound: Inbound) -> None
     assert [(p, n, c) for p, n, c, _ in counts] == [(Platform.WHATSAPP, N_UNKNOWN, 2)]
 
 
+async def test_the_single_user_number_wins_over_a_customer_route_to_it(inbound: Inbound) -> None:
+    inbound.env = NoEnv(N1)  # N1 was routed to cust_a before the deployment reserved it
+    await inbound.route(Platform.WHATSAPP, wa.encode(wa.batch(wa.change(N1, messages=[wa.text_message("m1")]))))
+    assert [e.item.message_id for e in (await inbound.inbox.list(SINGLE_USER_ID, None, 10))[0]] == ["m1"]
+    assert (await inbound.inbox.list("cust_a", None, 10))[0] == []
+
+
 async def test_the_single_user_number_routes_to_the_single_user_inbox(inbound: Inbound) -> None:
     inbound.env = NoEnv(N_UNKNOWN)
     await inbound.route(Platform.WHATSAPP, wa.encode(wa.batch(wa.change(N_UNKNOWN, messages=[wa.text_message("m1")]))))

@@ -42,12 +42,12 @@ def _digits(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     text = _text(value, 64)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # isdigit alone admits "²" and other scripts' digits
         raise ValueError("must contain only digits")
     return text
 
 
-_TELEGRAM_TOKEN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,200}$")
+_TELEGRAM_TOKEN = re.compile(r"^[0-9]{3,20}:[A-Za-z0-9_-]{20,200}\Z")
 
 
 def _telegram_token(value: object) -> str:

@@ -16,7 +16,7 @@ API_KEY_PREFIX = "hms_"
 # 32 random bytes = 256 bits, well over the 160 the contract asks for.
 _API_KEY_BYTES = 32
 # ASCII spaces and controls spelled out: `\s` means different things to Python and to JSON Schema.
-EMAIL_PATTERN = r"^[^@\u0000-\u0020\u007f]{1,64}@[^@\u0000-\u0020\u007f]{1,255}\.[^@.\u0000-\u0020\u007f]{2,63}$"
+EMAIL_PATTERN = r"^[^@\u0000-\u0020\u007f]{1,64}@[^@\u0000-\u0020\u007f]{1,255}\.[^@.\u0000-\u0020\u007f]{2,63}$(?!\n)"
 _EMAIL = re.compile(EMAIL_PATTERN)
 
 

@@ -83,7 +83,9 @@ def init(env_file: str) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(min=1), help="more than 1 needs HERMES_REDIS_URL"
+)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API, webhooks and /mcp with uvicorn."""
     import uvicorn
@@ -95,6 +97,14 @@ def serve(host: str, port: int, workers: int) -> None:
         parse_keyring(settings.encryption_keys)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if settings.embedded and workers > 1:
+        # Each worker would keep its own customer cache and rate-limit counters: a deactivated
+        # customer would keep working in the other workers and limits would multiply.
+        raise click.ClickException(
+            f"--workers {workers} needs HERMES_REDIS_URL: embedded mode keeps its customer cache and rate "
+            "limits in process, so a deactivation or key rotation would reach only one worker and every "
+            "limit would be multiplied by the worker count. Run one worker, or set HERMES_REDIS_URL."
+        )
     mode = "embedded (SQL only)" if settings.embedded else "Redis + SQL"
     click.echo(f"Hermes on http://{host}:{port} ({mode}); OpenAPI at /schema, MCP at /mcp", err=True)
     uvicorn.run(

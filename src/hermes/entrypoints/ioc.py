@@ -343,7 +343,12 @@ class InboundProvider(Provider):
 
     @provide
     def whatsapp_webhook(self, queue: InboundQueue, settings: Settings) -> WhatsAppWebhook:
-        return WhatsAppWebhook(queue, parse_app_secrets(settings.whatsapp_app_secret), settings.whatsapp_verify_token)
+        return WhatsAppWebhook(
+            queue,
+            parse_app_secrets(settings.whatsapp_app_secret),
+            settings.whatsapp_verify_token,
+            max_body_bytes=settings.max_body_bytes,
+        )
 
 
 class RedisInboundProvider(Provider):

@@ -166,9 +166,18 @@ async def test_verify(graph: FakeGraph, wa: Gateway) -> None:
     c = creds(graph)
     graph.server_error_next()
     await wa.plugin.verify(c)  # a read: the transient 500 is retried
-    with pytest.raises(PlatformRejected) as caught:
+    # Refused credentials name the field at fault: Graph's 190 is the token, its 100/33 the number.
+    with pytest.raises(Invalid) as caught:
         await wa.plugin.verify({**c, "accessToken": "EAAGnot-a-real-token"})
-    assert caught.value.reconnect is True
+    assert set(caught.value.fields) == {"accessToken"}
+    other_number, _ = graph.add_phone_number()
+    with pytest.raises(Invalid) as caught:
+        await wa.plugin.verify({**c, "phoneNumberId": other_number})
+    assert set(caught.value.fields) == {"phoneNumberId"}
+    assert caught.value.detail.startswith("WhatsApp error 100: ")
+    graph.server_error_next(n=5)
+    with pytest.raises(PlatformRejected):  # an outage says nothing about the credentials
+        await wa.plugin.verify(c)
 
 
 async def test_a_stalled_platform_hits_the_overall_deadline(graph: FakeGraph, gateway: Callable[..., Gateway]) -> None:

@@ -299,7 +299,7 @@ def connect(server: HermesServer, api_key: str, bodies: dict[str, dict[str, Any]
 
 def audit_count(redis_client: redis.Redis, audit_id: str) -> int:
     """How many audit entries today holds for this caller: the day's sequence counter."""
-    return int(redis_client.get(f"logs:{{{audit_id}}}:{today()}:seq") or 0)
+    return int(redis_client.get(f"logseq:{{{audit_id}}}:{today()}") or 0)
 
 
 def audit_raw(redis_client: redis.Redis, audit_id: str, after: int) -> list[bytes]:
@@ -318,13 +318,19 @@ async def audit_entries(tenant: Tenant, redis_client: redis.Redis, after: int) -
     """
     if tenant.customer_id is None:
         return [json.loads(raw) for raw in audit_raw(redis_client, tenant.audit_id, after)]
+    entries: list[dict[str, Any]] = []
+    cursor: str | None = None
     async with tenant.rest() as client:
-        reply = await client.get("/api/logs", params={"date": today()})
-    assert reply.status_code == 200, reply.text
-    body = reply.json()
-    assert body["customerId"] == tenant.customer_id
-    entries: list[dict[str, Any]] = body["entries"]
-    return entries[after:]
+        while True:
+            params = {"date": today(), "limit": "1000"} | ({"cursor": cursor} if cursor else {})
+            reply = await client.get("/api/logs", params=params)
+            assert reply.status_code == 200, reply.text
+            body = reply.json()
+            assert body["customerId"] == tenant.customer_id
+            entries += body["entries"]
+            cursor = body["nextCursor"]
+            if cursor is None:
+                return entries[after:]
 
 
 _FENCE = re.compile(r'<untrusted-content source="[^"]*"(?: sender="[^"]*")?>(.*)</untrusted-content>', re.DOTALL)

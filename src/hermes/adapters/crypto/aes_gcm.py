@@ -19,7 +19,7 @@ from hermes.application.ports.credentials import Cipher
 
 _VERSION = 1
 _NONCE_BYTES = 12
-_KID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_KID = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 
 class KeyringError(ValueError):

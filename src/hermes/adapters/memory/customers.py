@@ -61,6 +61,7 @@ class InMemoryCustomerCache(CustomerCache):
     def __init__(self, ttl: float = 60.0) -> None:
         self.ttl = ttl
         self.entries: dict[str, tuple[float, Customer]] = {}
+        self.evictions: dict[str, int] = {}
 
     async def get(self, api_key_digest: str) -> Customer | None:
         found = self.entries.get(api_key_digest)
@@ -71,8 +72,17 @@ class InMemoryCustomerCache(CustomerCache):
             return None
         return found[1]
 
-    async def put(self, api_key_digest: str, customer: Customer) -> None:
+    async def generation(self, api_key_digest: str) -> str:
+        return str(self.evictions.get(api_key_digest, 0))
+
+    async def put(self, api_key_digest: str, customer: Customer, generation: str) -> bool:
+        if await self.generation(api_key_digest) != generation:
+            return False
+        if len(self.entries) >= 100_000:
+            self.entries.clear()  # bounded: a flood of distinct keys cannot grow the process
         self.entries[api_key_digest] = (time.monotonic() + self.ttl, customer)
+        return True
 
     async def evict(self, api_key_digest: str) -> None:
         self.entries.pop(api_key_digest, None)
+        self.evictions[api_key_digest] = self.evictions.get(api_key_digest, 0) + 1

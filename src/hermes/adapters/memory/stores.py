@@ -61,16 +61,16 @@ class InMemoryRateLimiter(RateLimiter):
     """Fixed one-minute windows, like the Redis limiter; fine for one process."""
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, int], int] = defaultdict(int)
+        self.counts: dict[str, tuple[int, int]] = {}  # customer -> (window, requests in it)
 
     async def hit(self, customer_id: str, limit: int) -> float | None:
         now = time.time()
         window = int(now // 60)
-        if len(self.counts) > 100_000:
-            # Past windows count for nothing; dropping them bounds memory when names come from strangers.
-            self.counts = defaultdict(int, {k: n for k, n in self.counts.items() if k[1] == window})
-        self.counts[(customer_id, window)] += 1
-        if self.counts[(customer_id, window)] > limit:
+        held, count = self.counts.get(customer_id, (window, 0))
+        # One entry per customer: past windows are replaced, so a long-running process does not grow.
+        count = count + 1 if held == window else 1
+        self.counts[customer_id] = (window, count)
+        if count > limit:
             return max(1.0, (window + 1) * 60 - now)
         return None
 
@@ -100,6 +100,14 @@ class InMemoryAuditLog(AuditLog):
     async def complete(self, entry_id: str, entry: AuditEntry) -> None:
         self.entries[int(entry_id)] = entry
 
-    async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
-        found = [e for e in self.entries if e.customer_id == customer_id and e.time.date() == day]
-        return found[:limit]
+    async def list(
+        self, customer_id: str, day: date, after: int = 0, limit: int = 1000
+    ) -> tuple[list[AuditEntry], int | None]:
+        # Positions are list indexes plus one, so that 0 means "from the first".
+        found = [
+            (i + 1, e)
+            for i, e in enumerate(self.entries)
+            if i + 1 > after and e.customer_id == customer_id and e.time.date() == day
+        ]
+        page = found[:limit]
+        return [e for _, e in page], (page[-1][0] if len(found) > limit else None)

@@ -35,7 +35,7 @@ from hermes.domain.platform import Platform
 P = Platform.DISCORD
 _USER_AGENT = "DiscordBot (https://squaremcp.com, 0.1)"
 
-Snowflake = Annotated[str, Meta(pattern=r"^[0-9]{15,21}$")]
+Snowflake = Annotated[str, Meta(pattern=r"^[0-9]{15,21}$(?!\n)")]
 
 
 class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):

@@ -34,7 +34,7 @@ class PublishImageArgs(msgspec.Struct, forbid_unknown_fields=True):
     image_url: Annotated[
         str,
         Meta(
-            pattern=r"^https?://\S+$",
+            pattern=r"^https?://\S+$(?!\n)",
             max_length=2048,
             description="Public URL of a JPEG image (Meta downloads it itself, so no login or private network); "
             "aspect ratio between 4:5 and 1.91:1, at most 8 MB.",

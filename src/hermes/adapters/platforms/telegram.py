@@ -35,7 +35,7 @@ from hermes.domain.platform import Platform
 P = Platform.TELEGRAM
 
 ChatId = Annotated[
-    int | Annotated[str, Meta(pattern=r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?[0-9]{1,20})$")],
+    int | Annotated[str, Meta(pattern=r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?[0-9]{1,20})$(?!\n)")],
     Meta(
         description="Target chat: a numeric chat id (users and groups; supergroups and channels start with -100) "
         "or a public channel/group @username."

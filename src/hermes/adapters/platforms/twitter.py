@@ -34,7 +34,7 @@ from hermes.domain.platform import Platform
 
 P = Platform.TWITTER
 
-TweetId = Annotated[str, Meta(pattern=r"^[0-9]{1,19}$")]
+TweetId = Annotated[str, Meta(pattern=r"^[0-9]{1,19}$(?!\n)")]
 
 
 class PostTweetArgs(msgspec.Struct, forbid_unknown_fields=True):

@@ -27,11 +27,11 @@ P = Platform.WHATSAPP
 Phone = Annotated[
     str,
     Meta(
-        pattern=r"^\+?[1-9][0-9]{6,14}$",
+        pattern=r"^\+?[1-9][0-9]{6,14}$(?!\n)",
         description="Recipient's phone number with country code, E.164 (e.g. +16505551234).",
     ),
 ]
-Wamid = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^\S+$")]
+Wamid = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^\S+$(?!\n)")]
 
 
 class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,14 +55,14 @@ class SendTemplateArgs(msgspec.Struct, forbid_unknown_fields=True):
     template: Annotated[
         str,
         Meta(
-            pattern=r"^[a-z0-9_]{1,512}$",
+            pattern=r"^[a-z0-9_]{1,512}$(?!\n)",
             description="Name of an approved template, e.g. hello_world.",
         ),
     ]
     language: Annotated[
         str,
         Meta(
-            pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+            pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$(?!\n)",
             description="Its language code exactly as approved, e.g. en_US.",
         ),
     ]
@@ -83,7 +83,7 @@ class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
     url: Annotated[
         str,
         Meta(
-            pattern=r"^https?://\S+$",
+            pattern=r"^https?://\S+$(?!\n)",
             max_length=2048,
             description="Public URL of the file, reachable without login (WhatsApp fetches it).",
         ),
@@ -293,12 +293,27 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         return {"success": True, "message_id": args.message_id}
 
     async def verify(creds: Credentials) -> None:
-        await client.call(
-            "GET",
-            f"{base}/{creds['phoneNumberId']}",
-            headers=headers(creds),
-            params={"fields": "display_phone_number,verified_name,quality_rating"},
-        )
+        # Reading the number with the given token is the proof that the number is the caller's.
+        try:
+            await client.call(
+                "GET",
+                f"{base}/{creds['phoneNumberId']}",
+                headers=headers(creds),
+                params={"fields": "display_phone_number,verified_name,quality_rating"},
+            )
+        except PlatformRejected as exc:
+            if not exc.reconnect:
+                raise  # an outage or throttling says nothing about the credentials
+            if exc.code == "100":
+                raise Invalid(
+                    f"WhatsApp error {exc.code}: this access token cannot read phone number id "
+                    f"{creds['phoneNumberId']}",
+                    {"phoneNumberId": "does not exist, or is in a WhatsApp Business account this token cannot use"},
+                ) from None
+            raise Invalid(
+                f"WhatsApp error {exc.code}: the access token was refused",
+                {"accessToken": "refused by WhatsApp (invalid, expired, revoked or missing a permission)"},
+            ) from None
 
     sent_schema = result_schema(SentResult)
     return PlatformPlugin(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from datetime import datetime
 
@@ -30,15 +31,42 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_CachedCustomer)
 
 
+# How long an eviction is remembered: far longer than a request can take between reading the
+# generation and writing the cache (requests have deadlines of seconds). Once it is forgotten the
+# generation reads "" again, which an older reader's non-empty generation never matches.
+GENERATION_TTL_SECONDS = 3600
+
+# Both keys carry the digest as hash tag: one cluster slot, one atomic step.
+_PUT = """
+local current = redis.call('GET', KEYS[2]) or ''
+if current ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+_EVICT = """
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
 def cache_key(api_key_digest: str) -> str:
     return f"customer:apikey:{{{api_key_digest}}}"
 
 
+def generation_key(api_key_digest: str) -> str:
+    return f"customer:evicted:{{{api_key_digest}}}"
+
+
 class RedisCustomerCache(CustomerCache):
-    """`customer:apikey:{digest}` -> the customer, SETEX 60 s (seed flow 2)."""
+    """`customer:apikey:{digest}` -> the customer, 60 s; `customer:evicted:{digest}` -> a token
+    that each eviction replaces, so that a lookup that read the directory before the eviction
+    cannot write the customer back after it."""
 
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
+        self._put = redis.register_script(_PUT)
+        self._evict = redis.register_script(_EVICT)
 
     async def get(self, api_key_digest: str) -> Customer | None:
         async with translate_errors():
@@ -51,7 +79,12 @@ class RedisCustomerCache(CustomerCache):
             return None  # an entry from another version: treat as a miss
         return Customer(c.id, c.email, Plan(c.plan), c.active, c.created_at, c.api_key_prefix)
 
-    async def put(self, api_key_digest: str, customer: Customer) -> None:
+    async def generation(self, api_key_digest: str) -> str:
+        async with translate_errors():
+            value = await self._redis.get(generation_key(api_key_digest))
+        return value.decode() if isinstance(value, bytes) else (value or "")
+
+    async def put(self, api_key_digest: str, customer: Customer, generation: str) -> bool:
         value = _encoder.encode(
             _CachedCustomer(
                 customer.id,
@@ -63,12 +96,18 @@ class RedisCustomerCache(CustomerCache):
             )
         )
         async with translate_errors():
-            # SET ... EX is SETEX (seed flow 2) in the form redis-py no longer deprecates.
-            await self._redis.set(cache_key(api_key_digest), value, ex=CACHE_TTL_SECONDS)
+            written = await self._put(
+                keys=[cache_key(api_key_digest), generation_key(api_key_digest)],
+                args=[value, generation, CACHE_TTL_SECONDS],
+            )
+        return bool(int(written))
 
     async def evict(self, api_key_digest: str) -> None:
         async with translate_errors():
-            await self._redis.delete(cache_key(api_key_digest))
+            await self._evict(
+                keys=[cache_key(api_key_digest), generation_key(api_key_digest)],
+                args=[secrets.token_hex(8), GENERATION_TTL_SECONDS],
+            )
 
 
 EVICTIONS_CHANNEL = "hermes:customer-evictions"
@@ -104,9 +143,14 @@ class LayeredCustomerCache(CustomerCache):
             self._remember(api_key_digest, customer)
         return customer
 
-    async def put(self, api_key_digest: str, customer: Customer) -> None:
-        await self._remote.put(api_key_digest, customer)
-        self._remember(api_key_digest, customer)
+    async def generation(self, api_key_digest: str) -> str:
+        return await self._remote.generation(api_key_digest)
+
+    async def put(self, api_key_digest: str, customer: Customer, generation: str) -> bool:
+        written = await self._remote.put(api_key_digest, customer, generation)
+        if written:
+            self._remember(api_key_digest, customer)
+        return written
 
     async def evict(self, api_key_digest: str) -> None:
         self._local.pop(api_key_digest, None)

@@ -90,17 +90,22 @@ class SqlPhoneRoutes(PhoneRoutes):
         self._engine = engine
 
     async def claim(self, phone_number_id: str, customer_id: str) -> str:
-        async with translate_errors():
-            try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(
-                        insert(phone_routes).values(phone_number_id=phone_number_id, customer_id=customer_id)
-                    )
-                return customer_id
-            except IntegrityError:
-                pass  # already routed: report the owner
-        owner = await self.owner(phone_number_id)
-        return owner or customer_id
+        # The primary key makes the insert the atomic step: one claimant wins, the others read the owner.
+        for _ in range(3):
+            async with translate_errors():
+                try:
+                    async with self._engine.begin() as conn:
+                        await conn.execute(
+                            insert(phone_routes).values(phone_number_id=phone_number_id, customer_id=customer_id)
+                        )
+                    return customer_id
+                except IntegrityError:
+                    pass  # already routed: report the owner
+            owner = await self.owner(phone_number_id)
+            if owner is not None:
+                return owner
+            # Released between the insert and the read: try again rather than report a route not stored.
+        return ""
 
     async def release(self, phone_number_id: str, customer_id: str) -> None:
         async with translate_errors(), self._engine.begin() as conn:
@@ -185,16 +190,20 @@ class SqlAuditLog(AuditLog):
         async with translate_errors(), self._engine.begin() as conn:
             await conn.execute(update(audit_log).where(audit_log.c.id == int(entry_id)).values(**_audit_row(entry)))
 
-    async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]:
+    async def list(
+        self, customer_id: str, day: date, after: int = 0, limit: int = 1000
+    ) -> tuple[list[AuditEntry], int | None]:
         query = (
             select(audit_log)
-            .where(audit_log.c.customer_id == customer_id, audit_log.c.day == day)
+            .where(audit_log.c.customer_id == customer_id, audit_log.c.day == day, audit_log.c.id > after)
             .order_by(audit_log.c.id)
-            .limit(limit)
+            .limit(limit + 1)  # one more tells whether another page follows
         )
         async with translate_errors(), self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [
+        more = len(rows) > limit
+        rows = rows[:limit]
+        entries = [
             AuditEntry(
                 r.customer_id,
                 from_db_time(r.time),
@@ -207,6 +216,7 @@ class SqlAuditLog(AuditLog):
             )
             for r in rows
         ]
+        return entries, (int(rows[-1].id) if more else None)
 
     async def purge(self, before: date) -> int:
         """Embedded mode's 90-day retention (Redis expires its keys itself)."""

@@ -19,4 +19,9 @@ class AuditLog(Protocol):
         """Replace the entry `entry_id` (same customer and day) with its final form."""
         ...
 
-    async def list(self, customer_id: str, day: date, limit: int = 1000) -> list[AuditEntry]: ...
+    async def list(
+        self, customer_id: str, day: date, after: int = 0, limit: int = 1000
+    ) -> tuple[list[AuditEntry], int | None]:
+        """Up to `limit` of the day's entries after position `after` (0: from the first), oldest first,
+        and the position to pass as `after` for the next page: None when no entry follows yet."""
+        ...

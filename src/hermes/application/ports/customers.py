@@ -28,10 +28,21 @@ class CustomerDirectory(Protocol):
 
 
 class CustomerCache(Protocol):
-    """`customer:apikey:{digest}` for 60 s (seed flow 2)."""
+    """`customer:apikey:{digest}` for 60 s.
+
+    A lookup that missed reads the key's generation before asking the directory and hands it
+    to `put`: an eviction in between (deactivation, key rotation) changes the generation, and
+    the answer the directory gave before it is then never written back.
+    """
 
     async def get(self, api_key_digest: str) -> Customer | None: ...
 
-    async def put(self, api_key_digest: str, customer: Customer) -> None: ...
+    async def generation(self, api_key_digest: str) -> str:
+        """Changes with every eviction of this key; read it before asking the directory."""
+        ...
+
+    async def put(self, api_key_digest: str, customer: Customer, generation: str) -> bool:
+        """Cache the customer unless the key was evicted since `generation` was read; whether it was."""
+        ...
 
     async def evict(self, api_key_digest: str) -> None: ...

@@ -16,12 +16,14 @@ from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
 from hermes.domain.credentials import SCHEMAS, Credentials
 from hermes.domain.customer import Customer
 from hermes.domain.errors import (
+    Actor,
+    Conflict,
     HermesError,
     NotConnected,
     NotFound,
     PlatformRejected,
     RateLimited,
-    Unavailable,
+    Sent,
     error_code,
 )
 from hermes.domain.platform import Platform
@@ -64,13 +66,14 @@ def _seconds_to_next_month(now: datetime) -> float:
 
 @dataclass(slots=True)
 class CallTool:
-    """Call one tool for a caller (seed flows 1 and 3).
+    """Call one tool for a caller.
 
-    Arguments are validated first. A platform tool runs with the customer's own
+    Arguments are validated before anything else runs. A platform tool runs with the customer's own
     credentials (decrypted only for this call), or in single-user mode with the
     `{PLATFORM}_DEFAULT_*` environment credentials. Each customer call counts
-    against the plan's monthly tool-call quota. Every call, success or failure,
-    leaves exactly one audit entry: tool, platform, target, outcome, error code
+    against the plan's monthly tool-call quota, whether it succeeds or fails (bad
+    arguments, unknown tool, platform not connected). Every call leaves exactly one
+    audit entry: tool, platform, target, outcome, error code
     and duration, never the message body or a secret. The entry is written as
     `started` before the platform is called and completed in place afterwards, so
     an instance dying mid-call still leaves a trace of what may have happened.
@@ -86,6 +89,7 @@ class CallTool:
     async def __call__(self, caller: Caller, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         tool = self.catalog.get(name)
         if tool is None:
+            await self._consume_quota(caller)  # a call that fails still counts, or failures would be free
             raise NotFound(f"there is no tool named {name!r}", fix="call one of the tools listed for this account")
         platform = tool.spec.platform
         started = time.perf_counter()
@@ -102,10 +106,11 @@ class CallTool:
         entry_id: str | None = None
         code: str | None = None
         try:
+            # First, so that calls with bad arguments or without a connection count like any other.
+            await self._consume_quota(caller)
             parsed = tool.parse(arguments)
             entry = replace(entry, target=tool.target(parsed))
             credentials = await self._credentials(caller, platform) if platform else None
-            await self._consume_quota(caller)
             entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
             return await tool.run(parsed, ToolContext(caller.id if caller.customer else None, credentials))
         except HermesError as exc:
@@ -140,9 +145,12 @@ class CallTool:
             try:
                 credentials = await self.vault.load(caller.customer.id, platform)
             except ValueError:
-                raise Unavailable(
-                    f"the stored {platform.value} credentials cannot be decrypted; "
-                    f"connect {platform.value} again: POST /api/connect/{platform.value}"
+                # Not transient: retrying cannot help, only the owner connecting the account again.
+                raise Conflict(
+                    f"the stored {platform.display_name} credentials can no longer be read",
+                    fix=f"ask the account owner to connect {platform.display_name} again in Hermes",
+                    actor=Actor.OWNER,
+                    sent=Sent.NO,
                 ) from None
         if credentials is None:
             raise _not_connected(caller, platform)

@@ -11,7 +11,8 @@ from hermes.domain.platform import Platform
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 # At most 18 digits a part: both a Redis stream id and a signed 64-bit SQL key hold them.
-CURSOR_PATTERN = r"^[0-9]{1,18}(-[0-9]{1,18})?$"
+# `(?!\n)`: Python's `$` also matches before a final newline; published schemas keep plain `$` semantics.
+CURSOR_PATTERN = r"^[0-9]{1,18}(-[0-9]{1,18})?$(?!\n)"
 _CURSOR = re.compile(CURSOR_PATTERN)
 
 
@@ -44,7 +45,7 @@ class ListInbox:
                 wanted = Platform(platform)
             except ValueError:
                 errors["platform"] = "must be one of " + ", ".join(p.value for p in Platform)
-        if cursor is not None and not _CURSOR.match(cursor):
+        if cursor is not None and not _CURSOR.fullmatch(cursor):
             errors["cursor"] = "must be a cursor returned by an earlier call"
         size = DEFAULT_LIMIT if limit is None else limit
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_LIMIT:

@@ -14,7 +14,8 @@ _MAX_KEY_LENGTH = 128
 class ResolveCustomer:
     """Find the customer behind an API key and count the request against its plan.
 
-    The cache (60 s) is asked first, the directory only on a miss. Unknown, malformed
+    The cache (60 s) is asked first, the directory only on a miss; a deactivation or key
+    rotation takes effect on the very next request, even one racing it. Unknown, malformed
     and revoked keys and inactive customers are all refused with the same error, so a
     caller learns nothing about which keys exist. Over the plan's requests per minute
     the request is refused with the seconds to wait.
@@ -49,13 +50,16 @@ class ResolveCustomer:
         """The active customer holding the key with this digest (a console session keeps only the digest)."""
         customer = await self.cache.get(digest)
         if customer is None:
+            # Read before the directory: a deactivation or rotation landing between the two
+            # must not be undone by writing what the directory said before it.
+            generation = await self.cache.generation(digest)
             found = await self.directory.find_by_key_digest(digest)
             if found is None or not same_digest(found[1], digest):
                 raise Unauthorized()
             customer = found[0]
             if not customer.active:
                 raise Unauthorized()
-            await self.cache.put(digest, customer)
+            await self.cache.put(digest, customer, generation)
         if not customer.active:
             raise Unauthorized()
         return customer

@@ -74,9 +74,9 @@ class RouteInbound:
         return RoutingReport(appended, duplicates, sum(lost.values()))
 
     async def _owner(self, platform: Platform, business_id: str) -> str | None:
-        owner = await self.routes.owner(business_id)
-        if owner is None and platform is Platform.WHATSAPP:
+        if platform is Platform.WHATSAPP:
+            # First: a route to a customer (left from before the number was reserved) must not win.
             single = self.env.get(Platform.WHATSAPP)
             if single is not None and str(single.get("phoneNumberId")) == business_id:
                 return SINGLE_USER_ID
-        return owner
+        return await self.routes.owner(business_id)

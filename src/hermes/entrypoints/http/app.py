@@ -119,5 +119,6 @@ def make_app(
             "/mcp": "mcp",
             "/mcp/": "mcp",
         },
+        max_body_bytes=settings.max_body_bytes,
     )
     return app

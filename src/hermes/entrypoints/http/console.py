@@ -730,7 +730,5 @@ async def _audit_page(
     list_audit_log: ListAuditLog, customer_id: str, day: date | None, cursor: str | None
 ) -> tuple[date, list[Any], str | None]:
     """One page of a day's audit entries and the cursor of the next page (None on the last)."""
-    shown, entries = await list_audit_log(customer_id, day)
-    start = int(cursor) if cursor and cursor.isdigit() else 0
-    end = start + AUDIT_PAGE_SIZE
-    return shown, entries[start:end], str(end) if end < len(entries) else None
+    page = await list_audit_log(customer_id, day, cursor, AUDIT_PAGE_SIZE)
+    return page.day, list(page.entries), page.next_cursor

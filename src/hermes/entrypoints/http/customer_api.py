@@ -15,6 +15,9 @@ from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.get_usage import GetUsage
+from hermes.application.use_cases.list_audit_log import CURSOR_PATTERN as AUDIT_CURSOR_PATTERN
+from hermes.application.use_cases.list_audit_log import DEFAULT_LIMIT as AUDIT_PAGE
+from hermes.application.use_cases.list_audit_log import MAX_LIMIT as AUDIT_PAGE_MAX
 from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.domain.customer import Customer
@@ -55,11 +58,14 @@ class CustomerApi(Controller):
         data: Annotated[dict[str, Any], Body(description="the platform's credential fields (camelCase)")],
         customer: FromDishka[Customer],
         connect: FromDishka[ConnectPlatform],
-        verify: Annotated[bool, Parameter(description="make one cheap call to the platform first")] = False,
+        verify: Annotated[
+            bool, Parameter(description="make one cheap call to the platform first (WhatsApp: always)")
+        ] = False,
     ) -> ConnectResult:
         target = Platform.parse(platform)
         await connect(customer, target, data, verify)
-        log.info("customer %s connected %s%s", customer.id, target.value, " (verified)" if verify else "")
+        verified = verify or target is Platform.WHATSAPP
+        log.info("customer %s connected %s%s", customer.id, target.value, " (verified)" if verified else "")
         return ConnectResult(connected=True, platform=target.value)
 
     @delete(
@@ -109,11 +115,22 @@ class CustomerApi(Controller):
         customer: FromDishka[Customer],
         list_audit_log: FromDishka[ListAuditLog],
         date: Annotated[datetime.date | None, Parameter(description="UTC day, YYYY-MM-DD (default: today)")] = None,
+        cursor: Annotated[
+            str | None, Parameter(description="nextCursor of the previous page", pattern=AUDIT_CURSOR_PATTERN)
+        ] = None,
+        limit: Annotated[
+            int | None,
+            Parameter(
+                description=f"entries per page (default {AUDIT_PAGE}, at most {AUDIT_PAGE_MAX})",
+                ge=1,
+                le=AUDIT_PAGE_MAX,
+            ),
+        ] = None,
     ) -> AuditLogView:
-        day, entries = await list_audit_log(customer.id, date)
+        page = await list_audit_log(customer.id, date, cursor, limit)
         return AuditLogView(
             customer_id=customer.id,
-            date=day.isoformat(),
+            date=page.day.isoformat(),
             entries=[
                 AuditEntryView(
                     time=e.time,
@@ -124,8 +141,9 @@ class CustomerApi(Controller):
                     target=e.target,
                     error_code=e.error_code,
                 )
-                for e in entries
+                for e in page.entries
             ],
+            next_cursor=page.next_cursor,
         )
 
     @get("/tools", description=ListTools.__doc__, responses=problem_responses())

@@ -25,6 +25,7 @@ from hermes.domain.errors import (
     Unavailable,
     display_name,
 )
+from hermes.entrypoints.http.raw_asgi import too_large_detail
 
 log = logging.getLogger("hermes.http")
 PROBLEM_JSON = "application/problem+json"
@@ -185,12 +186,13 @@ def _validation_handler(_: Request[Any, Any, Any], exc: ValidationException) -> 
     return problem(400, "Invalid request", detail, errors=errors or None)
 
 
-def _http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     headers = dict(exc.headers or {})
     title = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}.get(exc.status_code, "Error")
     detail = exc.detail
     if exc.status_code == 413:
-        detail = "the request body is too large"
+        limit = request.route_handler.resolve_request_max_body_size()
+        detail = too_large_detail(limit) if limit else "the request body is too large"
     return problem(exc.status_code, title, detail, headers or None)
 
 

@@ -87,6 +87,7 @@ class AuditLogView(Camel):
     customer_id: str
     date: str
     entries: list[AuditEntryView]
+    next_cursor: str | None
 
 
 class ToolView(Camel, omit_defaults=True):

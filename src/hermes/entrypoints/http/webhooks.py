@@ -23,11 +23,10 @@ from starlette.types import Receive, Scope, Send
 
 from hermes.application.ports.inbound import InboundQueue
 from hermes.domain.platform import Platform
-from hermes.entrypoints.http.raw_asgi import TEXT, problem, respond
+from hermes.entrypoints.http.raw_asgi import TEXT, declared_length, problem, read_capped, respond, too_large
 
 log = logging.getLogger("hermes.webhook")
 
-MAX_BODY_BYTES = 1024 * 1024
 _SIGNATURE_PREFIX = b"sha256="
 _encode = msgspec.json.Encoder().encode
 
@@ -67,8 +66,11 @@ class _Throttled:
 
 
 class WhatsAppWebhook:
-    def __init__(self, queue: InboundQueue, app_secrets: Sequence[bytes], verify_token: str | None) -> None:
+    def __init__(
+        self, queue: InboundQueue, app_secrets: Sequence[bytes], verify_token: str | None, max_body_bytes: int
+    ) -> None:
         self._queue = queue
+        self._max_body = max_body_bytes
         self._secrets = list(app_secrets)
         self._verify_token = verify_token.encode() if verify_token else None
         self._bad_signature = _Throttled("webhook POST refused: missing or wrong X-Hub-Signature-256")
@@ -101,20 +103,15 @@ class WhatsAppWebhook:
         await respond(send, 200, challenge.encode(), TEXT)
 
     async def _event(self, scope: Scope, receive: Receive, send: Send) -> None:
-        signature: bytes | None = None
-        declared = -1
-        for name, value in scope["headers"]:
-            if name == b"x-hub-signature-256":
-                signature = value
-            elif name == b"content-length":
-                declared = int(value) if value.isdigit() else -1
-        if declared > MAX_BODY_BYTES:
-            await problem(send, 413, "Request body too large", f"the body is over {MAX_BODY_BYTES} bytes")
+        declared = declared_length(scope)
+        if declared is not None and declared > self._max_body:
+            await too_large(send, self._max_body)
             return
-        body = await _read_body(receive)
+        body = await read_capped(receive, self._max_body)
         if body is None:
-            await problem(send, 413, "Request body too large", f"the body is over {MAX_BODY_BYTES} bytes")
+            await too_large(send, self._max_body)
             return
+        signature = next((v for k, v in scope["headers"] if k == b"x-hub-signature-256"), None)
         if not signature_matches(body, signature, self._secrets):
             self._bad_signature.hit()
             await problem(send, 401, "Unauthorized", "missing or invalid X-Hub-Signature-256")
@@ -132,20 +129,3 @@ class WhatsAppWebhook:
             )
             return
         await respond(send, 200, b"EVENT_RECEIVED", TEXT)
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None past the cap."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b""  # the client went away
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

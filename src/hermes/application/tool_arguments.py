@@ -43,7 +43,8 @@ def accepted(prop: Mapping[str, Any]) -> str:
         elif shortest:
             words += f" of at least {shortest} characters"
         if "pattern" in prop:
-            words += f" matching {prop['pattern']}"
+            # `$(?!\n)` makes Python's `$` mean the very end, as in JSON Schema; the reader needs only `$`.
+            words += " matching " + prop["pattern"].replace("$(?!\\n)", "$")
         return words
     if kind == "boolean":
         return "true or false"

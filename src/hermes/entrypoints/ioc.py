@@ -7,7 +7,7 @@ extra providers last, so a test can replace any piece.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import NewType
+from typing import NewType, cast
 
 import httpx
 from dishka import (
@@ -16,6 +16,7 @@ from dishka import (
     Provider,
     Scope,
     alias,
+    decorate,
     from_context,
     make_async_container,
     provide,
@@ -36,6 +37,12 @@ from hermes.adapters.platforms.http import make_client
 from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.platforms.registry import Registry
 from hermes.adapters.platforms.whatsapp_webhook import WhatsAppWebhookDecoder
+from hermes.adapters.prometheus_metrics import (
+    CALLBACK_BACKLOG,
+    CountingAuditLog,
+    CountingRateLimiter,
+    CountingUsageMeter,
+)
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.callback_store import RedisCallbackStore
 from hermes.adapters.redis.client import RedisClient, connect
@@ -65,6 +72,7 @@ from hermes.application.ports.health import Infrastructure
 from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers, WebhookDecoder
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
+from hermes.application.ports.queue_stats import QueueStatistics
 from hermes.application.ports.routing import PhoneRoutes
 from hermes.application.ports.sessions import SessionRevoker
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials, ToolCatalog
@@ -294,7 +302,13 @@ class InboundProvider(Provider):
 
     @provide
     def callback_worker(self, store: CallbackStore, deliver: DeliverCallbacks, settings: Settings) -> CallbackWorker:
-        return CallbackWorker(store, deliver, owner=consumer_name(), sweep_every=settings.callback_sweep_seconds)
+        return CallbackWorker(
+            store,
+            deliver,
+            owner=consumer_name(),
+            sweep_every=settings.callback_sweep_seconds,
+            backlog=CALLBACK_BACKLOG.set,
+        )
 
     @provide
     def handler(self, callbacks: CallbackWorker) -> InboundHandler:
@@ -395,6 +409,20 @@ class EmbeddedOAuthProvider(Provider):
     grants = provide(SqlGrantStore, provides=AnyOf[GrantStore, SessionRevoker])
 
 
+class MetricsProvider(Provider):
+    """Counts rate-limit refusals and tool calls (through the audit log) on their way through the ports."""
+
+    scope = Scope.APP
+    limiter = decorate(CountingRateLimiter, provides=RateLimiter)
+    usage = decorate(CountingUsageMeter, provides=UsageMeter)
+    audit = decorate(CountingAuditLog, provides=AuditLog)
+
+    @provide
+    def queue_stats(self, queue: InboundQueue) -> QueueStatistics:
+        # Every queue adapter (Redis, SQL, in-memory) also reports its statistics.
+        return cast(QueueStatistics, queue)
+
+
 def providers_for(settings: Settings) -> list[Provider]:
     stores = EmbeddedStoresProvider() if settings.embedded else RedisStoresProvider()
     inbound = EmbeddedInboundProvider() if settings.embedded else RedisInboundProvider()
@@ -408,6 +436,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         inbound,
         OAuthProvider(),
         oauth,
+        MetricsProvider(),
     ]
 
 

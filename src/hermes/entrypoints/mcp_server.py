@@ -35,6 +35,7 @@ from mcp.types import (
 )
 from starlette.types import Receive, Scope, Send
 
+from hermes.application import request_context
 from hermes.application.ports.tools import ToolCatalog, ToolSpec
 from hermes.application.use_cases.call_tool import Caller, CallTool
 from hermes.application.use_cases.list_tools import ListTools
@@ -152,6 +153,8 @@ class McpEndpoint:
             await problem(send, 503, "Service unavailable", exc.detail, [(b"retry-after", b"5")])
             return
         token = _caller.set(caller)
+        if caller.customer is not None:
+            request_context.customer_id.set(caller.customer.id)
         try:
             await self.session_manager.handle_request(scope, receive, send)
         finally:
@@ -186,6 +189,7 @@ class McpEndpoint:
         return ListToolsResult(tools=tools)
 
     async def _on_call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+        request_context.tool.set(params.name)
         try:
             result = await self._call_tool(_caller.get(), params.name, params.arguments or {})
         except HermesError as exc:

@@ -14,7 +14,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from hermes.application.ports.health import Infrastructure
+from hermes.application.ports.queue_stats import QueueStatistics
 from hermes.entrypoints.http.admin_api import AdminApi
+from hermes.entrypoints.http.api_docs import api_docs_asset, render_plugins
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
 from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
@@ -24,8 +26,9 @@ from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.http.raw_asgi import fast_paths
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook
 from hermes.entrypoints.ioc import Workers, make_container
-from hermes.entrypoints.logs import configure_logging
+from hermes.entrypoints.logs import configure_logging, configure_tracing, trace_asgi
 from hermes.entrypoints.mcp_app import build_mcp_endpoint
+from hermes.entrypoints.metrics import forget_this_process, metrics_route, observe
 from hermes.entrypoints.settings import Settings, environment
 
 log = logging.getLogger("hermes")
@@ -60,7 +63,8 @@ def make_app(
 ) -> Litestar:
     """Build the app; `overrides` replace providers (tests), last one wins."""
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    configure_tracing()
     container = make_container(
         settings, env if env is not None else environment(), LitestarProvider(), CustomerProvider(), *overrides
     )
@@ -73,6 +77,7 @@ def make_app(
             for name, work in await container.get(Workers):
                 tasks.append(asyncio.create_task(_supervised(name, work), name=name))
             app.state.whatsapp_webhook = await container.get(WhatsAppWebhook)
+            app.state.queue_stats = await container.get(QueueStatistics)
             app.state.mcp = mcp = await build_mcp_endpoint(container, settings)
             async with mcp.run():
                 yield
@@ -81,10 +86,20 @@ def make_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await container.close()
+            forget_this_process()
 
     admin = Router(path="/", route_handlers=[AdminApi], guards=[admin_guard(settings.admin_token)])
     app = Litestar(
-        route_handlers=[CustomerApi, InboundApi, admin, healthz, readyz, *OAUTH_ROUTE_HANDLERS],
+        route_handlers=[
+            CustomerApi,
+            InboundApi,
+            admin,
+            healthz,
+            readyz,
+            *OAUTH_ROUTE_HANDLERS,
+            metrics_route(settings.metrics_token),
+            api_docs_asset,
+        ],
         template_config=template_config(),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
@@ -94,6 +109,7 @@ def make_app(
             version="0.1.0",
             description="Send and read messages on a customer's own accounts, for AI agents.",
             path="/schema",
+            render_plugins=render_plugins(),
             components=Components(
                 security_schemes={
                     "apiKey": SecurityScheme(type="apiKey", name="x-api-key", security_scheme_in="header"),
@@ -109,13 +125,12 @@ def make_app(
     setup_dishka(container, app)
     # After setup_dishka: Meta's webhook and /mcp (which authenticates itself) skip the request
     # container and Litestar's routing; their handlers are built in the lifespan.
-    app.asgi_handler = fast_paths(
-        app.asgi_handler,
-        {
-            "/webhook/whatsapp": "whatsapp_webhook",
-            "/webhook/whatsapp/": "whatsapp_webhook",
-            "/mcp": "mcp",
-            "/mcp/": "mcp",
-        },
-    )
+    routes = {
+        "/webhook/whatsapp": "whatsapp_webhook",
+        "/webhook/whatsapp/": "whatsapp_webhook",
+        "/mcp": "mcp",
+        "/mcp/": "mcp",
+    }
+    # Outermost: request ids and request metrics for every path, the fast ones included.
+    app.asgi_handler = trace_asgi(observe(fast_paths(app.asgi_handler, routes), routes))
     return app

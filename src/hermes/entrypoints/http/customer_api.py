@@ -10,6 +10,7 @@ from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, delete, get, post
 from litestar.params import Body, Parameter, PathParameter
 
+from hermes.application import request_context
 from hermes.application.use_cases.call_tool import Caller, CallTool
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
@@ -162,4 +163,5 @@ class CustomerApi(Controller):
         call: FromDishka[CallTool],
         data: Annotated[dict[str, Any] | None, Body(description="the tool's arguments object")] = None,
     ) -> dict[str, Any]:
+        request_context.tool.set(tool)
         return await call(Caller(customer), tool, data or {})

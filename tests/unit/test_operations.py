@@ -1,0 +1,209 @@
+"""What an operator sees: /metrics, request ids in JSON logs, and API docs that load nothing from elsewhere.
+
+The app runs in process (embedded mode on a temporary SQLite file) behind Litestar's test client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from hermes.adapters.sql.migrate import upgrade_url
+from hermes.entrypoints.http.app import make_app
+from hermes.entrypoints.logs import JsonFormatter
+from tests.support import ADMIN_TOKEN, make_settings
+
+METRICS_TOKEN = "metrics-token-for-tests"
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hermes.db'}"
+    await upgrade_url(url)
+    app = make_app(
+        make_settings(HERMES_DATABASE_URL=url, HERMES_METRICS_TOKEN=METRICS_TOKEN, HERMES_LOG_FORMAT="json"), env={}
+    )
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+async def _customer(client: AsyncTestClient[Litestar], email: str = "ops@example.com") -> str:
+    reply = await client.post(
+        "/admin/customers",
+        json={"email": email, "plan": "pro"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert reply.status_code == 201, reply.text
+    key: str = reply.json()["apiKey"]
+    return key
+
+
+class _JsonLines(logging.Handler):
+    """The log lines exactly as HERMES_LOG_FORMAT=json writes them, formatted while the request runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one series in Prometheus text, or None when it is absent."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ", 1)[0] if "{" not in line else line))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_metrics_show_requests_and_tool_calls_after_a_tool_call(client: AsyncTestClient[Litestar]) -> None:
+    key = await _customer(client)
+    called = await client.post("/api/tools/connections_status", json={}, headers={"x-api-key": key})
+    assert called.status_code == 200, called.text
+
+    scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    text = scraped.text
+    assert (_sample(text, "hermes_tool_calls_total", tool="connections_status", outcome="success") or 0) >= 1
+    route = "/api/tools/{tool}"
+    count = _sample(text, "hermes_http_request_duration_seconds_count", route=route, status="200")
+    assert count is not None and count >= 1
+    assert _sample(text, "hermes_inbound_queue_depth") == 0
+    assert _sample(text, "hermes_inbound_dead_letters") == 0
+    assert _sample(text, "hermes_inbound_queue_oldest_age_seconds") == 0
+    # Raw paths never become labels: an unknown path is counted as unmatched.
+    await client.get("/no/such/path/12345")
+    again = (await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})).text
+    assert "/no/such/path" not in again
+    assert _sample(again, "hermes_http_request_duration_seconds_count", route="unmatched", status="404")
+
+
+async def test_metrics_need_the_token(client: AsyncTestClient[Litestar]) -> None:
+    assert (await client.get("/metrics")).status_code == 401
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert wrong.headers["content-type"] == "application/problem+json"
+    assert "hermes_" not in wrong.text
+
+
+async def test_metrics_are_off_without_a_token(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hermes.db'}"
+    await upgrade_url(url)
+    async with AsyncTestClient(make_app(make_settings(HERMES_DATABASE_URL=url), env={})) as test_client:
+        reply = await test_client.get("/metrics", headers={"Authorization": "Bearer anything"})
+        assert reply.status_code == 404
+
+
+async def test_rate_limit_refusals_are_counted(client: AsyncTestClient[Litestar]) -> None:
+    reply = await client.post(
+        "/admin/customers",
+        json={"email": "limited@example.com", "plan": "free"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    key = reply.json()["apiKey"]
+    statuses = [(await client.get("/api/usage", headers={"x-api-key": key})).status_code for _ in range(62)]
+    assert 429 in statuses
+    text = (await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})).text
+    assert (_sample(text, "hermes_rate_limit_refusals_total", limit="requests_per_minute") or 0) >= 1
+
+
+async def test_request_id_is_returned_and_logged_as_json(client: AsyncTestClient[Litestar]) -> None:
+    given = await client.get("/healthz", headers={"X-Request-Id": "trace-abc.123"})
+    assert given.headers["x-request-id"] == "trace-abc.123"
+    made = await client.get("/healthz")
+    assert re.fullmatch(r"[0-9a-f]{16}", made.headers["x-request-id"])
+    # An id that could forge a log line or a header is replaced, not echoed.
+    forged = await client.get("/healthz", headers={"X-Request-Id": "x\tinjected {json}"})
+    assert re.fullmatch(r"[0-9a-f]{16}", forged.headers["x-request-id"])
+    # The fast paths answer with it too.
+    mcp = await client.get("/mcp", headers={"X-Request-Id": "mcp-req-1"})
+    assert mcp.status_code == 405
+    assert mcp.headers["x-request-id"] == "mcp-req-1"
+
+    key = await _customer(client, "logs@example.com")
+    lines = _JsonLines()
+    logging.getLogger("hermes").addHandler(lines)
+    try:
+        reply = await client.post(
+            "/api/connect/telegram",
+            json={"botToken": "123456789:" + "A" * 35},
+            headers={"x-api-key": key, "X-Request-Id": "connect-req-42"},
+        )
+    finally:
+        logging.getLogger("hermes").removeHandler(lines)
+    assert reply.status_code == 200, reply.text
+    connected = [json.loads(line) for line in lines.lines if "connected telegram" in line]
+    assert len(connected) == 1
+    entry = connected[0]
+    assert entry["request_id"] == "connect-req-42"
+    assert entry["customer_id"] in entry["message"]
+    assert entry["level"] == "INFO" and entry["logger"] == "hermes.api" and entry["time"].endswith("+00:00")
+    assert all("A" * 35 not in line for line in lines.lines)
+
+
+async def test_swagger_and_redoc_load_only_from_hermes(client: AsyncTestClient[Litestar]) -> None:
+    for page in ("/schema", "/schema/swagger", "/schema/redoc"):
+        reply = await client.get(page)
+        assert reply.status_code == 200, page
+        html = reply.text
+        assert "https://" not in html.split("<body", 1)[0], page  # nothing in <head> from elsewhere
+        assert "cdn" not in html.lower() and "unpkg" not in html and "googleapis" not in html
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+        assert assets, page
+        for asset in assets:
+            if asset.startswith("data:"):
+                continue
+            assert asset.startswith("/"), asset
+            fetched = await client.get(asset)
+            assert fetched.status_code == 200, asset
+            assert len(fetched.content) > 1000, asset
+    assert (await client.get("/schema/assets/not-a-file.js")).status_code == 404
+    assert (await client.get("/schema/openapi.json")).status_code == 200
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+_BUILD_APP = """
+from hermes.entrypoints.http.app import make_app
+from hermes.entrypoints import logs
+from tests.support import make_settings
+app = make_app(make_settings(HERMES_DATABASE_URL="sqlite+aiosqlite:///:memory:"), env={})
+from opentelemetry import trace
+print(type(app.asgi_handler).__name__, type(trace.get_tracer_provider()).__name__)
+"""
+
+
+def test_tracing_is_off_without_an_otlp_endpoint() -> None:
+    run = _python(_BUILD_APP)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["function", "ProxyTracerProvider"]
+
+
+def test_tracing_wraps_the_app_when_an_otlp_endpoint_is_set() -> None:
+    pytest.importorskip("opentelemetry.sdk.trace")
+    # Nothing listens on port 9: spans are dropped by the exporter, start-up must not care.
+    run = _python(_BUILD_APP, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY="60000")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["OpenTelemetryMiddleware", "TracerProvider"]

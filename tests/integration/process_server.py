@@ -7,6 +7,7 @@ this one can, and restarts on the same port with the same environment.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -98,7 +99,9 @@ class HermesProcess:
         headers = {"x-api-key": api_key} if api_key else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
 
-    async def create_customer(self, email: str = "owner@example.com", plan: str = "pro") -> dict[str, Any]:
+    async def create_customer(self, email: str | None = None, plan: str = "pro") -> dict[str, Any]:
+        # One customer per email: each call gets its own unless the test names one.
+        email = email or f"owner-{secrets.token_hex(4)}@example.com"
         async with httpx.AsyncClient(
             base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         ) as admin:

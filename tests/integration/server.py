@@ -7,6 +7,7 @@ deployment would serve.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -72,7 +73,9 @@ class HermesServer:
     def admin(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
 
-    async def create_customer(self, email: str = "owner@example.com", plan: str = "starter") -> dict[str, Any]:
+    async def create_customer(self, email: str | None = None, plan: str = "starter") -> dict[str, Any]:
+        # One customer per email: each call gets its own unless the test names one.
+        email = email or f"owner-{secrets.token_hex(4)}@example.com"
         async with self.admin() as admin:
             reply = await admin.post("/admin/customers", json={"email": email, "plan": plan})
             assert reply.status_code == 201, reply.text

@@ -62,7 +62,7 @@ async def test_existing_duplicate_emails_survive_and_new_ones_are_refused(databa
         assert (await directory.get("cust_newer")) is not None  # kept, and still usable
         key = ApiKey.generate()
         again = Customer(new_customer_id(), "SHARED@example.com", Plan.FREE, True, datetime.now(UTC), key.prefix)
-        with pytest.raises(Conflict, match="SHARED@example.com already exists"):
+        with pytest.raises(Conflict, match=r"SHARED@example\.com already exists"):
             await directory.add(again, key.digest)
         fresh = Customer(new_customer_id(), "new@example.com", Plan.FREE, True, datetime.now(UTC), key.prefix)
         await directory.add(fresh, key.digest)

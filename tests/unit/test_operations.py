@@ -13,12 +13,14 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from hermes.adapters.sql.migrate import upgrade_url
+from hermes.domain.credentials import SCHEMAS
 from hermes.entrypoints.http.app import make_app
 from hermes.entrypoints.logs import JsonFormatter
 from tests.support import ADMIN_TOKEN, make_settings
@@ -207,3 +209,45 @@ def test_tracing_wraps_the_app_when_an_otlp_endpoint_is_set() -> None:
     run = _python(_BUILD_APP, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY="60000")
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["OpenTelemetryMiddleware", "TracerProvider"]
+
+
+def _texts(node: Any) -> list[str]:
+    """Every description, summary and title in a JSON document."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("description", "summary", "title") and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(_texts(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_texts(item))
+    return found
+
+
+async def test_the_api_document_speaks_to_its_reader(client: AsyncTestClient[Litestar]) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    texts = _texts(document)
+    assert len(texts) > 30
+    for text in texts:
+        # How the project was planned is no business of the reader ("seed flow 2", "issue 5").
+        assert not re.search(r"\bseed\b|\bflows? \d|\bissue (\d|#)|\bstage\b", text, re.IGNORECASE), text
+        assert "\n " not in text, text  # no source indentation carried over from a docstring
+
+
+async def test_connect_bodies_are_typed_per_platform(client: AsyncTestClient[Litestar]) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    body = document["paths"]["/api/connect/{platform}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "additionalProperties" not in body
+    by_title = {s["title"]: s for s in body["anyOf"]}
+    assert set(by_title) == {f"{p.value} credentials" for p in SCHEMAS}
+    for platform, schema in SCHEMAS.items():
+        shown = by_title[f"{platform.value} credentials"]
+        assert list(shown["properties"]) == [f.name for f in schema.fields]
+        assert shown["required"] == [f.name for f in schema.fields if f.required]
+        assert shown["additionalProperties"] is False
+    email = by_title["email credentials"]["properties"]
+    assert email["smtpPort"]["type"] == "integer"
+    assert email["smtpSecurity"]["enum"] == ["ssl", "starttls", "none"]
+    assert "imapHost" in body["description"] and "[imapHost]" in body["description"]

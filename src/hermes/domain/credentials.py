@@ -112,6 +112,8 @@ class CredentialField:
     required: bool = True
     secret: bool = False
     description: str = ""
+    integer: bool = False  # a number on the wire (a string of digits is accepted too)
+    choices: tuple[str, ...] = ()  # the only values allowed, when there is such a list
 
     @property
     def env_suffix(self) -> str:
@@ -161,6 +163,9 @@ class CredentialSchema:
         return tuple(f.name for f in self.fields if f.secret)
 
 
+_SECURITY = ("ssl", "starttls", "none")
+
+
 def _imap_complete(creds: Credentials) -> None:
     # IMAP is optional, but half an IMAP configuration is a mistake worth naming.
     if any(k in creds for k in ("imapPort", "imapSecurity")) and "imapHost" not in creds:
@@ -202,14 +207,14 @@ SCHEMAS: dict[Platform, CredentialSchema] = {
         Platform.EMAIL,
         (
             CredentialField("smtpHost", _hostname),
-            CredentialField("smtpPort", _port),
-            CredentialField("smtpSecurity", _one_of("ssl", "starttls", "none")),
+            CredentialField("smtpPort", _port, integer=True),
+            CredentialField("smtpSecurity", _one_of(*_SECURITY), choices=_SECURITY),
             CredentialField("username", lambda v: _text(v, 320)),
             CredentialField("password", lambda v: _text(v, 1024), secret=True),
             CredentialField("fromAddress", _email_address),
             CredentialField("imapHost", _hostname, required=False),
-            CredentialField("imapPort", _port, required=False),
-            CredentialField("imapSecurity", _one_of("ssl", "starttls", "none"), required=False),
+            CredentialField("imapPort", _port, required=False, integer=True),
+            CredentialField("imapSecurity", _one_of(*_SECURITY), required=False, choices=_SECURITY),
         ),
         rules=(_imap_complete,),
     ),

@@ -13,7 +13,7 @@ from hermes.domain.platform import Platform
 
 @dataclass(slots=True)
 class ConnectPlatform:
-    """Store a customer's credentials for a platform, encrypted (seed flow 2).
+    """Store a customer's credentials for a platform, encrypted.
 
     The credentials are validated field by field first; with `verify` one cheap
     authenticated call to the platform must succeed. Connecting WhatsApp registers

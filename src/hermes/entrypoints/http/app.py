@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -54,6 +55,14 @@ async def _supervised(name: str, work: Callable[[], Awaitable[None]]) -> None:
         except Exception:
             log.exception("background worker %s crashed; restarting in 1 s", name)
             await asyncio.sleep(1.0)
+
+
+def _clean_descriptions(app: Litestar) -> None:
+    """Route descriptions are docstrings reused as written for the reader: drop their source indentation."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if handler.description:
+                handler.description = inspect.cleandoc(handler.description)
 
 
 def make_app(
@@ -123,6 +132,7 @@ def make_app(
         logging_config=None,
     )
     setup_dishka(container, app)
+    _clean_descriptions(app)
     # After setup_dishka: Meta's webhook and /mcp (which authenticates itself) skip the request
     # container and Litestar's routing; their handlers are built in the lifespan.
     routes = {

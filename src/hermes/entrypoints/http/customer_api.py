@@ -29,6 +29,8 @@ from hermes.entrypoints.http.schemas import (
     ToolList,
     ToolView,
     UsageView,
+    connect_body_description,
+    connect_body_schemas,
 )
 
 log = logging.getLogger("hermes.api")
@@ -53,7 +55,13 @@ class CustomerApi(Controller):
     async def connect(
         self,
         platform: PlatformPath,
-        data: Annotated[dict[str, Any], Body(description="the platform's credential fields (camelCase)")],
+        data: Annotated[
+            dict[str, Any],
+            Body(
+                description=connect_body_description(),
+                schema_extra={"any_of": connect_body_schemas(), "additional_properties": None},
+            ),
+        ],
         customer: FromDishka[Customer],
         connect: FromDishka[ConnectPlatform],
         verify: Annotated[bool, Parameter(description="make one cheap call to the platform first")] = False,

@@ -30,8 +30,15 @@ _ASSETS: dict[str, tuple[str, str, str]] = {
     "swagger-ui.css": ("star_openapi_swagger", "templates/swagger/css/swagger-ui.css", "text/css"),
     "redoc.standalone.js": ("star_openapi_redoc", "templates/redoc/js/redoc.standalone.js", "text/javascript"),
 }
-# A page's favicon would otherwise come from a CDN; an empty data URL stops the browser's own /favicon.ico request.
-_FAVICON = "<link rel='icon' href='data:,'>"
+# Litestar's plugins put this into <head> as given. The favicon would otherwise come from a CDN (an empty
+# data URL also stops the browser's own /favicon.ico request); the policy keeps everything the pages load
+# on Hermes, including the logo Redoc's bundle would fetch from its CDN.
+_HEAD = (
+    "<link rel='icon' href='data:,'>"
+    "<meta http-equiv='Content-Security-Policy' content=\"default-src 'self'; "
+    "script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "worker-src 'self' blob:; connect-src 'self'\">"
+)
 
 
 @cache
@@ -60,8 +67,8 @@ def render_plugins() -> list[OpenAPIRenderPlugin]:
             css_url=f"{ASSETS_PATH}/swagger-ui.css",
             standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
             path=["/", "/swagger"],
-            favicon=_FAVICON,
+            favicon=_HEAD,
         ),
-        RedocRenderPlugin(js_url=f"{ASSETS_PATH}/redoc.standalone.js", google_fonts=False, favicon=_FAVICON),
+        RedocRenderPlugin(js_url=f"{ASSETS_PATH}/redoc.standalone.js", google_fonts=False, favicon=_HEAD),
         JsonRenderPlugin(),
     ]

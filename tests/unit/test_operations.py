@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client import Counter, Gauge, Histogram
 
 from hermes.adapters.sql.migrate import upgrade_url
 from hermes.domain.credentials import SCHEMAS
@@ -251,3 +252,21 @@ async def test_connect_bodies_are_typed_per_platform(client: AsyncTestClient[Lit
     assert email["smtpPort"]["type"] == "integer"
     assert email["smtpSecurity"]["enum"] == ["ssl", "starttls", "none"]
     assert "imapHost" in body["description"] and "[imapHost]" in body["description"]
+
+
+def test_the_grafana_dashboard_reads_only_series_hermes_exports() -> None:
+    from hermes.adapters import prometheus_metrics
+
+    declared = {
+        m._name
+        for m in vars(prometheus_metrics).values()
+        if isinstance(m, Counter | Gauge | Histogram) and m._name.startswith("hermes_")
+    }
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-hermes.json").read_text())
+    used = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bhermes_\w+", target["expr"])
+    }
+    assert used == declared

@@ -5,6 +5,7 @@ The app runs in process (embedded mode on a temporary SQLite file) behind Litest
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -270,3 +271,30 @@ def test_the_grafana_dashboard_reads_only_series_hermes_exports() -> None:
         for name in re.findall(r"\bhermes_\w+", target["expr"])
     }
     assert used == declared
+
+
+async def test_routing_log_lines_carry_the_event_id() -> None:
+    from hermes.adapters.memory.inbound import InMemoryInboundQueue
+    from hermes.domain.errors import Invalid
+    from hermes.domain.platform import Platform
+    from hermes.entrypoints.inbound_worker import InboundWorker
+
+    queue = InMemoryInboundQueue()
+    event_id = await queue.put(Platform.WHATSAPP, b"not a batch")
+
+    async def route(platform: Platform, body: bytes) -> None:
+        raise Invalid("the body is not a webhook batch")
+
+    worker = InboundWorker(queue, route, consumer="test", wait=0.05)  # type: ignore[arg-type]
+    lines = _JsonLines()
+    logging.getLogger("hermes").addHandler(lines)
+    try:
+        running = asyncio.create_task(worker.run())
+        while event_id not in {d.event_id for d in await queue.dead_letters()}:
+            await asyncio.sleep(0.01)
+        worker.stop()
+        await running
+    finally:
+        logging.getLogger("hermes").removeHandler(lines)
+    entries = [json.loads(line) for line in lines.lines]
+    assert [e["request_id"] for e in entries if "dead letters" in e["message"]] == [f"event-{event_id}"]

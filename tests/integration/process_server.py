@@ -7,7 +7,6 @@ this one can, and restarts on the same port with the same environment.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 
 from hermes.entrypoints.settings import Settings
-from tests.support import ADMIN_TOKEN, free_port
+from tests.support import ADMIN_TOKEN, free_port, unique_email
 
 _ALIASES = {name: field.validation_alias for name, field in Settings.model_fields.items()}
 
@@ -100,8 +99,8 @@ class HermesProcess:
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
 
     async def create_customer(self, email: str | None = None, plan: str = "pro") -> dict[str, Any]:
-        # One customer per email: each call gets its own unless the test names one.
-        email = email or f"owner-{secrets.token_hex(4)}@example.com"
+        # One customer per email, and tests share a database: each call gets its own address.
+        email = unique_email(email or "owner@example.com")
         async with httpx.AsyncClient(
             base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         ) as admin:

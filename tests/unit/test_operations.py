@@ -12,9 +12,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from litestar import Litestar
@@ -205,12 +207,48 @@ def test_tracing_is_off_without_an_otlp_endpoint() -> None:
     assert run.stdout.split() == ["function", "ProxyTracerProvider"]
 
 
-def test_tracing_wraps_the_app_when_an_otlp_endpoint_is_set() -> None:
+class _Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver that keeps what it is sent."""
+
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+_TRACE_REQUESTS = """
+from litestar.testing import TestClient
+from opentelemetry import trace
+from hermes.entrypoints.http.app import make_app
+from tests.support import make_settings
+app = make_app(make_settings(HERMES_DATABASE_URL="sqlite+aiosqlite:///:memory:"), env={})
+with TestClient(app) as client:
+    assert client.get("/readyz").status_code == 200
+trace.get_tracer_provider().force_flush()
+"""
+
+
+def test_traces_reach_the_otlp_endpoint_when_one_is_set() -> None:
     pytest.importorskip("opentelemetry.sdk.trace")
-    # Nothing listens on port 9: spans are dropped by the exporter, start-up must not care.
-    run = _python(_BUILD_APP, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY="60000")
+    _Collector.received = []
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    try:
+        run = _python(_TRACE_REQUESTS, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.server_port}")
+    finally:
+        collector.shutdown()
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["OpenTelemetryMiddleware", "TracerProvider"]
+    sent = b"".join(body for path, body in _Collector.received if path == "/v1/traces")
+    assert b"/readyz" in sent  # the request's span (ASGI)
+    assert b"SELECT" in sent  # the readiness query's span (SQLAlchemy)
 
 
 def _texts(node: Any) -> list[str]:

@@ -80,8 +80,8 @@ _otel_configured = False
 def configure_tracing() -> bool:
     """Export traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing is imported otherwise.
 
-    Instruments outgoing httpx calls, Redis commands and the SQL engines created from then on; the
-    ASGI app is wrapped by `trace_asgi`. The exporter reads the standard OTEL_* variables itself.
+    Instruments outgoing httpx calls and Redis commands; the ASGI app is wrapped by `trace_asgi`, the
+    SQL engine and the platforms' client by `trace_clients`. The exporter reads the OTEL_* variables itself.
     """
     global _otel_configured
     if not os.environ.get(OTEL_ENDPOINT_VARIABLE):
@@ -94,7 +94,7 @@ def configure_tracing() -> bool:
         otlp = importlib.import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
         httpx_instr = importlib.import_module("opentelemetry.instrumentation.httpx")
         redis_instr = importlib.import_module("opentelemetry.instrumentation.redis")
-        sql_instr = importlib.import_module("opentelemetry.instrumentation.sqlalchemy")
+        importlib.import_module("opentelemetry.instrumentation.sqlalchemy")
     except ImportError:
         logging.getLogger("hermes").warning(_OTEL_MISSING)
         return False
@@ -105,7 +105,6 @@ def configure_tracing() -> bool:
         trace.set_tracer_provider(provider)
         httpx_instr.HTTPXClientInstrumentor().instrument()
         redis_instr.RedisInstrumentor().instrument()
-        sql_instr.SQLAlchemyInstrumentor().instrument()
         _otel_configured = True
     return True
 
@@ -116,3 +115,17 @@ def trace_asgi(app: Any) -> Any:
         return app
     asgi = importlib.import_module("opentelemetry.instrumentation.asgi")
     return asgi.OpenTelemetryMiddleware(app)
+
+
+def trace_clients(engine: Any, http: Any) -> None:
+    """Spans for this (async) SQL engine's statements and this httpx client's calls, when tracing is on.
+
+    The shared httpx client has its own (aiohttp) transport, which the global httpx patch does not reach.
+    """
+    if not _otel_configured:
+        return
+    sql = importlib.import_module("opentelemetry.instrumentation.sqlalchemy")
+    # The instrumentation declares SQLAlchemy < 2.1 but works with 2.1's (unchanged) engine events.
+    sql.SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, skip_dep_check=True)
+    httpx_instr = importlib.import_module("opentelemetry.instrumentation.httpx")
+    httpx_instr.HTTPXClientInstrumentor.instrument_client(http)

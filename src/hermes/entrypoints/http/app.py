@@ -8,11 +8,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
+import httpx
 from dishka import AsyncContainer, Provider
 from dishka.integrations.litestar import LitestarProvider, setup_dishka
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.application.ports.health import Infrastructure
 from hermes.application.ports.queue_stats import QueueStatistics
@@ -27,7 +29,7 @@ from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.http.raw_asgi import fast_paths
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook
 from hermes.entrypoints.ioc import Workers, make_container
-from hermes.entrypoints.logs import configure_logging, configure_tracing, trace_asgi
+from hermes.entrypoints.logs import configure_logging, configure_tracing, trace_asgi, trace_clients
 from hermes.entrypoints.mcp_app import build_mcp_endpoint
 from hermes.entrypoints.metrics import forget_this_process, metrics_route, observe
 from hermes.entrypoints.settings import Settings, environment
@@ -83,6 +85,7 @@ def make_app(
         tasks: list[asyncio.Task[None]] = []
         try:
             await check_redis_durability(container, settings)
+            trace_clients(await container.get(AsyncEngine), await container.get(httpx.AsyncClient))
             for name, work in await container.get(Workers):
                 tasks.append(asyncio.create_task(_supervised(name, work), name=name))
             app.state.whatsapp_webhook = await container.get(WhatsAppWebhook)

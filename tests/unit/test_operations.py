@@ -94,11 +94,13 @@ async def test_metrics_show_requests_and_tool_calls_after_a_tool_call(client: As
     assert _sample(text, "hermes_inbound_queue_depth") == 0
     assert _sample(text, "hermes_inbound_dead_letters") == 0
     assert _sample(text, "hermes_inbound_queue_oldest_age_seconds") == 0
-    # Raw paths never become labels: an unknown path is counted as unmatched.
+    # Raw paths never become labels: an unknown path is counted as unmatched. The fast paths have their own.
     await client.get("/no/such/path/12345")
+    await client.get("/mcp/")
     again = (await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})).text
     assert "/no/such/path" not in again
     assert _sample(again, "hermes_http_request_duration_seconds_count", route="unmatched", status="404")
+    assert _sample(again, "hermes_http_request_duration_seconds_count", route="/mcp", status="405")
 
 
 async def test_metrics_need_the_token(client: AsyncTestClient[Litestar]) -> None:

@@ -12,7 +12,6 @@ import hmac
 import itertools
 import os
 import re
-from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
@@ -44,10 +43,9 @@ def new_request_id() -> str:
     return f"{_PROCESS}{next(_ids) & 0xFFFFFFFF:08x}"
 
 
-def observe(app: ASGIApp, fast_paths: Mapping[str, str]) -> ASGIApp:
+def observe(app: ASGIApp) -> ASGIApp:
     """Wrap the whole app: request id in and out, one latency sample by route template and status."""
     samples: dict[tuple[str, int], Any] = {}  # (route, status) -> histogram child: labels() once each
-    fast = {path: path.rstrip("/") or "/" for path in fast_paths}
 
     async def handle(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -78,7 +76,7 @@ def observe(app: ASGIApp, fast_paths: Mapping[str, str]) -> ASGIApp:
             await app(scope, receive, send_with_id)
         finally:
             request_context.request_id.reset(token)
-            route = fast.get(scope["path"]) or scope.get("path_template") or _UNMATCHED
+            route = scope.get("path_template") or _UNMATCHED  # set by Litestar's router and by `fast_paths`
             key = (route, status)
             sample = samples.get(key)
             if sample is None:

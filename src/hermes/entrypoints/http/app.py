@@ -138,12 +138,15 @@ def make_app(
     _clean_descriptions(app)
     # After setup_dishka: Meta's webhook and /mcp (which authenticates itself) skip the request
     # container and Litestar's routing; their handlers are built in the lifespan.
-    routes = {
-        "/webhook/whatsapp": "whatsapp_webhook",
-        "/webhook/whatsapp/": "whatsapp_webhook",
-        "/mcp": "mcp",
-        "/mcp/": "mcp",
-    }
+    app.asgi_handler = fast_paths(
+        app.asgi_handler,
+        {
+            "/webhook/whatsapp": "whatsapp_webhook",
+            "/webhook/whatsapp/": "whatsapp_webhook",
+            "/mcp": "mcp",
+            "/mcp/": "mcp",
+        },
+    )
     # Outermost: request ids and request metrics for every path, the fast ones included.
-    app.asgi_handler = trace_asgi(observe(fast_paths(app.asgi_handler, routes), routes))
+    app.asgi_handler = trace_asgi(observe(app.asgi_handler))
     return app

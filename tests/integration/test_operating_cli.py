@@ -179,3 +179,30 @@ def test_make_bench_entry_point_imports_from_a_clean_checkout() -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "--only" in shown.stdout
+
+
+def test_json_logs_from_a_served_process_carry_the_request_id(tmp_path: Path) -> None:
+    env = clean_env(HERMES_ENCRYPTION_KEYS=new_keyring(), HERMES_LOG_FORMAT="json")
+    assert run(["db", "upgrade"], tmp_path, env).returncode == 0
+    customer = json.loads(
+        run(["customers", "create", "--email", "j@example.com", "--plan", "pro"], tmp_path, env).stdout
+    )
+    token = "123456789:" + "J" * 35
+    server = Served(tmp_path, {**env, "HERMES_PUBLIC_URL": "http://127.0.0.1:1"})
+    try:
+        reply = httpx.post(
+            f"{server.url}/api/connect/telegram",
+            json={"botToken": token},
+            headers={"x-api-key": customer["apiKey"], "X-Request-Id": "json-logs-1"},
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["x-request-id"] == "json-logs-1"
+    finally:
+        server.stop()
+    output = server.process.stdout.read() if server.process.stdout else ""
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]  # every line is one JSON object
+    assert any(e["level"] == "WARNING" and "HERMES_PUBLIC_URL" in e["message"] for e in lines)
+    assert any(e["message"].startswith("Hermes on http://") for e in lines)
+    connected = [e for e in lines if "connected telegram" in e["message"]]
+    assert [(e["request_id"], e["customer_id"]) for e in connected] == [("json-logs-1", customer["id"])]
+    assert token not in output and customer["apiKey"] not in output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -122,7 +123,7 @@ def serve(host: str, port: int, workers: int) -> None:
     _refuse_busy_port(host, port)
     _settle_public_url(settings, host, port)
     mode = "embedded (SQL only)" if settings.embedded else "Redis + SQL"
-    click.echo(f"Hermes on http://{host}:{port} ({mode}); API docs at /schema, MCP at /mcp", err=True)
+    _say(settings, logging.INFO, f"Hermes on http://{host}:{port} ({mode}); API docs at /schema, MCP at /mcp")
     with _metrics_directory(workers):
         uvicorn.run(
             "hermes.entrypoints.http.app:make_app",
@@ -136,7 +137,20 @@ def serve(host: str, port: int, workers: int) -> None:
             log_level="warning",
             proxy_headers=True,
             timeout_graceful_shutdown=10,
+            # JSON logs: uvicorn's own lines go through Hermes's handler too, instead of its text format.
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         )
+
+
+def _say(settings: Any, level: int, text: str) -> None:
+    """A start-up line for the operator: plain text, or a JSON log line under HERMES_LOG_FORMAT=json."""
+    if settings.log_format != "json":
+        click.echo(text if level < logging.WARNING else f"WARNING: {text}", err=True)
+        return
+    from hermes.entrypoints.logs import configure_logging
+
+    configure_logging(settings.log_level, "json")
+    logging.getLogger("hermes.serve").log(level, text)
 
 
 def _refuse_busy_port(host: str, port: int) -> None:
@@ -177,11 +191,12 @@ def _settle_public_url(settings: Any, host: str, port: int) -> None:
         public_port = None
     public_host = parts.hostname or ""
     if _is_loopback(public_host) and public_port != port:
-        click.echo(
-            f"WARNING: HERMES_PUBLIC_URL is {settings.public_url}, but Hermes serves on {host}:{port}; "
+        _say(
+            settings,
+            logging.WARNING,
+            f"HERMES_PUBLIC_URL is {settings.public_url}, but Hermes serves on {host}:{port}; "
             "OAuth clients will be sent to the wrong address. Unset it (to default to the served address) "
             "or make it match.",
-            err=True,
         )
 
 

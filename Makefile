@@ -43,12 +43,12 @@ conformance: install services
 	$(BIN)/python -m pytest tests/integration/test_conformance.py -q
 
 bench: install services
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 # Regenerate the pinned lock file after editing pyproject.toml dependencies.
 lock:
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra otel --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .cache

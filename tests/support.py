@@ -17,6 +17,12 @@ def new_keyring(*kids: str) -> str:
     return ",".join(f"{kid}:{base64.b64encode(os.urandom(32)).decode()}" for kid in (kids or ("k1",)))
 
 
+def unique_email(email: str) -> str:
+    """`alice@example.com` -> `alice+1a2b3c4d@example.com`: Hermes keeps one customer per email."""
+    local, _, domain = email.partition("@")
+    return f"{local}+{os.urandom(4).hex()}@{domain}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
 from hermes.application.ports.callbacks import KEPT_DELIVERIES, CallbackStore
 from hermes.application.ports.inbound import InboundQueue, Inbox, UnroutedNumbers
+from hermes.application.ports.queue_stats import QueueStatistics, QueueStats
 from hermes.domain.callbacks import Callback, Delivery
 from hermes.domain.inbound import InboundMessage, MediaRef, StatusUpdate
 from hermes.domain.platform import Platform
@@ -60,6 +62,21 @@ class InboundQueueContract:
         await inbound_queue.ack([event_id])
         await asyncio.sleep(RECLAIM + 0.1)
         assert await inbound_queue.take("b", 10, 0.2) == []
+
+    async def test_stats_count_what_waits_and_what_died(self, inbound_queue: InboundQueue) -> None:
+        stats = cast(QueueStatistics, inbound_queue)
+        assert await stats.stats() == QueueStats(0, 0.0, 0)
+        first = await inbound_queue.put(Platform.WHATSAPP, b"{}")
+        await inbound_queue.put(Platform.WHATSAPP, b"{}")
+        await asyncio.sleep(0.05)
+        waiting = await stats.stats()
+        assert waiting.depth == 2 and waiting.dead_letters == 0
+        assert 0.04 <= waiting.oldest_age < 5
+        taken = await inbound_queue.take("a", 10, 1.0)
+        assert (await stats.stats()).depth == 2  # taken but not yet routed still counts
+        await inbound_queue.dead_letter(next(e for e in taken if e.id == first), "cannot be routed")
+        await inbound_queue.ack([e.id for e in taken if e.id != first])
+        assert await stats.stats() == QueueStats(0, 0.0, 1)
 
     async def test_order_and_limit(self, inbound_queue: InboundQueue) -> None:
         ids = [await inbound_queue.put(Platform.WHATSAPP, f"{{{i}}}".encode()) for i in range(5)]

@@ -98,6 +98,14 @@ class CustomerDirectoryContract:
         with pytest.raises(Conflict):
             await directory.add(second, key.digest)
 
+    async def test_one_customer_per_email_whatever_its_case(self, directory: CustomerDirectory) -> None:
+        first, key = a_customer()
+        await directory.add(first, key.digest)
+        second, other_key = a_customer(email=first.email.upper())
+        with pytest.raises(Conflict, match="email"):
+            await directory.add(second, other_key.digest)
+        assert await directory.get(second.id) is None
+
     async def test_set_active_and_replace_key(self, directory: CustomerDirectory) -> None:
         customer, key = a_customer()
         await directory.add(customer, key.digest)

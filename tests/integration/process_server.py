@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from hermes.entrypoints.settings import Settings
-from tests.support import ADMIN_TOKEN, free_port
+from tests.support import ADMIN_TOKEN, free_port, unique_email
 
 _ALIASES = {name: field.validation_alias for name, field in Settings.model_fields.items()}
 
@@ -103,7 +103,9 @@ class HermesProcess:
         headers = {"x-api-key": api_key} if api_key else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
 
-    async def create_customer(self, email: str = "owner@example.com", plan: str = "pro") -> dict[str, Any]:
+    async def create_customer(self, email: str | None = None, plan: str = "pro") -> dict[str, Any]:
+        # One customer per email, and tests share a database: each call gets its own address.
+        email = unique_email(email or "owner@example.com")
         async with httpx.AsyncClient(
             base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         ) as admin:

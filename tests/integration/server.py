@@ -17,7 +17,7 @@ import uvicorn
 
 from hermes.entrypoints.http.app import make_app
 from hermes.entrypoints.settings import Settings
-from tests.support import ADMIN_TOKEN, free_port
+from tests.support import ADMIN_TOKEN, free_port, unique_email
 
 
 class HermesServer:
@@ -73,7 +73,9 @@ class HermesServer:
     def admin(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
 
-    async def create_customer(self, email: str = "owner@example.com", plan: str = "starter") -> dict[str, Any]:
+    async def create_customer(self, email: str | None = None, plan: str = "starter") -> dict[str, Any]:
+        # One customer per email, and tests share a database: each call gets its own address.
+        email = unique_email(email or "owner@example.com")
         async with self.admin() as admin:
             reply = await admin.post("/admin/customers", json={"email": email, "plan": plan})
             assert reply.status_code == 201, reply.text

@@ -121,7 +121,7 @@ async def test_claude_connects_through_the_consent_page(
 
         await page.get_by_role("heading", name="Allow Claude to use your Hermes account?").wait_for()
         text = await page.inner_text("main")
-        for shown in ("owner@example.com", "Telegram", "Discord", "Obsidian", f"127.0.0.1:{target.port}"):
+        for shown in (customer["email"], "Telegram", "Discord", "Obsidian", f"127.0.0.1:{target.port}"):
             assert shown in text
         assert customer["apiKey"] not in await page.content()
         assert "/authorize" not in page.url and customer["apiKey"] not in page.url

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from hermes.adapters.platforms.network import HostGuard, VettedHost, bare_host
+from hermes.application import request_context
 from hermes.application.ports.callbacks import CallbackSender
 from hermes.domain.errors import Unavailable
 
@@ -64,11 +65,15 @@ class HttpCallbackSender(CallbackSender):
             netloc += f":{parts.port}"
         pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
         host_header = parts.netloc.rpartition("@")[2]
+        sent = {**headers, "Host": host_header}
+        rid = request_context.request_id.get()
+        if rid is not None:
+            sent["X-Request-Id"] = rid  # the receiver can quote it; Hermes's log lines carry it
         request = self._http.build_request(
             "POST",
             pinned,
             content=body,
-            headers={**headers, "Host": host_header},
+            headers=sent,
             timeout=timeout,
             extensions={"sni_hostname": bare_host(parts.hostname or "")},
         )

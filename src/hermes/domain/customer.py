@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from hermes.domain.errors import Invalid
+from hermes.domain.errors import Conflict, Invalid
 from hermes.domain.plan import Plan
 
 API_KEY_PREFIX = "hms_"
@@ -18,6 +18,15 @@ _API_KEY_BYTES = 32
 # ASCII spaces and controls spelled out: `\s` means different things to Python and to JSON Schema.
 EMAIL_PATTERN = r"^[^@\u0000-\u0020\u007f]{1,64}@[^@\u0000-\u0020\u007f]{1,255}\.[^@.\u0000-\u0020\u007f]{2,63}$(?!\n)"
 _EMAIL = re.compile(EMAIL_PATTERN)
+
+
+def email_key(email: str) -> str:
+    """What makes two emails the same customer's: case does not count."""
+    return email.lower()
+
+
+def email_taken(email: str) -> Conflict:
+    return Conflict(f"a customer with the email {email} already exists")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import logging
+import os
 import secrets
+import shutil
+import socket
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from pydantic import ValidationError
@@ -35,6 +43,7 @@ def _with_container(use: Callable[[Any], Awaitable[T]]) -> T:
     from hermes.entrypoints.settings import environment
 
     settings = _settings()
+    _require_database(settings.database_url)
 
     async def main() -> T:
         container = make_container(settings, environment())
@@ -51,7 +60,23 @@ def _with_container(use: Callable[[Any], Awaitable[T]]) -> T:
         raise click.ClickException(str(exc)) from None
 
 
+def _require_database(url: str) -> None:
+    """An SQLite file that does not exist means the wrong folder, not a database to create empty."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database).resolve()
+    if not path.exists():
+        raise click.ClickException(
+            f"no Hermes database at {path}; run from the project folder or set HERMES_DATABASE_URL"
+            " (a new one is made by `hermes db upgrade`)"
+        )
+
+
 @click.group()
+@click.version_option(package_name="hermes", message="hermes %(version)s")
 def main() -> None:
     """Hermes: AI agents sending and reading messages on customers' own accounts."""
 
@@ -105,22 +130,102 @@ def serve(host: str, port: int, workers: int) -> None:
             "limits in process, so a deactivation or key rotation would reach only one worker and every "
             "limit would be multiplied by the worker count. Run one worker, or set HERMES_REDIS_URL."
         )
+    _refuse_busy_port(host, port)
+    _settle_public_url(settings, host, port)
     mode = "embedded (SQL only)" if settings.embedded else "Redis + SQL"
-    click.echo(f"Hermes on http://{host}:{port} ({mode}); OpenAPI at /schema, MCP at /mcp", err=True)
-    uvicorn.run(
-        "hermes.entrypoints.http.app:make_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        # X-Forwarded-For is believed only from HERMES_TRUSTED_PROXIES (http/client_address.py).
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
-    )
+    _say(settings, logging.INFO, f"Hermes on http://{host}:{port} ({mode}); API docs at /schema, MCP at /mcp")
+    with _metrics_directory(workers):
+        uvicorn.run(
+            "hermes.entrypoints.http.app:make_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+            # X-Forwarded-For is believed only from HERMES_TRUSTED_PROXIES (http/client_address.py).
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,
+            # JSON logs: uvicorn's own lines go through Hermes's handler too, instead of its text format.
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        )
+
+
+def _say(settings: Any, level: int, text: str) -> None:
+    """A start-up line for the operator: plain text, or a JSON log line under HERMES_LOG_FORMAT=json."""
+    if settings.log_format != "json":
+        click.echo(text if level < logging.WARNING else f"WARNING: {text}", err=True)
+        return
+    from hermes.entrypoints.logs import configure_logging
+
+    configure_logging(settings.log_level, "json")
+    logging.getLogger("hermes.serve").log(level, text)
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    """Say so before anything claims to be serving, instead of uvicorn's trace after it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(
+                    f"port {port} is in use (on {host}): stop what holds it, or choose another with --port"
+                ) from None
+            raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def _is_loopback(host: str) -> bool:
+    return host in _LOOPBACK_NAMES or host.startswith("127.")
+
+
+def _settle_public_url(settings: Any, host: str, port: int) -> None:
+    """HERMES_PUBLIC_URL is what OAuth clients are told to call: default it to the address served, and warn
+    when it is set to a local address that cannot be this one (another port, say)."""
+    if "public_url" not in settings.model_fields_set:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host  # noqa: S104
+        if ":" in shown and not shown.startswith("["):
+            shown = f"[{shown}]"
+        os.environ["HERMES_PUBLIC_URL"] = f"http://{shown}:{port}"  # read by the app's settings in each worker
+        return
+    parts = urlsplit(settings.public_url)
+    try:
+        public_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        public_port = None
+    public_host = parts.hostname or ""
+    if _is_loopback(public_host) and public_port != port:
+        _say(
+            settings,
+            logging.WARNING,
+            f"HERMES_PUBLIC_URL is {settings.public_url}, but Hermes serves on {host}:{port}; "
+            "OAuth clients will be sent to the wrong address. Unset it (to default to the served address) "
+            "or make it match.",
+        )
+
+
+@contextmanager
+def _metrics_directory(workers: int) -> Iterator[None]:
+    """Several workers keep their metrics in files of one directory (prometheus-client's multi-process mode),
+    made fresh for this run and removed after it; one worker keeps them in memory."""
+    variable = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's name; read when the workers import it
+    if workers <= 1 or os.environ.get(variable):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="hermes-metrics-")
+    os.environ[variable] = directory
+    try:
+        yield
+    finally:
+        os.environ.pop(variable, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @main.group()
@@ -179,18 +284,65 @@ def list_customers(limit: int, after: str | None) -> None:
         return found
 
     for c in _with_container(use):
-        click.echo(
-            json.dumps(
-                {
-                    "id": c.id,
-                    "email": c.email,
-                    "plan": c.plan.value,
-                    "active": c.active,
-                    "createdAt": c.created_at.isoformat(),
-                    "apiKeyPrefix": c.api_key_prefix,
-                }
-            )
-        )
+        click.echo(_customer_json(c))
+
+
+def _customer_json(c: Any) -> str:
+    """A customer as the operator API shows it (never its key)."""
+    return json.dumps(
+        {
+            "id": c.id,
+            "email": c.email,
+            "plan": c.plan.value,
+            "active": c.active,
+            "createdAt": c.created_at.isoformat(),
+            "apiKeyPrefix": c.api_key_prefix,
+        }
+    )
+
+
+@customers.command("show")
+@click.argument("customer_id")
+def show_customer(customer_id: str) -> None:
+    """Show one customer as JSON (never its key)."""
+    from hermes.application.use_cases.get_customer import GetCustomer
+    from hermes.domain.customer import Customer
+
+    async def use(container: Any) -> Customer:
+        get_customer = await container.get(GetCustomer)
+        found: Customer = await get_customer(customer_id)
+        return found
+
+    click.echo(_customer_json(_with_container(use)))
+
+
+@customers.command("deactivate")
+@click.argument("customer_id")
+def deactivate_customer(customer_id: str) -> None:
+    """Deactivate a customer: its API key and OAuth sessions stop working at once; prints it as JSON."""
+    from hermes.application.use_cases.deactivate_customer import DeactivateCustomer
+    from hermes.domain.customer import Customer
+
+    async def use(container: Any) -> Customer:
+        deactivate = await container.get(DeactivateCustomer)
+        done: Customer = await deactivate(customer_id)
+        return done
+
+    click.echo(_customer_json(_with_container(use)))
+
+
+@customers.command("rotate-key")
+@click.argument("customer_id")
+def rotate_customer_key(customer_id: str) -> None:
+    """Issue a new API key for a customer (the old one stops working); prints JSON with it, shown this once."""
+    from hermes.application.use_cases.rotate_api_key import RotateApiKey
+
+    async def use(container: Any) -> str:
+        rotate = await container.get(RotateApiKey)
+        key: str = await rotate(customer_id)
+        return key
+
+    click.echo(json.dumps({"id": customer_id, "apiKey": _with_container(use)}))
 
 
 @main.group()

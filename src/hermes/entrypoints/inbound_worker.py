@@ -10,9 +10,10 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+from hermes.application import request_context
 from hermes.application.ports.callbacks import CallbackStore
 from hermes.application.ports.inbound import InboundHandler, InboundQueue, QueuedEvent
 from hermes.application.use_cases.deliver_callbacks import DeliverCallbacks
@@ -27,6 +28,10 @@ log = logging.getLogger("hermes.inbound")
 # burst, which it drains as soon as the load falls.
 _BUSY_LAG = 0.004
 _BUSY_PAUSE = 0.02
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
 
 
 def consumer_name() -> str:
@@ -95,6 +100,8 @@ class InboundWorker:
                 await self._pause(_BUSY_PAUSE)
 
     async def _handle(self, event: QueuedEvent) -> bool:
+        # Each event runs in its own task (gather): its log lines carry the queue's event id.
+        request_context.request_id.set(f"event-{event.id}")
         try:
             await self._route(event.platform, event.body)
             return True
@@ -133,8 +140,10 @@ class CallbackWorker(InboundHandler):
         owner: str,
         sweep_every: float = 5.0,
         concurrency: int = 16,
+        backlog: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
+        self._backlog = backlog
         self._deliver = deliver
         self._owner = owner
         self._sweep_every = sweep_every
@@ -172,6 +181,8 @@ class CallbackWorker(InboundHandler):
                 task = asyncio.create_task(self._pass(customer_id))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            if self._backlog is not None:
+                self._backlog(len(self._woken) + len(self._running))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, next_sweep - loop.time()))
@@ -179,6 +190,9 @@ class CallbackWorker(InboundHandler):
             await asyncio.wait(self._tasks, timeout=10)
 
     async def _pass(self, customer_id: str) -> None:
+        # Its own task: the delivery's log lines (and the POSTs, as X-Request-Id) carry this id.
+        request_context.request_id.set(f"callbacks-{new_request_id()}")
+        request_context.customer_id.set(customer_id)
         try:
             async with self._limit:
                 result = await self._deliver(customer_id, self._owner)

@@ -7,7 +7,7 @@ extra providers last, so a test can replace any piece.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import NewType
+from typing import NewType, cast
 
 import httpx
 from dishka import (
@@ -16,6 +16,7 @@ from dishka import (
     Provider,
     Scope,
     alias,
+    decorate,
     from_context,
     make_async_container,
     provide,
@@ -39,6 +40,12 @@ from hermes.adapters.platforms.http import make_client
 from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.platforms.registry import Registry
 from hermes.adapters.platforms.whatsapp_webhook import WhatsAppWebhookDecoder
+from hermes.adapters.prometheus_metrics import (
+    CALLBACK_BACKLOG,
+    CountingAuditLog,
+    CountingRateLimiter,
+    CountingUsageMeter,
+)
 from hermes.adapters.redis.address_limiter import RedisAddressLimiter
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.callback_store import RedisCallbackStore
@@ -74,6 +81,7 @@ from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox
 from hermes.application.ports.inbox_signals import InboxSignals, WaitSlots
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
+from hermes.application.ports.queue_stats import QueueStatistics
 from hermes.application.ports.routing import PhoneRoutes
 from hermes.application.ports.sessions import SessionRevoker
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials, ToolCatalog
@@ -329,7 +337,13 @@ class InboundProvider(Provider):
 
     @provide
     def callback_worker(self, store: CallbackStore, deliver: DeliverCallbacks, settings: Settings) -> CallbackWorker:
-        return CallbackWorker(store, deliver, owner=consumer_name(), sweep_every=settings.callback_sweep_seconds)
+        return CallbackWorker(
+            store,
+            deliver,
+            owner=consumer_name(),
+            sweep_every=settings.callback_sweep_seconds,
+            backlog=CALLBACK_BACKLOG.set,
+        )
 
     @provide
     def handler(self, callbacks: CallbackWorker, signals: InboxSignals) -> InboundHandler:
@@ -500,6 +514,20 @@ class EmbeddedConsoleProvider(Provider):
         return InMemoryConsoleSessionStore()
 
 
+class MetricsProvider(Provider):
+    """Counts rate-limit refusals and tool calls (through the audit log) on their way through the ports."""
+
+    scope = Scope.APP
+    limiter = decorate(CountingRateLimiter, provides=RateLimiter)
+    usage = decorate(CountingUsageMeter, provides=UsageMeter)
+    audit = decorate(CountingAuditLog, provides=AuditLog)
+
+    @provide
+    def queue_stats(self, queue: InboundQueue) -> QueueStatistics:
+        # Every queue adapter (Redis, SQL, in-memory) also reports its statistics.
+        return cast(QueueStatistics, queue)
+
+
 def providers_for(settings: Settings) -> list[Provider]:
     stores = EmbeddedStoresProvider() if settings.embedded else RedisStoresProvider()
     inbound = EmbeddedInboundProvider() if settings.embedded else RedisInboundProvider()
@@ -515,6 +543,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         oauth,
         ConsoleProvider(),
         EmbeddedConsoleProvider() if settings.embedded else RedisConsoleProvider(),
+        MetricsProvider(),
     ]
 
 

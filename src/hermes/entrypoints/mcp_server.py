@@ -38,6 +38,7 @@ from mcp.types import (
 )
 from starlette.types import Receive, Scope, Send
 
+from hermes.application import request_context
 from hermes.application.ports.tools import ToolCatalog, ToolSpec
 from hermes.application.untrusted import fenced
 from hermes.application.use_cases.call_tool import Caller, CallTool
@@ -170,6 +171,8 @@ class McpEndpoint:
             return
         token = _caller.set(caller)
         receive_token = _receive.set(receive)
+        if caller.customer is not None:
+            request_context.customer_id.set(caller.customer.id)
         try:
             await self.session_manager.handle_request(scope, receive, send)
         finally:
@@ -210,6 +213,7 @@ class McpEndpoint:
             # A name outside the catalogue is a protocol error, not a tool failure (MCP spec, tools/call).
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}; tools/list names the tools you can call")
         call = self._call_tool(_caller.get(), params.name, params.arguments or {})
+        request_context.tool.set(params.name)
         try:
             # A read-only call loses nothing when abandoned, and one may wait long (inbox_wait): it ends
             # when its client goes away. Other calls run to the end, so their outcome is audited.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from dotenv import dotenv_values
 from pydantic import Field, field_validator
@@ -62,6 +63,9 @@ class Settings(BaseSettings):
         "127.0.0.1,127.0.0.1:*,localhost,localhost:*,[::1],[::1]:*", validation_alias="HERMES_ALLOWED_HOSTS"
     )
     log_level: str = Field("INFO", validation_alias="HERMES_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", validation_alias="HERMES_LOG_FORMAT")
+    # Bearer token for GET /metrics; unset, /metrics answers 404.
+    metrics_token: str | None = Field(None, validation_alias="HERMES_METRICS_TOKEN", repr=False)
     mcp_tracing: bool = Field(False, validation_alias="HERMES_MCP_TRACING")
     platform_timeout: float = Field(15.0, validation_alias="HERMES_PLATFORM_TIMEOUT")
     email_max_message_bytes: int = Field(10 << 20, ge=64 << 10, validation_alias="HERMES_EMAIL_MAX_MESSAGE_BYTES")

@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
-from hermes.domain.customer import Customer
+from hermes.domain.customer import Customer, email_key, email_taken
 from hermes.domain.errors import Conflict
 
 
@@ -19,6 +19,8 @@ class InMemoryCustomerDirectory(CustomerDirectory):
     async def add(self, customer: Customer, api_key_digest: str) -> None:
         if customer.id in self.customers or api_key_digest in self.digests.values():
             raise Conflict("customer already exists")
+        if any(email_key(c.email) == email_key(customer.email) for c in self.customers.values()):
+            raise email_taken(customer.email)
         self.customers[customer.id] = customer
         self.digests[customer.id] = api_key_digest
 

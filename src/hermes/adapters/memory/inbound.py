@@ -23,6 +23,7 @@ from hermes.application.ports.inbound import (
     QueuedEvent,
     UnroutedNumbers,
 )
+from hermes.application.ports.queue_stats import QueueStats
 from hermes.domain.callbacks import Callback, Delivery
 from hermes.domain.inbound import DEDUPE_WINDOW_SECONDS, InboxEntry, InboxItem
 from hermes.domain.platform import Platform
@@ -113,6 +114,11 @@ class InMemoryInboundQueue(InboundQueue):
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         return list(self.dead.values())[:limit]
+
+    async def stats(self) -> QueueStats:
+        oldest = min((h.event.received_at for h in self.events.values()), default=None)
+        age = 0.0 if oldest is None else max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+        return QueueStats(len(self.events), age, len(self.dead))
 
     async def replay(self, dead_letter_ids: Sequence[str] | None = None) -> int:
         chosen = list(self.dead) if dead_letter_ids is None else [i for i in dead_letter_ids if i in self.dead]

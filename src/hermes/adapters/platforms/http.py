@@ -46,6 +46,7 @@ import msgspec
 from httpx_aiohttp import AiohttpTransport
 
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.prometheus_metrics import PLATFORM_CALLS
 from hermes.domain.errors import Actor, PlatformRejected, Sent
 from hermes.domain.platform import Platform
 
@@ -352,12 +353,22 @@ class PlatformHttp:
         if deadline is None:
             deadline = loop.time() + self.config.total_timeout
         content = None if json is None else _encode_json(json)
+        started = time.perf_counter()
+        code = "error"  # also what an unexpected failure or a cancellation is counted as
         try:
-            async with asyncio.timeout_at(deadline):
-                return await self._attempts(method, url, headers, content, params, deadline, loop)
-        except TimeoutError:
-            failure = self._timeout(method)
-        raise failure
+            try:
+                async with asyncio.timeout_at(deadline):
+                    reply = await self._attempts(method, url, headers, content, params, deadline, loop)
+                code = "ok"
+                return reply
+            except TimeoutError:
+                failure = self._timeout(method)
+            raise failure
+        except PlatformRejected as exc:
+            code = exc.code or "error"
+            raise
+        finally:
+            PLATFORM_CALLS.labels(self.platform.value, code).observe(time.perf_counter() - started)
 
     async def _attempts(
         self,

@@ -25,6 +25,7 @@ from redis.exceptions import ResponseError
 
 from hermes.adapters.redis.client import RedisClient, translate_errors
 from hermes.application.ports.inbound import MAX_DELIVERIES, DeadLetter, InboundQueue, QueuedEvent
+from hermes.application.ports.queue_stats import QueueStats
 from hermes.domain.platform import Platform
 
 GROUP = "hermes"
@@ -237,6 +238,15 @@ class RedisInboundQueue(InboundQueue):
                 )
             )
         return letters
+
+    async def stats(self) -> QueueStats:
+        # Acknowledged events are deleted from the stream, so its length is what is left to route.
+        async with translate_errors():
+            depth = int(await self._redis.xlen(self.stream))
+            first: Any = await self._redis.xrange(self.stream, count=1) if depth else []
+            dead = int(await self._redis.xlen(self.dead))
+        age = max(0.0, time.time() - _ms(_s(first[0][0])) / 1000) if first else 0.0
+        return QueueStats(depth, age, dead)
 
     async def replay(self, dead_letter_ids: Sequence[str] | None = None) -> int:
         replayed = 0

@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hermes.adapters.sql.engine import from_db_time, to_db_time, translate_errors
 from hermes.adapters.sql.tables import customers
 from hermes.application.ports.customers import CustomerDirectory
-from hermes.domain.customer import Customer
+from hermes.domain.customer import Customer, email_key, email_taken
+from hermes.domain.errors import Conflict
 from hermes.domain.plan import Plan
 
 _COLUMNS = (
@@ -39,11 +40,25 @@ class SqlCustomerDirectory(CustomerDirectory):
         self._engine = engine
 
     async def add(self, customer: Customer, api_key_digest: str) -> None:
+        key = email_key(customer.email)
+        try:
+            await self._insert(customer, key, api_key_digest)
+        except Conflict:
+            if await self._email_in_use(key):
+                raise email_taken(customer.email) from None
+            raise
+
+    async def _email_in_use(self, key: str) -> bool:
+        async with translate_errors(), self._engine.connect() as conn:
+            return (await conn.execute(select(customers.c.id).where(customers.c.email_key == key))).first() is not None
+
+    async def _insert(self, customer: Customer, key: str, api_key_digest: str) -> None:
         async with translate_errors(), self._engine.begin() as conn:
             await conn.execute(
                 insert(customers).values(
                     id=customer.id,
                     email=customer.email,
+                    email_key=key,
                     plan=customer.plan.value,
                     active=customer.active,
                     api_key_hash=api_key_digest,

@@ -36,6 +36,7 @@ from hermes.application.ports.inbound import (
     QueuedEvent,
     UnroutedNumbers,
 )
+from hermes.application.ports.queue_stats import QueueStats
 from hermes.domain.callbacks import Callback, Delivery
 from hermes.domain.errors import Conflict
 from hermes.domain.inbound import DEDUPE_WINDOW_SECONDS, INBOX_RETENTION_SECONDS, InboxEntry, InboxItem
@@ -203,6 +204,16 @@ class SqlInboundQueue(InboundQueue):
             )
             for r in rows
         ]
+
+    async def stats(self) -> QueueStats:
+        q, d = inbound_queue.c, inbound_dead_letters.c
+        async with translate_errors(), self._engine.connect() as conn:
+            depth, oldest = (
+                await conn.execute(select(func.count(), func.min(q.received_at)).where(q.queue == self._name))
+            ).one()
+            dead = (await conn.execute(select(func.count()).where(d.queue == self._name))).scalar_one()
+        age = 0.0 if oldest is None else max(0.0, (_now() - from_db_time(oldest)).total_seconds())
+        return QueueStats(int(depth), age, int(dead))
 
     async def replay(self, dead_letter_ids: Sequence[str] | None = None) -> int:
         d = inbound_dead_letters.c

@@ -28,6 +28,8 @@ customers = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("email", String(320), nullable=False),
+    # The email in lower case, unique: one customer per email (NULL only on rows older than the rule).
+    Column("email_key", String(320), unique=True),
     Column("plan", String(16), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("api_key_hash", String(64), nullable=False, unique=True),

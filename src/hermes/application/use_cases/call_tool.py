@@ -31,7 +31,7 @@ from hermes.domain.platform import Platform
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """A customer (multi-tenant mode) or nobody (single-user mode, seed flow 1)."""
+    """A customer (multi-tenant mode) or nobody (single-user mode)."""
 
     customer: Customer | None
 
@@ -66,7 +66,7 @@ def _seconds_to_next_month(now: datetime) -> float:
 
 @dataclass(slots=True)
 class CallTool:
-    """Call one tool for a caller.
+    """Call one tool, for a customer or for the single user.
 
     Arguments are validated before anything else runs. A platform tool runs with the customer's own
     credentials (decrypted only for this call), or in single-user mode with the

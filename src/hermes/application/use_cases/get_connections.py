@@ -8,7 +8,7 @@ from hermes.domain.platform import ALL_PLATFORMS, Platform
 
 @dataclass(slots=True)
 class GetConnections:
-    """Which of the eight platforms a customer has connected (seed flow 5), in one store round trip."""
+    """Which of the eight platforms a customer has connected, in one store round trip."""
 
     vault: CredentialVault
 

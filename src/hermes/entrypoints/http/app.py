@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
+import httpx
 from dishka import AsyncContainer, Provider
 from dishka.integrations.litestar import LitestarProvider, setup_dishka
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.application.ports.health import Infrastructure
+from hermes.application.ports.queue_stats import QueueStatistics
 from hermes.entrypoints.http.admin_api import AdminApi
+from hermes.entrypoints.http.api_docs import api_docs_asset, render_plugins
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
 from hermes.entrypoints.http.console import ConsolePages
 from hermes.entrypoints.http.customer_api import CustomerApi
@@ -25,8 +30,9 @@ from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.http.raw_asgi import fast_paths
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook
 from hermes.entrypoints.ioc import Workers, make_container
-from hermes.entrypoints.logs import configure_logging
+from hermes.entrypoints.logs import configure_logging, configure_tracing, trace_asgi, trace_clients
 from hermes.entrypoints.mcp_app import build_mcp_endpoint
+from hermes.entrypoints.metrics import forget_this_process, metrics_route, observe
 from hermes.entrypoints.settings import Settings, environment
 
 log = logging.getLogger("hermes")
@@ -54,6 +60,14 @@ async def _supervised(name: str, work: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(1.0)
 
 
+def _clean_descriptions(app: Litestar) -> None:
+    """Route descriptions are docstrings reused as written for the reader: drop their source indentation."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if handler.description:
+                handler.description = inspect.cleandoc(handler.description)
+
+
 def make_app(
     settings: Settings | None = None,
     *overrides: Provider,
@@ -61,7 +75,8 @@ def make_app(
 ) -> Litestar:
     """Build the app; `overrides` replace providers (tests), last one wins."""
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    configure_tracing()
     container = make_container(
         settings, env if env is not None else environment(), LitestarProvider(), CustomerProvider(), *overrides
     )
@@ -71,9 +86,11 @@ def make_app(
         tasks: list[asyncio.Task[None]] = []
         try:
             await check_redis_durability(container, settings)
+            trace_clients(await container.get(AsyncEngine), await container.get(httpx.AsyncClient))
             for name, work in await container.get(Workers):
                 tasks.append(asyncio.create_task(_supervised(name, work), name=name))
             app.state.whatsapp_webhook = await container.get(WhatsAppWebhook)
+            app.state.queue_stats = await container.get(QueueStatistics)
             app.state.mcp = mcp = await build_mcp_endpoint(container, settings)
             async with mcp.run():
                 yield
@@ -82,10 +99,20 @@ def make_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await container.close()
+            forget_this_process()
 
     admin = Router(path="/", route_handlers=[AdminApi], guards=[admin_guard(settings.admin_token)])
     app = Litestar(
-        route_handlers=[CustomerApi, InboundApi, admin, healthz, readyz, *OAUTH_ROUTE_HANDLERS],
+        route_handlers=[
+            CustomerApi,
+            InboundApi,
+            admin,
+            healthz,
+            readyz,
+            *OAUTH_ROUTE_HANDLERS,
+            metrics_route(settings.metrics_token),
+            api_docs_asset,
+        ],
         template_config=template_config(),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
@@ -95,6 +122,7 @@ def make_app(
             version="0.1.0",
             description="Send and read messages on a customer's own accounts, for AI agents.",
             path="/schema",
+            render_plugins=render_plugins(),
             components=Components(
                 security_schemes={
                     "apiKey": SecurityScheme(type="apiKey", name="x-api-key", security_scheme_in="header"),
@@ -109,6 +137,7 @@ def make_app(
     )
     app.register(ConsolePages)
     setup_dishka(container, app)
+    _clean_descriptions(app)
     # After setup_dishka: Meta's webhook and /mcp (which authenticates itself) skip the request
     # container and Litestar's routing; their handlers are built in the lifespan.
     app.asgi_handler = fast_paths(
@@ -121,4 +150,6 @@ def make_app(
         },
         max_body_bytes=settings.max_body_bytes,
     )
+    # Outermost: request ids and request metrics for every path, the fast ones included.
+    app.asgi_handler = trace_asgi(observe(app.asgi_handler))
     return app

@@ -10,6 +10,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
+from hermes.application import request_context
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.domain.customer import Customer
 from hermes.domain.errors import Unauthorized
@@ -31,7 +32,9 @@ class CustomerProvider(Provider):
 
     @provide(scope=Scope.REQUEST)
     async def customer(self, request: Request, resolve: ResolveCustomer) -> Customer:  # type: ignore[type-arg]
-        return await resolve(api_key_of(request.headers))
+        customer = await resolve(api_key_of(request.headers))
+        request_context.customer_id.set(customer.id)  # for this request's log lines
+        return customer
 
 
 def admin_guard(admin_token: str | None) -> Any:

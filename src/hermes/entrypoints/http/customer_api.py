@@ -10,6 +10,7 @@ from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, delete, get, post
 from litestar.params import Body, Parameter, PathParameter
 
+from hermes.application import request_context
 from hermes.application.use_cases.call_tool import Caller, CallTool
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
@@ -31,6 +32,8 @@ from hermes.entrypoints.http.schemas import (
     ToolList,
     ToolView,
     UsageView,
+    connect_body_description,
+    connect_body_schemas,
 )
 
 log = logging.getLogger("hermes.api")
@@ -55,7 +58,13 @@ class CustomerApi(Controller):
     async def connect(
         self,
         platform: PlatformPath,
-        data: Annotated[dict[str, Any], Body(description="the platform's credential fields (camelCase)")],
+        data: Annotated[
+            dict[str, Any],
+            Body(
+                description=connect_body_description(),
+                schema_extra={"any_of": connect_body_schemas(), "additional_properties": None},
+            ),
+        ],
         customer: FromDishka[Customer],
         connect: FromDishka[ConnectPlatform],
         verify: Annotated[
@@ -180,4 +189,5 @@ class CustomerApi(Controller):
         call: FromDishka[CallTool],
         data: Annotated[dict[str, Any] | None, Body(description="the tool's arguments object")] = None,
     ) -> dict[str, Any]:
+        request_context.tool.set(tool)
         return await call(Caller(customer), tool, data or {})

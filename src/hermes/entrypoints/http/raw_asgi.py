@@ -100,8 +100,12 @@ def fast_paths(app: ASGIApp, routes: Mapping[str, str], max_body_bytes: int) -> 
     Installed over the Litestar app's ASGI handler after `setup_dishka`.
     """
 
+    # The route as the request metrics name it (Litestar sets it for the routes it serves): "/mcp/" is "/mcp".
+    templates = {path: path.rstrip("/") or "/" for path in routes}
+
     async def handle(scope: LitestarScope, receive: LitestarReceive, send: LitestarSend) -> None:
         if scope["type"] == ScopeType.HTTP and (name := routes.get(scope["path"])) is not None:
+            scope["path_template"] = templates[scope["path"]]
             handler = getattr(scope["litestar_app"].state, name)
             if scope["method"] == "POST":
                 raw_scope, raw_receive, raw_send = cast(Scope, scope), cast(Receive, receive), cast(Send, send)

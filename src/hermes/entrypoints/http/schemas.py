@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
+from litestar.openapi.spec import OpenAPIType, Schema
 
+from hermes.domain.credentials import SCHEMAS, CredentialField
 from hermes.domain.customer import EMAIL_PATTERN, Customer
 from hermes.domain.plan import Plan
 
@@ -108,3 +110,36 @@ class ToolList(Camel):
 class Health(Camel, omit_defaults=True):
     status: str
     checks: dict[str, str] = {}
+
+
+def _field_schema(spec: CredentialField) -> Schema:
+    words = [spec.description] if spec.description else []
+    if spec.secret:
+        words.append("secret: stored encrypted, never shown again")
+    return Schema(
+        type=OpenAPIType.INTEGER if spec.integer else OpenAPIType.STRING,
+        enum=list(spec.choices) or None,
+        description="; ".join(words) or None,
+    )
+
+
+def connect_body_schemas() -> list[Schema]:
+    """One schema per platform, projected from its credential schema (the one declaration of its fields)."""
+    return [
+        Schema(
+            type=OpenAPIType.OBJECT,
+            title=f"{platform.value} credentials",
+            properties={f.name: _field_schema(f) for f in schema.fields},
+            required=[f.name for f in schema.fields if f.required],
+            additional_properties=False,
+        )
+        for platform, schema in SCHEMAS.items()
+    ]
+
+
+def connect_body_description() -> str:
+    lines = ["The platform's credential fields (camelCase); optional ones in brackets:", ""]
+    for platform, schema in SCHEMAS.items():
+        names = ", ".join(f.name if f.required else f"[{f.name}]" for f in schema.fields)
+        lines.append(f"- {platform.value}: {names}")
+    return "\n".join(lines)

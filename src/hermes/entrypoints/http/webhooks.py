@@ -120,7 +120,7 @@ class WhatsAppWebhook:
             await problem(send, 400, "Invalid request", "the body must be a JSON object")
             return
         try:
-            await self._queue.put(Platform.WHATSAPP, body)
+            event_id = await self._queue.put(Platform.WHATSAPP, body)
         except Exception:
             # Never a 200 for an event that is not stored: Meta retries a 503.
             self._not_stored.hit()
@@ -128,4 +128,6 @@ class WhatsAppWebhook:
                 send, 503, "Service unavailable", "the event could not be stored; retry", [(b"retry-after", b"5")]
             )
             return
+        # DEBUG only (the hot path): ties this request's id to the routing worker's `event-<id>` lines.
+        log.debug("webhook event queued as %s", event_id)
         await respond(send, 200, b"EVENT_RECEIVED", TEXT)

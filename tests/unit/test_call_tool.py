@@ -212,7 +212,7 @@ async def test_undecryptable_credentials_ask_for_a_reconnect(world: World) -> No
     with pytest.raises(Conflict) as caught:
         await call(Caller(customer), "whatsapp_send_message", {"to": "+1"})
     assert caught.value.detail == "the stored WhatsApp credentials can no longer be read"
-    assert caught.value.fix == "ask the account owner to connect WhatsApp again in Hermes"
+    assert caught.value.fix == "connect WhatsApp again in Hermes"
     assert [(e.outcome, e.error_code) for e in world.audit.entries] == [("error", "conflict")]
 
 

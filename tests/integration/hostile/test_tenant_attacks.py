@@ -127,7 +127,9 @@ async def test_the_single_user_number_stays_with_the_single_user(
             body = whatsapp_credentials(single_number, "EAAG-employee")
             reply = await client.post("/api/connect/whatsapp", json=body)
         assert reply.status_code == 409, reply.text
-        assert reply.json()["detail"].startswith(f"WhatsApp phone number id {single_number} is reserved by this deployment")
+        assert reply.json()["detail"].startswith(
+            f"WhatsApp phone number id {single_number} is reserved by this deployment"
+        )
         assert await routes.get(route_key(single_number)) is None
 
         # A route to a tenant left from before the number was reserved does not win either.
@@ -331,7 +333,7 @@ async def test_undecryptable_credentials_ask_the_owner_to_reconnect(hermes: Herm
         creds_key(owner["id"], Platform.TELEGRAM), await aio_redis.get(creds_key(victim["id"], Platform.TELEGRAM))
     )
 
-    text = "the stored credentials for telegram can no longer be read; the account owner must reconnect telegram"
+    text = "The stored Telegram credentials can no longer be read. Nothing was sent. Ask the account owner to connect Telegram again in Hermes."
     async with hermes.client(owner["apiKey"]) as client:
         reply = await client.post("/api/tools/telegram_get_updates", json={})
         assert (reply.status_code, reply.json()["detail"]) == (409, text)

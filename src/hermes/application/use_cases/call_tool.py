@@ -148,7 +148,7 @@ class CallTool:
                 # Not transient: retrying cannot help, only the owner connecting the account again.
                 raise Conflict(
                     f"the stored {platform.display_name} credentials can no longer be read",
-                    fix=f"ask the account owner to connect {platform.display_name} again in Hermes",
+                    fix=f"connect {platform.display_name} again in Hermes",
                     actor=Actor.OWNER,
                     sent=Sent.NO,
                 ) from None

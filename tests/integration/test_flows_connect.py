@@ -103,7 +103,8 @@ async def test_ciphertext_copied_to_another_customer_does_not_decrypt(hermes: He
     assert reply.headers["content-type"].startswith("application/problem+json")
     assert "retry-after" not in reply.headers
     assert reply.json()["detail"] == (
-        "The stored Telegram credentials can no longer be read. Nothing was sent. Ask the account owner to connect Telegram again in Hermes."
+        "The stored Telegram credentials can no longer be read. Nothing was sent. "
+        "Ask the account owner to connect Telegram again in Hermes."
     )
     assert "123456789" not in reply.text
     async with hermes.client(bob["apiKey"]) as client:

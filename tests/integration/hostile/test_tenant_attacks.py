@@ -333,8 +333,10 @@ async def test_undecryptable_credentials_ask_the_owner_to_reconnect(hermes: Herm
         creds_key(owner["id"], Platform.TELEGRAM), await aio_redis.get(creds_key(victim["id"], Platform.TELEGRAM))
     )
 
-    text = "The stored Telegram credentials can no longer be read. Nothing was sent. "
+    text = (
+        "The stored Telegram credentials can no longer be read. Nothing was sent. "
         "Ask the account owner to connect Telegram again in Hermes."
+    )
     async with hermes.client(owner["apiKey"]) as client:
         reply = await client.post("/api/tools/telegram_get_updates", json={})
         assert (reply.status_code, reply.json()["detail"]) == (409, text)

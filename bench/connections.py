@@ -46,7 +46,7 @@ def hermes_env(database_url: str) -> dict[str, str]:
         "HERMES_REDIS_URL": REDIS_URL,
         "HERMES_ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
         "HERMES_ADMIN_TOKEN": "bench-admin",
-        "HERMES_LOG_LEVEL": "WARNING",
+        # The production default log level (INFO): what is logged per request is part of the cost.
     }
 
 

@@ -26,10 +26,13 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+OUT = ROOT / "bench" / "out"  # profiles and server logs; not committed
 
 
-# Base URL -> the server process, for readings such as resident memory.
+# Base URL -> the server process, for readings such as resident memory and CPU.
 PIDS: dict[str, int] = {}
+# Base URL -> what the server wrote to stdout/stderr (kept in bench/out/ after the run).
+LOGS: dict[str, Path] = {}
 
 
 def rss_mib(pid: int) -> float:
@@ -82,10 +85,13 @@ def serve(args: list[str], env: Mapping[str, str], health: str = "/healthz") -> 
         "--log-level",
         "warning",
     ]
-    log = tempfile.TemporaryFile()
+    OUT.mkdir(parents=True, exist_ok=True)
+    log_path = OUT / f"server-{re.sub(r'[^A-Za-z0-9]+', '-', args[-1]).strip('-')}-{port}.log"
+    log = log_path.open("w+b")
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     PIDS[url] = proc.pid
+    LOGS[url] = log_path
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -141,10 +147,14 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _base(url: str) -> str:
+    match = re.match(r"https?://[^/]+", url)
+    return match.group(0) if match else url
+
+
 def server_pid(url: str) -> int | None:
     """The process serving `url` (started by serve()), by its scheme://host:port."""
-    match = re.match(r"https?://[^/]+", url)
-    return PIDS.get(match.group(0)) if match else None
+    return PIDS.get(_base(url))
 
 
 @dataclass
@@ -156,6 +166,7 @@ class WrkResult:
     errors: int
     requests: int = 0  # completed in the run
     cpu_s: float = float("nan")  # the server's CPU during the run (and any work it owed for it)
+    log_lines: int = 0  # what the server logged during the run: per-request logging costs CPU
 
     @property
     def cpu_us(self) -> float:
@@ -198,6 +209,8 @@ def wrk_requests(
         script.write("\n".join(lines) + "\n")
     pid = server_pid(url)
     cpu_before = cpu_seconds(pid) if pid else float("nan")
+    log = LOGS.get(_base(url))
+    lines_before = _count_lines(log)
     try:
         out = subprocess.run(
             [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
@@ -210,7 +223,15 @@ def wrk_requests(
     result = parse_wrk(out)
     if pid:
         result.cpu_s = cpu_seconds(pid) - cpu_before
+    result.log_lines = _count_lines(log) - lines_before
     return result
+
+
+def _count_lines(path: Path | None) -> int:
+    if path is None or not path.exists():
+        return 0
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
 
 def wrk(
@@ -254,6 +275,7 @@ def median(results: list[WrkResult]) -> WrkResult:
         sum(r.errors for r in results),
         sum(r.requests for r in results),
         sum(r.cpu_s for r in results),
+        sum(r.log_lines for r in results),
     )
 
 
@@ -303,6 +325,7 @@ def report(
             f"{r.non_2xx:8d} {r.errors:7d}"
         )
     print(f"  ratio: {ratio:.2f}x   (goal {goal})")
+    warn_logging(name, result)
     failed = result.non_2xx + result.errors + baseline.non_2xx + baseline.errors
     if failed:
         print(f"  NOT A VALID FIGURE: {failed} non-2xx answers or socket errors")
@@ -321,6 +344,12 @@ def report(
         "goal": goal,
     }
     return row | profile_row(profiled)
+
+
+def warn_logging(name: str, result: WrkResult) -> None:
+    if result.log_lines:
+        per = result.log_lines / result.requests if result.requests else float("nan")
+        print(f"  {name} logged {result.log_lines} lines during the measured runs ({per:.2f} per request)")
 
 
 def cpu_text(us: float) -> str:
@@ -401,9 +430,6 @@ def ensure_py_spy() -> str | None:
     return found if Path(found).exists() else None
 
 
-PROFILES = ROOT / "bench" / "out"
-
-
 def profile(name: str, url: str, requests: list[WrkRequest], *, seconds: int, connections: int = 50) -> Profile | None:
     """A separate short wrk run under py-spy (sampling slows the server, so never the measured run).
 
@@ -414,8 +440,8 @@ def profile(name: str, url: str, requests: list[WrkRequest], *, seconds: int, co
     spy = ensure_py_spy()
     if not pid or not spy or seconds <= 0:
         return None
-    PROFILES.mkdir(parents=True, exist_ok=True)
-    out = PROFILES / f"profile-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.txt"
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / f"profile-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.txt"
     out.unlink(missing_ok=True)
     sampler = subprocess.Popen(
         [

@@ -38,6 +38,7 @@ from bench.harness import (
     profile,
     profile_row,
     serve,
+    warn_logging,
     wrk_requests,
 )
 from hermes.adapters.inbox_records import decode_entry
@@ -324,6 +325,7 @@ def run(
             f"  {label:44s} {r.requests_per_s:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.cpu_us:10.0f} "
             f"{r.non_2xx:8d} {r.errors:7d}"
         )
+    warn_logging("Hermes", result)
     p99_kept = result.p99_ms <= baseline.p99_ms
     print(
         f"  ratio: {ratio:.2f}x, p99 {result.p99_ms:.1f} ms against the baseline's {baseline.p99_ms:.1f} ms "

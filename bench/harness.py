@@ -368,7 +368,7 @@ def profile_row(profiled: Profile | None) -> dict[str, object]:
 
 @dataclass
 class Profile:
-    """Where a server's CPU went in a sampled run: shares of the samples that were not idle."""
+    """Where a server's CPU went in a sampled run: shares of the samples in which it held the GIL."""
 
     samples: int
     own: list[tuple[str, float]]  # the function running when sampled
@@ -445,7 +445,7 @@ def profile(name: str, url: str, requests: list[WrkRequest], *, seconds: int, co
     out.unlink(missing_ok=True)
     sampler = subprocess.Popen(
         [
-            *(spy, "record", "--pid", str(pid), "--subprocesses", "--function", "--rate", "200"),
+            *(spy, "record", "--pid", str(pid), "--subprocesses", "--function", "--gil", "--rate", "200"),
             *("--format", "raw", "--output", str(out), "--duration", str(seconds + 1)),
         ],
         stdout=subprocess.DEVNULL,

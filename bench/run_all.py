@@ -68,9 +68,10 @@ def main() -> None:
             "## Where Hermes spends its CPU",
             "",
             f"py-spy, {args.profile_seconds} s per figure in a run of its own after the measured ones (sampling",
-            "slows the server); shares of the samples in which the server was not idle. *Own time*: the function",
-            "running when sampled. *Innermost Hermes function*: the deepest Hermes frame on the stack, counting the",
-            "library calls it made. `make bench` keeps every stack in bench/out/profile-*.txt (collapsed stacks,",
+            "slows the server); shares of the samples in which the server held the GIL, that is ran Python code",
+            "or C code called from it (a socket send, a hash), not waiting. *Own time*: the function running when",
+            "sampled. *Innermost Hermes function*: the deepest Hermes frame on the stack, counting the library",
+            "calls it made. `make bench` keeps every stack in bench/out/profile-*.txt (collapsed stacks,",
             "for speedscope or flamegraph.pl).",
             "",
         ]

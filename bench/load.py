@@ -143,7 +143,8 @@ def run(
             }
         )
     print(f"  total {total:.0f} req/s, errors {errors}, Hermes CPU {mix_cpu_us:.0f} us per request of the mix")
-    rows[-1] |= profile_row(PROFILED[0] if PROFILED else None)
+    if PROFILED and PROFILED[0] is not None:
+        rows[-1] |= profile_row(PROFILED[0]) | {"profile_figure": "mixed load, all three routes at once"}
     print(f"  resident memory: {before:.1f} MiB after warm-up, {after:.1f} MiB after {duration} s ({growth:+.1f} %)")
     rows.append(
         {

@@ -1,7 +1,9 @@
 """Shared benchmark machinery: start servers as real processes, drive them with wrk, compare in one run.
 
 Absolute numbers move from machine to machine; each script prints its baseline and
-Hermes measured back to back, and the ratio between them.
+Hermes measured back to back, and the ratio between them. Each wrk run also reads the server's
+CPU time from /proc (CPU microseconds per request, wrk's own CPU left out) and counts the lines the
+server logged; `profile` then samples Hermes with py-spy in a separate run for its top functions.
 """
 
 from __future__ import annotations

@@ -42,8 +42,9 @@ test: install services lint
 conformance: install services
 	$(BIN)/python -m pytest tests/integration/test_conformance.py -q
 
+# Short try: make bench BENCH_ARGS="--duration 2 --runs 1 --load-duration 5 --profile-seconds 2"
 bench: install services
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
 
 # Regenerate the pinned lock file after editing pyproject.toml dependencies.
 lock:

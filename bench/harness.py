@@ -1,7 +1,9 @@
 """Shared benchmark machinery: start servers as real processes, drive them with wrk, compare in one run.
 
 Absolute numbers move from machine to machine; each script prints its baseline and
-Hermes measured back to back, and the ratio between them.
+Hermes measured back to back, and the ratio between them. Each wrk run also reads the server's
+CPU time from /proc (CPU microseconds per request, wrk's own CPU left out) and counts the lines the
+server logged; `profile` then samples Hermes with py-spy in a separate run for its top functions.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+OUT = ROOT / "bench" / "out"  # profiles and server logs; not committed
 
 
-# Base URL -> the server process, for readings such as resident memory.
+# Base URL -> the server process, for readings such as resident memory and CPU.
 PIDS: dict[str, int] = {}
+# Base URL -> what the server wrote to stdout/stderr (kept in bench/out/ after the run).
+LOGS: dict[str, Path] = {}
 
 
 def rss_mib(pid: int) -> float:
@@ -82,10 +87,13 @@ def serve(args: list[str], env: Mapping[str, str], health: str = "/healthz") -> 
         "--log-level",
         "warning",
     ]
-    log = tempfile.TemporaryFile()
+    OUT.mkdir(parents=True, exist_ok=True)
+    log_path = OUT / f"server-{re.sub(r'[^A-Za-z0-9]+', '-', args[-1]).strip('-')}-{port}.log"
+    log = log_path.open("w+b")
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     PIDS[url] = proc.pid
+    LOGS[url] = log_path
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -108,6 +116,49 @@ def serve(args: list[str], env: Mapping[str, str], health: str = "/healthz") -> 
         log.close()
 
 
+def _own_cpu_ticks(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # exited between the listing and the read
+        return 0
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, all threads; fields 14 and 15 of proc(5)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a server process, its threads and any processes it started (not wrk's)."""
+    ticks = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        ticks += _own_cpu_ticks(current)
+        pending.extend(_children(current))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _base(url: str) -> str:
+    match = re.match(r"https?://[^/]+", url)
+    return match.group(0) if match else url
+
+
+def server_pid(url: str) -> int | None:
+    """The process serving `url` (started by serve()), by its scheme://host:port."""
+    return PIDS.get(_base(url))
+
+
 @dataclass
 class WrkResult:
     requests_per_s: float
@@ -115,6 +166,14 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     errors: int
+    requests: int = 0  # completed in the run
+    cpu_s: float = float("nan")  # the server's CPU during the run (and any work it owed for it)
+    log_lines: int = 0  # what the server logged during the run: per-request logging costs CPU
+
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU microseconds per completed request."""
+        return self.cpu_s / self.requests * 1e6 if self.requests else float("nan")
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -150,6 +209,10 @@ def wrk_requests(
     lines += ["end", "request = function()", f"  i = (i % {len(requests)}) + 1", "  return requests[i]", "end"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write("\n".join(lines) + "\n")
+    pid = server_pid(url)
+    cpu_before = cpu_seconds(pid) if pid else float("nan")
+    log = LOGS.get(_base(url))
+    lines_before = _count_lines(log)
     try:
         out = subprocess.run(
             [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],
@@ -159,7 +222,18 @@ def wrk_requests(
         ).stdout
     finally:
         os.unlink(script.name)
-    return parse_wrk(out)
+    result = parse_wrk(out)
+    if pid:
+        result.cpu_s = cpu_seconds(pid) - cpu_before
+    result.log_lines = _count_lines(log) - lines_before
+    return result
+
+
+def _count_lines(path: Path | None) -> int:
+    if path is None or not path.exists():
+        return 0
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
 
 def wrk(
@@ -183,11 +257,17 @@ def parse_wrk(out: str) -> WrkResult:
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
     non_2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    return WrkResult(rps, p50, p99, non_2xx, errors)
+    done = int(m.group(1)) if (m := re.search(r"^\s*(\d+) requests in ", out, re.MULTILINE)) else 0
+    return WrkResult(rps, p50, p99, non_2xx, errors, done)
 
 
 def median_of(runs: int, measure: object) -> WrkResult:
     results = [measure() for _ in range(runs)]  # type: ignore[operator]
+    return median(results)
+
+
+def median(results: list[WrkResult]) -> WrkResult:
+    """Median req/s; latencies from the median run; CPU per request over all runs."""
     best = sorted(results, key=lambda r: r.requests_per_s)[len(results) // 2]
     return WrkResult(
         statistics.median(r.requests_per_s for r in results),
@@ -195,19 +275,26 @@ def median_of(runs: int, measure: object) -> WrkResult:
         best.p99_ms,
         sum(r.non_2xx for r in results),
         sum(r.errors for r in results),
+        sum(r.requests for r in results),
+        sum(r.cpu_s for r in results),
+        sum(r.log_lines for r in results),
     )
 
 
-def command_line(run: Callable[[int, int, int], object]) -> None:
-    """`python -m bench.<name> [--duration S --runs N --connections C]` for a benchmark's run()."""
+PROFILE_SECONDS = 5  # each figure's separate py-spy run; 0 skips it
+
+
+def command_line(run: Callable[..., object]) -> None:
+    """`python -m bench.<name> [--duration S --runs N --connections C --profile-seconds P]` for a run()."""
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--profile-seconds", type=int, default=PROFILE_SECONDS)
     args = parser.parse_args()
-    run(args.duration, args.runs, args.connections)
+    run(args.duration, args.runs, args.connections, profile_seconds=args.profile_seconds)
 
 
 def machine() -> str:
@@ -223,25 +310,159 @@ def machine() -> str:
 
 
 def report(
-    title: str, baseline_name: str, baseline: WrkResult, name: str, result: WrkResult, goal: str
+    title: str,
+    baseline_name: str,
+    baseline: WrkResult,
+    name: str,
+    result: WrkResult,
+    goal: str,
+    profiled: Profile | None = None,
 ) -> dict[str, object]:
     ratio = result.requests_per_s / baseline.requests_per_s if baseline.requests_per_s else 0.0
     print(f"\n{title}  ({machine()})")
-    print(f"  {'':40s} {'req/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'errors':>7s}")
+    print(f"  {'':40s} {'req/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU us/req':>10s} {'non-2xx':>8s} {'errors':>7s}")
     for label, r in ((baseline_name, baseline), (name, result)):
-        print(f"  {label:40s} {r.requests_per_s:10.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.non_2xx:8d} {r.errors:7d}")
+        print(
+            f"  {label:40s} {r.requests_per_s:10.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.cpu_us:10.0f} "
+            f"{r.non_2xx:8d} {r.errors:7d}"
+        )
     print(f"  ratio: {ratio:.2f}x   (goal {goal})")
+    warn_logging(name, result)
     failed = result.non_2xx + result.errors + baseline.non_2xx + baseline.errors
     if failed:
         print(f"  NOT A VALID FIGURE: {failed} non-2xx answers or socket errors")
         goal = f"{goal}; INVALID: {failed} failed requests"
-    return {
+    row = {
         "figure": title,
         "baseline": baseline_name,
         "baseline_rps": round(baseline.requests_per_s),
         "hermes_rps": round(result.requests_per_s),
         "ratio": round(ratio, 2),
+        "baseline_p99_ms": round(baseline.p99_ms, 2),
         "p50_ms": round(result.p50_ms, 2),
         "p99_ms": round(result.p99_ms, 2),
+        "baseline_cpu_us": cpu_text(baseline.cpu_us),
+        "hermes_cpu_us": cpu_text(result.cpu_us),
         "goal": goal,
     }
+    return row | profile_row(profiled)
+
+
+def warn_logging(name: str, result: WrkResult) -> None:
+    if result.log_lines:
+        per = result.log_lines / result.requests if result.requests else float("nan")
+        print(f"  {name} logged {result.log_lines} lines during the measured runs ({per:.2f} per request)")
+
+
+def cpu_text(us: float) -> str:
+    return "-" if us != us else f"{us:.0f}"  # NaN: the server's process was not known
+
+
+def profile_row(profiled: Profile | None) -> dict[str, object]:
+    """Print a figure's profile and return it as row fields for RESULTS.md."""
+    if profiled is None:
+        return {}
+    print(f"  profile of Hermes ({profiled.samples} samples in a separate run; all stacks: {profiled.path}):")
+    for line in profiled.lines():
+        print(f"    {line}")
+    return {"profile": profiled.lines()}
+
+
+@dataclass
+class Profile:
+    """Where a server's CPU went in a sampled run: shares of the samples in which it held the GIL."""
+
+    samples: int
+    own: list[tuple[str, float]]  # the function running when sampled
+    hermes: list[tuple[str, float]]  # the innermost Hermes function on the stack, with the library calls it made
+    path: str = ""  # the whole sample, collapsed stacks
+
+    def lines(self) -> list[str]:
+        if not self.samples:
+            return ["no samples (py-spy could not read the process)"]
+        return [
+            "own time: " + "; ".join(f"{name} {share:.0%}" for name, share in self.own),
+            "innermost Hermes function: " + "; ".join(f"{name} {share:.0%}" for name, share in self.hermes),
+        ]
+
+
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+
+def _frame_name(frame: str) -> tuple[str, str]:
+    """('function (file:line)' from py-spy) -> (a short display name, the file)."""
+    match = _FRAME.match(frame)
+    if match is None:
+        return frame, ""
+    path = match.group("file")
+    short = path.removesuffix(".py").replace("/", ".")
+    short = short.removeprefix("src.")
+    return f"{short}.{match.group('function')}", path
+
+
+def parse_raw_profile(text: str, top: int = 5) -> Profile:
+    """Summarise py-spy's raw (collapsed) output: one 'frame;frame;...;innermost count' line per stack."""
+    own: dict[str, int] = {}
+    hermes: dict[str, int] = {}
+    total = 0
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame_name(frame) for frame in stack.split(";")]
+        total += count
+        own[frames[-1][0]] = own.get(frames[-1][0], 0) + count
+        inner = next((name for name, path in reversed(frames) if _is_hermes(path)), "(no Hermes frame)")
+        hermes[inner] = hermes.get(inner, 0) + count
+
+    def ranked(counts: dict[str, int]) -> list[tuple[str, float]]:
+        best = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:top]
+        return [(name, n / total) for name, n in best]
+
+    return Profile(total, ranked(own), ranked(hermes)) if total else Profile(0, [], [])
+
+
+def _is_hermes(path: str) -> bool:
+    return path.startswith(("hermes/", "src/hermes/")) or "/src/hermes/" in path
+
+
+def ensure_py_spy() -> str | None:
+    found = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
+    return found if Path(found).exists() else None
+
+
+def profile(name: str, url: str, requests: list[WrkRequest], *, seconds: int, connections: int = 50) -> Profile | None:
+    """A separate short wrk run under py-spy (sampling slows the server, so never the measured run).
+
+    The whole sample is kept as bench/out/profile-<name>.txt, collapsed stacks that speedscope or
+    flamegraph.pl open.
+    """
+    pid = server_pid(url)
+    spy = ensure_py_spy()
+    if not pid or not spy or seconds <= 0:
+        return None
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / f"profile-{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.txt"
+    out.unlink(missing_ok=True)
+    sampler = subprocess.Popen(
+        [
+            *(spy, "record", "--pid", str(pid), "--subprocesses", "--function", "--gil", "--rate", "200"),
+            *("--format", "raw", "--output", str(out), "--duration", str(seconds + 1)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(0.5)  # py-spy attaches before the load starts
+    wrk_requests(url, requests, connections=connections, duration=seconds)
+    try:
+        _, err = sampler.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        sampler.kill()
+        _, err = sampler.communicate()
+    if not out.exists():
+        print(f"(py-spy wrote no profile: {err.decode(errors='replace').strip()[-300:]})", file=sys.stderr)
+        return Profile(0, [], [])
+    summary = parse_raw_profile(out.read_text())
+    summary.path = str(out.relative_to(ROOT))
+    return summary

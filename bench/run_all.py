@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.harness import machine
+from bench.harness import PROFILE_SECONDS, machine
 
 # Each module's run(duration, runs, connections) returns its rows.
 BENCHMARKS = ["bench.connections", "bench.tool_call", "bench.webhook", "bench.load"]
@@ -24,6 +24,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", nargs="*", help="module names, e.g. bench.connections")
     parser.add_argument("--load-duration", type=int, default=60, help="seconds of mixed load (memory goal: 60)")
+    parser.add_argument(
+        "--profile-seconds",
+        type=int,
+        default=PROFILE_SECONDS,
+        help="each figure's separate py-spy run, after the measured ones (0: none)",
+    )
     args = parser.parse_args()
     rows: list[dict[str, object]] = []
     notes: list[str] = []
@@ -35,7 +41,7 @@ def main() -> None:
             notes.append(f"- {name}: not run ({exc})")
             continue
         duration = args.load_duration if name == "bench.load" else args.duration
-        rows.extend(module.run(duration=duration, runs=args.runs))
+        rows.extend(module.run(duration=duration, runs=args.runs, profile_seconds=args.profile_seconds))
     lines = [
         "# Benchmark results",
         "",
@@ -43,14 +49,36 @@ def main() -> None:
         f"{args.runs} run(s) of {args.duration} s each, median; baselines measured in the same run. "
         f"Total {time.monotonic() - started:.0f} s. Regenerate with `make bench`.",
         "",
-        "| figure | baseline | baseline | Hermes | ratio | Hermes p50 ms | Hermes p99 ms | goal |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "CPU µs/req: user + system CPU of the server process during the measured runs (for the webhook, until",
+        "what the bursts queued was routed; for ack to inbox, all it did in that run), divided by the requests",
+        "completed. wrk's CPU is not counted, nor the fake platform's.",
+        "",
+        "| figure | baseline | baseline req/s | Hermes req/s | ratio | baseline p99 ms | Hermes p50 ms "
+        "| Hermes p99 ms | baseline CPU µs/req | Hermes CPU µs/req | goal |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        lines.append(
-            f"| {row['figure']} | {row['baseline']} | {row.get('baseline_rps', '-')} | {row.get('hermes_rps', '-')} "
-            f"| {row.get('ratio', '-')} | {row.get('p50_ms', '-')} | {row.get('p99_ms', '-')} | {row['goal']} |"
-        )
+        cells = [row["figure"], row["baseline"]]
+        cells += [row.get(key, "-") for key in ("baseline_rps", "hermes_rps", "ratio", "baseline_p99_ms")]
+        cells += [row.get(key, "-") for key in ("p50_ms", "p99_ms", "baseline_cpu_us", "hermes_cpu_us")]
+        lines.append("| " + " | ".join(str(cell) for cell in [*cells, row["goal"]]) + " |")
+    profiled = [row for row in rows if row.get("profile")]
+    if profiled:
+        lines += [
+            "",
+            "## Where Hermes spends its CPU",
+            "",
+            f"py-spy, {args.profile_seconds} s per figure in a run of its own after the measured ones (sampling",
+            "slows the server); shares of the samples in which the server held the GIL, that is ran Python code",
+            "or C code called from it (a socket send, a hash), not waiting. *Own time*: the function running when",
+            "sampled. *Innermost Hermes function*: the deepest Hermes frame on the stack, counting the library",
+            "calls it made. `make bench` keeps every stack in bench/out/profile-*.txt (collapsed stacks,",
+            "for speedscope or flamegraph.pl).",
+            "",
+        ]
+        for row in profiled:
+            lines.append(f"- {row.get('profile_figure', row['figure'])}")
+            lines += [f"  - {line}" for line in row["profile"]]  # type: ignore[attr-defined]
     lines += ["", *notes] if notes else []
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"\nwrote {RESULTS}")

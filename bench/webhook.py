@@ -1,7 +1,9 @@
 """WhatsApp webhook: acks/s at 50 connections against a bare Litestar endpoint doing HMAC verify + one
 XADD (same run), and the time from ack to the message being in the customer's inbox at 1,000 webhooks/s.
 
-Goals (PERFORMANCE.md): acks >= 0.9x the baseline with p99 < 50 ms; ack-to-inbox p99 < 100 ms.
+Goals (PERFORMANCE.md): acks >= 1.0x the baseline with a p99 no worse than the baseline's; ack-to-inbox
+p99 < 100 ms. Hermes's CPU per webhook counts the routing of what each burst left queued, since the ack
+only defers that work.
 Every request is a distinct, correctly signed Meta batch (wrk cycles through pre-signed bodies), so
 Hermes routes real work, not duplicates. Run: `.venv/bin/python -m bench.webhook [--duration 10 --runs 3]`.
 """
@@ -23,13 +25,30 @@ from litestar import Litestar, Request, Response, get, post
 from redis.asyncio import Redis
 
 from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env
-from bench.harness import WrkRequest, WrkResult, machine, median_of, serve, wrk_requests
+from bench.harness import (
+    PIDS,
+    PROFILE_SECONDS,
+    WrkRequest,
+    WrkResult,
+    cpu_seconds,
+    cpu_text,
+    machine,
+    median,
+    median_of,
+    profile,
+    profile_row,
+    serve,
+    warn_logging,
+    wrk_requests,
+)
 from hermes.adapters.inbox_records import decode_entry
 
 APP_SECRET = "bench-app-secret"
 PHONE_NUMBER_ID = "106540352242922"
 BASELINE_STREAM = "bench:webhook:baseline"
 EVENTS = "queue:{inbound}:events"
+
+WEBHOOK_GOAL = ">= 1.0x, p99 no worse than the baseline's"
 
 # --- the baseline: what any webhook receiver must at least do ------------------------------------
 
@@ -96,14 +115,19 @@ def sign(body: bytes) -> str:
     return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
 
 
-def wrk_signed(url: str, prefix: str, *, connections: int, duration: int, bodies: int = 2000) -> WrkResult:
-    """wrk cycling through `bodies` distinct signed batches."""
+def signed_requests(prefix: str, bodies: int = 2000) -> list[WrkRequest]:
+    """`bodies` distinct signed batches."""
     requests: list[WrkRequest] = []
     for n in range(bodies):
         body = meta_batch(f"wamid.{prefix}.{n}")
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
         requests.append(("POST", None, headers, body))
-    return wrk_requests(url, requests, connections=connections, duration=duration)
+    return requests
+
+
+def wrk_signed(url: str, prefix: str, *, connections: int, duration: int, bodies: int = 2000) -> WrkResult:
+    """wrk cycling through `bodies` distinct signed batches."""
+    return wrk_requests(url, signed_requests(prefix, bodies), connections=connections, duration=duration)
 
 
 async def drain_seconds(redis: Redis, timeout: float = 120.0) -> float:
@@ -195,13 +219,27 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--latency-seconds", type=int, default=10)
+    parser.add_argument("--profile-seconds", type=int, default=PROFILE_SECONDS)
     args = parser.parse_args()
-    rows = run(args.duration, args.runs, args.connections, rate=args.rate, latency_seconds=args.latency_seconds)
+    rows = run(
+        args.duration,
+        args.runs,
+        args.connections,
+        rate=args.rate,
+        latency_seconds=args.latency_seconds,
+        profile_seconds=args.profile_seconds,
+    )
     print(json.dumps(rows))
 
 
 def run(
-    duration: int = 10, runs: int = 3, connections: int = 50, *, rate: int = 1000, latency_seconds: int = 10
+    duration: int = 10,
+    runs: int = 3,
+    connections: int = 50,
+    *,
+    rate: int = 1000,
+    latency_seconds: int = 10,
+    profile_seconds: int = PROFILE_SECONDS,
 ) -> list[dict[str, object]]:
     """Both figures, printed and returned as rows for bench/run_all.py."""
     args = argparse.Namespace(
@@ -229,7 +267,14 @@ def run(
     database_url = bench_database()
     env = {**hermes_env(database_url), "HERMES_WHATSAPP_APP_SECRET": APP_SECRET}
     try:
-        with serve(["--factory", "hermes.entrypoints.http.app:make_app"], env) as url:
+        # Connecting a number asks the Graph API for it: the fake one answers on loopback.
+        with (
+            serve(["bench.fake_graph:app"], {}, health="/") as graph,
+            serve(
+                ["--factory", "hermes.entrypoints.http.app:make_app"],
+                env | {"HERMES_WHATSAPP_API_BASE": graph + "/v23.0"},
+            ) as url,
+        ):
             created = httpx.post(
                 url + "/admin/customers",
                 json={"email": "bench@example.com", "plan": "enterprise"},
@@ -251,21 +296,43 @@ def run(
             connected.raise_for_status()
             results = []
             drains = []
+            pid = PIDS[url]
             for _ in range(args.runs):
                 results.append(measure(url)())
+                before = cpu_seconds(pid)
                 drains.append(asyncio.run(_drain()))
-            result = sorted(results, key=lambda r: r.requests_per_s)[len(results) // 2]
+                results[-1].cpu_s += cpu_seconds(pid) - before
+            result = median(results)
+            before = cpu_seconds(pid)
             latency = asyncio.run(ack_to_inbox(url, created["id"], args.rate, args.latency_seconds))
+            latency_cpu_us = (cpu_seconds(pid) - before) / latency["sent"] * 1e6
+            profiled = profile(
+                "webhook",
+                url + "/webhook/whatsapp",
+                signed_requests(f"p{os.getpid()}x{int(time.time())}"),
+                seconds=profile_seconds,
+                connections=args.connections,
+            )
+            asyncio.run(_drain())
     finally:
         drop_database(database_url)
 
     ratio = result.requests_per_s / baseline.requests_per_s if baseline.requests_per_s else 0.0
     print(f"\nWhatsApp webhook acks at {args.connections} connections  ({machine()})")
-    print(f"  {'':44s} {'acks/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'non-2xx':>8s} {'errors':>7s}")
+    print(f"  {'':44s} {'acks/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'CPU us/req':>10s} {'non-2xx':>8s} {'errors':>7s}")
     for label, r in (("bare Litestar: HMAC verify + one XADD", baseline), ("Hermes POST /webhook/whatsapp", result)):
-        print(f"  {label:44s} {r.requests_per_s:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.non_2xx:8d} {r.errors:7d}")
-    print(f"  ratio: {ratio:.2f}x   (goal >= 0.9x, p99 < 50 ms)")
+        print(
+            f"  {label:44s} {r.requests_per_s:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.cpu_us:10.0f} "
+            f"{r.non_2xx:8d} {r.errors:7d}"
+        )
+    warn_logging("Hermes", result)
+    p99_kept = result.p99_ms <= baseline.p99_ms
+    print(
+        f"  ratio: {ratio:.2f}x, p99 {result.p99_ms:.1f} ms against the baseline's {baseline.p99_ms:.1f} ms "
+        f"({'no worse' if p99_kept else 'WORSE'})   (goal {WEBHOOK_GOAL})"
+    )
     print(f"  backlog after each burst routed in: {', '.join(f'{d:.1f} s' for d in drains)}")
+    profile_fields = profile_row(profiled)
     print(f"\nAck to inbox at {args.rate} webhooks/s for {args.latency_seconds} s")
     print(
         f"  achieved {latency['rate']:.0f}/s; {latency['acked_200']:.0f}/{latency['sent']:.0f} acked 200, "
@@ -275,6 +342,9 @@ def run(
     ack = f"p50 {latency['ack_p50']:7.2f} ms   p99 {latency['ack_p99']:7.2f} ms"
     print(f"  ack -> inbox          {ack}   (goal p99 < 100)")
     print(f"  sent -> inbox         p50 {latency['send_p50']:7.2f} ms   p99 {latency['send_p99']:7.2f} ms")
+    print(f"  Hermes CPU per webhook, ack and routing: {latency_cpu_us:.0f} us")
+    failed = result.non_2xx + result.errors + baseline.non_2xx + baseline.errors
+    goal = WEBHOOK_GOAL + (f"; INVALID: {failed} failed requests" if failed else "")
     return [
         {
             "figure": f"webhook acks/s (verify + durable enqueue + 200), {args.connections} connections",
@@ -282,15 +352,20 @@ def run(
             "baseline_rps": round(baseline.requests_per_s),
             "hermes_rps": round(result.requests_per_s),
             "ratio": round(ratio, 2),
+            "baseline_p99_ms": round(baseline.p99_ms, 2),
             "p50_ms": round(result.p50_ms, 2),
             "p99_ms": round(result.p99_ms, 2),
-            "goal": ">= 0.9x, p99 < 50 ms",
-        },
+            "baseline_cpu_us": cpu_text(baseline.cpu_us),
+            "hermes_cpu_us": cpu_text(result.cpu_us),
+            "goal": goal,
+        }
+        | profile_fields,
         {
             "figure": f"ack to inbox at {args.rate} webhooks/s (achieved {latency['rate']:.0f}/s)",
             "baseline": "-",
             "p50_ms": round(latency["ack_p50"], 2),
             "p99_ms": round(latency["ack_p99"], 2),
+            "hermes_cpu_us": cpu_text(latency_cpu_us),
             "goal": "p99 < 100 ms",
         },
     ]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.application.ports.health import Infrastructure
 from hermes.application.ports.queue_stats import QueueStatistics
+from hermes.entrypoints.heap import freeze_startup_objects, unfreeze
 from hermes.entrypoints.http.admin_api import AdminApi
 from hermes.entrypoints.http.api_docs import api_docs_asset, render_plugins
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
@@ -93,8 +94,10 @@ def make_app(
             app.state.queue_stats = await container.get(QueueStatistics)
             app.state.mcp = mcp = await build_mcp_endpoint(container, settings)
             async with mcp.run():
+                freeze_startup_objects()
                 yield
         finally:
+            unfreeze()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -18,7 +18,7 @@ from hermes.domain.inbound import InboundMessage, MediaRef, StatusUpdate
 from hermes.domain.platform import Platform
 from tests.contracts.ports import uid
 
-RECLAIM = 0.3
+RECLAIM = 1.0  # long enough that two back-to-back takes on a loaded CI machine stay inside one lease
 MAX_DELIVERIES = 3
 T0 = datetime(2026, 5, 8, 12, 0, tzinfo=UTC)
 

@@ -425,7 +425,9 @@ class MailPollingProvider(Provider):
         )
 
     @decorate
-    def workers(self, workers: Workers, poller: MailboxPoller) -> Workers:
+    def workers(self, workers: Workers, poller: MailboxPoller, settings: Settings) -> Workers:
+        if not settings.email_poll_seconds:
+            return workers
         return Workers([*workers, ("mailbox-poller", poller.run)])
 
 

@@ -118,6 +118,7 @@ class Pipeline:
     def poll(self, env: dict[str, str] | None = None) -> PollMailbox:
         return PollMailbox(
             self.mailboxes,
+            self.world.directory,
             self.mailbox,
             PolledEmailCodec(),
             self.queue,
@@ -289,6 +290,15 @@ async def test_a_server_that_is_down_backs_off_keeps_its_place_and_loses_nothing
 
 async def test_an_account_without_credentials_leaves_the_registry(pipe: Pipeline, customer: Customer) -> None:
     await pipe.mailboxes.add(customer.id)
+    outcome = await pipe.poll()(customer.id, "a")
+    assert outcome.polled is False
+    assert await pipe.mailboxes.members() == []
+    assert pipe.mailbox.reads == 0
+
+
+async def test_a_deactivated_customers_mailbox_is_no_longer_polled(pipe: Pipeline, customer: Customer) -> None:
+    await connect(pipe, customer)
+    await pipe.world.directory.set_active(customer.id, False)
     outcome = await pipe.poll()(customer.id, "a")
     assert outcome.polled is False
     assert await pipe.mailboxes.members() == []

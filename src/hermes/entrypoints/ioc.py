@@ -392,6 +392,7 @@ class MailPollingProvider(Provider):
     def poll(
         self,
         mailboxes: Mailboxes,
+        directory: CustomerDirectory,
         reader: MailReader,
         codec: PolledEventCodec,
         queue: InboundQueue,
@@ -401,6 +402,7 @@ class MailPollingProvider(Provider):
     ) -> PollMailbox:
         return PollMailbox(
             mailboxes,
+            directory,
             reader,
             codec,
             queue,

@@ -507,7 +507,7 @@ class SmtpImapGateway:
         return str(host), int(port), str(security)
 
     @contextlib.asynccontextmanager
-    async def _imap(self, creds: Credentials) -> AsyncIterator[ImapSession]:
+    async def _imap(self, creds: Credentials, max_literal: int | None = None) -> AsyncIterator[ImapSession]:
         host, port, security = self._imap_endpoint(creds)
         vetted = await self._guard.vet(host, port, field="imapHost")
         sock = await connect_tcp(vetted, port, self._config.connect_timeout)
@@ -518,7 +518,7 @@ class SmtpImapGateway:
                 security=security,
                 tls=self._tls,
                 timeout=self._config.read_timeout,
-                max_literal=self._config.email_max_message_bytes,
+                max_literal=max_literal or self._config.email_max_message_bytes,
             )
         except BaseException:
             close_quietly(sock)
@@ -535,11 +535,13 @@ class SmtpImapGateway:
         else:
             await session.logout()
 
-    async def _imap_call(self, creds: Credentials, work: Callable[[ImapSession], Awaitable[T]]) -> T:
+    async def _imap_call(
+        self, creds: Credentials, work: Callable[[ImapSession], Awaitable[T]], max_literal: int | None = None
+    ) -> T:
         host, port, _ = self._imap_endpoint(creds)
         server = f"the IMAP server {host}:{port}"
         try:
-            async with asyncio.timeout(self._config.total_timeout), self._imap(creds) as session:
+            async with asyncio.timeout(self._config.total_timeout), self._imap(creds, max_literal) as session:
                 return await work(session)
         except (UnsafeHost, UnresolvableHost) as exc:
             raise exc.as_platform_error(P.value) from None
@@ -655,7 +657,7 @@ class SmtpImapGateway:
                 (
                     uid,
                     inbound_message(
-                        fetched[uid].data,
+                        fetched[uid].data[:_PREVIEW_BYTES],
                         account_address=address,
                         fallback_id=f"imap:{validity}:{uid}",
                         internal_date=fetched[uid].internal_date,
@@ -668,7 +670,8 @@ class SmtpImapGateway:
             ]
             return MailBatch(validity, uids[-1], messages, more)
 
-        return await self._imap_call(credentials, work)
+        # A server that ignores the partial fetch is cut off at what the previews of one batch need.
+        return await self._imap_call(credentials, work, max_literal=_PREVIEW_BYTES * max(limit, 2))
 
     @staticmethod
     async def _selected_inbox(session: ImapSession) -> Selected:

@@ -4,6 +4,7 @@ import random
 from dataclasses import dataclass
 
 from hermes.application.credential_vault import CredentialVault
+from hermes.application.ports.customers import CustomerDirectory
 from hermes.application.ports.inbound import InboundQueue
 from hermes.application.ports.mailboxes import Mailboxes, MailboxState, MailReader, PolledEventCodec
 from hermes.application.ports.tools import EnvCredentials
@@ -42,10 +43,13 @@ class PollMailbox:
     and is routed like a webhook's, so it reaches the inbox once even when two polls
     overlap. Where the poll stopped (UIDVALIDITY + UID) is saved only after the
     messages are queued. A failing server is tried again after a growing delay
-    (interval x 2^failures, at most x16); its error is returned, never raised.
+    (interval x 2^failures, at most x16); its error is returned, never raised. An
+    account whose customer is gone or deactivated, or whose email connection no longer
+    has `imapHost`, leaves the registry.
     """
 
     mailboxes: Mailboxes
+    directory: CustomerDirectory
     reader: MailReader
     codec: PolledEventCodec
     queue: InboundQueue
@@ -68,14 +72,14 @@ class PollMailbox:
 
     async def _poll(self, account: str, holder: str) -> PollOutcome:
         state = await self.mailboxes.state(account)
+        if not await self._active(account):
+            return await self._forget(account, holder)
         try:
             credentials = await self._credentials(account)
         except ValueError:
             return await self._failed(account, holder, state, "its stored email credentials cannot be decrypted")
         if credentials is None or credentials.get("imapHost") is None:
-            await self.mailboxes.remove(account)
-            await self.mailboxes.release(account, holder)
-            return PollOutcome(polled=False, queued=0, next_in=self.interval)
+            return await self._forget(account, holder)
         try:
             found = await self.reader.read_new(account, credentials, state, self.batch)
             for _uid, message in found.messages:
@@ -93,6 +97,17 @@ class PollMailbox:
         await self.mailboxes.save(account, MailboxState(state.uidvalidity, state.last_uid, failures))
         await self.mailboxes.hold(account, holder, next_in)
         return PollOutcome(polled=True, queued=0, next_in=next_in, error=error)
+
+    async def _forget(self, account: str, holder: str) -> PollOutcome:
+        await self.mailboxes.remove(account)
+        await self.mailboxes.release(account, holder)
+        return PollOutcome(polled=False, queued=0, next_in=self.interval)
+
+    async def _active(self, account: str) -> bool:
+        if account == SINGLE_USER_ID:
+            return True
+        customer = await self.directory.get(account)
+        return customer is not None and customer.active
 
     async def _credentials(self, account: str) -> Credentials | None:
         if account == SINGLE_USER_ID:

@@ -1,13 +1,15 @@
 """Email inbound for real: Hermes polls a private dovecot's INBOX and routes what arrives into the inbox.
 
 Servers run with a short poll interval; mail is delivered through dovecot's own storage
-(`doveadm save`), as a mail server's delivery agent would.
+(`doveadm save`), as a mail server's delivery agent would. Each test has a Redis of its own:
+Hermes instances of other test sessions consume the shared inbound stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -19,13 +21,26 @@ from hermes.entrypoints.settings import Settings
 from tests.fakes.mail import ImapServer, ImapUser
 from tests.integration.hostile.hostile_servers import HostileImap
 from tests.integration.server import HermesServer
-from tests.integration.test_inbound_flows import inbox_of
+from tests.integration.test_inbound_flows import OwnRedis, inbox_of
 from tests.support import make_settings
 
 pytestmark = pytest.mark.integration
 
 INTERVAL = 0.3
 imap_server = ImapServer.fixture(scope="module")
+
+
+@pytest.fixture
+def redis_of_its_own(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def settings(mariadb_url: str, redis_of_its_own: OwnRedis) -> Settings:
+    return make_settings(HERMES_DATABASE_URL=mariadb_url, HERMES_REDIS_URL=redis_of_its_own.url)
 
 
 def polling(settings: Settings, **overrides: Any) -> Settings:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import random
 
@@ -41,7 +42,8 @@ class MailboxPoller:
         self._deadline = deadline
         self._also = also  # accounts polled without a registration (the single-user account)
         self._concurrency = concurrency
-        self._due: dict[str, float] = {}
+        self._due: dict[str, float] = {}  # account -> when it is next due (loop time)
+        self._queue: list[tuple[float, str]] = []  # (due, account), a heap; entries _due no longer names are stale
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -65,17 +67,19 @@ class MailboxPoller:
             if now >= next_refresh:
                 next_refresh = now + self._interval
                 await self._refresh(now)
-            for account in sorted(self._due, key=self._due.__getitem__):
-                if len(self._running) >= self._concurrency or self._due[account] > now:
-                    break
-                if account in self._running:
-                    continue
+            queue = self._queue
+            while queue and queue[0][0] <= now and len(self._running) < self._concurrency:
+                at, account = heapq.heappop(queue)
+                if self._due.get(account) != at or account in self._running:
+                    continue  # rescheduled or dropped since it was queued
                 self._running.add(account)
                 task = asyncio.create_task(self._one(account), name=f"hermes-mailbox-{account}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            waiting = [t for a, t in self._due.items() if a not in self._running]
-            next_at = min([next_refresh, *waiting])
+            next_at = next_refresh
+            if queue and len(self._running) < self._concurrency:
+                next_at = min(next_at, queue[0][0])
+            # Every slot taken: a finishing poll wakes the loop.
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.01, next_at - loop.time()))
@@ -87,9 +91,13 @@ class MailboxPoller:
             log.warning("the list of polled mailboxes is unavailable (%s); polling those known", exc.detail)
             return
         for account in members - self._due.keys():
-            self._due[account] = now + random.uniform(0, self._interval)  # noqa: S311 - spreading, not secrecy
+            self._plan(account, now + random.uniform(0, self._interval))  # noqa: S311 - spreading, not secrecy
         for account in self._due.keys() - members - self._running:
             del self._due[account]
+
+    def _plan(self, account: str, at: float) -> None:
+        self._due[account] = at
+        heapq.heappush(self._queue, (at, account))
 
     async def _one(self, account: str) -> None:
         # Its own task: this poll's log lines name the account.
@@ -114,7 +122,7 @@ class MailboxPoller:
         finally:
             self._running.discard(account)
             if account in self._due:
-                self._due[account] = loop.time() + next_in
+                self._plan(account, loop.time() + next_in)
             self._wake.set()
 
     def stop(self) -> None:

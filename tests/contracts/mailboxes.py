@@ -59,6 +59,16 @@ class MailboxesContract:
         assert await mailboxes.lease(a, "two", 30) == 0
         await mailboxes.remove(a)
 
+    async def test_an_account_polled_without_registration_can_be_leased_and_keeps_state(
+        self, mailboxes: Mailboxes
+    ) -> None:
+        a = account()
+        assert await mailboxes.lease(a, "one", 30) == 0
+        assert await mailboxes.lease(a, "two", 30) > 0
+        await mailboxes.save(a, MailboxState(7, 3, 0))
+        assert await mailboxes.state(a) == MailboxState(7, 3, 0)
+        await mailboxes.remove(a)
+
     async def test_two_contenders_at_once_get_one_lease(self, mailboxes: Mailboxes) -> None:
         a = account()
         await mailboxes.add(a)

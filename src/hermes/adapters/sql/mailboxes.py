@@ -55,8 +55,22 @@ class SqlMailboxes(Mailboxes):
             if taken.rowcount == 1:
                 return 0.0
             until = (await conn.execute(select(_c.lease_until).where(_c.customer_id == account))).scalar()
-        if until is None:
-            return seconds  # not (or no longer) a polled account: nothing to do for a while
+            if until is None:
+                # No row: an account polled without a registration (the single-user one) gets one now.
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            insert(mailboxes).values(
+                                customer_id=account,
+                                lease_holder=holder,
+                                lease_until=now + timedelta(seconds=seconds),
+                                last_uid=0,
+                                failures=0,
+                            )
+                        )
+                except IntegrityError:
+                    return seconds  # another instance created it, and holds it, this very moment
+                return 0.0
         return max((from_db_time(until) - from_db_time(now)).total_seconds(), 0.001)
 
     async def hold(self, account: str, holder: str, seconds: float) -> bool:

@@ -44,6 +44,8 @@ def make_settings(**overrides: Any) -> Settings:
         "HERMES_OAUTH_REGISTER_PER_MINUTE": 100_000,
         "HERMES_OAUTH_REGISTER_PER_DAY": 10_000_000,
         "HERMES_OAUTH_REQUESTS_PER_MINUTE": 100_000,
+        # Polling customers' mailboxes logs in to their IMAP servers: only the tests of it turn it on.
+        "HERMES_EMAIL_POLL_SECONDS": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -851,26 +851,44 @@ service imap-login {{
             conf.write_text(self._config(port, ssl_port))
             log_path = self.base / "dovecot.log"
             log_path.unlink(missing_ok=True)
-            with open(self.base / "dovecot.stderr", "wb") as stderr:
-                # Own session/process group (leader: the watchdog shell), so stop() can take down the whole
-                # tree by group id. stdin is a pipe only we write to; see _WATCHDOG.
-                proc = subprocess.Popen(
-                    ["/bin/sh", "-c", _WATCHDOG, "dovecot-watchdog", DOVECOT_BIN, "-F", "-c", str(conf)],
-                    stdin=subprocess.PIPE,
-                    stdout=stderr,
-                    stderr=stderr,
-                    start_new_session=True,
-                )
-            self._proc = proc
-            self._finalizer = weakref.finalize(self, _cleanup, proc.pid, self.base)
             self.port, self.ssl_port = port, ssl_port
-            if self._wait_ready(proc):
+            if self._launch(conf):
                 return
             last_error = self.log_text()
             self._terminate()
             if "Address already in use" not in last_error:
                 break
         raise RuntimeError(f"dovecot did not start (config {conf}):\n{last_error[-4000:]}")
+
+    def _launch(self, conf: Path) -> bool:
+        assert self.base is not None
+        with open(self.base / "dovecot.stderr", "ab") as stderr:
+            # Own session/process group (leader: the watchdog shell), so stop() can take down the whole
+            # tree by group id. stdin is a pipe only we write to; see _WATCHDOG.
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", _WATCHDOG, "dovecot-watchdog", DOVECOT_BIN, "-F", "-c", str(conf)],
+                stdin=subprocess.PIPE,
+                stdout=stderr,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        self._proc = proc
+        self._finalizer = weakref.finalize(self, _cleanup, proc.pid, self.base)
+        return self._wait_ready(proc)
+
+    def kill(self) -> None:
+        """Take the server down as a crash would, keeping its mail and ports: `revive()` brings it back."""
+        self._terminate()
+
+    def revive(self) -> None:
+        """Start a killed server again on the same ports, with the same users and mail."""
+        assert self.base is not None and self._proc is None
+        deadline = time.monotonic() + self.startup_timeout
+        while not self._launch(self.base / "dovecot.conf"):
+            self._terminate()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dovecot did not start again:\n{self.log_text()[-4000:]}")
+            time.sleep(0.2)  # the old listener's port may not be free yet
 
     def _wait_ready(self, proc: subprocess.Popen[bytes]) -> bool:
         """True once the plain listener greets; False if dovecot exited (e.g. port taken: dovecot retries

@@ -9,6 +9,7 @@ import pytest
 
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
 from hermes.adapters.memory.customers import InMemoryCustomerCache, InMemoryCustomerDirectory
+from hermes.adapters.memory.mailboxes import InMemoryMailboxes
 from hermes.adapters.memory.stores import (
     InMemoryAuditLog,
     InMemoryCredentialStore,
@@ -64,6 +65,7 @@ class World:
     cache: InMemoryCustomerCache = field(default_factory=InMemoryCustomerCache)
     store: InMemoryCredentialStore = field(default_factory=InMemoryCredentialStore)
     routes: InMemoryPhoneRoutes = field(default_factory=InMemoryPhoneRoutes)
+    mailboxes: InMemoryMailboxes = field(default_factory=InMemoryMailboxes)
     limiter: InMemoryRateLimiter = field(default_factory=InMemoryRateLimiter)
     usage: InMemoryUsageMeter = field(default_factory=InMemoryUsageMeter)
     audit: InMemoryAuditLog = field(default_factory=InMemoryAuditLog)

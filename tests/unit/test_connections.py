@@ -22,7 +22,9 @@ SINGLE_USER_ENV = {
 
 
 def connect(world: World, env: dict[str, str] | None = None) -> ConnectPlatform:
-    return ConnectPlatform(world.vault, world.routes, world.verifier, EnvironmentCredentials(env or {}))
+    return ConnectPlatform(
+        world.vault, world.routes, world.verifier, EnvironmentCredentials(env or {}), world.mailboxes
+    )
 
 
 async def customer(world: World, email: str = "a@example.com") -> Customer:
@@ -77,8 +79,8 @@ async def test_disconnect_removes_credentials_and_route(world: World) -> None:
     cust = await customer(world)
     await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111"), verify=False)
 
-    await DisconnectPlatform(world.vault, world.routes)(cust, Platform.WHATSAPP)
-    await DisconnectPlatform(world.vault, world.routes)(cust, Platform.WHATSAPP)  # idempotent
+    await DisconnectPlatform(world.vault, world.routes, world.mailboxes)(cust, Platform.WHATSAPP)
+    await DisconnectPlatform(world.vault, world.routes, world.mailboxes)(cust, Platform.WHATSAPP)  # idempotent
 
     assert await world.routes.owner("111") is None
     assert (await GetConnections(world.vault)(cust.id))[Platform.WHATSAPP] is False

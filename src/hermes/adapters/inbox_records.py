@@ -34,6 +34,8 @@ class _Item(msgspec.Struct, omit_defaults=True):
     name: str | None = None
     media: _Media | None = None
     reply: str | None = None
+    subj: str | None = None
+    refs: list[str] = []
     status: str | None = None
     to: str | None = None
     code: str | None = None
@@ -62,6 +64,8 @@ def encode_item(item: InboxItem, received_at: datetime) -> bytes:
                 name=item.contact_name,
                 media=_Media(m.kind, m.media_id, m.mime_type, m.sha256, m.caption, m.filename) if m else None,
                 reply=item.reply_to,
+                subj=item.subject,
+                refs=list(item.references),
             )
         )
     return _encode(
@@ -104,6 +108,8 @@ def decode_entry(entry_id: str, raw: bytes) -> InboxEntry:
             if media
             else None,
             reply_to=r.reply,
+            subject=r.subj,
+            references=tuple(r.refs),
         )
     else:
         item = StatusUpdate(

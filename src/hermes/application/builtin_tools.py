@@ -63,7 +63,7 @@ class ConnectionsStatusTool:
 
 # What senders wrote, in entries as `entry_view` shapes them (any tool returning inbox entries uses this).
 INBOX_UNTRUSTED = (
-    UntrustedText("entries[].message", ("text", "contact_name"), ("from",)),
+    UntrustedText("entries[].message", ("text", "contact_name", "subject"), ("from",)),
     UntrustedText("entries[].message.media", ("caption", "filename"), ("from",)),
 )
 

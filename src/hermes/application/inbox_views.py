@@ -40,6 +40,10 @@ def _message(m: InboundMessage) -> dict[str, Any]:
         out["media"] = _media(m.media)
     if m.reply_to is not None:
         out["reply_to"] = m.reply_to
+    if m.subject is not None:
+        out["subject"] = m.subject
+    if m.references:
+        out["references"] = list(m.references)
     return out
 
 

@@ -43,7 +43,9 @@ class InboundMessage:
     text: str | None = None
     contact_name: str | None = None
     media: MediaRef | None = None
-    reply_to: str | None = None  # the message it answers (WhatsApp context.id)
+    reply_to: str | None = None  # the message it answers (WhatsApp context.id, email In-Reply-To)
+    subject: str | None = None  # email only
+    references: tuple[str, ...] = ()  # email only: the thread's Message-IDs, oldest first
 
     @property
     def dedupe_key(self) -> str:

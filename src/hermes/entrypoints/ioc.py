@@ -36,6 +36,8 @@ from hermes.adapters.memory.inbox_signals import InMemoryInboxSignals, InMemoryW
 from hermes.adapters.memory.stores import InMemoryRateLimiter
 from hermes.adapters.platforms import build_plugins
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.email import mail_reader
+from hermes.adapters.platforms.email_inbound import PlatformDecoders, PolledEmailCodec
 from hermes.adapters.platforms.http import make_client
 from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.platforms.registry import Registry
@@ -56,6 +58,7 @@ from hermes.adapters.redis.customer_cache import LayeredCustomerCache
 from hermes.adapters.redis.inbound_queue import RedisInboundQueue
 from hermes.adapters.redis.inbox import RedisInbox
 from hermes.adapters.redis.inbox_signals import RedisInboxSignals, RedisWaitSlots
+from hermes.adapters.redis.mailboxes import RedisMailboxes
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.oauth import RedisAuthorizationStore, RedisGrantStore, RedisOAuthClientStore
 from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
@@ -63,6 +66,7 @@ from hermes.adapters.redis.unrouted_numbers import RedisUnroutedNumbers
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.engine import make_engine
 from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
+from hermes.adapters.sql.mailboxes import SqlMailboxes
 from hermes.adapters.sql.oauth import SqlAuthorizationStore, SqlGrantStore, SqlOAuthClientStore
 from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
 from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool, InboxWaitTool
@@ -79,6 +83,7 @@ from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
 from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers, WebhookDecoder
 from hermes.application.ports.inbox_signals import InboxSignals, WaitSlots
+from hermes.application.ports.mailboxes import Mailboxes, MailReader, PolledEventCodec
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
 from hermes.application.ports.queue_stats import QueueStatistics
@@ -107,6 +112,7 @@ from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_authorized_clients import ListAuthorizedClients
 from hermes.application.use_cases.list_inbox import ListInbox
 from hermes.application.use_cases.list_tools import ListTools
+from hermes.application.use_cases.poll_mailbox import PollMailbox
 from hermes.application.use_cases.refresh_access_token import RefreshAccessToken
 from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.register_oauth_client import RegisterOAuthClient
@@ -125,11 +131,14 @@ from hermes.application.use_cases.start_authorization import StartAuthorization
 from hermes.application.use_cases.view_authorization import ViewAuthorization
 from hermes.application.use_cases.wait_for_inbox import WaitForInbox
 from hermes.domain.address_limits import AddressBucket, AddressLimits, Window
+from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.console import ConsolePolicy, public_origin
 from hermes.domain.oauth import OAuthPolicy
+from hermes.domain.platform import Platform
 from hermes.entrypoints.http.client_address import TrustedProxies
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
+from hermes.entrypoints.mail_poller import MailboxPoller
 from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
 
 Environment = NewType("Environment", Mapping[str, str])
@@ -317,7 +326,11 @@ class InboundProvider(Provider):
     """Seed flow 4: the webhook's queue consumer, routing, inboxes and callbacks (every mode)."""
 
     scope = Scope.APP
-    decoder = provide(WhatsAppWebhookDecoder, provides=WebhookDecoder)
+
+    @provide
+    def decoder(self) -> WebhookDecoder:
+        return PlatformDecoders({Platform.WHATSAPP: WhatsAppWebhookDecoder(), Platform.EMAIL: PolledEmailCodec()})
+
     use_cases = provide_all(RouteInbound, ListInbox, RegisterCallback, GetCallback, RemoveCallback)
 
     @provide
@@ -365,6 +378,61 @@ class InboundProvider(Provider):
         )
 
 
+class MailPollingProvider(Provider):
+    """Email inbound: every instance polls the registered INBOXes that fall due (every mode)."""
+
+    scope = Scope.APP
+    codec = provide(PolledEmailCodec, provides=PolledEventCodec)
+
+    @provide
+    def reader(self, config: PlatformConfig) -> MailReader:
+        return mail_reader(config)
+
+    @provide
+    def poll(
+        self,
+        mailboxes: Mailboxes,
+        directory: CustomerDirectory,
+        reader: MailReader,
+        codec: PolledEventCodec,
+        queue: InboundQueue,
+        vault: CredentialVault,
+        env: EnvCredentials,
+        settings: Settings,
+    ) -> PollMailbox:
+        return PollMailbox(
+            mailboxes,
+            directory,
+            reader,
+            codec,
+            queue,
+            vault,
+            env,
+            interval=settings.email_poll_seconds,
+            batch=settings.email_poll_batch,
+            lease_seconds=settings.platform_timeout + 15,
+        )
+
+    @provide
+    def poller(self, mailboxes: Mailboxes, poll: PollMailbox, env: EnvCredentials, settings: Settings) -> MailboxPoller:
+        single_user = env.get(Platform.EMAIL)
+        return MailboxPoller(
+            mailboxes,
+            poll,
+            holder=consumer_name(),
+            interval=settings.email_poll_seconds,
+            concurrency=settings.email_poll_concurrency,
+            deadline=settings.platform_timeout + 5,
+            also=(SINGLE_USER_ID,) if single_user is not None and single_user.get("imapHost") else (),
+        )
+
+    @decorate
+    def workers(self, workers: Workers, poller: MailboxPoller, settings: Settings) -> Workers:
+        if not settings.email_poll_seconds:
+            return workers
+        return Workers([*workers, ("mailbox-poller", poller.run)])
+
+
 class RedisInboundProvider(Provider):
     """The queue on a Redis Stream, inboxes as per-customer streams, callbacks in hashes."""
 
@@ -382,6 +450,7 @@ class RedisInboundProvider(Provider):
     inbox_signals = provide(RedisInboxSignals)
     signals = alias(source=RedisInboxSignals, provides=InboxSignals)
     wait_slots = provide(RedisWaitSlots, provides=WaitSlots)
+    mailboxes = provide(RedisMailboxes, provides=Mailboxes)
 
 
 class EmbeddedInboundProvider(Provider):
@@ -401,6 +470,7 @@ class EmbeddedInboundProvider(Provider):
     # One process serves embedded mode (section 8), so in-process signals reach every waiter.
     signals = provide(InMemoryInboxSignals, provides=InboxSignals)
     wait_slots = provide(InMemoryWaitSlots, provides=WaitSlots)
+    mailboxes = provide(SqlMailboxes, provides=Mailboxes)
 
 
 class OAuthProvider(Provider):
@@ -539,6 +609,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         UseCasesProvider(),
         InboundProvider(),
         inbound,
+        MailPollingProvider(),
         OAuthProvider(),
         oauth,
         ConsoleProvider(),

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     mcp_tracing: bool = Field(False, validation_alias="HERMES_MCP_TRACING")
     platform_timeout: float = Field(15.0, validation_alias="HERMES_PLATFORM_TIMEOUT")
     email_max_message_bytes: int = Field(10 << 20, ge=64 << 10, validation_alias="HERMES_EMAIL_MAX_MESSAGE_BYTES")
+    # Email inbound: each account's INBOX is polled this often; at most this many new messages per poll,
+    # and this many accounts polled at once per instance. 0 seconds: this instance polls nothing.
+    email_poll_seconds: float = Field(60.0, ge=0, validation_alias="HERMES_EMAIL_POLL_SECONDS")
+    email_poll_batch: int = Field(20, ge=1, le=100, validation_alias="HERMES_EMAIL_POLL_BATCH")
+    email_poll_concurrency: int = Field(8, ge=1, le=256, validation_alias="HERMES_EMAIL_POLL_CONCURRENCY")
     max_body_bytes: int = Field(64 * 1024, validation_alias="HERMES_MAX_BODY_BYTES")
     # Inbound (issue 4): an event whose consumer went quiet this long is handed to another;
     # after this many deliveries without success it goes to the dead letters.

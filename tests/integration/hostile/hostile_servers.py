@@ -93,7 +93,9 @@ class HostileImap(_ThreadServer):
             command = rest.upper()
             if command.startswith(b"CAPABILITY"):
                 await self._write(writer, b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
-            elif command.startswith((b"LOGIN", b"SELECT", b"NOOP")):
+            elif command.startswith(b"SELECT"):
+                await self._write(writer, b"* 1 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n" + tag + b" OK done\r\n")
+            elif command.startswith((b"LOGIN", b"NOOP")):
                 await self._write(writer, b"* 1 EXISTS\r\n" + tag + b" OK done\r\n")
             elif command.startswith(b"UID SEARCH"):
                 await self._search(writer)

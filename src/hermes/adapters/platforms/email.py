@@ -21,8 +21,9 @@ import functools
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from email.headerregistry import Address
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import aiosmtplib
 import httpx
@@ -37,6 +38,7 @@ from hermes.adapters.platforms.imap import (
     ImapProtocolError,
     ImapSession,
     ImapTooLarge,
+    Selected,
     quote,
     search_criteria,
 )
@@ -45,6 +47,7 @@ from hermes.adapters.platforms.mime import (
     BadAddress,
     build_message,
     envelope_recipients,
+    inbound_message,
     parse_address,
     parse_recipients,
     read_message,
@@ -59,15 +62,20 @@ from hermes.adapters.platforms.network import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.application.ports.mailboxes import MailBatch, MailboxState
 from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Actor, HermesError, Invalid, NotConnected, NotFound, PlatformRejected, Sent
 from hermes.domain.platform import Platform
 
 P = Platform.EMAIL
+T = TypeVar("T")
 _MAX_TEXT_CHARS = 100_000
 _MAX_HTML_CHARS = 200_000
 _PARSE_ON_LOOP_BYTES = 256 * 1024
+# What a polled message costs at most: its first bytes (headers and the start of the text), and the preview kept.
+_PREVIEW_BYTES = 64 * 1024
+_PREVIEW_CHARS = 4000
 _SUMMARY_ITEMS = "(UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])"
 
 Recipients = (
@@ -499,7 +507,7 @@ class SmtpImapGateway:
         return str(host), int(port), str(security)
 
     @contextlib.asynccontextmanager
-    async def _imap(self, creds: Credentials) -> AsyncIterator[ImapSession]:
+    async def _imap(self, creds: Credentials, max_literal: int | None = None) -> AsyncIterator[ImapSession]:
         host, port, security = self._imap_endpoint(creds)
         vetted = await self._guard.vet(host, port, field="imapHost")
         sock = await connect_tcp(vetted, port, self._config.connect_timeout)
@@ -510,7 +518,7 @@ class SmtpImapGateway:
                 security=security,
                 tls=self._tls,
                 timeout=self._config.read_timeout,
-                max_literal=self._config.email_max_message_bytes,
+                max_literal=max_literal or self._config.email_max_message_bytes,
             )
         except BaseException:
             close_quietly(sock)
@@ -528,14 +536,13 @@ class SmtpImapGateway:
             await session.logout()
 
     async def _imap_call(
-        self, creds: Credentials, work: Callable[[ImapSession], Awaitable[dict[str, Any]]]
-    ) -> dict[str, Any]:
+        self, creds: Credentials, work: Callable[[ImapSession], Awaitable[T]], max_literal: int | None = None
+    ) -> T:
         host, port, _ = self._imap_endpoint(creds)
         server = f"the IMAP server {host}:{port}"
         try:
-            async with asyncio.timeout(self._config.total_timeout), self._imap(creds) as session:
-                result: dict[str, Any] = await work(session)
-                return result
+            async with asyncio.timeout(self._config.total_timeout), self._imap(creds, max_literal) as session:
+                return await work(session)
         except (UnsafeHost, UnresolvableHost) as exc:
             raise exc.as_platform_error(P.value) from None
         except _IMAP_ERRORS as exc:
@@ -620,6 +627,63 @@ class SmtpImapGateway:
 
         return await self._imap_call(creds, work)
 
+    # -- polling the INBOX (inbound) ----------------------------------------------------------------
+
+    async def read_new(self, account: str, credentials: Credentials, after: MailboxState, limit: int) -> MailBatch:
+        """One login, SELECT INBOX, a UID SEARCH when UIDNEXT says something is new, one partial FETCH."""
+
+        async def work(session: ImapSession) -> MailBatch:
+            selected = await self._selected_inbox(session)
+            validity = selected.uidvalidity
+            assert validity is not None
+            if after.uidvalidity == validity:
+                if selected.uidnext is not None and selected.uidnext <= after.last_uid + 1:
+                    return MailBatch(validity, after.last_uid)  # nothing arrived: no search needed
+                uids, total = await session.uid_search(["UID", f"{after.last_uid + 1}:*"], None, limit, oldest=True)
+                # "n:*" also names the highest UID when it is below n (RFC 3501 6.4.8): not new.
+                uids = sorted(u for u in uids if u > after.last_uid)
+                more = len(uids) == limit and total > limit
+            else:
+                # A new mailbox (or one the server renumbered): start from its newest messages, no flood.
+                uids = sorted((await session.uid_search(["ALL"], None, limit))[0])
+                more = False
+            if not uids:
+                return MailBatch(validity, after.last_uid if after.uidvalidity == validity else 0)
+            items = f"(UID RFC822.SIZE INTERNALDATE BODY.PEEK[]<0.{_PREVIEW_BYTES}>)"
+            fetched = {m.uid: m for m in await session.uid_fetch(uids, items)}
+            address = str(credentials.get("fromAddress") or credentials["username"])
+            received = datetime.now(UTC)
+            messages = [
+                (
+                    uid,
+                    inbound_message(
+                        fetched[uid].data[:_PREVIEW_BYTES],
+                        account_address=address,
+                        fallback_id=f"imap:{validity}:{uid}",
+                        internal_date=fetched[uid].internal_date,
+                        received=received,
+                        max_text=_PREVIEW_CHARS,
+                    ),
+                )
+                for uid in uids
+                if uid in fetched  # one expunged since the search is simply gone
+            ]
+            return MailBatch(validity, uids[-1], messages, more)
+
+        # A server that ignores the partial fetch is cut off at what the previews of one batch need.
+        return await self._imap_call(credentials, work, max_literal=_PREVIEW_BYTES * max(limit, 2))
+
+    @staticmethod
+    async def _selected_inbox(session: ImapSession) -> Selected:
+        selected = await session.select("INBOX")
+        if selected.uidvalidity is None:
+            raise PlatformRejected(
+                P.value,
+                "the IMAP server did not say the UIDVALIDITY of INBOX, so new mail cannot be told apart",
+                code="imap_uidvalidity",
+            )
+        return selected
+
     # -- verify -------------------------------------------------------------------------------------
 
     async def _vet_hosts(self, creds: Credentials) -> None:
@@ -661,6 +725,17 @@ class SmtpImapGateway:
                 pass
         except _IMAP_ERRORS as exc:
             raise _imap_failure(exc, f"the IMAP server {host}:{port}") from exc
+
+
+def mail_reader(
+    config: PlatformConfig, *, tls: ssl.SSLContext | None = None, guard: HostGuard | None = None
+) -> SmtpImapGateway:
+    """The gateway as the INBOX poller's `MailReader` (same guard, TLS and limits as the tools)."""
+    return SmtpImapGateway(
+        config,
+        guard or HostGuard(config.allow_private_networks, timeout=config.connect_timeout),
+        tls or ssl.create_default_context(),
+    )
 
 
 def plugin(

@@ -165,28 +165,46 @@ def parse_fetch(response: Response) -> FetchedMessage | None:
 
 @dataclass(slots=True)
 class NewestUids:
-    """The `keep` highest UIDs seen, and how many were listed (a server lists each once), without holding them all."""
+    """The `keep` highest UIDs seen (the lowest, with `oldest`), and how many were listed (a server lists each
+    once), without holding them all."""
 
     keep: int
+    oldest: bool = False
     total: int = 0
     _heap: list[int] = field(default_factory=list)
     _held: set[int] = field(default_factory=set)
 
     def add(self, uids: Iterable[int]) -> None:
         heap, held = self._heap, self._held
+        sign = -1 if self.oldest else 1
         for uid in uids:
             if uid in held:
                 continue
             self.total += 1
+            key = sign * uid
             if len(heap) < self.keep:
-                heapq.heappush(heap, uid)
+                heapq.heappush(heap, key)
                 held.add(uid)
-            elif uid > heap[0]:
-                held.discard(heapq.heapreplace(heap, uid))
+            elif key > heap[0]:
+                held.discard(sign * heapq.heapreplace(heap, key))
                 held.add(uid)
 
     def newest_first(self) -> list[int]:
-        return sorted(self._heap, reverse=True)
+        return sorted(self._held, reverse=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """What SELECT said of the folder: how many messages, and the UIDVALIDITY/UIDNEXT codes if sent."""
+
+    exists: int | None
+    uidvalidity: int | None
+    uidnext: int | None
+
+
+_EXISTS = re.compile(rb"^(\d+) EXISTS\b")
+_UIDVALIDITY = re.compile(rb"^OK \[UIDVALIDITY (\d{1,10})\]")
+_UIDNEXT = re.compile(rb"^OK \[UIDNEXT (\d{1,10})\]")
 
 
 class _Wire:
@@ -432,12 +450,24 @@ class ImapSession:
         if done.result != "OK":
             raise ImapLoginRefused("LOGIN", done.result, done.text)
 
-    async def select(self, folder: str) -> None:
-        await self._checked("SELECT", quote(encode_mailbox(folder)))
+    async def select(self, folder: str) -> Selected:
+        found: dict[re.Pattern[bytes], int | None] = {_EXISTS: None, _UIDVALIDITY: None, _UIDNEXT: None}
 
-    async def uid_search(self, criteria: Sequence[str], charset: str | None, keep: int) -> tuple[list[int], int]:
-        """The `keep` newest (highest) UIDs matching, newest first, and how many matched in all."""
-        newest = NewestUids(keep)
+        def keep(response: Response) -> bool:
+            for pattern in found:
+                match = pattern.match(response.text)
+                if match is not None:
+                    found[pattern] = int(match.group(1))
+            return False
+
+        await self._checked("SELECT", quote(encode_mailbox(folder)), keep=keep)
+        return Selected(found[_EXISTS], found[_UIDVALIDITY], found[_UIDNEXT])
+
+    async def uid_search(
+        self, criteria: Sequence[str], charset: str | None, keep: int, *, oldest: bool = False
+    ) -> tuple[list[int], int]:
+        """The `keep` newest (highest; with `oldest`, lowest) UIDs matching, newest first, and how many matched."""
+        newest = NewestUids(keep, oldest)
         args = ["CHARSET", charset, *criteria] if charset else list(criteria)
         done, _ = await self._command("UID SEARCH", *args, search=newest)
         if done.result != "OK":

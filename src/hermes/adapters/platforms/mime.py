@@ -17,6 +17,9 @@ from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
+from hermes.domain.inbound import InboundMessage
+from hermes.domain.platform import Platform
+
 MAX_RECIPIENTS = 100
 _ADDR_SPEC = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[^\s@<>()\[\],;:\"\\]+\.[^\s@<>()\[\],;:\"\\.]+")
 _NAMED = re.compile(r'^\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<plain>[^"<>]*?))\s*<(?P<addr>[^<>]*)>\s*$')
@@ -322,3 +325,70 @@ def _attachments(message: EmailMessage, skip: tuple[Message | None, ...]) -> lis
             }
         )
     return found
+
+
+# --- polled inbound ------------------------------------------------------------------------------------
+
+_MESSAGE_ID = re.compile(r"<[^<>\s]{1,500}>")
+MAX_REFERENCES = 50
+
+
+def _message_ids(value: str | None) -> list[str]:
+    return _MESSAGE_ID.findall(value or "")
+
+
+def _sent_at(message: Message, internal_date: str | None, fallback: datetime) -> datetime:
+    iso = _iso_date(message, internal_date)
+    try:
+        when = datetime.fromisoformat(iso) if iso else fallback
+    except ValueError:
+        when = fallback
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def inbound_message(
+    data: bytes,
+    *,
+    account_address: str,
+    fallback_id: str,
+    internal_date: str | None,
+    received: datetime,
+    max_text: int,
+) -> InboundMessage:
+    """A received message as an inbox item: sender, subject, thread headers and the start of its text.
+
+    `data` may be only the beginning of the message (a partial fetch): what is cut
+    is left out of the preview. `fallback_id` names a message without a Message-ID.
+    """
+    message = parse_message(data)
+    senders = message.get("From")
+    address = name = None
+    for found in getattr(senders, "addresses", ()) or ():
+        address, name = found.addr_spec or None, found.display_name or None
+        break
+    if address is None:
+        address = _header(message, "From")
+    try:
+        body = message.get_body(preferencelist=("plain", "html"))
+        text = _content(body) if body is not None else ""
+        if body is not None and body.get_content_type() == "text/html":
+            text = html_to_text(text)
+    except (LookupError, ValueError, AssertionError, IndexError, TypeError):
+        text = ""
+    text, _ = _cap(text.strip(), max_text)
+    own_ids = _message_ids(_header(message, "Message-ID"))
+    replying_to = _message_ids(_header(message, "In-Reply-To"))
+    subject = _header(message, "Subject")
+    return InboundMessage(
+        platform=Platform.EMAIL,
+        business_id=account_address,
+        message_id=own_ids[0] if own_ids else fallback_id,
+        sender=(address or "")[:998],
+        sent_at=_sent_at(message, internal_date, received),
+        type="email",
+        text=text or None,
+        contact_name=name[:998] if name else None,
+        reply_to=replying_to[0] if replying_to else None,
+        subject=subject[:998] if subject else None,
+        references=tuple(_message_ids(_header(message, "References"))[-MAX_REFERENCES:]),
+    )

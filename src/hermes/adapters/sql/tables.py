@@ -224,3 +224,15 @@ oauth_epochs = Table(
     Column("customer_id", String(40), primary_key=True),
     Column("epoch", Integer, nullable=False),
 )
+
+# Embedded mode: the accounts whose INBOX is polled, who polls each now, and where it stopped.
+mailboxes = Table(
+    "mailboxes",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("lease_holder", String(128)),
+    Column("lease_until", PreciseDateTime),
+    Column("uidvalidity", BigInteger),
+    Column("last_uid", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hermes.application.credential_vault import CredentialVault
+from hermes.application.ports.mailboxes import Mailboxes
 from hermes.application.ports.routing import PhoneRoutes
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials
 from hermes.domain.credentials import Credentials, parse_credentials
@@ -22,13 +23,16 @@ class ConnectPlatform:
     `phoneNumberId` otherwise). Connecting WhatsApp registers the phone number id so
     inbound messages reach this customer; a number already registered to another
     customer, or the deployment's own single-user number, is a conflict, never a
-    takeover. Nothing is stored unless every step succeeds.
+    takeover. Connecting email with `imapHost` has its INBOX polled for new mail from
+    then on (starting from its newest messages). Nothing is stored unless every step
+    succeeds.
     """
 
     vault: CredentialVault
     routes: PhoneRoutes
     verifier: CredentialVerifier
     env: EnvCredentials
+    mailboxes: Mailboxes
 
     async def __call__(self, customer: Customer, platform: Platform, body: object, verify: bool) -> None:
         credentials = parse_credentials(platform, body)
@@ -38,6 +42,8 @@ class ConnectPlatform:
         if verify:
             await self.verifier.verify(platform, credentials)
         await self.vault.save(customer.id, platform, credentials)
+        if platform is Platform.EMAIL:
+            await (self.mailboxes.add if credentials.get("imapHost") else self.mailboxes.remove)(customer.id)
 
     async def _connect_whatsapp(self, customer: Customer, credentials: Credentials) -> None:
         # The proof comes first: without it anyone could route another business's messages

@@ -34,7 +34,8 @@ class RouteInbound:
     in the last 7 days are dropped: Meta delivers at least once and retries for days.
     New items are appended to the customer's inbox (kept 90 days) and handed to the
     inbound handler. Items for numbers no customer owns are logged and counted, never
-    retried.
+    retried. Email read from a customer's INBOX by the poller arrives already naming
+    its account, and is deduplicated by Message-ID the same way.
     """
 
     decoder: WebhookDecoder
@@ -74,6 +75,8 @@ class RouteInbound:
         return RoutingReport(appended, duplicates, sum(lost.values()))
 
     async def _owner(self, platform: Platform, business_id: str) -> str | None:
+        if platform is Platform.EMAIL:
+            return business_id  # polled, not pushed: the poller names the account whose mailbox it read
         if platform is Platform.WHATSAPP:
             # First: a route to a customer (left from before the number was reserved) must not win.
             single = self.env.get(Platform.WHATSAPP)

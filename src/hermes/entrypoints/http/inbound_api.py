@@ -43,6 +43,8 @@ class MessageView(Camel, omit_defaults=True):
     text: str | None = None
     media: MediaView | None = None
     reply_to: str | None = None
+    subject: str | None = None
+    references: list[str] | None = None
 
 
 class StatusView(Camel, omit_defaults=True):
@@ -113,6 +115,8 @@ def inbox_entry_view(entry: InboxEntry) -> InboxEntryView:
             text=item.text,
             media=MediaView(m.kind, m.media_id, m.mime_type, m.sha256, m.caption, m.filename) if m else None,
             reply_to=item.reply_to,
+            subject=item.subject,
+            references=list(item.references) or None,
         )
     else:
         view.status = StatusView(

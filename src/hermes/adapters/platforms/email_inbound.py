@@ -1,0 +1,53 @@
+"""Polled email through the inbound queue: a message the INBOX poller found, as a queued event and back.
+
+The body is `{"account": customer id, "message": {...}}`, the message in the inbox's own
+shape (the domain's `InboundMessage`, encoded as it is declared). Only the poller
+writes such events: email has no webhook, so nobody outside Hermes can queue one.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from hermes.application.ports.inbound import WebhookDecoder
+from hermes.application.ports.mailboxes import PolledEventCodec
+from hermes.domain.errors import Invalid
+from hermes.domain.inbound import InboundChange, InboundMessage
+from hermes.domain.platform import Platform
+
+
+class _Event(msgspec.Struct):
+    account: str
+    message: InboundMessage
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(_Event).decode
+
+
+class PolledEmailCodec(PolledEventCodec, WebhookDecoder):
+    def encode(self, account: str, message: InboundMessage) -> bytes:
+        return _encode(_Event(account, message))
+
+    def decode(self, platform: Platform, body: bytes) -> list[InboundChange]:
+        try:
+            event = _decode(body)
+        except msgspec.DecodeError as exc:
+            raise Invalid(f"not a polled email event: {exc}") from None
+        if platform is not Platform.EMAIL or event.message.platform is not Platform.EMAIL or not event.account:
+            raise Invalid("not a polled email event")
+        # The route key is the account itself: the poller read this customer's own mailbox.
+        return [InboundChange(Platform.EMAIL, event.account, (event.message,))]
+
+
+class PlatformDecoders(WebhookDecoder):
+    """Each platform's decoder of queued events; a platform without one is refused."""
+
+    def __init__(self, decoders: dict[Platform, WebhookDecoder]) -> None:
+        self._decoders = decoders
+
+    def decode(self, platform: Platform, body: bytes) -> list[InboundChange]:
+        decoder = self._decoders.get(platform)
+        if decoder is None:
+            raise Invalid(f"no webhook decoder for {platform.value}")
+        return decoder.decode(platform, body)

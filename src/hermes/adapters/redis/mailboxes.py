@@ -1,0 +1,96 @@
+"""Polled accounts in Redis.
+
+Keys: `mailboxes` (a set of customer ids: the registry, read once per poll interval
+by each instance, never a scan), and per account, under the customer's hash tag,
+`mailbox:{cust}:lease` (the holding instance, with a TTL: a crashed holder's lease
+simply runs out) and `mailbox:{cust}` (a hash: `v` UIDVALIDITY, `u` last UID, `f`
+failures in a row). Every script touches one key, so this works on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from hermes.adapters.redis.client import RedisClient, translate_errors
+from hermes.application.ports.mailboxes import Mailboxes, MailboxState
+
+REGISTRY_KEY = "mailboxes"
+
+# KEYS[1] lease. ARGV: holder, milliseconds. 0 when taken (or already held), else the lease's remaining ms.
+_LEASE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 0
+end
+return math.max(redis.call('PTTL', KEYS[1]), 1)
+"""
+_HOLD = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def state_key(account: str) -> str:
+    return f"mailbox:{{{account}}}"
+
+
+def lease_key(account: str) -> str:
+    return f"mailbox:{{{account}}}:lease"
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+class RedisMailboxes(Mailboxes):
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+        self._lease = redis.register_script(_LEASE)
+        self._hold = redis.register_script(_HOLD)
+        self._release = redis.register_script(_RELEASE)
+
+    async def add(self, account: str) -> None:
+        async with translate_errors():
+            await self._redis.delete(state_key(account))
+            await self._redis.sadd(REGISTRY_KEY, account)  # type: ignore[misc]
+
+    async def remove(self, account: str) -> None:
+        async with translate_errors():
+            await self._redis.srem(REGISTRY_KEY, account)  # type: ignore[misc]
+            await self._redis.delete(state_key(account))
+
+    async def members(self) -> list[str]:
+        async with translate_errors():
+            found = await self._redis.smembers(REGISTRY_KEY)  # type: ignore[misc]
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in found)
+
+    async def lease(self, account: str, holder: str, seconds: float) -> float:
+        async with translate_errors():
+            left = await self._lease(keys=[lease_key(account)], args=[holder, _ms(seconds)])
+        return int(left) / 1000
+
+    async def hold(self, account: str, holder: str, seconds: float) -> bool:
+        async with translate_errors():
+            return bool(await self._hold(keys=[lease_key(account)], args=[holder, _ms(seconds)]))
+
+    async def release(self, account: str, holder: str) -> None:
+        async with translate_errors():
+            await self._release(keys=[lease_key(account)], args=[holder])
+
+    async def state(self, account: str) -> MailboxState:
+        async with translate_errors():
+            raw = await self._redis.hgetall(state_key(account))  # type: ignore[misc]
+        fields = {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+        return MailboxState(fields.get("v"), fields.get("u", 0), fields.get("f", 0))
+
+    async def save(self, account: str, state: MailboxState) -> None:
+        mapping: dict[str | bytes, int] = {"u": state.last_uid, "f": state.failures}
+        if state.uidvalidity is not None:
+            mapping["v"] = state.uidvalidity
+        async with translate_errors():
+            await self._redis.hset(state_key(account), mapping=mapping)  # type: ignore[misc, arg-type]

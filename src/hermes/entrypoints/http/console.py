@@ -402,7 +402,7 @@ class ConsolePages(Controller):
                 "last_checked_at": None,
                 "last_error": None,
                 "expires_at": None,
-                "fields": [_field_view(f) for f in SCHEMAS[p].fields],
+                "fields": [_field_view(f) for f in SCHEMAS[p].form_fields],
                 "open": p is failed,
                 "error": error if p is failed else None,
                 "field_errors": (field_errors or {}) if p is failed else {},

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.managed_oauth import AccountStatuses, PlatformAuthorization, RefreshLocks
+from hermes.application.use_cases.create_connect_link import CreateConnectLink
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import NotConnected, PlatformRejected
-from hermes.domain.managed_oauth import DEFAULT_ACCOUNT, EXPIRES_AT, AccountHealth, AccountStatus
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT, EXPIRES_FIELD, AccountHealth, AccountStatus
 from hermes.domain.platform import Platform
 
 log = logging.getLogger("hermes.oauth.refresh")
@@ -31,7 +32,7 @@ LOCK_WAIT_SECONDS = 30.0
 
 
 def expires_at(credentials: Credentials) -> datetime | None:
-    value = credentials.get(EXPIRES_AT)
+    value = credentials.get(EXPIRES_FIELD)
     return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
 
 
@@ -46,6 +47,7 @@ class FreshCredentials:
     statuses: AccountStatuses
     locks: RefreshLocks
     clock: Clock
+    links: CreateConnectLink
     _managed: frozenset[Platform] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -117,9 +119,7 @@ class FreshCredentials:
             ),
         )
         name = platform.display_name
+        link = await self.links(customer_id, platform, account)
         exc.detail = f"{name} no longer accepts Hermes's access to this account (the owner revoked it or it expired)"
-        exc.fix = (
-            f"ask the account owner to connect {name} again: a new connect link comes from the connect_link tool "
-            f"or POST /api/connect/{platform.value}/link"
-        )
+        exc.fix = f"ask the account owner to connect {name} again by opening {link.url} (valid for 15 minutes)"
         log.warning("customer %s: %s refresh refused; account needs the owner to reconnect", customer_id, platform)

@@ -20,8 +20,8 @@ DEFAULT_ACCOUNT = "default"
 _ACCOUNT = re.compile(r"[a-z0-9_-]{1,32}\Z")
 
 # Stored credential fields that only Hermes writes: the refresh grant and when the access token ends.
-REFRESH_TOKEN = "refreshToken"
-EXPIRES_AT = "expiresAt"
+REFRESH_FIELD = "refreshToken"
+EXPIRES_FIELD = "expiresAt"
 
 
 def parse_account(value: str | None) -> str:

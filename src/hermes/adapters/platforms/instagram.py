@@ -17,8 +17,8 @@ from msgspec import Meta
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, unexpected
-from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.managed_oauth import Endpoints, OAuthFacts, TokenCall
+from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.domain.credentials import Credentials
@@ -300,10 +300,10 @@ async def _professional_account(call: TokenCall, endpoints: Endpoints, access_to
 OAUTH = OAuthFacts(
     P,
     Endpoints(
-        authorize="https://www.instagram.com", token="https://api.instagram.com", api="https://graph.instagram.com"
+        authorize="https://www.instagram.com", exchange="https://api.instagram.com", api="https://graph.instagram.com"
     ),
     authorize_path="/oauth/authorize",
-    token_path="/oauth/access_token",
+    exchange_path="/oauth/access_token",
     scopes=("instagram_business_basic", "instagram_business_content_publish"),
     scope_separator=",",
     refresh="ig_refresh_token",

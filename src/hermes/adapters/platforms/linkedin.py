@@ -240,10 +240,10 @@ async def _member(call: TokenCall, endpoints: Endpoints, access_token: str) -> C
 OAUTH = OAuthFacts(
     P,
     Endpoints(
-        authorize="https://www.linkedin.com", token="https://www.linkedin.com", api="https://api.linkedin.com"
+        authorize="https://www.linkedin.com", exchange="https://www.linkedin.com", api="https://api.linkedin.com"
     ),
     authorize_path="/oauth/v2/authorization",
-    token_path="/oauth/v2/accessToken",
+    exchange_path="/oauth/v2/accessToken",
     scopes=("openid", "profile", "w_member_social"),
     refresh_ahead=3 * 86400,
     identify=_member,

@@ -24,7 +24,7 @@ from hermes.adapters.platforms.http import BodyTooLarge, clip, read_capped
 from hermes.application.ports.managed_oauth import PlatformAuthorization
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Actor, PlatformRejected
-from hermes.domain.managed_oauth import EXPIRES_AT, REFRESH_TOKEN
+from hermes.domain.managed_oauth import EXPIRES_FIELD, REFRESH_FIELD
 from hermes.domain.platform import Platform
 
 _MAX_TOKEN_REPLY = 64 * 1024
@@ -43,7 +43,7 @@ class Endpoints:
     """Where the flow's calls go; the defaults are the platform's, settings may point them at a fake."""
 
     authorize: str
-    token: str
+    exchange: str  # the token endpoint's host
     api: str  # where `identify` asks who the token belongs to, and the long-lived exchange and refresh
 
 
@@ -138,7 +138,7 @@ class OAuthFacts:
     platform: Platform
     endpoints: Endpoints
     authorize_path: str
-    token_path: str
+    exchange_path: str
     scopes: tuple[str, ...]
     scope_separator: str = " "
     pkce: bool = False
@@ -204,7 +204,7 @@ class HttpPlatformAuthorization(PlatformAuthorization):
         return {"client_id": client.client_id, "client_secret": client.client_secret}, {}
 
     def _token_url(self, facts: OAuthFacts) -> str:
-        return f"{facts.endpoints.token.rstrip('/')}{facts.token_path}"
+        return f"{facts.endpoints.exchange.rstrip('/')}{facts.exchange_path}"
 
     async def exchange(
         self, platform: Platform, code: str, code_verifier: str | None, redirect_uri: str
@@ -245,7 +245,7 @@ class HttpPlatformAuthorization(PlatformAuthorization):
                 params={"grant_type": "ig_refresh_token", "access_token": str(credentials["accessToken"])},
             )
         else:
-            refresh_token = credentials.get(REFRESH_TOKEN)
+            refresh_token = credentials.get(REFRESH_FIELD)
             if not isinstance(refresh_token, str):
                 raise PlatformRejected(
                     platform.value,
@@ -256,17 +256,17 @@ class HttpPlatformAuthorization(PlatformAuthorization):
             form, headers = self._client_auth(platform)
             form |= {"grant_type": "refresh_token", "refresh_token": refresh_token}
             reply = await call.json("POST", self._token_url(facts), form=form, headers=headers)
-        renewed = {k: v for k, v in credentials.items() if k not in ("accessToken", REFRESH_TOKEN, EXPIRES_AT)}
-        return renewed | self._credentials(platform, reply, credentials.get(REFRESH_TOKEN))
+        renewed = {k: v for k, v in credentials.items() if k not in ("accessToken", REFRESH_FIELD, EXPIRES_FIELD)}
+        return renewed | self._credentials(platform, reply, credentials.get(REFRESH_FIELD))
 
     def _credentials(self, platform: Platform, reply: Mapping[str, Any], previous_refresh: object) -> Credentials:
         credentials: Credentials = {"accessToken": _token(reply, platform)}
         refresh_token = reply.get("refresh_token")
         if isinstance(refresh_token, str) and refresh_token:
-            credentials[REFRESH_TOKEN] = _token(reply, platform, "refresh_token")
+            credentials[REFRESH_FIELD] = _token(reply, platform, "refresh_token")
         elif isinstance(previous_refresh, str):
-            credentials[REFRESH_TOKEN] = previous_refresh  # platforms that do not rotate keep the old one valid
+            credentials[REFRESH_FIELD] = previous_refresh  # platforms that do not rotate keep the old one valid
         expiry = _expiry(reply)
         if expiry is not None:
-            credentials[EXPIRES_AT] = expiry
+            credentials[EXPIRES_FIELD] = expiry
         return credentials

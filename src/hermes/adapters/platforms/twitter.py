@@ -331,9 +331,9 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
 # rotates on every refresh and revokes with the grant when an old one is sent again.
 OAUTH = OAuthFacts(
     P,
-    Endpoints(authorize="https://x.com", token="https://api.x.com", api="https://api.x.com"),
+    Endpoints(authorize="https://x.com", exchange="https://api.x.com", api="https://api.x.com"),
     authorize_path="/i/oauth2/authorize",
-    token_path="/2/oauth2/token",
+    exchange_path="/2/oauth2/token",
     scopes=("tweet.read", "tweet.write", "users.read", "offline.access"),
     pkce=True,
     client_auth="basic",

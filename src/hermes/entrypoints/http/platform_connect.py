@@ -16,7 +16,7 @@ from typing import Annotated
 
 from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Template
 
 from hermes.application.use_cases.complete_platform_consent import CompletePlatformConsent
@@ -35,7 +35,7 @@ from hermes.entrypoints.http.schemas import Camel
 log = logging.getLogger("hermes.oauth.connect")
 AccountQuery = Annotated[
     str | None,
-    Parameter(description="which of the customer's accounts on the platform (`[a-z0-9_-]{1,32}`, default `default`)"),
+    QueryParameter(description="which of the customer's accounts on the platform (`[a-z0-9_-]{1,32}`, default `default`)"),
 ]
 
 
@@ -86,11 +86,11 @@ class PlatformCallbackPage(Controller):
     @inject
     async def callback(
         self,
-        platform: str,
+        platform: Annotated[str, PathParameter()],
         complete: FromDishka[CompletePlatformConsent],
-        code: str | None = None,
-        oauth_state: Annotated[str | None, Parameter(query="state")] = None,
-        error: str | None = None,
+        code: Annotated[str | None, QueryParameter()] = None,
+        oauth_state: Annotated[str | None, QueryParameter(name="state")] = None,
+        error: Annotated[str | None, QueryParameter()] = None,
     ) -> Template:
         try:
             target = Platform.parse(platform)

@@ -18,6 +18,8 @@ from hermes.adapters.redis.managed_oauth import RedisAccountStatuses
 from hermes.domain.managed_oauth import AccountHealth
 from hermes.domain.platform import Platform
 from hermes.entrypoints.settings import Settings
+from tests.fakes.graph import FakeGraph
+from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.x import FakeX
 from tests.integration.oauth_support import start_public
 from tests.integration.server import HermesServer
@@ -222,3 +224,77 @@ async def test_an_account_deleted_during_a_refresh_stays_deleted(
         status = (await client.get("/api/connections")).json()
     assert status["connections"]["twitter"] is False
     assert x.posts_by("hermes_test") == []
+
+
+async def test_linkedin_connects_through_its_consent_page_learns_the_author_and_refreshes(
+    mariadb_url: str, redis_url: str, start_hermes: Start
+) -> None:
+    with FakeLinkedIn() as fake:
+        fake.consent.register_app("li-client", "li-secret")
+        settings = make_settings(
+            HERMES_DATABASE_URL=mariadb_url,
+            HERMES_REDIS_URL=redis_url,
+            HERMES_LINKEDIN_API_BASE=fake.base_url,
+            HERMES_LINKEDIN_AUTH_BASE=fake.base_url,
+            HERMES_LINKEDIN_TOKEN_BASE=fake.base_url,
+            HERMES_LINKEDIN_CLIENT_ID="li-client",
+            HERMES_LINKEDIN_CLIENT_SECRET="li-secret",
+        )
+        server = start_public(start_hermes, settings)
+        customer = await server.create_customer()
+        made = await link(server, customer["apiKey"], "linkedin")
+        query = parse_qs(urlsplit(made["url"]).query)
+        assert made["url"].startswith(f"{fake.base_url}/oauth/v2/authorization?")
+        assert "code_challenge" not in query and query["scope"] == ["openid profile w_member_social"]
+        fake.access_ttl = 86_400  # a day left: inside LinkedIn's refresh margin
+        page = await consent(made["url"])
+        assert page.status_code == 200 and "LinkedIn is connected" in page.text
+        exchange = fake.requests_to("/oauth/v2/accessToken", "POST")
+        assert exchange[0].form["client_secret"] == "li-secret"
+
+        fake.access_ttl = 5_184_000
+        async with server.client(customer["apiKey"]) as client:
+            reply = await client.post("/api/tools/linkedin_create_post", json={"text": "connected by consent"})
+        assert reply.status_code == 200, reply.text
+        assert fake.posts[-1]["author"] == "urn:li:person:consentingMember1"
+        grants = [r.form["grant_type"] for r in fake.requests_to("/oauth/v2/accessToken", "POST")]
+        assert grants == ["authorization_code", "refresh_token"]
+
+
+async def test_instagram_exchanges_for_a_long_lived_token_and_renews_it(
+    mariadb_url: str, redis_url: str, start_hermes: Start
+) -> None:
+    with FakeGraph() as graph:
+        graph.consent.register_app("ig-client", "ig-secret")
+        ig_user_id, _ = graph.add_instagram_user(username="consenting_shop")
+        graph.add_media(ig_user_id, caption="first post")
+        graph.consent_ig_user_id = ig_user_id
+        settings = make_settings(
+            HERMES_DATABASE_URL=mariadb_url,
+            HERMES_REDIS_URL=redis_url,
+            HERMES_INSTAGRAM_API_BASE=graph.api_base(),
+            HERMES_INSTAGRAM_AUTH_BASE=graph.base_url,
+            HERMES_INSTAGRAM_TOKEN_BASE=graph.base_url,
+            HERMES_INSTAGRAM_LOGIN_API_BASE=graph.base_url,
+            HERMES_INSTAGRAM_CLIENT_ID="ig-client",
+            HERMES_INSTAGRAM_CLIENT_SECRET="ig-secret",
+        )
+        server = start_public(start_hermes, settings)
+        customer = await server.create_customer()
+        made = await link(server, customer["apiKey"], "instagram")
+        query = parse_qs(urlsplit(made["url"]).query)
+        assert made["url"].startswith(f"{graph.base_url}/oauth/authorize?")
+        assert query["scope"] == ["instagram_business_basic,instagram_business_content_publish"]
+        graph.long_lived_ttl = 3 * 86_400  # inside Instagram's 7-day refresh margin
+        page = await consent(made["url"])
+        assert page.status_code == 200 and "Instagram is connected" in page.text
+        exchange = graph.requests_to("/access_token", "GET")
+        assert exchange[0].query["grant_type"] == "ig_exchange_token"
+
+        graph.long_lived_ttl = 5_184_000
+        async with server.client(customer["apiKey"]) as client:
+            reply = await client.post("/api/tools/instagram_list_media", json={})
+        assert reply.status_code == 200, reply.text
+        assert [m["caption"] for m in reply.json()["media"]] == ["first post"]
+        renewals = graph.requests_to("/refresh_access_token", "GET")
+        assert len(renewals) == 1 and renewals[0].query["grant_type"] == "ig_refresh_token"

@@ -35,7 +35,9 @@ from hermes.entrypoints.http.schemas import Camel
 log = logging.getLogger("hermes.oauth.connect")
 AccountQuery = Annotated[
     str | None,
-    QueryParameter(description="which of the customer's accounts on the platform (`[a-z0-9_-]{1,32}`, default `default`)"),
+    QueryParameter(
+        description="which of the customer's accounts on the platform (`[a-z0-9_-]{1,32}`, default `default`)"
+    ),
 ]
 
 

@@ -91,3 +91,29 @@ async def test_an_owner_connects_x_in_a_browser_and_two_instances_renew_its_toke
         "posted from instance one",
         "posted from instance two",
     ]
+
+
+async def test_the_console_connects_x_with_a_button(
+    mariadb_url: str, redis_url: str, x: FakeX, start_hermes: Callable[..., HermesServer], browser: Browser
+) -> None:
+    settings = settings_for(mariadb_url, redis_url, x).model_copy(update={"console_sign_ins_per_minute": 1000})
+    server = start_public(start_hermes, settings)
+    customer = await server.create_customer()
+    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    page = await context.new_page()
+    await page.goto(server.url + "/console/sign-in")
+    await page.get_by_label("Hermes API key").fill(customer["apiKey"])
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("heading", name="Overview").wait_for()
+    await page.goto(server.url + "/console/accounts")
+    # Only the platforms with a configured sign-in get the button.
+    assert await page.get_by_role("link", name="Connect with LinkedIn").count() == 0
+    await page.get_by_role("link", name="Connect with X").click()
+    await page.get_by_role("button", name="Authorize app").click()
+    await page.get_by_role("heading", name="X is connected").wait_for()
+    await page.goto(server.url + "/console/accounts")
+    x_row = page.locator("#account-twitter")
+    await x_row.get_by_text("Connected", exact=True).wait_for()
+    assert await x_row.get_by_role("link", name="Reconnect with X").is_visible()
+    await page.screenshot(path=str(ARTIFACTS / "console-connect-with-x.png"), full_page=True)
+    await context.close()

@@ -298,3 +298,18 @@ async def test_instagram_exchanges_for_a_long_lived_token_and_renews_it(
         assert [m["caption"] for m in reply.json()["media"]] == ["first post"]
         renewals = graph.requests_to("/refresh_access_token", "GET")
         assert len(renewals) == 1 and renewals[0].query["grant_type"] == "ig_refresh_token"
+
+
+async def test_the_background_sweep_renews_a_token_nobody_uses(
+    mariadb_url: str, redis_url: str, x: FakeX, start_hermes: Start
+) -> None:
+    settings = x_settings(mariadb_url, redis_url, x).model_copy(update={"oauth_refresh_sweep_seconds": 0.3})
+    server = start_public(start_hermes, settings)
+    await connected(server, x, access_ttl=60)
+    x.access_ttl = 7200
+    for _ in range(100):
+        if x.token_requests("refresh_token"):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.7)  # two more sweeps: the renewed token is not due, nothing more is sent
+    assert len(x.token_requests("refresh_token")) == 1

@@ -53,6 +53,11 @@ class FreshCredentials:
     def __post_init__(self) -> None:
         self._managed = frozenset(self.authorization.platforms())
 
+    @property
+    def platforms(self) -> frozenset[Platform]:
+        """The platforms whose tokens are renewed here (their OAuth client is configured)."""
+        return self._managed
+
     def due(self, platform: Platform, credentials: Credentials) -> bool:
         ends = expires_at(credentials)
         if platform not in self._managed or ends is None:

@@ -23,8 +23,12 @@ class RefreshExpiringCredentials:
 
     async def __call__(self) -> int:
         renewed = 0
+        if not self.fresh.platforms:
+            return renewed
         vault = self.fresh.vault
         async for customer_id, platform, envelope in vault.store.scan():
+            if platform not in self.fresh.platforms:
+                continue
             try:
                 credentials = vault.open(customer_id, platform, envelope)
             except ValueError:

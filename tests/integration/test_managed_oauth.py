@@ -195,7 +195,7 @@ async def test_a_refused_refresh_sets_needs_reauth_and_the_error_gives_a_connect
     problem = reply.json()
     text = f"{problem['detail']} {problem.get('remedy', '')} {problem.get('fix', '')}"
     assert "no longer accepts" in text
-    assert f"{x.base_url}/i/oauth2/authorize?" in reply.text
+    assert f"Ask the account owner to connect X again by opening {x.base_url}/i/oauth2/authorize?" in text
     redis = connect(redis_url)
     try:
         status = await RedisAccountStatuses(redis).get(customer["id"], Platform.TWITTER, "default")

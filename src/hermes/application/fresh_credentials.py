@@ -126,5 +126,5 @@ class FreshCredentials:
         name = platform.display_name
         link = await self.links(customer_id, platform, account)
         exc.detail = f"{name} no longer accepts Hermes's access to this account (the owner revoked it or it expired)"
-        exc.fix = f"ask the account owner to connect {name} again by opening {link.url} (valid for 15 minutes)"
+        exc.fix = f"connect {name} again by opening {link.url} (the link works once, for 15 minutes)"
         log.warning("customer %s: %s refresh refused; account needs the owner to reconnect", customer_id, platform)

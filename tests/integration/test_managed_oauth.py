@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +16,7 @@ from redis import Redis as SyncRedis
 
 from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.managed_oauth import RedisAccountStatuses
+from hermes.adapters.sql.migrate import upgrade_url
 from hermes.domain.managed_oauth import AccountHealth
 from hermes.domain.platform import Platform
 from hermes.entrypoints.settings import Settings
@@ -312,4 +314,25 @@ async def test_the_background_sweep_renews_a_token_nobody_uses(
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.7)  # two more sweeps: the renewed token is not due, nothing more is sent
+    assert len(x.token_requests("refresh_token")) == 1
+
+
+async def test_embedded_mode_connects_and_renews_once_for_concurrent_calls(
+    tmp_path: Path, x: FakeX, start_hermes: Start
+) -> None:
+    settings = make_settings(
+        HERMES_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'hermes.db'}",
+        HERMES_TWITTER_API_BASE=x.base_url,
+        HERMES_TWITTER_AUTH_BASE=x.base_url,
+        HERMES_TWITTER_TOKEN_BASE=x.base_url,
+        HERMES_TWITTER_CLIENT_ID="hermes-x-client",
+        HERMES_TWITTER_CLIENT_SECRET="hermes-x-secret",
+    )
+    await upgrade_url(settings.database_url)
+    server = start_public(start_hermes, settings)
+    customer = await connected(server, x, access_ttl=60)
+    x.access_ttl = 7200
+    x.delay_next(0.3, path="/2/oauth2/token")
+    replies = await asyncio.gather(*(post(server, customer["apiKey"], f"embedded {n}") for n in range(3)))
+    assert [r.status_code for r in replies] == [200, 200, 200], [r.text for r in replies]
     assert len(x.token_requests("refresh_token")) == 1

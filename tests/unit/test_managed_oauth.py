@@ -48,6 +48,9 @@ class ScriptedAuthorization:
     def refresh_ahead(self, platform: Platform) -> float:
         return 20 * 60
 
+    def renewable(self, platform: Platform, credentials: Credentials) -> bool:
+        return "refreshToken" in credentials
+
     def authorize_url(self, platform: Platform, state: str, code_challenge: str | None, redirect_uri: str) -> str:
         return f"https://x.test/authorize?state={state}&code_challenge={code_challenge}"
 
@@ -152,10 +155,26 @@ async def test_concurrent_callers_refresh_once_and_all_get_the_new_token(s: Setu
     assert (await s.vault.load("cust_1", X) or {})["refreshToken"] == "refresh-1"
 
 
-async def test_tokens_far_from_expiry_are_used_as_they_are(s: Setup) -> None:
+async def test_tokens_far_from_expiry_or_without_a_refresh_token_are_used_as_they_are(s: Setup) -> None:
     creds = s.auth._issued(0, 7200)
     assert await s.fresh("cust_1", X, creds) is creds
+    no_grant = {k: v for k, v in s.auth._issued(0, 60).items() if k != "refreshToken"}
+    assert await s.fresh("cust_1", X, no_grant) is no_grant
     assert s.auth.refreshes == []
+
+
+async def test_a_passing_failure_to_renew_early_keeps_the_valid_token(s: Setup) -> None:
+    await s.vault.save("cust_1", X, s.auth._issued(0, 60))
+    creds = await s.vault.load("cust_1", X) or {}
+
+    async def timed_out(platform: Platform, credentials: Credentials) -> Credentials:
+        raise PlatformRejected(platform.value, "X did not answer in time", code="timeout")
+
+    s.auth.refresh = timed_out  # type: ignore[method-assign]
+    assert await s.fresh("cust_1", X, creds) == creds
+    s.clock.current += timedelta(minutes=2)  # now past its end: the failure is the caller's
+    with pytest.raises(PlatformRejected, match="in time"):
+        await s.fresh("cust_1", X, creds)
 
 
 async def test_a_refused_refresh_marks_the_account_and_the_error_carries_a_new_link(s: Setup) -> None:

@@ -20,7 +20,7 @@ from hermes.application.ports.clock import Clock
 from hermes.application.ports.managed_oauth import AccountStatuses, PlatformAuthorization, RefreshLocks
 from hermes.application.use_cases.create_connect_link import CreateConnectLink
 from hermes.domain.credentials import Credentials
-from hermes.domain.errors import NotConnected, PlatformRejected
+from hermes.domain.errors import NotConnected, PlatformRejected, Unavailable
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT, EXPIRES_FIELD, AccountHealth, AccountStatus
 from hermes.domain.platform import Platform
 
@@ -60,9 +60,13 @@ class FreshCredentials:
 
     def due(self, platform: Platform, credentials: Credentials) -> bool:
         ends = expires_at(credentials)
-        if platform not in self._managed or ends is None:
-            return False
+        if platform not in self._managed or ends is None or not self.authorization.renewable(platform, credentials):
+            return False  # e.g. a LinkedIn app without refresh tokens: used until the platform refuses it
         return (ends - self.clock.now()).total_seconds() < self.authorization.refresh_ahead(platform)
+
+    def _still_valid(self, credentials: Credentials) -> bool:
+        ends = expires_at(credentials)
+        return ends is not None and ends > self.clock.now()
 
     async def __call__(
         self, customer_id: str, platform: Platform, credentials: Credentials, account: str = DEFAULT_ACCOUNT
@@ -70,6 +74,16 @@ class FreshCredentials:
         """`credentials`, or refreshed ones when they are due; `PlatformRejected` (reconnect) when refused."""
         if not self.due(platform, credentials):
             return credentials
+        try:
+            return await self._renewed(customer_id, platform, account)
+        except (PlatformRejected, Unavailable) as exc:
+            if (isinstance(exc, PlatformRejected) and exc.reconnect) or not self._still_valid(credentials):
+                raise
+            # Renewing early failed for a passing reason (a timeout, a held lock): the token still works.
+            log.warning("customer %s: %s not renewed yet (%s); using the current token", customer_id, platform, exc)
+            return credentials
+
+    async def _renewed(self, customer_id: str, platform: Platform, account: str) -> Credentials:
         key = refresh_lock_key(customer_id, platform, account)
         async with self.locks.hold(key, LOCK_TTL_SECONDS, LOCK_WAIT_SECONDS):
             envelope = await self.vault.store.get(customer_id, platform)

@@ -179,6 +179,11 @@ class HttpPlatformAuthorization(PlatformAuthorization):
     def uses_pkce(self, platform: Platform) -> bool:
         return self.facts[platform].pkce
 
+    def renewable(self, platform: Platform, credentials: Credentials) -> bool:
+        if self.facts[platform].refresh == "ig_refresh_token":
+            return True  # the long-lived token renews itself
+        return isinstance(credentials.get(REFRESH_FIELD), str)
+
     def refresh_ahead(self, platform: Platform) -> float:
         return self.facts[platform].refresh_ahead
 

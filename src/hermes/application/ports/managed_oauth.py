@@ -22,6 +22,10 @@ class PlatformAuthorization(Protocol):
 
     def uses_pkce(self, platform: Platform) -> bool: ...
 
+    def renewable(self, platform: Platform, credentials: Credentials) -> bool:
+        """Whether these credentials carry what a renewal needs (a refresh token, where the platform uses one)."""
+        ...
+
     def refresh_ahead(self, platform: Platform) -> float:
         """Renew a token when less than this many seconds of it are left."""
         ...

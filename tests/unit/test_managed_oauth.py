@@ -221,3 +221,22 @@ async def test_key_rotation_reseals_refresh_tokens_with_the_rest_of_the_envelope
     # Once the old key is gone from the keyring, the refresh token still opens: it was re-sealed too.
     reopened = await CredentialVault(AesGcmCipher(parse_keyring(new_ring)), store).load("cust_1", X)
     assert reopened is not None and reopened["refreshToken"] == "refresh-0"
+
+
+async def test_the_connect_link_tool_names_the_argument_at_fault(s: Setup) -> None:
+    from hermes.application.connect_link_tool import ConnectLinkTool
+    from hermes.application.ports.tools import ToolContext
+    from hermes.domain.errors import Conflict, Invalid
+
+    tool = ConnectLinkTool(s.links, [X])
+    assert tool.spec.input_schema["properties"]["platform"]["enum"] == ["twitter"]
+    with pytest.raises(Invalid) as bad_platform:
+        tool.parse({"platform": "whatsapp"})
+    assert "platform" in bad_platform.value.fields
+    with pytest.raises(Invalid) as bad_account:
+        tool.parse({"platform": "twitter", "account": "Work Account"})
+    assert "account" in bad_account.value.fields
+    made = await tool.run(tool.parse({"platform": "twitter"}), ToolContext("cust_1"))
+    assert made["url"].startswith("https://x.test/authorize?state=") and made["expires_at"].endswith("Z")
+    with pytest.raises(Conflict):
+        await tool.run(tool.parse({"platform": "twitter"}), ToolContext(None))

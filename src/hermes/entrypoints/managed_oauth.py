@@ -78,6 +78,8 @@ class RefreshSweep:
                     log.info("renewed %d expiring token(s)", renewed)
             except HermesError as exc:
                 log.warning("token refresh sweep skipped: %s", exc.detail)
+            except Exception:
+                log.exception("token refresh sweep failed; trying again at the next one")
             await asyncio.sleep(self._every)
 
 

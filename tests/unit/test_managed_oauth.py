@@ -188,6 +188,15 @@ async def test_a_refused_refresh_marks_the_account_and_the_error_carries_a_new_l
     assert status.last_error and "refused" in status.last_error
 
 
+async def test_callers_waiting_on_a_refused_refresh_do_not_ask_again(s: Setup) -> None:
+    await s.vault.save("cust_1", X, s.auth._issued(0, 60))
+    creds = await s.vault.load("cust_1", X) or {}
+    s.auth.refuse, s.auth.pause = True, 0.05
+    results = await asyncio.gather(*(s.fresh("cust_1", X, dict(creds)) for _ in range(3)), return_exceptions=True)
+    assert s.auth.refreshes == ["refresh-0"]
+    assert all(isinstance(r, PlatformRejected) and r.reconnect and "https://x.test/" in r.fix for r in results)
+
+
 async def test_a_refresh_never_brings_back_a_deleted_account(s: Setup) -> None:
     await s.vault.save("cust_1", X, s.auth._issued(0, 60))
     creds = await s.vault.load("cust_1", X) or {}

@@ -84,6 +84,7 @@ class FreshCredentials:
             return credentials
 
     async def _renewed(self, customer_id: str, platform: Platform, account: str) -> Credentials:
+        asked = self.clock.now()
         key = refresh_lock_key(customer_id, platform, account)
         async with self.locks.hold(key, LOCK_TTL_SECONDS, LOCK_WAIT_SECONDS):
             envelope = await self.vault.store.get(customer_id, platform)
@@ -96,6 +97,14 @@ class FreshCredentials:
             current = self.vault.open(customer_id, platform, envelope)
             if not self.due(platform, current):
                 return current  # another caller refreshed while this one waited
+            status = await self.statuses.get(customer_id, platform, account)
+            if status is not None and status.status is AccountHealth.NEEDS_REAUTH and status.last_checked_at >= asked:
+                # Another caller was refused while this one waited: asking again would be refused the same way.
+                refused = PlatformRejected(
+                    platform.value, status.last_error or "", code="invalid_grant", reconnect=True
+                )
+                await self._explain_reconnect(customer_id, platform, account, refused)
+                raise refused
             try:
                 renewed = await self.authorization.refresh(platform, current)
             except PlatformRejected as exc:
@@ -137,8 +146,13 @@ class FreshCredentials:
                 expires_at=expires_at(current),
             ),
         )
+        await self._explain_reconnect(customer_id, platform, account, exc)
+        log.warning("customer %s: %s refresh refused; account needs the owner to reconnect", customer_id, platform)
+
+    async def _explain_reconnect(
+        self, customer_id: str, platform: Platform, account: str, exc: PlatformRejected
+    ) -> None:
         name = platform.display_name
         link = await self.links(customer_id, platform, account)
         exc.detail = f"{name} no longer accepts Hermes's access to this account (the owner revoked it or it expired)"
         exc.fix = f"connect {name} again by opening {link.url} (the link works once, for 15 minutes)"
-        log.warning("customer %s: %s refresh refused; account needs the owner to reconnect", customer_id, platform)

@@ -71,6 +71,15 @@ class CredentialStoreContract:
         assert await credential_store.replace_if_unchanged(cust, Platform.DISCORD, b"old", b"newer") is False
         assert await credential_store.get(cust, Platform.DISCORD) == b"new"
 
+    async def test_replace_if_unchanged_never_brings_back_a_deleted_envelope(
+        self, credential_store: CredentialStore
+    ) -> None:
+        cust = uid()
+        await credential_store.put(cust, Platform.TWITTER, b"old")
+        await credential_store.delete(cust, Platform.TWITTER)
+        assert await credential_store.replace_if_unchanged(cust, Platform.TWITTER, b"old", b"renewed") is False
+        assert await credential_store.get(cust, Platform.TWITTER) is None
+
     async def test_scan_yields_every_envelope(self, credential_store: CredentialStore) -> None:
         a, b = uid(), uid()
         await credential_store.put(a, Platform.TWITTER, b"1")

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .base import BadJson, FakeServer, Reply, WindowLimiter, json_response, random_b64, random_token, read_params
+from .oauth_consent import ConsentDesk
 
 __all__ = ["FakeGraph", "IgContainer", "IgMedia", "IgUser", "SentWhatsApp", "WhatsAppNumber", "graph_error_body"]
 
@@ -259,10 +260,87 @@ class FakeGraph(FakeServer):
         self.publish_limit = publish_limit
         self.throughput = WindowLimiter(throughput_per_second, 1.0) if throughput_per_second else None
         self._ids = itertools.count(17_900_000_000_000_001)
+        self.consent = ConsentDesk(scope_separator=",")
+        """Instagram Login's consent page at ``/oauth/authorize`` (register apps with ``consent.register_app``)."""
+        self.consent_ig_user_id: str | None = None
+        """The Instagram professional account that approves on the consent page."""
+        self.short_lived: dict[str, str] = {}
+        """one-hour Instagram Login token -> ig user id (only good for the long-lived exchange here)"""
+        self.long_lived_ttl = 5_184_000
+        """``expires_in`` of long-lived Instagram tokens (60 days)."""
         super().__init__()
 
     def routes(self) -> list[BaseRoute]:
-        return [Route("/{path:path}", self._dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"])]
+        # Instagram Login lives on www.instagram.com, api.instagram.com and graph.instagram.com (unversioned);
+        # one fake serves all three next to the versioned Graph paths.
+        return [
+            Route("/oauth/authorize", self.consent.page, methods=["GET"]),
+            Route("/oauth/authorize", self.consent.decide, methods=["POST"]),
+            Route("/oauth/access_token", self._ig_code_exchange, methods=["POST"]),
+            Route("/access_token", self._ig_long_lived, methods=["GET"]),
+            Route("/refresh_access_token", self._ig_refresh, methods=["GET"]),
+            Route("/me", self._ig_me, methods=["GET"]),
+            Route("/{path:path}", self._dispatch, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
+        ]
+
+    # ------------------------------------------------------------------ Instagram Login (OAuth)
+
+    @staticmethod
+    def _ig_oauth_error(message: str, code: int = 400) -> Response:
+        return json_response({"error_type": "OAuthException", "code": code, "error_message": message}, code)
+
+    async def _ig_code_exchange(self, request: Request) -> Response:
+        """``POST api.instagram.com/oauth/access_token``: code -> one-hour token, ``{"data": [{...}]}``."""
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        client_id = self.consent.client(request, form)
+        if client_id is None:
+            return self._ig_oauth_error("Invalid platform app")
+        issued = self.consent.redeem(form.get("code", ""), client_id, form.get("redirect_uri", ""), None)
+        if form.get("grant_type") != "authorization_code" or issued is None or self.consent_ig_user_id is None:
+            return self._ig_oauth_error("This authorization code has been used")
+        token = "IGQV" + random_token(100)
+        self.short_lived[token] = self.consent_ig_user_id
+        body = {"data": [{"access_token": token, "user_id": self.consent_ig_user_id, "permissions": issued.scope}]}
+        return json_response(body)
+
+    async def _ig_long_lived(self, request: Request) -> Response:
+        """``GET graph.instagram.com/access_token?grant_type=ig_exchange_token&client_secret=&access_token=``."""
+        query = request.query_params
+        short = query.get("access_token", "")
+        if (
+            query.get("grant_type") != "ig_exchange_token"
+            or query.get("client_secret") not in self.consent.apps.values()
+        ):
+            return _graph_json_error("Invalid OAuth access token - Cannot parse access token", 190)
+        ig_user_id = self.short_lived.pop(short, None)
+        if ig_user_id is None:
+            return _graph_json_error("Invalid OAuth access token - Cannot parse access token", 190)
+        return self._ig_issue(ig_user_id)
+
+    async def _ig_refresh(self, request: Request) -> Response:
+        """``GET graph.instagram.com/refresh_access_token?grant_type=ig_refresh_token&access_token=``."""
+        token = request.query_params.get("access_token", "")
+        owned = self.tokens.get(token, set()) & set(self.ig_users)
+        if request.query_params.get("grant_type") != "ig_refresh_token" or not owned or token in self.expired_tokens:
+            return _graph_json_error("Error validating access token: Session has expired", 190)
+        return self._ig_issue(next(iter(owned)))
+
+    def _ig_issue(self, ig_user_id: str) -> Response:
+        token = "IGAA" + random_token(120)
+        self.grant(token, ig_user_id)
+        return json_response({"access_token": token, "token_type": "bearer", "expires_in": self.long_lived_ttl})
+
+    async def _ig_me(self, request: Request) -> Response:
+        """``GET graph.instagram.com/me?fields=user_id,username``."""
+        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+        token = token if scheme.lower() == "bearer" else request.query_params.get("access_token", "")
+        owned = sorted(self.tokens.get(token, set()) & set(self.ig_users))
+        if not owned or token in self.expired_tokens:
+            return _graph_json_error("Invalid OAuth access token - Cannot parse access token", 190)
+        user = self.ig_users[owned[0]]
+        return json_response(
+            {"user_id": user.ig_user_id, "username": user.username, "id": random_token(10, "0123456789")}
+        )
 
     def api_base(self, version: int = 23) -> str:
         """What ``HERMES_WHATSAPP_API_BASE`` / ``HERMES_INSTAGRAM_API_BASE`` should be for this fake."""
@@ -968,3 +1046,8 @@ def _decode_cursor(cursor: str) -> int:
         return int(raw.removeprefix("ig:"))
     except (ValueError, UnicodeDecodeError):
         _fail("(#100) Invalid cursor", 100)
+
+
+def _graph_json_error(message: str, code: int) -> Response:
+    body = {"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": random_b64(9)}}
+    return json_response(body, 400)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .base import FakeServer, Reply, WindowLimiter, json_response, random_token
+from .oauth_consent import ConsentDesk
 
 __all__ = ["MEMBER_SCOPES", "FakeLinkedIn", "LinkedInMember", "current_version"]
 
@@ -128,15 +129,65 @@ class FakeLinkedIn(FakeServer):
         """Created posts: the body as sent plus ``id`` (the share URN) and ``version`` (the LinkedIn-Version)."""
         self.daily_posts = WindowLimiter(daily_post_limit, 86400.0)
         self._share_ids = itertools.count(7_400_000_000_000_000_001)
+        self.consent = ConsentDesk()
+        """The consent page at ``/oauth/v2/authorization`` (register apps with ``consent.register_app``)."""
+        self.consent_sub = "consentingMember1"
+        """The member who approves on the consent page."""
+        self.access_ttl = 5_184_000
+        """``expires_in`` of issued access tokens (LinkedIn: 60 days)."""
+        self.refresh_tokens: dict[str, str] = {}
+        """refresh token -> member sub; LinkedIn keeps a refresh token valid (a year) and does not rotate it."""
         super().__init__()
 
     def routes(self) -> list[BaseRoute]:
         return [
+            Route("/oauth/v2/authorization", self.consent.page, methods=["GET"]),
+            Route("/oauth/v2/authorization", self.consent.decide, methods=["POST"]),
+            Route("/oauth/v2/accessToken", self._access_token, methods=["POST"]),
             Route("/v2/userinfo", self._userinfo, methods=["GET"]),
             Route("/rest/posts", self._create_post, methods=["POST"]),
             Route("/rest/posts/{urn}", self._delete_post, methods=["DELETE"]),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ]
+
+    async def _access_token(self, request: Request) -> Response:
+        """``POST /oauth/v2/accessToken``: authorization_code and refresh_token grants, secret in the form."""
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        client_id = self.consent.client(request, form)
+        if client_id is None:
+            return json_response({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
+        if form.get("grant_type") == "authorization_code":
+            issued = self.consent.redeem(form.get("code", ""), client_id, form.get("redirect_uri", ""), None)
+            if issued is None:
+                return json_response(
+                    {
+                        "error": "invalid_request",
+                        "error_description": "Unable to retrieve access token: appid/redirect uri/code verifier "
+                        "does not match authorization code. Or authorization code expired.",
+                    },
+                    400,
+                )
+            refresh_token = "AQW" + random_token(120)
+            self.refresh_tokens[refresh_token] = self.consent_sub
+        elif form.get("grant_type") == "refresh_token":
+            refresh_token = form.get("refresh_token", "")
+            if refresh_token not in self.refresh_tokens:
+                return json_response(
+                    {"error": "invalid_grant", "error_description": "The provided refresh token is invalid"}, 400
+                )
+        else:
+            return json_response({"error": "unsupported_grant_type", "error_description": "grant_type"}, 400)
+        token = self.add_member(sub=self.refresh_tokens[refresh_token])
+        return json_response(
+            {
+                "access_token": token,
+                "expires_in": self.access_ttl,
+                "refresh_token": refresh_token,
+                "refresh_token_expires_in": 31_536_000,
+                "scope": "email,openid,profile,w_member_social",
+                "token_type": "Bearer",
+            }
+        )
 
     # ------------------------------------------------------------------ test set-up
 

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .base import FakeServer, LimitState, Reply, WindowLimiter, json_response, random_token
+from .oauth_consent import ConsentDesk
 
 __all__ = ["DEFAULT_LIMITS", "FakeX", "XUser", "weighted_length"]
 
@@ -226,6 +227,18 @@ class FakeX(FakeServer):
         self.daily_posts = WindowLimiter(daily_post_limit, 86400.0)
         self._seq = itertools.count()
         self._id_lock = threading.Lock()
+        self.consent = ConsentDesk(pkce_required=True)
+        """The OAuth 2.0 consent page at ``/i/oauth2/authorize`` (register apps with ``consent.register_app``)."""
+        self.consent_username = "hermes_test"
+        """The account that approves on the consent page."""
+        self.access_ttl = 7200
+        """``expires_in`` of the user access tokens the token endpoint issues (X: 2 hours)."""
+        self.refresh_tokens: dict[str, tuple[str, str]] = {}
+        """live refresh token -> (user id, grant id); each is replaced (rotated) when used."""
+        self.spent_refresh_tokens: dict[str, str] = {}
+        """refresh token already used once -> its grant id"""
+        self.grants: dict[str, set[str]] = {}
+        """grant id -> every access and refresh token issued under it (revoked together)."""
         super().__init__()
 
     def routes(self) -> list[BaseRoute]:
@@ -236,6 +249,9 @@ class FakeX(FakeServer):
             return Route(path, endpoint, methods=[method])
 
         return [
+            Route("/i/oauth2/authorize", self.consent.page, methods=["GET"]),
+            Route("/i/oauth2/authorize", self.consent.decide, methods=["POST"]),
+            Route("/2/oauth2/token", self._oauth2_token, methods=["POST"]),
             route("/2/tweets", "POST", self._create_tweet, "POST /2/tweets"),
             route("/2/tweets/search/recent", "GET", self._search_recent, "GET /2/tweets/search/recent"),
             route("/2/tweets/{id}", "DELETE", self._delete_tweet, "DELETE /2/tweets/:id"),
@@ -297,6 +313,78 @@ class FakeX(FakeServer):
 
     def posts_by(self, username: str) -> list[dict[str, Any]]:
         return [t for t in self.tweets.values() if self.users[t["author_id"]].username == username and not t["deleted"]]
+
+    def token_requests(self, grant_type: str | None = None) -> list[Any]:
+        """Requests to ``POST /2/oauth2/token`` (of one ``grant_type`` if given)."""
+        calls = self.requests_to("/2/oauth2/token", "POST")
+        return [c for c in calls if grant_type is None or c.form.get("grant_type") == grant_type]
+
+    def revoke_grant(self, refresh_token: str) -> None:
+        """The owner removed the app in X's settings: every token of the grant stops working."""
+        grant = self.refresh_tokens.get(refresh_token, (None, None))[1] or self.spent_refresh_tokens.get(refresh_token)
+        for token in self.grants.get(grant or "", set()):
+            self.revoked_tokens.add(token)
+            self.refresh_tokens.pop(token, None)
+
+    async def _oauth2_token(self, request: Request) -> Response:
+        """``POST /2/oauth2/token``: the authorization_code and refresh_token grants of a confidential client.
+
+        Refresh tokens rotate: each works once and the answer carries the next. A refresh token sent a second
+        time gets ``invalid_grant`` and, as OAuth 2.0 for browser-based apps recommends and X does, revokes
+        the whole grant.
+        """
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        client_id = self.consent.client(request, form)
+        if client_id is None or not (request.headers.get("authorization") or "").lower().startswith("basic "):
+            return json_response(
+                {"error": "unauthorized_client", "error_description": "Missing valid authorization header"}, 401
+            )
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            issued = self.consent.redeem(
+                form.get("code", ""), client_id, form.get("redirect_uri", ""), form.get("code_verifier")
+            )
+            if issued is None:
+                return json_response(
+                    {"error": "invalid_request", "error_description": "Value passed for the token was invalid."}, 400
+                )
+            user_token = self.add_user(username=self.consent_username)
+            user = self.user_tokens[user_token]
+            grant = random_token(16)
+            self.grants[grant] = set()
+            return self._issue(user, grant, user_token, issued.scope)
+        if grant_type == "refresh_token":
+            token = form.get("refresh_token", "")
+            if token in self.spent_refresh_tokens:
+                self.revoke_grant(token)
+                return json_response(
+                    {"error": "invalid_grant", "error_description": "Value passed for the token was invalid."}, 400
+                )
+            held = self.refresh_tokens.pop(token, None)
+            if held is None or token in self.revoked_tokens:
+                return json_response(
+                    {"error": "invalid_grant", "error_description": "Value passed for the token was invalid."}, 400
+                )
+            user_id, grant = held
+            self.spent_refresh_tokens[token] = grant
+            user = self.users[user_id]
+            user_token = self.add_user(username=user.username, scopes=user.scopes)
+            return self._issue(user, grant, user_token, " ".join(sorted(user.scopes)))
+        return json_response({"error": "unsupported_grant_type", "error_description": "grant_type"}, 400)
+
+    def _issue(self, user: XUser, grant: str, access_token: str, scope: str) -> Response:
+        refresh_token = random_token(80)
+        self.refresh_tokens[refresh_token] = (user.id, grant)
+        self.grants[grant] |= {access_token, refresh_token}
+        return json_response(
+            {
+                "token_type": "bearer",
+                "expires_in": self.access_ttl,
+                "access_token": access_token,
+                "scope": scope,
+                "refresh_token": refresh_token,
+            }
+        )
 
     # ------------------------------------------------------------------ failure helpers
 

@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache, RedisCustomerCache
+from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
+from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
 from tests.contracts.ports import (
     AuditLogContract,
     CredentialStoreContract,
@@ -233,3 +235,21 @@ async def test_leased_rate_limits_never_admit_more_than_the_limit_across_instanc
     admitted = sum(1 for o in outcomes if o is None)
     assert 600 - 3 * 12 <= admitted <= 600
     assert all(o is None or 0 < o <= 60 for o in outcomes)
+
+
+class TestRedisConnectRequests(ConnectRequestsContract):
+    @pytest.fixture
+    def connect_requests(self, redis: Any) -> RedisConnectRequests:
+        return RedisConnectRequests(redis)
+
+
+class TestRedisAccountStatuses(AccountStatusesContract):
+    @pytest.fixture
+    def account_statuses(self, redis: Any) -> RedisAccountStatuses:
+        return RedisAccountStatuses(redis)
+
+
+class TestRedisRefreshLocks(RefreshLocksContract):
+    @pytest.fixture
+    def refresh_locks(self, redis: Any) -> RedisRefreshLocks:
+        return RedisRefreshLocks(redis)

@@ -213,7 +213,7 @@ def test_posts_are_accepted_only_from_the_consoles_own_origin(headers: dict[str,
 
 
 def test_connect_form_labels_come_from_the_credential_schemas() -> None:
-    labels = {p: [field_label(f.name) for f in SCHEMAS[p].fields] for p in Platform}
+    labels = {p: [field_label(f.name) for f in SCHEMAS[p].form_fields] for p in Platform}
     assert labels[Platform.WHATSAPP] == ["Phone number ID", "Access token", "Business account ID"]
     assert labels[Platform.EMAIL][:3] == ["SMTP host", "SMTP port", "SMTP security"]
     assert labels[Platform.INSTAGRAM] == ["Access token", "IG user ID"]

@@ -286,7 +286,7 @@ async def test_connect_bodies_are_typed_per_platform(client: AsyncTestClient[Lit
     assert set(by_title) == {f"{p.value} credentials" for p in SCHEMAS}
     for platform, schema in SCHEMAS.items():
         shown = by_title[f"{platform.value} credentials"]
-        assert list(shown["properties"]) == [f.name for f in schema.fields]
+        assert list(shown["properties"]) == [f.name for f in schema.form_fields]
         assert shown["required"] == [f.name for f in schema.fields if f.required]
         assert shown["additionalProperties"] is False
     email = by_title["email credentials"]["properties"]

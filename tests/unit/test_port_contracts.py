@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hermes.adapters.memory.customers import InMemoryCustomerCache, InMemoryCustomerDirectory
+from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses, InMemoryConnectRequests, InMemoryRefreshLocks
 from hermes.adapters.memory.stores import (
     InMemoryAuditLog,
     InMemoryCredentialStore,
@@ -12,6 +13,7 @@ from hermes.adapters.memory.stores import (
     InMemoryRateLimiter,
     InMemoryUsageMeter,
 )
+from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
 from tests.contracts.ports import (
     AuditLogContract,
     CredentialStoreContract,
@@ -63,3 +65,21 @@ class TestInMemoryAuditLog(AuditLogContract):
     @pytest.fixture
     def audit_log(self) -> InMemoryAuditLog:
         return InMemoryAuditLog()
+
+
+class TestInMemoryConnectRequests(ConnectRequestsContract):
+    @pytest.fixture
+    def connect_requests(self) -> InMemoryConnectRequests:
+        return InMemoryConnectRequests()
+
+
+class TestInMemoryAccountStatuses(AccountStatusesContract):
+    @pytest.fixture
+    def account_statuses(self) -> InMemoryAccountStatuses:
+        return InMemoryAccountStatuses()
+
+
+class TestInMemoryRefreshLocks(RefreshLocksContract):
+    @pytest.fixture
+    def refresh_locks(self) -> InMemoryRefreshLocks:
+        return InMemoryRefreshLocks()

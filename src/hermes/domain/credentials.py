@@ -105,6 +105,14 @@ def _linkedin_urn(value: object) -> str:
     return text
 
 
+def _epoch_seconds(value: object) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**40:
+        raise ValueError("must be a time in seconds since 1970")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class CredentialField:
     name: str
@@ -114,6 +122,7 @@ class CredentialField:
     description: str = ""
     integer: bool = False  # a number on the wire (a string of digits is accepted too)
     choices: tuple[str, ...] = ()  # the only values allowed, when there is such a list
+    managed: bool = False  # written by Hermes after the platform's consent page, not asked for in forms
 
     @property
     def env_suffix(self) -> str:
@@ -132,12 +141,12 @@ class CredentialSchema:
         if not isinstance(raw, Mapping):
             raise Invalid("the body must be a JSON object", {"body": "must be a JSON object"})
         errors: dict[str, str] = {}
-        known = {f.name for f in self.fields}
+        known = {f.name for f in self.form_fields}
         for name in raw:
             if name not in known:
                 errors[str(name)] = "unknown field; expected " + ", ".join(sorted(known))
         parsed: Credentials = {}
-        for spec in self.fields:
+        for spec in self.form_fields:
             value = raw.get(spec.name)
             if value is None:
                 if spec.required:
@@ -159,6 +168,11 @@ class CredentialSchema:
         return parsed
 
     @property
+    def form_fields(self) -> tuple[CredentialField, ...]:
+        """What an owner types in to connect (Hermes fills in the rest itself)."""
+        return tuple(f for f in self.fields if not f.managed)
+
+    @property
     def secret_fields(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.secret)
 
@@ -171,6 +185,21 @@ def _imap_complete(creds: Credentials) -> None:
     if any(k in creds for k in ("imapPort", "imapSecurity")) and "imapHost" not in creds:
         raise Invalid("imapHost is required with imapPort/imapSecurity", {"imapHost": "is required"})
 
+
+# Kept with the tokens when Hermes connected the account through the platform's consent page.
+_GRANT_FIELDS = (
+    CredentialField(
+        "refreshToken", _token, required=False, secret=True, description="OAuth 2.0 refresh token", managed=True
+    ),
+    CredentialField(
+        "expiresAt",
+        _epoch_seconds,
+        required=False,
+        integer=True,
+        description="when the access token expires (seconds since 1970)",
+        managed=True,
+    ),
+)
 
 SCHEMAS: dict[Platform, CredentialSchema] = {
     Platform.WHATSAPP: CredentialSchema(
@@ -187,13 +216,17 @@ SCHEMAS: dict[Platform, CredentialSchema] = {
     Platform.DISCORD: CredentialSchema(Platform.DISCORD, (CredentialField("botToken", _token, secret=True),)),
     Platform.TWITTER: CredentialSchema(
         Platform.TWITTER,
-        (CredentialField("accessToken", _token, secret=True, description="OAuth 2.0 user access token"),),
+        (
+            CredentialField("accessToken", _token, secret=True, description="OAuth 2.0 user access token"),
+            *_GRANT_FIELDS,
+        ),
     ),
     Platform.LINKEDIN: CredentialSchema(
         Platform.LINKEDIN,
         (
             CredentialField("accessToken", _token, secret=True),
             CredentialField("authorUrn", _linkedin_urn, required=False),
+            *_GRANT_FIELDS,
         ),
     ),
     Platform.INSTAGRAM: CredentialSchema(
@@ -201,6 +234,7 @@ SCHEMAS: dict[Platform, CredentialSchema] = {
         (
             CredentialField("accessToken", _token, secret=True),
             CredentialField("igUserId", _digits),
+            *_GRANT_FIELDS,
         ),
     ),
     Platform.EMAIL: CredentialSchema(

@@ -139,6 +139,12 @@ from hermes.entrypoints.http.client_address import TrustedProxies
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
 from hermes.entrypoints.mail_poller import MailboxPoller
+from hermes.entrypoints.managed_oauth import (
+    EmbeddedManagedOAuthProvider,
+    ManagedOAuthProvider,
+    RedisManagedOAuthProvider,
+    RefreshSweep,
+)
 from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
 
 Environment = NewType("Environment", Mapping[str, str])
@@ -598,6 +604,16 @@ class MetricsProvider(Provider):
         return cast(QueueStatistics, queue)
 
 
+class RefreshSweepProvider(Provider):
+    """Renews managed OAuth tokens nobody used lately, next to the other background loops."""
+
+    scope = Scope.APP
+
+    @decorate
+    def workers(self, workers: Workers, sweep: RefreshSweep) -> Workers:
+        return Workers([*workers, ("oauth-refresh-sweep", sweep.run)])
+
+
 def providers_for(settings: Settings) -> list[Provider]:
     stores = EmbeddedStoresProvider() if settings.embedded else RedisStoresProvider()
     inbound = EmbeddedInboundProvider() if settings.embedded else RedisInboundProvider()
@@ -615,6 +631,9 @@ def providers_for(settings: Settings) -> list[Provider]:
         ConsoleProvider(),
         EmbeddedConsoleProvider() if settings.embedded else RedisConsoleProvider(),
         MetricsProvider(),
+        ManagedOAuthProvider(),
+        EmbeddedManagedOAuthProvider() if settings.embedded else RedisManagedOAuthProvider(),
+        RefreshSweepProvider(),
     ]
 
 

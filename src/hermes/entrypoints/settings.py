@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:8000", validation_alias="HERMES_PUBLIC_URL")
     # OAuth for /mcp (issue 5): lifetimes in seconds of what the authorization server issues.
     oauth_access_token_ttl: int = Field(3600, ge=60, validation_alias="HERMES_OAUTH_ACCESS_TOKEN_TTL")
-    oauth_refresh_token_ttl: int = Field(30 * 24 * 3600, ge=3600, validation_alias="HERMES_OAUTH_REFRESH_TOKEN_TTL")
+    oauth_refresh_token_ttl: int = Field(30 * 24 * 3600, ge=3600, validation_alias="HERMES_OAUTH_REFRESH_FIELD_TTL")
     oauth_code_ttl: int = Field(120, ge=1, le=600, validation_alias="HERMES_OAUTH_CODE_TTL")
     oauth_consent_ttl: int = Field(600, ge=60, le=3600, validation_alias="HERMES_OAUTH_CONSENT_TTL")
     # Callers without credentials: requests per client address and minute (and registrations a day), the
@@ -87,6 +87,24 @@ class Settings(BaseSettings):
     console_idle_minutes: int = Field(30, ge=1, le=24 * 60, validation_alias="HERMES_CONSOLE_IDLE_MINUTES")
     console_max_hours: int = Field(12, ge=1, le=7 * 24, validation_alias="HERMES_CONSOLE_MAX_HOURS")
     console_sign_ins_per_minute: int = Field(10, ge=1, validation_alias="HERMES_CONSOLE_SIGN_INS_PER_MINUTE")
+    # Managed OAuth (connect links): the operator's app at X, LinkedIn, Instagram; unset means no link for it.
+    # The *_AUTH_BASE (consent page) and *_TOKEN_BASE (token endpoint) overrides exist for test doubles.
+    twitter_client_id: str | None = Field(None, validation_alias="HERMES_TWITTER_CLIENT_ID")
+    twitter_client_secret: str | None = Field(None, validation_alias="HERMES_TWITTER_CLIENT_SECRET", repr=False)
+    twitter_auth_base: str | None = Field(None, validation_alias="HERMES_TWITTER_AUTH_BASE")
+    twitter_token_base: str | None = Field(None, validation_alias="HERMES_TWITTER_TOKEN_BASE")
+    linkedin_client_id: str | None = Field(None, validation_alias="HERMES_LINKEDIN_CLIENT_ID")
+    linkedin_client_secret: str | None = Field(None, validation_alias="HERMES_LINKEDIN_CLIENT_SECRET", repr=False)
+    linkedin_auth_base: str | None = Field(None, validation_alias="HERMES_LINKEDIN_AUTH_BASE")
+    linkedin_token_base: str | None = Field(None, validation_alias="HERMES_LINKEDIN_TOKEN_BASE")
+    instagram_client_id: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_CLIENT_ID")
+    instagram_client_secret: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_CLIENT_SECRET", repr=False)
+    instagram_auth_base: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_AUTH_BASE")
+    instagram_token_base: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_TOKEN_BASE")
+    # Instagram Login's own Graph host (graph.instagram.com): long-lived token exchange, refresh, /me.
+    instagram_login_api_base: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_LOGIN_API_BASE")
+    # How often each instance looks for tokens about to expire (the per-account lock keeps it to one renewal).
+    oauth_refresh_sweep_seconds: float = Field(300.0, gt=0, validation_alias="HERMES_OAUTH_REFRESH_SWEEP_SECONDS")
     # Test only: routing waits this long after taking events, to make the ack-to-routing window reliable.
     test_routing_delay_ms: int = Field(0, ge=0, validation_alias="HERMES_TEST_ROUTING_DELAY_MS")
 
@@ -106,6 +124,17 @@ class Settings(BaseSettings):
     def api_base(self, platform: Platform) -> str:
         value: str = getattr(self, f"{platform.value}_api_base")
         return value.rstrip("/")
+
+    def oauth_client(self, platform: Platform) -> tuple[str, str] | None:
+        """The operator's client id and secret at `platform`, when both are set."""
+        client_id = getattr(self, f"{platform.value}_client_id", None)
+        secret = getattr(self, f"{platform.value}_client_secret", None)
+        return (client_id, secret) if client_id and secret else None
+
+    def oauth_base(self, platform: Platform, role: str) -> str | None:
+        """An override of a managed OAuth endpoint's base (`auth`, `token`; Instagram also `login_api`)."""
+        value: str | None = getattr(self, f"{platform.value}_{role}_base", None)
+        return value.rstrip("/") if value else None
 
     @property
     def embedded(self) -> bool:

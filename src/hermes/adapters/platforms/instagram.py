@@ -17,6 +17,7 @@ from msgspec import Meta
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, unexpected
+from hermes.adapters.platforms.managed_oauth import Endpoints, OAuthFacts, TokenCall
 from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
@@ -275,3 +276,37 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         ],
         verify=verify,
     )
+
+
+async def _professional_account(call: TokenCall, endpoints: Endpoints, access_token: str) -> Credentials:
+    """The Instagram professional account a new token belongs to (`user_id` of `/me`)."""
+    me = await call.json(
+        "GET",
+        f"{endpoints.api.rstrip('/')}/me",
+        params={"fields": "user_id,username"},
+        headers={"Authorization": f"Bearer {access_token}"},
+    )
+    user_id = me.get("user_id")
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        user_id = str(user_id)
+    if not isinstance(user_id, str) or not (user_id.isascii() and user_id.isdigit()) or len(user_id) > 64:
+        raise PlatformRejected(P.value, "Instagram did not say which account approved the access")
+    return {"igUserId": user_id}
+
+
+# Managed OAuth: Instagram API with Instagram Login. The code gives a one-hour token, exchanged at once
+# for a long-lived one (60 days) that renews itself (`ig_refresh_token`) once it is a day old. Its tools
+# then call graph.instagram.com (HERMES_INSTAGRAM_API_BASE). No PKCE; the secret goes in the form.
+OAUTH = OAuthFacts(
+    P,
+    Endpoints(
+        authorize="https://www.instagram.com", exchange="https://api.instagram.com", api="https://graph.instagram.com"
+    ),
+    authorize_path="/oauth/authorize",
+    exchange_path="/oauth/access_token",
+    scopes=("instagram_business_basic", "instagram_business_content_publish"),
+    scope_separator=",",
+    refresh="ig_refresh_token",
+    refresh_ahead=7 * 86400,
+    identify=_professional_account,
+)

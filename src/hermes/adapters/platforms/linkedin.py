@@ -18,6 +18,7 @@ from msgspec import Meta
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.http import PlatformHttp, Reply, clip, fallback, rate_limited, reconnect, unexpected
+from hermes.adapters.platforms.managed_oauth import Endpoints, OAuthFacts, TokenCall
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.domain.credentials import Credentials
@@ -221,3 +222,29 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         ],
         verify=verify,
     )
+
+
+async def _member(call: TokenCall, endpoints: Endpoints, access_token: str) -> Credentials:
+    """The member a new token belongs to, as the post author (`urn:li:person:<sub>` from OpenID userinfo)."""
+    info = await call.json(
+        "GET", f"{endpoints.api.rstrip('/')}/v2/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+    )
+    sub = info.get("sub")
+    if not isinstance(sub, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", sub):
+        raise PlatformRejected(P.value, "LinkedIn did not say which member approved the access")
+    return {"authorUrn": f"urn:li:person:{sub}"}
+
+
+# Managed OAuth: LinkedIn's 3-legged flow (no PKCE for confidential apps; the secret goes in the form).
+# Tokens last about 60 days; apps LinkedIn enables for it also get a refresh token (a year).
+OAUTH = OAuthFacts(
+    P,
+    Endpoints(
+        authorize="https://www.linkedin.com", exchange="https://www.linkedin.com", api="https://api.linkedin.com"
+    ),
+    authorize_path="/oauth/v2/authorization",
+    exchange_path="/oauth/v2/accessToken",
+    scopes=("openid", "profile", "w_member_social"),
+    refresh_ahead=3 * 86400,
+    identify=_member,
+)

@@ -25,6 +25,7 @@ from hermes.adapters.platforms.http import (
     reconnect,
     unexpected,
 )
+from hermes.adapters.platforms.managed_oauth import Endpoints, OAuthFacts
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.application.untrusted import UntrustedText
@@ -323,3 +324,17 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         ],
         verify=verify,
     )
+
+
+# Managed OAuth: X's OAuth 2.0 authorization code flow with PKCE; the app authenticates with HTTP Basic
+# (a confidential client). Access tokens last 2 hours; `offline.access` adds a refresh token, which X
+# rotates on every refresh and revokes with the grant when an old one is sent again.
+OAUTH = OAuthFacts(
+    P,
+    Endpoints(authorize="https://x.com", exchange="https://api.x.com", api="https://api.x.com"),
+    authorize_path="/i/oauth2/authorize",
+    exchange_path="/2/oauth2/token",
+    scopes=("tweet.read", "tweet.write", "users.read", "offline.access"),
+    pkce=True,
+    client_auth="basic",
+)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hermes.application.credential_vault import CredentialVault
+from hermes.application.fresh_credentials import FreshCredentials
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.metering import UsageMeter
@@ -85,6 +86,7 @@ class CallTool:
     usage: UsageMeter
     audit: AuditLog
     clock: Clock
+    fresh: FreshCredentials | None = None  # renews tokens about to expire (managed OAuth)
 
     async def __call__(self, caller: Caller, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         tool = self.catalog.get(name)
@@ -154,6 +156,8 @@ class CallTool:
                 ) from None
         if credentials is None:
             raise _not_connected(caller, platform)
+        if self.fresh is not None and caller.customer is not None:
+            credentials = await self.fresh(caller.customer.id, platform, credentials)
         return credentials
 
     async def _consume_quota(self, caller: Caller) -> None:

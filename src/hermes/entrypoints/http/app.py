@@ -27,6 +27,7 @@ from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
 from hermes.entrypoints.http.oauth_pages import OAUTH_ROUTE_HANDLERS, template_config
+from hermes.entrypoints.http.platform_connect import ConnectLinksApi, PlatformCallbackPage
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.http.raw_asgi import fast_paths
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook
@@ -113,6 +114,8 @@ def make_app(
             healthz,
             readyz,
             *OAUTH_ROUTE_HANDLERS,
+            ConnectLinksApi,
+            PlatformCallbackPage,
             metrics_route(settings.metrics_token),
             api_docs_asset,
         ],

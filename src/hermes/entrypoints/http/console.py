@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,7 +34,9 @@ from litestar.enums import MediaType, RequestEncodingType
 from litestar.params import Body, PathParameter
 from litestar.response import Template
 
+from hermes.application.ports.managed_oauth import PlatformAuthorization
 from hermes.application.use_cases.connect_platform import ConnectPlatform
+from hermes.application.use_cases.create_connect_link import CreateConnectLink
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.find_console_session import FindConsoleSession
 from hermes.application.use_cases.get_callback import GetCallback
@@ -59,6 +62,7 @@ from hermes.domain.errors import (
     Unauthorized,
     Unavailable,
 )
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.oauth_pages import PLATFORM_NAMES, security_headers
 from hermes.entrypoints.inbound_worker import CallbackWorker
@@ -373,11 +377,34 @@ class ConsolePages(Controller):
         find: FromDishka[FindConsoleSession],
         policy: FromDishka[ConsolePolicy],
         get_connections: FromDishka[GetConnections],
+        authorization: FromDishka[PlatformAuthorization],
     ) -> Page:
         visit = await self._visit(request, find, policy)
         if not isinstance(visit, Visit):
             return visit
-        return await self._accounts_page(visit, get_connections, notice=_notice(request))
+        linked = authorization.platforms()
+        return await self._accounts_page(visit, get_connections, notice=_notice(request), linked=linked)
+
+    @get("/accounts/{platform:str}/link")
+    @inject
+    async def link(
+        self,
+        request: Request[Any, Any, Any],
+        platform: Annotated[str, PathParameter()],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        create_link: FromDishka[CreateConnectLink],
+    ) -> Page:
+        # A plain link, not a form: a form's redirect to the platform would need it in form-action. The
+        # SameSite=Strict session cookie keeps another site from starting this for a signed-in customer.
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        try:
+            made = await create_link(visit.customer.id, Platform.parse(platform), DEFAULT_ACCOUNT)
+        except NotFound as exc:
+            return _message(404, "No sign-in for this platform", exc.detail)
+        return _redirect(made.url)
 
     @staticmethod
     async def _accounts_page(
@@ -390,6 +417,7 @@ class ConsolePages(Controller):
         error: str | None = None,
         field_errors: dict[str, str] | None = None,
         values: dict[str, str] | None = None,
+        linked: Sequence[Platform] = (),
     ) -> Template:
         # One row per account, so that several accounts per platform and their health drop in as a list.
         accounts = [
@@ -402,7 +430,8 @@ class ConsolePages(Controller):
                 "last_checked_at": None,
                 "last_error": None,
                 "expires_at": None,
-                "fields": [_field_view(f) for f in SCHEMAS[p].fields],
+                "fields": [_field_view(f) for f in SCHEMAS[p].form_fields],
+                "link": p in linked,
                 "open": p is failed,
                 "error": error if p is failed else None,
                 "field_errors": (field_errors or {}) if p is failed else {},

@@ -129,8 +129,8 @@ def connect_body_schemas() -> list[Schema]:
         Schema(
             type=OpenAPIType.OBJECT,
             title=f"{platform.value} credentials",
-            properties={f.name: _field_schema(f) for f in schema.fields},
-            required=[f.name for f in schema.fields if f.required],
+            properties={f.name: _field_schema(f) for f in schema.form_fields},
+            required=[f.name for f in schema.form_fields if f.required],
             additional_properties=False,
         )
         for platform, schema in SCHEMAS.items()

@@ -1,0 +1,170 @@
+"""Wiring of managed OAuth (connect links, token refresh) and its background sweep.
+
+Kept out of `ioc.py`'s body so the composition root only lists these providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import replace
+
+import httpx
+from dishka import Provider, Scope, decorate, provide
+
+from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses, InMemoryConnectRequests, InMemoryRefreshLocks
+from hermes.adapters.platforms import instagram, linkedin, twitter
+from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.managed_oauth import ClientRegistration, HttpPlatformAuthorization, OAuthFacts
+from hermes.adapters.platforms.registry import Registry
+from hermes.adapters.redis.client import RedisClient
+from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
+from hermes.application.connect_link_tool import ConnectLinkTool
+from hermes.application.credential_vault import CredentialVault
+from hermes.application.fresh_credentials import FreshCredentials
+from hermes.application.ports.clock import Clock
+from hermes.application.ports.customers import CustomerDirectory
+from hermes.application.ports.managed_oauth import (
+    AccountStatuses,
+    ConnectRequests,
+    PlatformAuthorization,
+    RefreshLocks,
+)
+from hermes.application.use_cases.complete_platform_consent import CompletePlatformConsent
+from hermes.application.use_cases.create_connect_link import CreateConnectLink
+from hermes.application.use_cases.refresh_expiring_credentials import RefreshExpiringCredentials
+from hermes.domain.errors import HermesError
+from hermes.domain.platform import Platform
+from hermes.entrypoints.settings import Settings
+
+log = logging.getLogger("hermes.oauth.refresh")
+
+# Declared once, in each platform's module.
+OAUTH_FACTS: tuple[OAuthFacts, ...] = (twitter.OAUTH, linkedin.OAUTH, instagram.OAUTH)
+
+
+def configured_facts(settings: Settings) -> dict[Platform, OAuthFacts]:
+    """Each platform's facts with the endpoint overrides from settings applied."""
+    facts: dict[Platform, OAuthFacts] = {}
+    for fact in OAUTH_FACTS:
+        p = fact.platform
+        api = settings.oauth_base(p, "login_api") or (
+            fact.endpoints.api if p is Platform.INSTAGRAM else settings.api_base(p)
+        )
+        endpoints = replace(
+            fact.endpoints,
+            authorize=settings.oauth_base(p, "auth") or fact.endpoints.authorize,
+            exchange=settings.oauth_base(p, "token") or fact.endpoints.exchange,
+            api=api,
+        )
+        facts[p] = replace(fact, endpoints=endpoints)
+    return facts
+
+
+class RefreshSweep:
+    """Every few minutes (spread by a random offset per instance), renew the tokens about to expire."""
+
+    def __init__(self, refresh: RefreshExpiringCredentials, every: float) -> None:
+        self._refresh = refresh
+        self._every = every
+
+    async def run(self) -> None:
+        await asyncio.sleep(random.uniform(0, self._every))  # noqa: S311 - spreading load, not a secret
+        while True:
+            try:
+                renewed = await self._refresh()
+                if renewed:
+                    log.info("renewed %d expiring token(s)", renewed)
+            except HermesError as exc:
+                log.warning("token refresh sweep skipped: %s", exc.detail)
+            except Exception:
+                log.exception("token refresh sweep failed; trying again at the next one")
+            await asyncio.sleep(self._every)
+
+
+class ManagedOAuthProvider(Provider):
+    """Connect links and token refresh for the platforms whose OAuth client the operator configured."""
+
+    scope = Scope.APP
+
+    @provide
+    def authorization(
+        self, settings: Settings, http: httpx.AsyncClient, config: PlatformConfig
+    ) -> PlatformAuthorization:
+        facts = configured_facts(settings)
+        clients = {p: ClientRegistration(*pair) for p in facts if (pair := settings.oauth_client(p)) is not None}
+        return HttpPlatformAuthorization(http, facts, clients, deadline=min(20.0, config.total_timeout))
+
+    @provide
+    def create_link(
+        self, authorization: PlatformAuthorization, requests: ConnectRequests, clock: Clock, settings: Settings
+    ) -> CreateConnectLink:
+        return CreateConnectLink(authorization, requests, clock, settings.public_url)
+
+    @provide
+    def complete(
+        self,
+        authorization: PlatformAuthorization,
+        requests: ConnectRequests,
+        vault: CredentialVault,
+        statuses: AccountStatuses,
+        directory: CustomerDirectory,
+        clock: Clock,
+    ) -> CompletePlatformConsent:
+        return CompletePlatformConsent(authorization, requests, vault, statuses, directory, clock)
+
+    @provide
+    def fresh(
+        self,
+        vault: CredentialVault,
+        authorization: PlatformAuthorization,
+        statuses: AccountStatuses,
+        locks: RefreshLocks,
+        clock: Clock,
+        links: CreateConnectLink,
+    ) -> FreshCredentials:
+        return FreshCredentials(vault, authorization, statuses, locks, clock, links)
+
+    @provide
+    def maybe_fresh(self, fresh: FreshCredentials) -> FreshCredentials | None:
+        return fresh
+
+    @provide
+    def sweep(self, fresh: FreshCredentials, settings: Settings) -> RefreshSweep:
+        return RefreshSweep(RefreshExpiringCredentials(fresh), settings.oauth_refresh_sweep_seconds)
+
+    @decorate
+    def registry(self, registry: Registry, authorization: PlatformAuthorization, links: CreateConnectLink) -> Registry:
+        platforms = authorization.platforms()
+        if not platforms:
+            return registry  # nothing to link: the tool is not listed
+        return Registry(registry.plugins, [*registry.builtin, ConnectLinkTool(links, platforms)])
+
+
+class RedisManagedOAuthProvider(Provider):
+    scope = Scope.APP
+    requests = provide(RedisConnectRequests, provides=ConnectRequests)
+    statuses = provide(RedisAccountStatuses, provides=AccountStatuses)
+
+    @provide
+    def locks(self, redis: RedisClient) -> RefreshLocks:
+        return RedisRefreshLocks(redis)
+
+
+class EmbeddedManagedOAuthProvider(Provider):
+    """One process: its memory holds pending links, health records and the locks."""
+
+    scope = Scope.APP
+
+    @provide
+    def requests(self) -> ConnectRequests:
+        return InMemoryConnectRequests()
+
+    @provide
+    def statuses(self) -> AccountStatuses:
+        return InMemoryAccountStatuses()
+
+    @provide
+    def locks(self) -> RefreshLocks:
+        return InMemoryRefreshLocks()

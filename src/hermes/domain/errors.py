@@ -77,6 +77,14 @@ class Forbidden(HermesError):
     actor = Actor.OWNER
 
 
+class Blocked(Forbidden):
+    """The owner's send policy refuses this send; `rule` names the rule (for the audit log and the caller)."""
+
+    def __init__(self, detail: str, rule: str, *, fix: str = "", actor: Actor | None = None) -> None:
+        super().__init__(detail, fix=fix, actor=actor, sent=Sent.NO)
+        self.rule = rule
+
+
 class RateLimited(HermesError):
     """Too many requests; try again after `retry_after` seconds."""
 
@@ -161,5 +169,6 @@ def error_code(exc: BaseException) -> str:
         Unavailable: "unavailable",
         Unauthorized: "unauthorized",
         Forbidden: "forbidden",
+        Blocked: "blocked",
         Conflict: "conflict",
     }.get(type(exc), "internal")

@@ -12,6 +12,7 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.metering import UsageMeter
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolContext
+from hermes.application.send_guard import SUCCESS, Send, SendGuard, sends, split_key
 from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
 from hermes.domain.credentials import SCHEMAS, Credentials
 from hermes.domain.customer import Customer
@@ -85,8 +86,11 @@ class CallTool:
     usage: UsageMeter
     audit: AuditLog
     clock: Clock
+    guard: SendGuard
 
-    async def __call__(self, caller: Caller, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    async def __call__(
+        self, caller: Caller, name: str, arguments: Mapping[str, Any], *, approved: bool = False
+    ) -> dict[str, Any]:
         tool = self.catalog.get(name)
         if tool is None:
             await self._consume_quota(caller)  # a call that fails still counts, or failures would be free
@@ -105,14 +109,21 @@ class CallTool:
         )
         entry_id: str | None = None
         code: str | None = None
+        outcome = SUCCESS
         try:
             # First, so that calls with bad arguments or without a connection count like any other.
             await self._consume_quota(caller)
+            key, arguments = split_key(tool.spec, arguments)
             parsed = tool.parse(arguments)
             entry = replace(entry, target=tool.target(parsed))
             credentials = await self._credentials(caller, platform) if platform else None
             entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
-            return await tool.run(parsed, ToolContext(caller.id if caller.customer else None, credentials))
+            context = ToolContext(caller.id if caller.customer else None, credentials)
+            if not sends(tool.spec):
+                return await tool.run(parsed, context)
+            send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
+            result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context))
+            return result
         except HermesError as exc:
             code = error_code(exc)
             if isinstance(exc, PlatformRejected) and exc.reconnect and caller.customer is None and platform:
@@ -129,7 +140,7 @@ class CallTool:
         finally:
             final = replace(
                 entry,
-                outcome="error" if code else "success",
+                outcome=("blocked" if code == "blocked" else "error") if code else outcome,
                 error_code=code,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )

@@ -42,21 +42,23 @@ from hermes.domain.sends import (
 IDEMPOTENCY_KEY = "idempotency_key"
 KEY_PROPERTY: Mapping[str, Any] = {
     "type": "string",
-    "minLength": 1,
     "maxLength": MAX_IDEMPOTENCY_KEY,
-    "description": "Your own id for this send (e.g. a UUID). Repeating a call with the same key within 24 hours "
-    'returns the first result with "duplicate": true and sends nothing again.',
+    "description": "Your id for this send: a repeat within 24 h returns the first result and sends nothing",
 }
 MAX_RESULT_BYTES = 16 * 1024
 PENDING_APPROVAL = "pending_approval"
 SUCCESS = "success"
 DUPLICATE = "duplicate"
 _WHILE_SENDING = "a send with this key may be in progress or may have gone out"
+# Arguments that add recipients besides the tool's target (email's copies): the policy sees them too.
+_COPY_FIELDS = ("cc", "bcc")
 
 
 def sends(spec: ToolSpec) -> bool:
-    """Whether a tool sends, posts, writes or deletes (every platform tool that is not a read)."""
-    return spec.platform is not None and not spec.read_only
+    """Whether a tool sends, posts or writes something that a repeat would do again: a platform tool that is
+    neither a read nor idempotent (a delete, an overwrite or a mark-as-read already does nothing more when
+    repeated, and says so in its annotations)."""
+    return spec.platform is not None and not spec.read_only and not spec.idempotent
 
 
 def with_idempotency_key(spec: ToolSpec) -> ToolSpec:
@@ -138,11 +140,24 @@ class SendGuard:
                 await self._settle_failed(send.customer_id, digest, Sent.UNKNOWN)
             raise
         if outcome == SUCCESS and send.tenant:
-            await self.ledger.remember(send.customer_id, recipient_digest(self._platform(send), send.recipient))
+            for recipient in self.recipients(send):
+                await self.ledger.remember(send.customer_id, recipient_digest(self._platform(send), recipient))
         if digest is not None:
             record = IdempotencyRecord(_fingerprint(send.tool.name, send.arguments), self.clock.now(), _kept(result))
             await self.keys.settle(send.customer_id, digest, record)
         return result, outcome
+
+    @staticmethod
+    def recipients(send: Send) -> list[str]:
+        """Everyone the send reaches: its target (a list for email) and any copy recipients."""
+        found = [r.strip() for r in (send.recipient or "").split(",") if r.strip()]
+        for name in _COPY_FIELDS:
+            value = send.arguments.get(name)
+            if isinstance(value, str):
+                found.extend(r.strip() for r in value.split(",") if r.strip())
+            elif isinstance(value, list):
+                found.extend(str(r).strip() for r in value if str(r).strip())
+        return found
 
     @staticmethod
     def _platform(send: Send) -> str:
@@ -199,33 +214,39 @@ class SendGuard:
             return None
         platform = self._platform(send)
         name = send.tool.platform.display_name if send.tool.platform else platform
-        if not policy.allows(platform, send.recipient):
-            allowed = ", ".join(policy.recipients.get(platform, ()))
-            raise Blocked(
-                f"the account owner's policy allows {name} sends only to recipients matching {allowed}; "
-                f"{send.recipient or 'this recipient'} is not one of them",
-                rule="recipients",
-                fix="send only to an allowed recipient, or ask the account owner to add this one to the policy",
-            )
-        digest = recipient_digest(platform, send.recipient)
+        recipients = self.recipients(send)
+        for recipient in recipients:
+            if not policy.allows(platform, recipient):
+                allowed = ", ".join(policy.recipients.get(platform, ()))
+                raise Blocked(
+                    f"the account owner's policy allows {name} sends only to recipients matching {allowed}; "
+                    f"{recipient} is not one of them, so nothing was sent",
+                    rule="recipients",
+                    fix="send only to allowed recipients, or ask the account owner to add this one to the policy",
+                )
+        digests = [recipient_digest(platform, r) for r in recipients]
         cap = policy.max_sends_per_recipient_per_hour
         if cap is not None:
-            wait = await self.ledger.count(send.customer_id, digest, cap)
-            if wait is not None:
-                raise RateLimited(
-                    f"the account owner's policy allows at most {cap} sends per hour to one recipient, "
-                    f"and {send.recipient or 'this recipient'} has had them",
-                    retry_after=wait,
-                    fix="wait, or ask the account owner to raise maxSendsPerRecipientPerHour",
-                )
-        if await self._needs_approval(policy, send.customer_id, digest):
+            for recipient, digest in zip(recipients, digests, strict=True):
+                wait = await self.ledger.count(send.customer_id, digest, cap)
+                if wait is not None:
+                    raise RateLimited(
+                        f"the account owner's policy allows at most {cap} sends per hour to one recipient, "
+                        f"and {recipient} has had them, so nothing was sent",
+                        retry_after=wait,
+                        fix="wait, or ask the account owner to raise maxSendsPerRecipientPerHour",
+                    )
+        if await self._needs_approval(policy, send.customer_id, digests):
             return await self._hold(send)
         return None
 
-    async def _needs_approval(self, policy: SendPolicy, customer_id: str, digest: str) -> bool:
+    async def _needs_approval(self, policy: SendPolicy, customer_id: str, digests: list[str]) -> bool:
         if policy.approval is Approval.ALWAYS:
             return True
-        return policy.approval is Approval.NEW_RECIPIENTS and not await self.ledger.known(customer_id, digest)
+        if policy.approval is not Approval.NEW_RECIPIENTS:
+            return False
+        # A public post has no recipient to be new.
+        return any([not await self.ledger.known(customer_id, d) for d in digests])
 
     async def _hold(self, send: Send) -> dict[str, Any]:
         approval_id = secrets.token_urlsafe(18)
@@ -265,8 +286,8 @@ def split_key(spec: ToolSpec, arguments: Mapping[str, Any]) -> tuple[str | None,
         return None, arguments
     key = arguments[IDEMPOTENCY_KEY]
     rest = {k: v for k, v in arguments.items() if k != IDEMPOTENCY_KEY}
-    if key is None:
+    if key is None or key == "":
         return None, rest
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+    if not isinstance(key, str) or len(key) > MAX_IDEMPOTENCY_KEY:
         raise invalid_argument(spec.name, spec.input_schema, IDEMPOTENCY_KEY, key)
     return key, rest

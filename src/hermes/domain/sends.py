@@ -38,7 +38,8 @@ def normalized(recipient: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SendPolicy:
-    """A customer's rules for sends. A platform without patterns may write to anyone.
+    """A customer's rules for sends. A platform without patterns may write to anyone; a public post
+    (a tweet, a LinkedIn post) has no recipient for patterns to match.
 
     Patterns are globs on the normalized recipient (`+3161*`, `*@example.com`, a chat id);
     `max_sends_per_recipient_per_hour` None means no cap.
@@ -48,12 +49,10 @@ class SendPolicy:
     recipients: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     max_sends_per_recipient_per_hour: int | None = None
 
-    def allows(self, platform: str, recipient: str | None) -> bool:
+    def allows(self, platform: str, recipient: str) -> bool:
         patterns = self.recipients.get(platform)
         if not patterns:
             return True
-        if recipient is None:
-            return False
         target = normalized(recipient)
         return any(fnmatchcase(target, normalized(p)) for p in patterns)
 

@@ -120,7 +120,7 @@ async def test_a_key_whose_send_died_mid_flight_is_never_sent_again(
     # What an instance killed after claiming the key leaves behind: a pending claim, an hour old.
     import hashlib
 
-    from hermes.adapters.redis.sends import encode_record
+    from hermes.adapters.send_records import encode_record
     from hermes.domain.sends import IdempotencyRecord
 
     body = {"to": to, "message": "hello"}
@@ -179,7 +179,7 @@ async def test_a_held_send_expires(settings: Any, start_hermes: Any, shared_grap
     # Time passes: the held send's expiry is moved into the past where it is stored.
     import redis as sync_redis
 
-    from hermes.adapters.redis.sends import decode_pending, encode_pending
+    from hermes.adapters.send_records import decode_pending, encode_pending
 
     client = sync_redis.Redis.from_url(settings.redis_url)
     key = f"approval:{{{customer['id']}}}:{held['approval_id']}"

@@ -114,7 +114,7 @@ async def test_the_policy_blocks_before_the_platform_and_audits_blocked(world: W
     assert echo.runs == []
     assert caught.value.sent is Sent.NO and "+3161*" in error_text(caught.value)
     assert "ask the account owner" in error_text(caught.value)
-    assert [(e.outcome, e.error_code) for e in world.audit.entries] == [("blocked", "blocked")]
+    assert [(e.outcome, e.error_code) for e in world.audit.entries] == [("blocked", "blocked_recipients")]
     # The key was freed: it names no send.
     assert await world.idempotency.get(customer.id, "k") is None
 
@@ -129,6 +129,7 @@ async def test_the_hourly_cap_counts_per_recipient(world: World) -> None:
         await call(Caller(customer), SEND, {"to": "+15550001"})
     await call(Caller(customer), SEND, {"to": "+15550002"})
     assert caught.value.retry_after is not None and caught.value.retry_after > 0
+    assert [(e.outcome, e.error_code) for e in world.audit.entries][2] == ("blocked", "blocked_hourly_cap")
     assert len(echo.runs) == 3
 
 

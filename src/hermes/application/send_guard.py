@@ -28,7 +28,7 @@ from hermes.application.ports.credentials import Cipher
 from hermes.application.ports.sends import IdempotencyKeys, PendingSends, PolicyStore, RecipientLedger
 from hermes.application.ports.tools import ToolSpec
 from hermes.application.tool_arguments import invalid_argument
-from hermes.domain.errors import Actor, Blocked, Conflict, HermesError, RateLimited, Sent
+from hermes.domain.errors import Actor, Blocked, Conflict, HermesError, SendCapReached, Sent
 from hermes.domain.sends import (
     IDEMPOTENCY_TTL_SECONDS,
     MAX_IDEMPOTENCY_KEY,
@@ -230,7 +230,7 @@ class SendGuard:
             for recipient, digest in zip(recipients, digests, strict=True):
                 wait = await self.ledger.count(send.customer_id, digest, cap)
                 if wait is not None:
-                    raise RateLimited(
+                    raise SendCapReached(
                         f"the account owner's policy allows at most {cap} sends per hour to one recipient, "
                         f"and {recipient} has had them, so nothing was sent",
                         retry_after=wait,
@@ -267,7 +267,7 @@ class SendGuard:
         if not await self.pending.add(pending, self.approval_ttl + 86400, self.max_pending):
             raise Blocked(
                 f"{self.max_pending} sends already wait for the account owner's approval",
-                rule="approval",
+                rule="too_many_pending",
                 fix="ask the account owner to approve or decline the waiting sends first",
                 actor=Actor.OWNER,
             )

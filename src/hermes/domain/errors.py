@@ -95,6 +95,10 @@ class RateLimited(HermesError):
         self.retry_after: float = retry_after
 
 
+class SendCapReached(RateLimited):
+    """The owner's policy caps sends to one recipient per hour, and this one has had them."""
+
+
 class Unavailable(HermesError):
     """A backing service (database, Redis) cannot be reached right now."""
 
@@ -161,6 +165,8 @@ def error_code(exc: BaseException) -> str:
     """A short, stable code for the audit log."""
     if isinstance(exc, PlatformRejected):
         return exc.code or "platform_error"
+    if isinstance(exc, Blocked):
+        return f"blocked_{exc.rule}"  # the audit names the rule that refused the send
     return {
         NotConnected: "not_connected",
         Invalid: "invalid_arguments",
@@ -169,6 +175,6 @@ def error_code(exc: BaseException) -> str:
         Unavailable: "unavailable",
         Unauthorized: "unauthorized",
         Forbidden: "forbidden",
-        Blocked: "blocked",
+        SendCapReached: "blocked_hourly_cap",
         Conflict: "conflict",
     }.get(type(exc), "internal")

@@ -33,12 +33,6 @@ from hermes.adapters.memory.address_limiter import InMemoryAddressLimiter
 from hermes.adapters.memory.console_sessions import InMemoryConsoleSessionStore
 from hermes.adapters.memory.customers import InMemoryCustomerCache
 from hermes.adapters.memory.inbox_signals import InMemoryInboxSignals, InMemoryWaitSlots
-from hermes.adapters.memory.sends import (
-    InMemoryIdempotencyKeys,
-    InMemoryPendingSends,
-    InMemoryPolicyStore,
-    InMemoryRecipientLedger,
-)
 from hermes.adapters.memory.stores import InMemoryRateLimiter
 from hermes.adapters.platforms import build_plugins
 from hermes.adapters.platforms.config import PlatformConfig
@@ -76,6 +70,7 @@ from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.engine import make_engine
 from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
 from hermes.adapters.sql.oauth import SqlAuthorizationStore, SqlGrantStore, SqlOAuthClientStore
+from hermes.adapters.sql.sends import SqlIdempotencyKeys, SqlPendingSends, SqlPolicyStore, SqlRecipientLedger
 from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
 from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool, InboxWaitTool
 from hermes.application.consent_requests import ConsentRequests
@@ -576,22 +571,10 @@ class RedisSendsProvider(Provider):
 
 class EmbeddedSendsProvider(Provider):
     scope = Scope.APP
-
-    @provide
-    def policies(self) -> PolicyStore:
-        return InMemoryPolicyStore()
-
-    @provide
-    def keys(self) -> IdempotencyKeys:
-        return InMemoryIdempotencyKeys()
-
-    @provide
-    def ledger(self) -> RecipientLedger:
-        return InMemoryRecipientLedger()
-
-    @provide
-    def pending(self) -> PendingSends:
-        return InMemoryPendingSends()
+    policies = provide(SqlPolicyStore, provides=PolicyStore)
+    keys = provide(SqlIdempotencyKeys, provides=IdempotencyKeys)
+    ledger = provide(SqlRecipientLedger, provides=RecipientLedger)
+    pending = provide(SqlPendingSends, provides=PendingSends)
 
 
 class MetricsProvider(Provider):

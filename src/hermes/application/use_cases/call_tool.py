@@ -140,7 +140,7 @@ class CallTool:
         finally:
             final = replace(
                 entry,
-                outcome=("blocked" if code == "blocked" else "error") if code else outcome,
+                outcome=("blocked" if code.startswith("blocked") else "error") if code else outcome,
                 error_code=code,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )

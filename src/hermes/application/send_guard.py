@@ -35,7 +35,6 @@ from hermes.domain.sends import (
     Approval,
     IdempotencyRecord,
     PendingSend,
-    SendPolicy,
     normalized,
 )
 
@@ -129,7 +128,7 @@ class SendGuard:
             if earlier is not None:
                 return earlier, DUPLICATE
         try:
-            held = await self._check(send)
+            held, known = await self._check(send)
             result, outcome = (held, PENDING_APPROVAL) if held is not None else (await run(), SUCCESS)
         except HermesError as exc:
             if digest is not None:
@@ -139,7 +138,7 @@ class SendGuard:
             if digest is not None:
                 await self._settle_failed(send.customer_id, digest, Sent.UNKNOWN)
             raise
-        if outcome == SUCCESS and send.tenant:
+        if outcome == SUCCESS and send.tenant and not known:
             for recipient in self.recipients(send):
                 await self.ledger.remember(send.customer_id, recipient_digest(self._platform(send), recipient))
         if digest is not None:
@@ -205,13 +204,14 @@ class SendGuard:
 
     # -- policy and approval -----------------------------------------------------------------
 
-    async def _check(self, send: Send) -> dict[str, Any] | None:
-        """Refuse what the policy forbids; the held-send answer when the owner must approve; else None."""
+    async def _check(self, send: Send) -> tuple[dict[str, Any] | None, bool]:
+        """Refuse what the policy forbids. The held-send answer when the owner must approve (else None), and
+        whether every recipient is already known (nothing to remember after the send)."""
         if not send.tenant or send.approved:
-            return None
+            return None, False
         policy = await self.policies.get(send.customer_id)
         if policy is None:
-            return None
+            return None, False
         platform = self._platform(send)
         name = send.tool.platform.display_name if send.tool.platform else platform
         recipients = self.recipients(send)
@@ -236,17 +236,13 @@ class SendGuard:
                         retry_after=wait,
                         fix="wait, or ask the account owner to raise maxSendsPerRecipientPerHour",
                     )
-        if await self._needs_approval(policy, send.customer_id, digests):
-            return await self._hold(send)
-        return None
-
-    async def _needs_approval(self, policy: SendPolicy, customer_id: str, digests: list[str]) -> bool:
         if policy.approval is Approval.ALWAYS:
-            return True
-        if policy.approval is not Approval.NEW_RECIPIENTS:
-            return False
-        # A public post has no recipient to be new.
-        return any([not await self.ledger.known(customer_id, d) for d in digests])
+            return await self._hold(send), False
+        if policy.approval is Approval.NEW_RECIPIENTS:
+            # A public post has no recipient to be new.
+            known = all([await self.ledger.known(send.customer_id, d) for d in digests])
+            return (None, True) if known else (await self._hold(send), False)
+        return None, False
 
     async def _hold(self, send: Send) -> dict[str, Any]:
         approval_id = secrets.token_urlsafe(18)

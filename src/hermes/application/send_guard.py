@@ -226,23 +226,33 @@ class SendGuard:
                 )
         digests = [recipient_digest(platform, r) for r in recipients]
         cap = policy.max_sends_per_recipient_per_hour
-        if cap is not None:
-            for recipient, digest in zip(recipients, digests, strict=True):
-                wait = await self.ledger.count(send.customer_id, digest, cap)
-                if wait is not None:
-                    raise SendCapReached(
-                        f"the account owner's policy allows at most {cap} sends per hour to one recipient, "
-                        f"and {recipient} has had them, so nothing was sent",
-                        retry_after=wait,
-                        fix="wait, or ask the account owner to raise maxSendsPerRecipientPerHour",
-                    )
+        asking = policy.approval is Approval.NEW_RECIPIENTS
+        # Together, so that a batching store answers both in one round trip.
+        waits, known = await asyncio.gather(
+            self._count(send.customer_id, digests, cap), self._known(send.customer_id, digests if asking else [])
+        )
+        for recipient, wait in zip(recipients, waits, strict=False):
+            if wait is not None:
+                raise SendCapReached(
+                    f"the account owner's policy allows at most {cap} sends per hour to one recipient, "
+                    f"and {recipient} has had them, so nothing was sent",
+                    retry_after=wait,
+                    fix="wait, or ask the account owner to raise maxSendsPerRecipientPerHour",
+                )
         if policy.approval is Approval.ALWAYS:
             return await self._hold(send), False
-        if policy.approval is Approval.NEW_RECIPIENTS:
+        if asking:
             # A public post has no recipient to be new.
-            known = all([await self.ledger.known(send.customer_id, d) for d in digests])
-            return (None, True) if known else (await self._hold(send), False)
+            return (None, True) if all(known) else (await self._hold(send), False)
         return None, False
+
+    async def _count(self, customer_id: str, digests: list[str], cap: int | None) -> list[float | None]:
+        if cap is None:
+            return []
+        return [await self.ledger.count(customer_id, d, cap) for d in digests]
+
+    async def _known(self, customer_id: str, digests: list[str]) -> list[bool]:
+        return [await self.ledger.known(customer_id, d) for d in digests]
 
     async def _hold(self, send: Send) -> dict[str, Any]:
         approval_id = secrets.token_urlsafe(18)

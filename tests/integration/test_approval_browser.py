@@ -14,7 +14,7 @@ from hermes.entrypoints.settings import Settings
 from tests.fakes.graph import FakeGraph
 from tests.integration.oauth_support import start_public
 from tests.integration.server import HermesServer
-from tests.integration.test_console_browser import hidden
+from tests.integration.test_console_browser import hidden, screenshot
 from tests.integration.test_oauth_browser import browser  # noqa: F401 - the Chromium fixture
 from tests.support import whatsapp_credentials
 
@@ -60,17 +60,21 @@ async def test_the_owner_approves_a_held_send_in_the_browser(
     context = await browser.new_context()
     page = await context.new_page()
     await page.goto(held["approval_url"])
-    assert page.url == console.url + "/console/sign-in"
+    assert page.url == console.url + "/console/sign-in?next=/console/approvals/" + held["approval_id"]
     await page.get_by_label("Hermes API key").fill(key)
     await page.get_by_role("button", name="Sign in").click()
-    await page.get_by_role("heading", name="Overview").wait_for()
+    # Signed in, the browser is back on the held send.
+    await page.get_by_role("heading", name="Approve this send?").wait_for()
+    assert page.url == held["approval_url"]
 
     await page.goto(console.url + "/console/approvals")
     row = page.locator("table.grid tbody tr")
     assert await row.count() == 1
     assert to in await row.inner_text() and "WhatsApp" in await row.inner_text()
+    await screenshot(page, "approvals")
     await row.get_by_role("link", name="Review").click()
     await page.get_by_role("heading", name="Approve this send?").wait_for()
+    await screenshot(page, "approval")
     main = await page.inner_text("main")
     assert to in main and text in main and "your WhatsApp account" in main and "whatsapp_send_message" in main
     assert await page.locator("b").count() == 0  # the agent's text is shown as text, never as markup
@@ -86,7 +90,15 @@ async def test_the_owner_approves_a_held_send_in_the_browser(
 
     async with httpx.AsyncClient(base_url=console.url) as anonymous:
         page_reply = await anonymous.get(f"/console/approvals/{held['approval_id']}", follow_redirects=False)
-    assert page_reply.status_code == 303 and page_reply.headers["location"] == "/console/sign-in"
+    assert page_reply.status_code == 303
+    assert page_reply.headers["location"] == "/console/sign-in?next=/console/approvals/" + held["approval_id"]
+    # The way back after sign-in leads only to a held send's page, never elsewhere.
+    async with httpx.AsyncClient(base_url=console.url, headers={"Origin": console.url}) as fresh:
+        page_text = (await fresh.get("/console/sign-in?next=https://evil.example/x")).text
+        assert 'name="next"' not in page_text
+        form = {"csrf": hidden(page_text, "csrf"), "api_key": key, "next": "//evil.example/console/approvals/x"}
+        signed = await fresh.post("/console/sign-in", data=form)
+        assert signed.status_code == 303 and signed.headers["location"] == "/console"
 
 
 async def test_the_approval_page_is_unframeable_and_refuses_forged_posts(

@@ -94,6 +94,7 @@ _NOTICES = {
     "approved": "Approved. The send went out once; its result is in the audit log.",
     "declined": "Declined. Nothing was sent.",
 }
+_RETURN_PATH = re.compile(rf"{CONSOLE}/approvals/[A-Za-z0-9_-]{{1,64}}")
 # Where a held send's words are, by tool argument name, for the list's preview column.
 _TEXT_FIELDS = ("message", "text", "body", "caption", "content", "message", "subject", "template")
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -251,7 +252,8 @@ class ConsolePages(Controller):
             customer = await find(session_id)
         except Unauthorized:
             gone = _cookie(policy, session_cookie_name(policy), "", 0) if session_id else None
-            return _redirect(SIGN_IN, [gone] if gone else None)
+            back = _return_path(request.url.path)
+            return _redirect(f"{SIGN_IN}?next={back}" if back else SIGN_IN, [gone] if gone else None)
         except RateLimited as exc:
             wait = max(1, round(exc.retry_after))
             return _message(429, "Too many requests", exc.detail, {"Retry-After": str(wait)})
@@ -277,7 +279,7 @@ class ConsolePages(Controller):
         if request.cookies.get(session_cookie_name(policy)):
             visit = await self._visit(request, find, policy)
             if isinstance(visit, Visit):
-                return _redirect(CONSOLE)
+                return _redirect(_return_path(request.query_params.get("next")) or CONSOLE)
         return self._sign_in_form(request, policy, None, 200)
 
     @staticmethod
@@ -294,6 +296,7 @@ class ConsolePages(Controller):
             "notice": _notice(request),
             "max_hours": policy.max_age // 3600,
             "idle_minutes": policy.idle_ttl // 60,
+            "next": _return_path(request.query_params.get("next")),
         }
         cookie = _cookie(policy, sign_in_cookie_name(policy), browser, 3600)
         return _render("sign_in.html", context, status, [cookie], extra or None)
@@ -326,7 +329,7 @@ class ConsolePages(Controller):
             _cookie(policy, sign_in_cookie_name(policy), "", 0),
         ]
         # Post/redirect/get: reloading the next page must not send the key again.
-        return _redirect(CONSOLE, cookies)
+        return _redirect(_return_path(data.get("next")) or CONSOLE, cookies)
 
     @post("/sign-out", status_code=200)
     @inject
@@ -810,6 +813,12 @@ def _connect_error(platform: Platform, exc: HermesError) -> str:
     if isinstance(exc, Invalid):
         return "Some fields need another look; nothing was saved."
     return exc.detail
+
+
+def _return_path(value: str | None) -> str | None:
+    """Where sign-in sends the browser back to: only a held send's page (the link an agent hands over),
+    so the parameter cannot send anyone elsewhere."""
+    return value if value and _RETURN_PATH.fullmatch(value) else None
 
 
 def _preview(arguments: dict[str, Any] | None, length: int = 80) -> str:

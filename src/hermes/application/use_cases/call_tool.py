@@ -78,6 +78,9 @@ class CallTool:
     and duration, never the message body or a secret. The entry is written as
     `started` before the platform is called and completed in place afterwards, so
     an instance dying mid-call still leaves a trace of what may have happened.
+    A send (a tool a repeat would do again) takes `idempotency_key` and passes the
+    account's send policy first: it may be refused (`blocked`) or held for the owner's
+    approval (`pending_approval`), and then nothing reaches the platform.
     """
 
     catalog: ToolCatalog

@@ -193,3 +193,58 @@ async def test_a_held_send_expires(settings: Any, start_hermes: Any, shared_grap
         outcomes = [o for o, target, _ in await audit_outcomes(api) if target == to]
     assert "expired" in outcomes and "approved" not in outcomes
     assert shared_graph.sent_to(to) == []
+
+
+@pytest.mark.parametrize("decision", ["approve", "decline"])
+async def test_a_client_with_form_elicitation_is_asked_inline(
+    hermes: HermesServer, shared_graph: FakeGraph, decision: str
+) -> None:
+    import httpx2
+    from mcp.client.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.types import ElicitResult
+
+    customer, api = await connected(hermes)
+    to = "+3168" + str(secrets.randbelow(10**7)).zfill(7)
+    async with api:
+        await api.put("/api/policy", json={"approval": "always"})
+    asked: list[str] = []
+
+    async def owner(_: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"decision": decision})
+
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {customer['apiKey']}"}, timeout=60)
+    transport = streamable_http_client(f"{hermes.url}/mcp", http_client=http)
+    async with http, Client(transport, mode="auto", elicitation_callback=owner) as client:
+        result = await client.call_tool("whatsapp_send_message", {"to": to, "message": "see you at 5"})
+    async with hermes.client(customer["apiKey"]) as api:
+        outcomes = [o for o, target, _ in await audit_outcomes(api) if target == to]
+
+    assert len(asked) == 1 and to in asked[0] and "see you at 5" in asked[0]
+    assert not result.is_error
+    if decision == "approve":
+        assert "message_id" in result.structured_content
+        assert [s.payload["text"]["body"] for s in shared_graph.sent_to(to)] == ["see you at 5"]
+        assert {"pending_approval", "approved", "success"} <= set(outcomes)
+    else:
+        assert result.structured_content["status"] == "declined"
+        assert shared_graph.sent_to(to) == []
+        assert "declined" in outcomes
+
+
+async def test_an_older_client_gets_the_approval_url(hermes: HermesServer, shared_graph: FakeGraph) -> None:
+    from tests.integration.mcp_client import mcp_session
+
+    customer, api = await connected(hermes)
+    to = "+3169" + str(secrets.randbelow(10**7)).zfill(7)
+    async with api:
+        await api.put("/api/policy", json={"approval": "always"})
+    async with mcp_session(hermes.url, customer["apiKey"], mode="legacy") as client:
+        result = await client.call_tool("whatsapp_send_message", {"to": to, "message": "hi"})
+    assert not result.is_error
+    assert result.structured_content["status"] == "pending_approval"
+    assert result.structured_content["approval_url"].endswith(
+        "/console/approvals/" + result.structured_content["approval_id"]
+    )
+    assert shared_graph.sent_to(to) == []

@@ -148,6 +148,8 @@ from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, con
 from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
 
 Environment = NewType("Environment", Mapping[str, str])
+# Secrets the MCP SDK stretches (HKDF, its own label) to seal `requestState` for inline approvals.
+RequestStateKeys = NewType("RequestStateKeys", list[bytes])
 
 
 class Workers(list[tuple[str, Callable[[], Awaitable[None]]]]):
@@ -534,6 +536,12 @@ class SendsProvider(Provider):
 
     scope = Scope.APP
     held = provide(HeldSends)
+
+    @provide
+    def request_state_keys(self, settings: Settings) -> RequestStateKeys:
+        # The master keys, so that any instance opens the state another one sealed.
+        return RequestStateKeys([key for _, key in parse_keyring(settings.encryption_keys)])
+
     use_cases = provide_all(GetSendPolicy, SetSendPolicy, ListPendingSends, ReviewPendingSend, DecidePendingSend)
 
     @provide

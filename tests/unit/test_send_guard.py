@@ -147,7 +147,7 @@ async def test_new_recipients_wait_once_then_send_directly(world: World) -> None
     held_sends = HeldSends(world.pending, world.cipher, world.audit, world.clock)
     [(pending, arguments)] = await ListPendingSends(held_sends)(customer.id)
     assert arguments == {"to": "+15550001", "message": "hello there"}
-    decide = DecidePendingSend(held_sends, call)
+    decide = DecidePendingSend(held_sends, call, world.guard)
     result = await decide(customer, held["approval_id"], True)
     assert result == {"success": True, "message_id": "wamid.1"}
     with pytest.raises(Conflict):
@@ -166,7 +166,7 @@ async def test_two_approvals_at_once_send_once(world: World) -> None:
     customer = await connected_customer(world)
     await world.policies.put(customer.id, SendPolicy(Approval.ALWAYS))
     held = await call(Caller(customer), SEND, {"to": "+15550001"})
-    decide = DecidePendingSend(HeldSends(world.pending, world.cipher, world.audit, world.clock), call)
+    decide = DecidePendingSend(HeldSends(world.pending, world.cipher, world.audit, world.clock), call, world.guard)
     outcomes = await asyncio.gather(
         *[decide(customer, held["approval_id"], True) for _ in range(3)], return_exceptions=True
     )
@@ -182,7 +182,7 @@ async def test_declined_and_expired_sends_never_go_out(world: World) -> None:
     first = await call(Caller(customer), SEND, {"to": "+15550001"})
     second = await call(Caller(customer), SEND, {"to": "+15550002"})
     held_sends = HeldSends(world.pending, world.cipher, world.audit, world.clock)
-    decide = DecidePendingSend(held_sends, call)
+    decide = DecidePendingSend(held_sends, call, world.guard)
     assert await decide(customer, first["approval_id"], False) is None
 
     world.clock.current += timedelta(hours=25)
@@ -204,3 +204,17 @@ async def test_single_user_calls_keep_keys_but_have_no_policy(world: World) -> N
     first = await call(Caller(None), SEND, {"to": "+1", "idempotency_key": "k"})
     again = await call(Caller(None), SEND, {"to": "+1", "idempotency_key": "k"})
     assert "duplicate" not in first and again["duplicate"] is True and len(echo.runs) == 1
+
+
+async def test_a_key_given_with_a_held_send_answers_with_its_result_once_approved(world: World) -> None:
+    call, echo, _ = setup(world)
+    customer = await connected_customer(world)
+    await world.policies.put(customer.id, SendPolicy(Approval.ALWAYS))
+    arguments = {"to": "+15550001", "message": "hi", "idempotency_key": "held-1"}
+    held = await call(Caller(customer), SEND, arguments)
+    assert (await call(Caller(customer), SEND, arguments))["approval_id"] == held["approval_id"]
+    decide = DecidePendingSend(HeldSends(world.pending, world.cipher, world.audit, world.clock), call, world.guard)
+    await decide(customer, held["approval_id"], True)
+    again = await call(Caller(customer), SEND, arguments)
+    assert again == {"success": True, "message_id": "wamid.1", "duplicate": True}
+    assert len(echo.runs) == 1

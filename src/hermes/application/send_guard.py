@@ -146,6 +146,14 @@ class SendGuard:
             await self.keys.settle(send.customer_id, digest, record)
         return result, outcome
 
+    async def settle_held(self, pending: PendingSend, arguments: Mapping[str, Any], result: dict[str, Any]) -> None:
+        """After the owner approved a held send: its key now answers with what the send returned."""
+        if pending.idempotency_key is None:
+            return
+        digest = hashlib.sha256(pending.idempotency_key.encode()).hexdigest()
+        record = IdempotencyRecord(_fingerprint(pending.tool, arguments), self.clock.now(), _kept(result))
+        await self.keys.settle(pending.customer_id, digest, record)
+
     @staticmethod
     def recipients(send: Send) -> list[str]:
         """Everyone the send reaches: its target (a list for email) and any copy recipients."""

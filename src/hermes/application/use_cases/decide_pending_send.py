@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hermes.application.held_sends import HeldSends
+from hermes.application.send_guard import SendGuard
 from hermes.application.use_cases.call_tool import Caller, CallTool
 from hermes.domain.customer import Customer
 from hermes.domain.errors import Conflict, HermesError, NotFound, Sent
@@ -17,12 +18,14 @@ class DecidePendingSend:
     The held send moves pending -> sending in one atomic step before anything is sent, so of
     two approvals (two tabs, two instances) only one sends; then to `sent` or `failed`.
     Declining moves it to `declined`. A send past its approval time is `expired` and can no
-    longer be approved. The audit log records `approved`, `declined` or `expired`, and the
+    longer be approved. An idempotency key the agent gave then answers with the send's result.
+    The audit log records `approved`, `declined` or `expired`, and the
     send itself like any tool call.
     """
 
     held: HeldSends
     call_tool: CallTool
+    guard: SendGuard
 
     async def __call__(self, customer: Customer, approval_id: str, approve: bool) -> dict[str, Any] | None:
         store = self.held.store
@@ -55,4 +58,5 @@ class DecidePendingSend:
             await store.move(customer.id, approval_id, PendingState.SENDING, PendingState.FAILED)
             raise
         await store.move(customer.id, approval_id, PendingState.SENDING, PendingState.SENT)
+        await self.guard.settle_held(pending, arguments, result)
         return result

@@ -1,6 +1,6 @@
 """The checks every send passes before a platform is called: its idempotency key, the owner's policy, approval.
 
-A send is a platform tool that is not a read. Its schema gains `idempotency_key` here, once for every such
+A send is a platform tool that is neither a read nor idempotent (see `sends`). Its schema gains `idempotency_key` here, once for every such
 tool; CallTool takes the key out before the tool parses its arguments.
 
 Idempotency: the first call with a key claims it atomically (`SET NX` on one key shared by every instance)

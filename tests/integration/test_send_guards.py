@@ -52,7 +52,7 @@ async def test_policy_round_trip_and_bad_input_names_the_field(hermes: HermesSer
         assert (await api.put("/api/policy", json=policy)).json() == policy
         bad: list[tuple[dict[str, Any], str]] = [
             ({"approval": "sometimes"}, "approval"),
-            ({"recipients": {"fax": ["1"]}}, "recipients.fax"),
+            ({"recipients": {"fax": ["1"]}}, "fax"),
             ({"maxSendsPerRecipientPerHour": 0}, "maxSendsPerRecipientPerHour"),
             ({"maxSendsPerRecipientPerHour": "many"}, "maxSendsPerRecipientPerHour"),
             ({"recipients": {"whatsapp": [""]}}, "recipients"),

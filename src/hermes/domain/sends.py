@@ -17,6 +17,7 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # Patterns per platform and their length: a policy is read on every send.
 MAX_PATTERNS = 200
 MAX_PATTERN_CHARS = 320
+MAX_SENDS_PER_HOUR = 100_000
 
 
 class Approval(StrEnum):

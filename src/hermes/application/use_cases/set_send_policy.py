@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from hermes.application.ports.sends import PolicyStore
 from hermes.domain.errors import Invalid
 from hermes.domain.platform import Platform
-from hermes.domain.sends import MAX_PATTERN_CHARS, MAX_PATTERNS, Approval, SendPolicy
+from hermes.domain.sends import MAX_PATTERN_CHARS, MAX_PATTERNS, MAX_SENDS_PER_HOUR, Approval, SendPolicy
 
 
 @dataclass(slots=True)
@@ -51,8 +51,8 @@ class SetSendPolicy:
             else:
                 kept[platform.value] = tuple(p.strip() for p in patterns)
         cap = max_sends_per_recipient_per_hour
-        if cap is not None and not 1 <= cap <= 100_000:
-            problems["maxSendsPerRecipientPerHour"] = "must be an integer between 1 and 100000, or null"
+        if cap is not None and not 1 <= cap <= MAX_SENDS_PER_HOUR:
+            problems["maxSendsPerRecipientPerHour"] = f"must be an integer between 1 and {MAX_SENDS_PER_HOUR}, or null"
         if problems:
             first = next(iter(problems.items()))
             raise Invalid(f"{first[0]} {first[1]}", problems)

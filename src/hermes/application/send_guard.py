@@ -1,7 +1,8 @@
 """The checks every send passes before a platform is called: its idempotency key, the owner's policy, approval.
 
-A send is a platform tool that is neither a read nor idempotent (see `sends`). Its schema gains `idempotency_key` here, once for every such
-tool; CallTool takes the key out before the tool parses its arguments.
+A send is a platform tool that is neither a read nor idempotent (see `sends`). Its schema gains
+`idempotency_key` here, once for every such tool; CallTool takes the key out before the tool parses its
+arguments.
 
 Idempotency: the first call with a key claims it atomically (`SET NX` on one key shared by every instance)
 with a pending marker, sends, and stores the result (at most `MAX_RESULT_BYTES`) for 24 hours. A call with

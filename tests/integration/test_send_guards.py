@@ -13,11 +13,18 @@ from typing import Any
 import httpx
 import pytest
 
+from hermes.entrypoints.settings import Settings
 from tests.fakes.graph import FakeGraph
 from tests.integration.server import HermesServer
 from tests.support import whatsapp_credentials
 
 SEND = "/api/tools/whatsapp_send_message"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The console sign-ins here all come from 127.0.0.1, counted in Redis across the session's tests.
+    return settings.model_copy(update={"console_sign_ins_per_minute": 1000})
 
 
 def new_number() -> str:
@@ -248,3 +255,21 @@ async def test_an_older_client_gets_the_approval_url(hermes: HermesServer, share
         "/console/approvals/" + result.structured_content["approval_id"]
     )
     assert shared_graph.sent_to(to) == []
+
+
+async def test_approving_on_two_instances_at_once_sends_once(
+    settings: Any, start_hermes: Any, shared_graph: FakeGraph
+) -> None:
+    from tests.integration.test_approval_browser import decide_over_http
+
+    one, two = start_hermes(settings), start_hermes(settings)
+    customer, api = await connected(one)
+    to = "+3160" + str(secrets.randbelow(10**7)).zfill(7)
+    async with api:
+        await api.put("/api/policy", json={"approval": "always"})
+        held = (await api.post(SEND, json={"to": to, "message": "only once"})).json()
+    statuses = await asyncio.gather(
+        *[decide_over_http(server, customer["apiKey"], held["approval_id"], "approve") for server in (one, two) * 2]
+    )
+    assert sorted(statuses) == [303, 409, 409, 409]
+    assert [s.payload["text"]["body"] for s in shared_graph.sent_to(to)] == ["only once"]

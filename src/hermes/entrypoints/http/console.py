@@ -94,6 +94,14 @@ _NOTICES = {
     "approved": "Approved. The send went out once; its result is in the audit log.",
     "declined": "Declined. Nothing was sent.",
 }
+_HEADINGS = {
+    PendingState.PENDING: "Approve this send?",
+    PendingState.SENDING: "This send is going out",
+    PendingState.SENT: "This send went out",
+    PendingState.FAILED: "This send failed",
+    PendingState.DECLINED: "This send was declined",
+    PendingState.EXPIRED: "This send expired",
+}
 _RETURN_PATH = re.compile(rf"{CONSOLE}/approvals/[A-Za-z0-9_-]{{1,64}}")
 # Where a held send's words are, by tool argument name, for the list's preview column.
 _TEXT_FIELDS = ("message", "text", "body", "caption", "content", "message", "subject", "template")
@@ -560,7 +568,7 @@ class ConsolePages(Controller):
             "arguments": None if arguments is None else [(k, _shown_value(v)) for k, v in arguments.items()],
             "url": f"{CONSOLE}/approvals/{pending.id}",
         }
-        heading = "Approve this send?" if pending.state is PendingState.PENDING else f"This send is {pending.state}"
+        heading = _HEADINGS[pending.state]
         return _page(
             visit, "approvals", "approval.html", status, send=send, heading=heading, notice=notice, error=error
         )

@@ -116,3 +116,12 @@ class PendingSendsContract:
         first = (await pending_sends.waiting(customer))[0]
         await pending_sends.move(customer, first.id, PendingState.PENDING, PendingState.DECLINED)
         assert await pending_sends.add(a_pending(customer, 4), 3600, 2)
+
+    async def test_customers_with_waiting_sends_are_listed_until_forgotten(self, pending_sends: PendingSends) -> None:
+        customer = a_customer()
+        held = a_pending(customer)
+        await pending_sends.add(held, 3600, 10)
+        assert customer in await pending_sends.customers()
+        await pending_sends.move(customer, held.id, PendingState.PENDING, PendingState.DECLINED)
+        await pending_sends.forget(customer)
+        assert customer not in await pending_sends.customers()

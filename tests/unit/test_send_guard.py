@@ -218,3 +218,19 @@ async def test_a_key_given_with_a_held_send_answers_with_its_result_once_approve
     again = await call(Caller(customer), SEND, arguments)
     assert again == {"success": True, "message_id": "wamid.1", "duplicate": True}
     assert len(echo.runs) == 1
+
+
+async def test_the_sweep_expires_held_sends_once_without_the_console(world: World) -> None:
+    from hermes.application.use_cases.expire_pending_sends import ExpirePendingSends
+
+    call, echo, _ = setup(world)
+    customer = await connected_customer(world)
+    await world.policies.put(customer.id, SendPolicy(Approval.ALWAYS))
+    await call(Caller(customer), SEND, {"to": "+15550001"})
+    sweep = ExpirePendingSends(ListPendingSends(HeldSends(world.pending, world.cipher, world.audit, world.clock)))
+    assert await sweep() == 1
+    world.clock.current += timedelta(hours=24, seconds=1)
+    assert await sweep() == 0
+    assert await sweep() == 0
+    assert [e.outcome for e in world.audit.entries] == ["pending_approval", "expired"]
+    assert await world.pending.customers() == [] and echo.runs == []

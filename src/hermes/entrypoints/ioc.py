@@ -106,6 +106,7 @@ from hermes.application.use_cases.decide_pending_send import DecidePendingSend
 from hermes.application.use_cases.deliver_callbacks import DeliverCallbacks
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.exchange_authorization_code import ExchangeAuthorizationCode
+from hermes.application.use_cases.expire_pending_sends import ExpirePendingSends
 from hermes.application.use_cases.find_authorization_code import FindAuthorizationCode
 from hermes.application.use_cases.find_console_session import FindConsoleSession
 from hermes.application.use_cases.find_oauth_client import FindOAuthClient
@@ -142,6 +143,7 @@ from hermes.application.use_cases.wait_for_inbox import WaitForInbox
 from hermes.domain.address_limits import AddressBucket, AddressLimits, Window
 from hermes.domain.console import ConsolePolicy, public_origin
 from hermes.domain.oauth import OAuthPolicy
+from hermes.entrypoints.approval_sweeper import ApprovalSweeper
 from hermes.entrypoints.http.client_address import TrustedProxies
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
@@ -207,6 +209,7 @@ class RedisStoresProvider(Provider):
         inbound: InboundWorker,
         callbacks: CallbackWorker,
         inbox_signals: RedisInboxSignals,
+        sweeper: ApprovalSweeper,
     ) -> Workers:
         return Workers(
             [
@@ -214,6 +217,7 @@ class RedisStoresProvider(Provider):
                 ("inbound-router", inbound.run),
                 ("callback-dispatcher", callbacks.run),
                 ("inbox-signals", inbox_signals.run),
+                ("approval-expiry", sweeper.run),
             ]
         )
 
@@ -257,8 +261,10 @@ class EmbeddedStoresProvider(Provider):
         return InfrastructureProbe(engine, None)
 
     @provide
-    def workers(self, inbound: InboundWorker, callbacks: CallbackWorker) -> Workers:
-        return Workers([("inbound-router", inbound.run), ("callback-dispatcher", callbacks.run)])
+    def workers(self, inbound: InboundWorker, callbacks: CallbackWorker, sweeper: ApprovalSweeper) -> Workers:
+        return Workers(
+            [("inbound-router", inbound.run), ("callback-dispatcher", callbacks.run), ("approval-expiry", sweeper.run)]
+        )
 
 
 class PlatformsProvider(Provider):
@@ -542,7 +548,13 @@ class SendsProvider(Provider):
         # The master keys, so that any instance opens the state another one sealed.
         return RequestStateKeys([key for _, key in parse_keyring(settings.encryption_keys)])
 
-    use_cases = provide_all(GetSendPolicy, SetSendPolicy, ListPendingSends, ReviewPendingSend, DecidePendingSend)
+    use_cases = provide_all(
+        GetSendPolicy, SetSendPolicy, ListPendingSends, ReviewPendingSend, DecidePendingSend, ExpirePendingSends
+    )
+
+    @provide
+    def sweeper(self, expire: ExpirePendingSends, settings: Settings) -> ApprovalSweeper:
+        return ApprovalSweeper(expire, every=settings.approval_sweep_seconds)
 
     @provide
     def guard(

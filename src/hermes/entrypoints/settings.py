@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     console_idle_minutes: int = Field(30, ge=1, le=24 * 60, validation_alias="HERMES_CONSOLE_IDLE_MINUTES")
     console_max_hours: int = Field(12, ge=1, le=7 * 24, validation_alias="HERMES_CONSOLE_MAX_HOURS")
     approval_ttl_hours: int = Field(24, ge=1, le=30 * 24, validation_alias="HERMES_APPROVAL_TTL_HOURS")
+    approval_sweep_seconds: float = Field(60.0, gt=0, validation_alias="HERMES_APPROVAL_SWEEP_SECONDS")
     console_sign_ins_per_minute: int = Field(10, ge=1, validation_alias="HERMES_CONSOLE_SIGN_INS_PER_MINUTE")
     # Test only: routing waits this long after taking events, to make the ack-to-routing window reliable.
     test_routing_delay_ms: int = Field(0, ge=0, validation_alias="HERMES_TEST_ROUTING_DELAY_MS")

@@ -99,3 +99,9 @@ class InMemoryPendingSends(PendingSends):
             return False
         self._sends[(customer_id, approval_id)] = replace(pending, state=new)
         return True
+
+    async def customers(self) -> list[str]:
+        return sorted({c for (c, _), p in self._sends.items() if p.state is PendingState.PENDING})
+
+    async def forget(self, customer_id: str) -> None:
+        return None  # the work list is computed from the held sends themselves

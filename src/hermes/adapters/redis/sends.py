@@ -5,6 +5,7 @@
 - `sendcount:{cust}:{recipient}:{hour}`: sends to one recipient in one hour (a counter, two hours' TTL)
 - `sentto:{cust}`: recipients (digests) written to before, for "approval for new recipients"
 - `approval:{cust}:{id}` (hash: state, body) and `approvals:{cust}` (ids still pending, by time)
+- `approvals:customers`: customers that may have sends waiting, for the expiry sweep
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ return 1
 """
 
 
+# One key outside any customer's slot: the sweep reads it; a customer's own keys stay together.
+_WAITING_CUSTOMERS = "approvals:customers"
+
+
 class RedisPendingSends(PendingSends):
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
@@ -138,7 +143,10 @@ class RedisPendingSends(PendingSends):
             pending.id,
         ]
         async with translate_errors():
-            return bool(await self._add(keys=keys, args=args))
+            added = bool(await self._add(keys=keys, args=args))
+            if added:
+                await self._redis.sadd(_WAITING_CUSTOMERS, pending.customer_id)
+        return added
 
     async def get(self, customer_id: str, approval_id: str) -> PendingSend | None:
         async with translate_errors():
@@ -167,3 +175,12 @@ class RedisPendingSends(PendingSends):
         keys = self._keys(customer_id, approval_id)
         async with translate_errors():
             return bool(await self._move(keys=keys, args=[old.value, new.value, approval_id]))
+
+    async def customers(self) -> list[str]:
+        async with translate_errors():
+            members = await self._redis.smembers(_WAITING_CUSTOMERS)
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def forget(self, customer_id: str) -> None:
+        async with translate_errors():
+            await self._redis.srem(_WAITING_CUSTOMERS, customer_id)

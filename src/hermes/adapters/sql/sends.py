@@ -252,3 +252,16 @@ class SqlPendingSends(PendingSends):
                 .values(state=new.value)
             )
         return bool(moved.rowcount)
+
+    async def customers(self) -> list[str]:
+        query = (
+            select(pending_sends.c.customer_id)
+            .where(pending_sends.c.state == PendingState.PENDING.value)
+            .distinct()
+            .order_by(pending_sends.c.customer_id)
+        )
+        async with translate_errors(), self._engine.connect() as conn:
+            return [r.customer_id for r in await conn.execute(query)]
+
+    async def forget(self, customer_id: str) -> None:
+        return None  # the work list is a query over the held sends themselves

@@ -64,3 +64,11 @@ class PendingSends(Protocol):
     async def move(self, customer_id: str, approval_id: str, old: PendingState, new: PendingState) -> bool:
         """Change the state from `old` to `new` in one atomic step; False when it was not `old`."""
         ...
+
+    async def customers(self) -> list[str]:
+        """Customers that may have sends waiting (the expiry sweep's work list; may hold a few extra)."""
+        ...
+
+    async def forget(self, customer_id: str) -> None:
+        """Drop the customer from the work list once nothing of theirs waits."""
+        ...

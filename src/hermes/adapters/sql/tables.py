@@ -236,3 +236,52 @@ mailboxes = Table(
     Column("last_uid", BigInteger, nullable=False),
     Column("failures", Integer, nullable=False),
 )
+
+
+# The send guards (embedded mode; Redis holds them otherwise). Records are the same JSON as in Redis.
+LongBinary = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+send_policies = Table(
+    "send_policies",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("record", LargeBinary, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("key_digest", String(64), primary_key=True),
+    Column("record", LargeBinary, nullable=False),
+    Column("expires_at", PreciseDateTime, nullable=False),
+    Index("ix_idempotency_keys_expires", "expires_at"),
+)
+
+recipient_counts = Table(
+    "recipient_counts",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("recipient", String(64), primary_key=True),
+    Column("period", BigInteger, primary_key=True),
+    Column("sends", Integer, nullable=False),
+)
+
+known_recipients = Table(
+    "known_recipients",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("recipient", String(64), primary_key=True),
+)
+
+pending_sends = Table(
+    "pending_sends",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("record", LongBinary, nullable=False),
+    Column("requested_at", PreciseDateTime, nullable=False),
+    Column("keep_until", PreciseDateTime, nullable=False),
+    Index("ix_pending_sends_waiting", "customer_id", "state", "requested_at"),
+)

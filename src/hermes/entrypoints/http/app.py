@@ -28,6 +28,7 @@ from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
 from hermes.entrypoints.http.oauth_pages import OAUTH_ROUTE_HANDLERS, template_config
 from hermes.entrypoints.http.platform_connect import ConnectLinksApi, PlatformCallbackPage
+from hermes.entrypoints.http.policy_api import PolicyApi
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.http.raw_asgi import fast_paths
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook
@@ -109,6 +110,7 @@ def make_app(
     app = Litestar(
         route_handlers=[
             CustomerApi,
+            PolicyApi,
             InboundApi,
             admin,
             healthz,

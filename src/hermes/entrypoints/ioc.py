@@ -51,6 +51,7 @@ from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.callback_store import RedisCallbackStore
 from hermes.adapters.redis.client import RedisClient, connect
 from hermes.adapters.redis.console_sessions import RedisConsoleSessionStore
+from hermes.adapters.redis.conversations import RedisConversationStore
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache
 from hermes.adapters.redis.inbound_queue import RedisInboundQueue
@@ -60,6 +61,7 @@ from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.oauth import RedisAuthorizationStore, RedisGrantStore, RedisOAuthClientStore
 from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
 from hermes.adapters.redis.unrouted_numbers import RedisUnroutedNumbers
+from hermes.adapters.sql.conversations import SqlConversationStore
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.engine import make_engine
 from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
@@ -67,6 +69,9 @@ from hermes.adapters.sql.oauth import SqlAuthorizationStore, SqlGrantStore, SqlO
 from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
 from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool, InboxWaitTool
 from hermes.application.consent_requests import ConsentRequests
+from hermes.application.conversation_recorder import ConversationRecorder
+from hermes.application.conversation_sends import ConversationSends
+from hermes.application.conversation_tools import ConversationReadTool, ConversationReplyTool, ConversationsListTool
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.inbound_handlers import InboundHandlers, InboxWaitersHandler, LoggingInboundHandler
 from hermes.application.ports.address_limits import AddressLimiter
@@ -74,6 +79,7 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.callbacks import CallbackSender, CallbackStore
 from hermes.application.ports.clock import Clock, SystemClock
 from hermes.application.ports.console import ConsoleSessionStore
+from hermes.application.ports.conversations import ConversationStore
 from hermes.application.ports.credentials import Cipher, CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
@@ -105,12 +111,15 @@ from hermes.application.use_cases.get_customer import GetCustomer, ListCustomers
 from hermes.application.use_cases.get_usage import GetUsage
 from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_authorized_clients import ListAuthorizedClients
+from hermes.application.use_cases.list_conversations import ListConversations
 from hermes.application.use_cases.list_inbox import ListInbox
 from hermes.application.use_cases.list_tools import ListTools
+from hermes.application.use_cases.read_conversation import ReadConversation
 from hermes.application.use_cases.refresh_access_token import RefreshAccessToken
 from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.register_oauth_client import RegisterOAuthClient
 from hermes.application.use_cases.remove_callback import RemoveCallback
+from hermes.application.use_cases.reply_to_conversation import ReplyToConversation
 from hermes.application.use_cases.resolve_access_token import ResolveAccessToken
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.application.use_cases.revoke_authorized_client import RevokeAuthorizedClient
@@ -274,6 +283,9 @@ class PlatformsProvider(Provider):
         env: EnvCredentials,
         list_inbox: ListInbox,
         wait_for_inbox: WaitForInbox,
+        list_conversations: ListConversations,
+        read_conversation: ReadConversation,
+        reply_to_conversation: ReplyToConversation,
     ) -> Registry:
         return Registry(
             plugins=build_plugins(http, config),
@@ -281,6 +293,9 @@ class PlatformsProvider(Provider):
                 ConnectionsStatusTool(get_connections, env),
                 InboxListTool(list_inbox),
                 InboxWaitTool(wait_for_inbox),
+                ConversationsListTool(list_conversations),
+                ConversationReadTool(read_conversation),
+                ConversationReplyTool(reply_to_conversation),
             ],
         )
 
@@ -365,6 +380,35 @@ class InboundProvider(Provider):
         )
 
 
+class ConversationsProvider(Provider):
+    """Conversations over every platform: the recorder routing and sends use, the reply window, the tools' use cases."""
+
+    scope = Scope.APP
+    use_cases = provide_all(ConversationRecorder, ListConversations, ReadConversation, ReplyToConversation)
+
+    @provide
+    def sends(
+        self,
+        recorder: ConversationRecorder,
+        store: ConversationStore,
+        routes: PhoneRoutes,
+        clock: Clock,
+        settings: Settings,
+    ) -> ConversationSends:
+        # Single-user mode routes its own number's webhooks to itself once Meta's signatures can be checked.
+        return ConversationSends(
+            recorder, store, routes, clock, single_user_receives=bool(settings.whatsapp_app_secret)
+        )
+
+    @provide
+    def for_call_tool(self, sends: ConversationSends) -> ConversationSends | None:
+        return sends
+
+    @provide
+    def for_routing(self, recorder: ConversationRecorder) -> ConversationRecorder | None:
+        return recorder
+
+
 class RedisInboundProvider(Provider):
     """The queue on a Redis Stream, inboxes as per-customer streams, callbacks in hashes."""
 
@@ -382,6 +426,7 @@ class RedisInboundProvider(Provider):
     inbox_signals = provide(RedisInboxSignals)
     signals = alias(source=RedisInboxSignals, provides=InboxSignals)
     wait_slots = provide(RedisWaitSlots, provides=WaitSlots)
+    conversations = provide(RedisConversationStore, provides=ConversationStore)
 
 
 class EmbeddedInboundProvider(Provider):
@@ -401,6 +446,7 @@ class EmbeddedInboundProvider(Provider):
     # One process serves embedded mode (section 8), so in-process signals reach every waiter.
     signals = provide(InMemoryInboxSignals, provides=InboxSignals)
     wait_slots = provide(InMemoryWaitSlots, provides=WaitSlots)
+    conversations = provide(SqlConversationStore, provides=ConversationStore)
 
 
 class OAuthProvider(Provider):
@@ -539,6 +585,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         UseCasesProvider(),
         InboundProvider(),
         inbound,
+        ConversationsProvider(),
         OAuthProvider(),
         oauth,
         ConsoleProvider(),

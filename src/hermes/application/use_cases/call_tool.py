@@ -5,8 +5,10 @@ from asyncio import CancelledError
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
+from hermes.application.conversation_sends import ConversationSends
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.clock import Clock
@@ -85,6 +87,7 @@ class CallTool:
     usage: UsageMeter
     audit: AuditLog
     clock: Clock
+    conversations: ConversationSends | None = None  # reply window before a send, its record after
 
     async def __call__(self, caller: Caller, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         tool = self.catalog.get(name)
@@ -111,8 +114,14 @@ class CallTool:
             parsed = tool.parse(arguments)
             entry = replace(entry, target=tool.target(parsed))
             credentials = await self._credentials(caller, platform) if platform else None
+            if self.conversations:
+                await self.conversations.before(caller.id, name, parsed, credentials)
             entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
-            return await tool.run(parsed, ToolContext(caller.id if caller.customer else None, credentials))
+            context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
+            result = await tool.run(parsed, context)
+            if self.conversations:
+                await self.conversations.after(caller.id, name, parsed, result)
+            return result
         except HermesError as exc:
             code = error_code(exc)
             if isinstance(exc, PlatformRejected) and exc.reconnect and caller.customer is None and platform:

@@ -22,6 +22,7 @@ from hermes.entrypoints.http.admin_api import AdminApi
 from hermes.entrypoints.http.api_docs import api_docs_asset, render_plugins
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
 from hermes.entrypoints.http.console import ConsolePages
+from hermes.entrypoints.http.conversations_api import ConversationsApi
 from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
@@ -106,6 +107,7 @@ def make_app(
         route_handlers=[
             CustomerApi,
             InboundApi,
+            ConversationsApi,
             admin,
             healthz,
             readyz,

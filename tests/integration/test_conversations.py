@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from dishka import Provider, Scope, provide
 
+from hermes.adapters.redis.client import RedisClient
+from hermes.adapters.redis.inbound_queue import RedisInboundQueue
+from hermes.application.ports.inbound import InboundQueue
 from hermes.entrypoints.settings import Settings
 from tests import whatsapp_payloads as wa
 from tests.integration.mcp_client import mcp_session
+from tests.integration.oauth_support import start_public
 from tests.integration.server import HermesServer
+from tests.integration.test_console_browser import signed_in
 from tests.integration.test_inbound_flows import connected_customer, eventually, number, post_event
+
+
+class OwnQueue(Provider):
+    """A webhook queue of this module's own: servers of other test runs on the same Redis cannot take its events."""
+
+    scope = Scope.APP
+
+    @provide(override=True)
+    def queue(self, redis: RedisClient, settings: Settings) -> InboundQueue:
+        return RedisInboundQueue(
+            redis, name=f"test-{secrets.token_hex(4)}", reclaim_after=settings.inbound_reclaim_after
+        )
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +40,7 @@ def server(mariadb_url: str, redis_url: str) -> Iterator[HermesServer]:
     from tests.support import make_settings
 
     settings: Settings = make_settings(HERMES_DATABASE_URL=mariadb_url, HERMES_REDIS_URL=redis_url)
-    with HermesServer(settings) as running:
+    with HermesServer(settings, None, OwnQueue()) as running:
         yield running
 
 
@@ -167,3 +187,32 @@ async def test_rest_twins_speak_camel_case(server: HermesServer, shared_graph: A
         other = await server.create_customer(f"other-{phone}@example.com")
     async with server.client(other["apiKey"]) as client:
         assert (await client.get(f"/api/conversations/{cid}")).status_code == 404
+
+
+async def test_the_console_lists_conversations_and_shows_one_escaped_without_marking_it_read(
+    settings: Settings, start_hermes: Callable[..., HermesServer]
+) -> None:
+    console = start_public(start_hermes, settings.model_copy(update={"console_sign_ins_per_minute": 1000}), OwnQueue())
+    phone = number()
+    customer = await connected_customer(console, phone)
+    sender = contact_number()
+    await receive(console, phone, sender, "<script>alert(1)</script> see you")
+
+    async with signed_in(console, customer["apiKey"]) as (client, _):
+        listing = ""
+
+        async def arrived() -> bool:
+            nonlocal listing
+            listing = (await client.get("/console/conversations")).text
+            return "Sheena" in listing
+
+        await eventually(arrived)
+        link = re.search(r'href="(/console/conversations/c[0-9a-f]{23})"', listing)
+        assert link, listing
+        page = await client.get(link.group(1))
+        assert page.status_code == 200
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; see you" in page.text and "<script>alert" not in page.text
+        assert (await client.get("/console/conversations/c" + "0" * 23)).status_code == 404
+    async with console.client(customer["apiKey"]) as api:
+        [conversation] = (await api.get("/api/conversations")).json()["conversations"]
+        assert conversation["unreadCount"] == 1

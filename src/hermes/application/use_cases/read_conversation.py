@@ -38,7 +38,13 @@ class ReadConversation:
     clock: Clock
 
     async def __call__(
-        self, customer_id: str, conversation_id: str, cursor: str | None = None, limit: int | None = None
+        self,
+        customer_id: str,
+        conversation_id: str,
+        cursor: str | None = None,
+        limit: int | None = None,
+        *,
+        mark_read: bool = True,
     ) -> ConversationMessages:
         size = DEFAULT_LIMIT if limit is None else limit
         if isinstance(size, bool) or not 1 <= size <= MAX_LIMIT:
@@ -47,7 +53,7 @@ class ReadConversation:
         if conversation is None:
             raise not_found(conversation_id)
         messages, next_cursor = await self.store.messages(customer_id, conversation_id, cursor, size)
-        if conversation.unread_count:
+        if mark_read and conversation.unread_count:
             await self.store.mark_read(customer_id, conversation_id)
             conversation = replace(conversation, unread_count=0)
         return ConversationMessages(view(conversation, self.clock.now()), messages, next_cursor)

@@ -178,3 +178,12 @@ class ConversationStoreContract:
             [],
             None,
         )
+
+    async def test_receiving_is_per_customer_and_number(self, conversations: ConversationStore) -> None:
+        a, b = uid(), uid()
+        await conversations.note_receiving(a, Platform.WHATSAPP, "111", datetime.now(UTC))
+        await conversations.note_receiving(a, Platform.WHATSAPP, "111", datetime.now(UTC))  # seen again: still one
+        assert await conversations.receiving(a, Platform.WHATSAPP, "111") is True
+        assert await conversations.receiving(a, Platform.WHATSAPP, "222") is False
+        assert await conversations.receiving(a, Platform.INSTAGRAM, "111") is False
+        assert await conversations.receiving(b, Platform.WHATSAPP, "111") is False

@@ -99,7 +99,7 @@ class Setup:
 async def setup(world: World) -> Setup:
     store = InMemoryConversationStore()
     recorder = ConversationRecorder(store, world.clock)
-    sends = ConversationSends(recorder, store, world.routes, world.clock)
+    sends = ConversationSends(recorder, store, world.clock)
     platforms = Platforms()
     env = EnvironmentCredentials({})
     registry = Registry(
@@ -211,8 +211,9 @@ async def test_window_counts_from_the_messages_own_time_and_a_contact_who_never_
     assert [p.message for _, p in setup.platforms.sent] == ["in time"]
 
 
-async def test_no_window_where_hermes_does_not_receive_the_numbers_webhooks(setup: Setup, world: World) -> None:
-    await world.routes.release(NUMBER, setup.customer.id)
+async def test_no_window_where_hermes_does_not_receive_the_numbers_webhooks(setup: Setup) -> None:
+    other_number = InboundMessage(Platform.WHATSAPP, "222", "wamid.x", CONTACT, setup.world.clock.now(), "text", "hi")
+    await setup.recorder.inbound(setup.customer.id, [other_number])  # webhooks of another number only
     await setup.tool("whatsapp_send_message", to="+15550009999", message="cold")
     assert len(setup.platforms.sent) == 1
 

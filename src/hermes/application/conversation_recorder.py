@@ -85,6 +85,8 @@ class ConversationRecorder:
         """Routed webhook items: messages join their conversation, status updates raise a sent message's status.
         Recording is idempotent by message id, so a batch routed twice records once."""
         records: list[Recorded] = []
+        for platform, business_id in {(i.platform, i.business_id) for i in items}:
+            await self.store.note_receiving(customer_id, platform, business_id, self.clock.now())
         for item in items:
             if isinstance(item, InboundMessage):
                 records.append(_inbound_record(customer_id, item))

@@ -10,8 +10,6 @@ from typing import Any
 from hermes.application.conversation_recorder import SENDS, ConversationRecorder
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.conversations import ConversationStore
-from hermes.application.ports.routing import PhoneRoutes
-from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.conversations import ConversationKey, reply_window_expires_at
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Actor, Conflict, HermesError, Sent
@@ -48,20 +46,19 @@ def window_closed(platform: Platform, peer: str, last_inbound: Any) -> Conflict:
 class ConversationSends:
     """Free-form WhatsApp messages (text, media) to a contact whose last message is more than 24 hours old, by
     that message's own timestamp, or who never wrote, are refused before WhatsApp is called, where Hermes
-    receives that number's webhooks (elsewhere it cannot know, and WhatsApp itself decides). Templates are
-    always allowed. Every successful send to a peer is recorded in its conversation."""
+    receives that number's webhooks (it has routed one to this customer in the last 90 days; elsewhere it cannot
+    know who wrote, and WhatsApp itself decides). Templates are always allowed. Every successful send to a peer
+    is recorded in its conversation."""
 
     recorder: ConversationRecorder
     store: ConversationStore
-    routes: PhoneRoutes
     clock: Clock
-    single_user_receives: bool = False  # the single-user number's webhooks reach this deployment
 
     async def before(self, customer_id: str, tool: str, parsed: Any, credentials: Credentials | None) -> None:
         shape = SENDS.get(tool)
         if shape is None or not shape.free_form or shape.platform is not Platform.WHATSAPP or credentials is None:
             return
-        if not await self._receives(customer_id, str(credentials.get("phoneNumberId", ""))):
+        if not await self.store.receiving(customer_id, shape.platform, str(credentials.get("phoneNumberId", ""))):
             return
         peer = shape.peer(parsed, {})
         await self.check_window(ConversationKey(customer_id, shape.platform, peer), f"+{peer}")
@@ -81,8 +78,3 @@ class ConversationSends:
         except HermesError as exc:
             # The message went out: failing the call now would make the agent send it again.
             log.warning("could not record a %s send in its conversation: %s", tool, exc.detail)
-
-    async def _receives(self, customer_id: str, phone_number_id: str) -> bool:
-        if customer_id == SINGLE_USER_ID:
-            return self.single_user_receives
-        return bool(phone_number_id) and await self.routes.owner(phone_number_id) == customer_id

@@ -384,21 +384,9 @@ class ConversationsProvider(Provider):
     """Conversations over every platform: the recorder routing and sends use, the reply window, the tools' use cases."""
 
     scope = Scope.APP
-    use_cases = provide_all(ConversationRecorder, ListConversations, ReadConversation, ReplyToConversation)
-
-    @provide
-    def sends(
-        self,
-        recorder: ConversationRecorder,
-        store: ConversationStore,
-        routes: PhoneRoutes,
-        clock: Clock,
-        settings: Settings,
-    ) -> ConversationSends:
-        # Single-user mode routes its own number's webhooks to itself once Meta's signatures can be checked.
-        return ConversationSends(
-            recorder, store, routes, clock, single_user_receives=bool(settings.whatsapp_app_secret)
-        )
+    use_cases = provide_all(
+        ConversationRecorder, ConversationSends, ListConversations, ReadConversation, ReplyToConversation
+    )
 
     @provide
     def for_call_tool(self, sends: ConversationSends) -> ConversationSends | None:

@@ -31,6 +31,7 @@ class _Thread:
 class InMemoryConversationStore(ConversationStore):
     def __init__(self) -> None:
         self._threads: dict[tuple[str, str], _Thread] = {}
+        self._receiving: dict[tuple[str, Platform, str], datetime] = {}
 
     async def record(self, customer_id: str, records: Sequence[Recorded], now: datetime) -> int:
         added = 0
@@ -131,6 +132,12 @@ class InMemoryConversationStore(ConversationStore):
         page = ordered[-limit:]
         more = len(ordered) > limit
         return page, encode_cursor(ms(page[0].sent_at), page[0].message_id) if more else None
+
+    async def note_receiving(self, customer_id: str, platform: Platform, business_id: str, now: datetime) -> None:
+        self._receiving[(customer_id, platform, business_id)] = now
+
+    async def receiving(self, customer_id: str, platform: Platform, business_id: str) -> bool:
+        return (customer_id, platform, business_id) in self._receiving
 
     async def mark_read(self, customer_id: str, conversation_id: str) -> None:
         thread = self._threads.get((customer_id, conversation_id))

@@ -7,6 +7,8 @@ Keys (`{cust}` is the hash tag, `{conv}` the conversation id):
 - `conv:{cust}:m:{conv}`: HASH message id -> the message (msgpack); `...:t:{conv}` ZSET message id -> its
   time (ms), the order; `...:s:{conv}` HASH message id -> status of a sent message.
 
+- `conv:{cust}:rx:{platform}:{business id}`: webhooks for that number reach this customer (90 days).
+
 One script adds a message and updates the head, so concurrent deliveries of one message add it once
 and unread counts stay exact. A conversation keeps its newest `MAX_MESSAGES_PER_CONVERSATION` messages;
 its keys expire 90 days after its last message, and the list forgets conversations idle that long.
@@ -245,6 +247,16 @@ class RedisConversationStore(ConversationStore):
         messages.reverse()
         oldest = picked[-1]
         return messages, encode_cursor(oldest[1], oldest[0]) if more else None
+
+    async def note_receiving(self, customer_id: str, platform: Platform, business_id: str, now: datetime) -> None:
+        async with translate_errors():
+            await self._redis.set(
+                f"{_prefix(customer_id)}:rx:{platform.value}:{business_id}", ms(now), ex=CONVERSATION_RETENTION_SECONDS
+            )
+
+    async def receiving(self, customer_id: str, platform: Platform, business_id: str) -> bool:
+        async with translate_errors():
+            return bool(await self._redis.exists(f"{_prefix(customer_id)}:rx:{platform.value}:{business_id}"))
 
     async def mark_read(self, customer_id: str, conversation_id: str) -> None:
         async with translate_errors():

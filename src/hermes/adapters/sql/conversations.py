@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from hermes.adapters.conversation_records import (
     ms,
 )
 from hermes.adapters.sql.engine import translate_errors
-from hermes.adapters.sql.tables import conversation_messages, conversations
+from hermes.adapters.sql.tables import conversation_messages, conversation_receivers, conversations
 from hermes.application.ports.conversations import ConversationStore
 from hermes.domain.conversations import (
     CONVERSATION_RETENTION_SECONDS,
@@ -230,6 +231,40 @@ class SqlConversationStore(ConversationStore):
         messages = [decode_message(r.message_id, bytes(r.record), r.status) for r in reversed(page)]
         more = len(rows) > limit
         return messages, encode_cursor(page[-1].at, page[-1].message_id) if more else None
+
+    async def note_receiving(self, customer_id: str, platform: Platform, business_id: str, now: datetime) -> None:
+        r = conversation_receivers.c
+        key = and_(r.customer_id == customer_id, r.platform == platform.value, r.business_id == business_id)
+        for _ in range(3):
+            try:
+                async with translate_errors(), self._engine.begin() as conn:
+                    changed = await conn.execute(update(conversation_receivers).where(key).values(last_seen=ms(now)))
+                    if changed.rowcount == 0:
+                        await conn.execute(
+                            insert(conversation_receivers).values(
+                                customer_id=customer_id,
+                                platform=platform.value,
+                                business_id=business_id,
+                                last_seen=ms(now),
+                            )
+                        )
+                return
+            except Conflict:
+                continue  # a concurrent first note inserted it: update it now
+
+    async def receiving(self, customer_id: str, platform: Platform, business_id: str) -> bool:
+        r = conversation_receivers.c
+        cutoff = int(time.time() * 1000) - CONVERSATION_RETENTION_SECONDS * 1000
+        async with translate_errors(), self._engine.connect() as conn:
+            found = await conn.execute(
+                select(r.last_seen).where(
+                    r.customer_id == customer_id,
+                    r.platform == platform.value,
+                    r.business_id == business_id,
+                    r.last_seen >= cutoff,
+                )
+            )
+            return found.first() is not None
 
     async def mark_read(self, customer_id: str, conversation_id: str) -> None:
         async with translate_errors(), self._engine.begin() as conn:

@@ -246,6 +246,16 @@ conversations = Table(
     Index("ix_conversations_recent", "customer_id", "last_at", "conversation_id"),
 )
 
+# Business accounts (WhatsApp numbers) whose webhooks reached the customer, and when last.
+conversation_receivers = Table(
+    "conversation_receivers",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("business_id", String(64), primary_key=True),
+    Column("last_seen", BigInteger, nullable=False),
+)
+
 conversation_messages = Table(
     "conversation_messages",
     metadata,

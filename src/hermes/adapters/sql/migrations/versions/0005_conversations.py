@@ -36,6 +36,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_conversations_recent", "conversations", ["customer_id", "last_at", "conversation_id"])
     op.create_table(
+        "conversation_receivers",
+        sa.Column("customer_id", sa.String(40), primary_key=True),
+        sa.Column("platform", sa.String(16), primary_key=True),
+        sa.Column("business_id", sa.String(64), primary_key=True),
+        sa.Column("last_seen", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
         "conversation_messages",
         sa.Column("customer_id", sa.String(40), primary_key=True),
         sa.Column("conversation_id", sa.String(24), primary_key=True),
@@ -50,4 +57,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("conversation_messages")
+    op.drop_table("conversation_receivers")
     op.drop_table("conversations")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 
 import msgspec
@@ -83,16 +82,18 @@ def decode_participants(raw: bytes) -> tuple[Participant, ...]:
 
 
 def encode_cursor(at_ms: int, member: str) -> str:
-    """An opaque cursor: a position (time, then id) in a time-ordered listing."""
-    return base64.urlsafe_b64encode(f"{at_ms}:{member}".encode()).decode().rstrip("=")
+    """An opaque cursor: a position (time, then id) in a time-ordered listing. Every string matching
+    `CURSOR_PATTERN` decodes (to some position), so a well-formed cursor is never refused."""
+    return f"{at_ms}.{member.encode().hex()}"
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, member = text.split(":", 1)
-        return int(at), member
-    except (ValueError, UnicodeDecodeError):
+        at, member = cursor.split(".", 1)
+        if not at.isascii() or not at.isdigit():
+            raise ValueError(at)
+        return int(at), bytes.fromhex(member).decode("utf-8", "replace")
+    except ValueError:
         raise Invalid(
             "cursor is not a cursor returned by an earlier call", {"cursor": "must be a next_cursor returned earlier"}
         ) from None

@@ -18,7 +18,7 @@ from hermes.application.use_cases.reply_to_conversation import ReplyToConversati
 from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.platform import ALL_PLATFORMS, Platform
 
-_CURSOR = {"type": "string", "maxLength": 400, "description": "A next_cursor."}
+_CURSOR = {"type": "string", "maxLength": 1216, "description": "A next_cursor."}
 _ID = {"type": "string", "maxLength": 24, "description": "From conversations_list."}
 _NEXT = {"anyOf": [{"type": "string"}, {"type": "null"}]}
 _CONVERSATION_UNTRUSTED = (

@@ -10,7 +10,7 @@ from hermes.domain.platform import Platform
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,400}$(?!\n)"
+CURSOR_PATTERN = r"^[0-9]{1,15}\.(?:[0-9a-f]{2}){1,600}$(?!\n)"
 ACCOUNT_PATTERN = r"^[a-z0-9_-]{1,32}$(?!\n)"
 
 

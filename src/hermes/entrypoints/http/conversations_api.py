@@ -27,7 +27,7 @@ ConversationBody = camel_twin(ConversationMessages)
 ReplySentBody = camel_twin(ReplySent)
 
 Cursor = Annotated[
-    str | None, Parameter(description="nextCursor of the previous page", pattern=lc.CURSOR_PATTERN, max_length=400)
+    str | None, Parameter(description="nextCursor of the previous page", pattern=lc.CURSOR_PATTERN, max_length=1216)
 ]
 ConversationId = Annotated[
     str, PathParameter(description="conversationId from the list", pattern=rc.CONVERSATION_ID_PATTERN)

@@ -268,3 +268,46 @@ def test_every_recorded_send_tool_exists() -> None:
     config = PlatformConfig(api_bases=dict.fromkeys(Platform, "http://127.0.0.1:9"))
     plugins = build_plugins(None, config)  # type: ignore[arg-type]
     assert set(SENDS) <= {t.spec.name for p in plugins for t in p.tools}
+
+
+async def test_emails_thread_by_their_root_message_id(setup: Setup) -> None:
+    now = setup.world.clock.now()
+    root = "<root@example.com>"
+    await setup.recorder.email_received(
+        setup.customer.id,
+        message_id=root,
+        in_reply_to=None,
+        references=[],
+        sender="ana@example.com",
+        sender_name="Ana",
+        subject="Invoice 42",
+        text="Please find it attached. " * 1000,
+        sent_at=now - timedelta(hours=2),
+    )
+    await setup.recorder.email_received(
+        setup.customer.id,
+        message_id="<second@example.com>",
+        in_reply_to="<mine@hermes>",
+        references=[root, "<mine@hermes>"],
+        sender="ana@example.com",
+        sender_name="Ana",
+        subject="Re: Invoice 42",
+        text="Any news?",
+        sent_at=now - timedelta(hours=1),
+    )
+    [conversation] = (await setup.tool("conversations_list", platform="email"))["conversations"]
+    assert (conversation["title"], conversation["unread_count"], conversation["can_reply"]) == (
+        "Re: Invoice 42",
+        2,
+        True,
+    )
+    assert conversation["participants"] == [{"id": "ana@example.com", "name": "Ana"}]
+    assert conversation["reply_window_expires_at"] is None
+    read = await setup.tool("conversation_read", conversation_id=conversation["conversation_id"])
+    first, second = read["messages"]
+    assert (first["message_id"], second["message_id"], second["reply_to"]) == (
+        root,
+        "<second@example.com>",
+        "<mine@hermes>",
+    )
+    assert len(first["text"]) == 20_000 + len(" […]")  # the mailbox keeps the whole of a long email

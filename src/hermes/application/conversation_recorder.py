@@ -20,6 +20,7 @@ from hermes.domain.conversations import (
     Participant,
     Recorded,
     email_thread_root,
+    kept_text,
     whatsapp_peer,
 )
 from hermes.domain.inbound import InboundMessage, InboxItem, StatusUpdate
@@ -119,7 +120,7 @@ class ConversationRecorder:
         """An email that arrived in a polled mailbox; it joins the thread its References/In-Reply-To name."""
         root = email_thread_root(message_id, in_reply_to, tuple(references))
         key = ConversationKey(customer_id, Platform.EMAIL, root, account)
-        message = MessageView(message_id, IN, sender, text, sent_at, reply_to=in_reply_to)
+        message = MessageView(message_id, IN, sender, kept_text(text), sent_at, reply_to=in_reply_to)
         record = Recorded(key, message, title=subject or None, participants=(Participant(sender.lower(), sender_name),))
         await self.store.record(customer_id, [record], self.clock.now())
 
@@ -143,7 +144,7 @@ class ConversationRecorder:
             message_id=str(message_id),
             direction=OUT,
             sender="me",
-            text=shape.text(parsed),
+            text=kept_text(shape.text(parsed)),
             sent_at=self.clock.now(),
             status="sent",
             media=shape.media(parsed),
@@ -165,5 +166,5 @@ def _inbound_record(customer_id: str, m: InboundMessage) -> Recorded:
     peer = _peer(m.platform, m.sender)
     key = ConversationKey(customer_id, m.platform, peer)
     media = Media(m.media.kind, m.media.media_id, m.media.caption, m.media.filename) if m.media else None
-    message = MessageView(m.message_id, IN, m.sender, m.text, m.sent_at, media=media, reply_to=m.reply_to)
+    message = MessageView(m.message_id, IN, m.sender, kept_text(m.text), m.sent_at, media=media, reply_to=m.reply_to)
     return Recorded(key, message, title=m.contact_name, participants=(Participant(peer, m.contact_name),))

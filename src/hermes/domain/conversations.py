@@ -21,6 +21,8 @@ IN, OUT = "in", "out"
 CONVERSATION_RETENTION_SECONDS = INBOX_RETENTION_SECONDS
 MAX_MESSAGES_PER_CONVERSATION = 500
 PREVIEW_CHARS = 120
+# A long email keeps its beginning in the conversation; the mailbox keeps the whole of it (email_read).
+MAX_TEXT_CHARS = 20_000
 # Platforms that accept free-form messages only this long after the peer's last message.
 REPLY_WINDOWS: dict[Platform, timedelta] = {
     Platform.WHATSAPP: timedelta(hours=24),
@@ -140,6 +142,12 @@ def view(conversation: Conversation, now: datetime) -> ConversationView:
         can_reply=expires is None or now < expires,
         reply_window_expires_at=expires,
     )
+
+
+def kept_text(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_TEXT_CHARS:
+        return text
+    return text[:MAX_TEXT_CHARS] + " […]"
 
 
 def preview(message: MessageView) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.harness import machine
 
 # Each module's run(duration, runs, connections) returns its rows.
-BENCHMARKS = ["bench.connections", "bench.tool_call", "bench.webhook", "bench.load"]
+BENCHMARKS = ["bench.connections", "bench.tool_call", "bench.webhook", "bench.conversations", "bench.load"]
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

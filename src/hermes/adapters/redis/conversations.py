@@ -94,6 +94,18 @@ if (rank[ARGV[2]] or 0) > ((current and rank[current]) or 0) then
 end
 return 0
 """
+# KEYS: recent. ARGV: head key prefix, top score, offset, count. One reply: (id, score, head fields)* in list
+# order. The heads share the recent list's hash tag, so they sit in its cluster slot.
+_PAGE = """
+local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
+local out = {}
+for i = 1, #ids, 2 do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. ids[i])
+end
+return out
+"""
 _MARK_READ = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'unread', 0) end return 0"
 _RANKED = [s for s, _ in sorted(STATUS_RANK.items(), key=lambda kv: kv[1])]
 
@@ -130,6 +142,7 @@ class RedisConversationStore(ConversationStore):
         self._record = redis.register_script(_RECORD)
         self._status = redis.register_script(_STATUS)
         self._mark_read = redis.register_script(_MARK_READ)
+        self._page = redis.register_script(_PAGE)
 
     async def record(self, customer_id: str, records: Sequence[Recorded], now: datetime) -> int:
         p = _prefix(customer_id)
@@ -186,14 +199,14 @@ class RedisConversationStore(ConversationStore):
         offset = 0
         async with translate_errors():
             for _ in range(20 if filtered else 3):
-                batch: Any = await self._redis.zrevrangebyscore(
-                    f"{p}:recent", top, "-inf", start=offset, num=chunk, withscores=True
-                )
-                offset += len(batch)
-                ids = [_s(m) for m, score in batch if after is None or (int(score), _s(m)) < after]
-                heads = await asyncio.gather(*(self._redis.hgetall(f"{p}:h:{c}") for c in ids))
-                for c, raw in zip(ids, heads, strict=True):
-                    head = _head(c, raw)
+                batch: Any = await self._page(keys=[f"{p}:recent"], args=[f"{p}:h:", top, offset, chunk])
+                rows = len(batch) // 3
+                offset += rows
+                for i in range(0, len(batch), 3):
+                    c, score, fields = _s(batch[i]), batch[i + 1], batch[i + 2]
+                    if after is not None and (int(score), c) >= after:
+                        continue
+                    head = _head(c, dict(zip(fields[::2], fields[1::2], strict=True)))
                     if head is None:
                         continue  # expired: the list forgets it on the next write
                     if platform is not None and head.platform is not platform:
@@ -201,7 +214,7 @@ class RedisConversationStore(ConversationStore):
                     if (account is not None and head.account != account) or (unread_only and not head.unread_count):
                         continue
                     found.append(head)
-                if len(found) > limit or len(batch) < chunk:
+                if len(found) > limit or rows < chunk:
                     break
         page = found[:limit]
         more = len(found) > limit

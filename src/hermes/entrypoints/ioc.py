@@ -53,6 +53,7 @@ from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.callback_store import RedisCallbackStore
 from hermes.adapters.redis.client import RedisClient, connect
 from hermes.adapters.redis.console_sessions import RedisConsoleSessionStore
+from hermes.adapters.redis.conversations import RedisConversationStore
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache
 from hermes.adapters.redis.inbound_queue import RedisInboundQueue
@@ -69,6 +70,7 @@ from hermes.adapters.redis.sends import (
     RedisRecipientLedger,
 )
 from hermes.adapters.redis.unrouted_numbers import RedisUnroutedNumbers
+from hermes.adapters.sql.conversations import SqlConversationStore
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.engine import make_engine
 from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
@@ -78,6 +80,9 @@ from hermes.adapters.sql.sends import SqlIdempotencyKeys, SqlPendingSends, SqlPo
 from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
 from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool, InboxWaitTool
 from hermes.application.consent_requests import ConsentRequests
+from hermes.application.conversation_recorder import ConversationRecorder
+from hermes.application.conversation_sends import ConversationSends
+from hermes.application.conversation_tools import ConversationReadTool, ConversationReplyTool, ConversationsListTool
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.held_sends import HeldSends
 from hermes.application.inbound_handlers import InboundHandlers, InboxWaitersHandler, LoggingInboundHandler
@@ -86,6 +91,7 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.callbacks import CallbackSender, CallbackStore
 from hermes.application.ports.clock import Clock, SystemClock
 from hermes.application.ports.console import ConsoleSessionStore
+from hermes.application.ports.conversations import ConversationStore
 from hermes.application.ports.credentials import Cipher, CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
@@ -123,14 +129,17 @@ from hermes.application.use_cases.get_send_policy import GetSendPolicy
 from hermes.application.use_cases.get_usage import GetUsage
 from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_authorized_clients import ListAuthorizedClients
+from hermes.application.use_cases.list_conversations import ListConversations
 from hermes.application.use_cases.list_inbox import ListInbox
 from hermes.application.use_cases.list_pending_sends import ListPendingSends
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.application.use_cases.poll_mailbox import PollMailbox
+from hermes.application.use_cases.read_conversation import ReadConversation
 from hermes.application.use_cases.refresh_access_token import RefreshAccessToken
 from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.register_oauth_client import RegisterOAuthClient
 from hermes.application.use_cases.remove_callback import RemoveCallback
+from hermes.application.use_cases.reply_to_conversation import ReplyToConversation
 from hermes.application.use_cases.resolve_access_token import ResolveAccessToken
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.application.use_cases.review_pending_send import ReviewPendingSend
@@ -312,6 +321,9 @@ class PlatformsProvider(Provider):
         env: EnvCredentials,
         list_inbox: ListInbox,
         wait_for_inbox: WaitForInbox,
+        list_conversations: ListConversations,
+        read_conversation: ReadConversation,
+        reply_to_conversation: ReplyToConversation,
     ) -> Registry:
         return Registry(
             plugins=build_plugins(http, config),
@@ -319,6 +331,9 @@ class PlatformsProvider(Provider):
                 ConnectionsStatusTool(get_connections, env),
                 InboxListTool(list_inbox),
                 InboxWaitTool(wait_for_inbox),
+                ConversationsListTool(list_conversations),
+                ConversationReadTool(read_conversation),
+                ConversationReplyTool(reply_to_conversation),
             ],
         )
 
@@ -462,6 +477,23 @@ class MailPollingProvider(Provider):
         return Workers([*workers, ("mailbox-poller", poller.run)])
 
 
+class ConversationsProvider(Provider):
+    """Conversations over every platform: the recorder routing and sends use, the reply window, the tools' use cases."""
+
+    scope = Scope.APP
+    use_cases = provide_all(
+        ConversationRecorder, ConversationSends, ListConversations, ReadConversation, ReplyToConversation
+    )
+
+    @provide
+    def for_call_tool(self, sends: ConversationSends) -> ConversationSends | None:
+        return sends
+
+    @provide
+    def for_routing(self, recorder: ConversationRecorder) -> ConversationRecorder | None:
+        return recorder
+
+
 class RedisInboundProvider(Provider):
     """The queue on a Redis Stream, inboxes as per-customer streams, callbacks in hashes."""
 
@@ -480,6 +512,7 @@ class RedisInboundProvider(Provider):
     signals = alias(source=RedisInboxSignals, provides=InboxSignals)
     wait_slots = provide(RedisWaitSlots, provides=WaitSlots)
     mailboxes = provide(RedisMailboxes, provides=Mailboxes)
+    conversations = provide(RedisConversationStore, provides=ConversationStore)
 
 
 class EmbeddedInboundProvider(Provider):
@@ -500,6 +533,7 @@ class EmbeddedInboundProvider(Provider):
     signals = provide(InMemoryInboxSignals, provides=InboxSignals)
     wait_slots = provide(InMemoryWaitSlots, provides=WaitSlots)
     mailboxes = provide(SqlMailboxes, provides=Mailboxes)
+    conversations = provide(SqlConversationStore, provides=ConversationStore)
 
 
 class OAuthProvider(Provider):
@@ -709,6 +743,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         InboundProvider(),
         inbound,
         MailPollingProvider(),
+        ConversationsProvider(),
         OAuthProvider(),
         oauth,
         ConsoleProvider(),

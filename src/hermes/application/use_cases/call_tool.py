@@ -5,8 +5,10 @@ from asyncio import CancelledError
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
+from hermes.application.conversation_sends import ConversationSends
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.fresh_credentials import FreshCredentials
 from hermes.application.ports.audit import AuditLog
@@ -92,6 +94,7 @@ class CallTool:
     clock: Clock
     guard: SendGuard
     fresh: FreshCredentials | None = None  # renews tokens about to expire (managed OAuth)
+    conversations: ConversationSends | None = None  # reply window before a send, its record after
 
     async def __call__(
         self, caller: Caller, name: str, arguments: Mapping[str, Any], *, approved: bool = False
@@ -122,12 +125,17 @@ class CallTool:
             parsed = tool.parse(arguments)
             entry = replace(entry, target=tool.target(parsed))
             credentials = await self._credentials(caller, platform) if platform else None
+            if self.conversations:
+                await self.conversations.before(caller.id, name, parsed, credentials)
             entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
-            context = ToolContext(caller.id if caller.customer else None, credentials)
+            context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
             if not sends(tool.spec):
-                return await tool.run(parsed, context)
-            send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
-            result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context))
+                result = await tool.run(parsed, context)
+            else:
+                send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
+                result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context))
+            if self.conversations and outcome == SUCCESS:
+                await self.conversations.after(caller.id, name, parsed, result)
             return result
         except HermesError as exc:
             code = error_code(exc)

@@ -23,6 +23,7 @@ from hermes.entrypoints.http.admin_api import AdminApi
 from hermes.entrypoints.http.api_docs import api_docs_asset, render_plugins
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
 from hermes.entrypoints.http.console import ConsolePages
+from hermes.entrypoints.http.conversations_api import ConversationsApi
 from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
@@ -112,6 +113,7 @@ def make_app(
             CustomerApi,
             PolicyApi,
             InboundApi,
+            ConversationsApi,
             admin,
             healthz,
             readyz,

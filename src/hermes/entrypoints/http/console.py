@@ -46,7 +46,9 @@ from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.get_usage import GetUsage
 from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_authorized_clients import ListAuthorizedClients
+from hermes.application.use_cases.list_conversations import ListConversations
 from hermes.application.use_cases.list_pending_sends import ListPendingSends
+from hermes.application.use_cases.read_conversation import ReadConversation
 from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.remove_callback import RemoveCallback
 from hermes.application.use_cases.review_pending_send import ReviewPendingSend
@@ -526,13 +528,89 @@ class ConsolePages(Controller):
     @get("/conversations")
     @inject
     async def conversations(
-        self, request: Request[Any, Any, Any], find: FromDishka[FindConsoleSession], policy: FromDishka[ConsolePolicy]
+        self,
+        request: Request[Any, Any, Any],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        list_conversations: FromDishka[ListConversations],
     ) -> Page:
         visit = await self._visit(request, find, policy)
         if not isinstance(visit, Visit):
             return visit
-        conversations: list[dict[str, Any]] = []
-        return _page(visit, "conversations", "conversations.html", conversations=conversations)
+        cursor = request.query_params.get("cursor") or None
+        try:
+            page = await list_conversations(visit.customer.id, cursor=cursor)
+        except Invalid:
+            return _redirect(f"{CONSOLE}/conversations")
+        conversations = [
+            {
+                "url": f"{CONSOLE}/conversations/{c.conversation_id}",
+                "title": c.title,
+                "platform": _platform_name(c.platform),
+                "preview": c.last_message_preview,
+                "last_message_at": _when(c.last_message_at),
+                "unread_count": c.unread_count,
+                "window": "" if c.can_reply else "closed",
+            }
+            for c in page.conversations
+        ]
+        next_url = f"{CONSOLE}/conversations?cursor={quote(page.next_cursor)}" if page.next_cursor else None
+        return _page(
+            visit,
+            "conversations",
+            "conversations.html",
+            conversations=conversations,
+            next_url=next_url,
+            first_page=cursor is None,
+        )
+
+    @get("/conversations/{conversation_id:str}")
+    @inject
+    async def conversation(
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: Annotated[str, PathParameter()],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        read_conversation: FromDishka[ReadConversation],
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        cursor = request.query_params.get("cursor") or None
+        try:
+            # The owner looking does not mark it read: unread counts tell the agent what it has not seen.
+            read = await read_conversation(visit.customer.id, conversation_id, cursor, mark_read=False)
+        except (NotFound, Invalid):
+            return _message(404, "No such conversation", "This conversation does not exist, or is not yours.")
+        c = read.conversation
+        messages = [
+            {
+                "direction": m.direction,
+                "sender": "You" if m.direction == "out" else m.sender,
+                "text": m.text or (f"[{m.media.kind}]" if m.media else ""),
+                "sent_at": _when(m.sent_at),
+                "status": m.status or "",
+            }
+            for m in read.messages
+        ]
+        base = f"{CONSOLE}/conversations/{c.conversation_id}"
+        return _page(
+            visit,
+            "conversations",
+            "conversation.html",
+            conversation={
+                "title": c.title,
+                "platform": _platform_name(c.platform),
+                "account": c.account,
+                "participants": ", ".join(p.name or p.id for p in c.participants),
+                "window": _when(c.reply_window_expires_at) if c.reply_window_expires_at else "",
+                "can_reply": c.can_reply,
+            },
+            messages=messages,
+            older_url=f"{base}?cursor={quote(read.next_cursor)}" if read.next_cursor else None,
+            newest_url=base if cursor else None,
+        )
 
     @get("/approvals")
     @inject

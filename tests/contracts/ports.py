@@ -84,9 +84,36 @@ class CredentialStoreContract:
         a, b = uid(), uid()
         await credential_store.put(a, Platform.TWITTER, b"1")
         await credential_store.put(b, Platform.LINKEDIN, b"2")
-        seen = {(c, p): e async for c, p, e in credential_store.scan()}
-        assert seen[(a, Platform.TWITTER)] == b"1"
-        assert seen[(b, Platform.LINKEDIN)] == b"2"
+        await credential_store.put(b, Platform.LINKEDIN, b"3", "work")
+        seen = {(c, p, n): e async for c, p, n, e in credential_store.scan()}
+        assert seen[(a, Platform.TWITTER, "default")] == b"1"
+        assert seen[(b, Platform.LINKEDIN, "default")] == b"2"
+        assert seen[(b, Platform.LINKEDIN, "work")] == b"3"
+
+    async def test_accounts_are_separate_and_the_default_keeps_its_place(
+        self, credential_store: CredentialStore
+    ) -> None:
+        cust = uid()
+        await credential_store.put(cust, Platform.WHATSAPP, b"personal")
+        await credential_store.put(cust, Platform.WHATSAPP, b"shop", "shop")
+        await credential_store.put(cust, Platform.EMAIL, b"work", "work")
+        assert await credential_store.get(cust, Platform.WHATSAPP) == b"personal"
+        assert await credential_store.get(cust, Platform.WHATSAPP, "default") == b"personal"
+        assert await credential_store.get(cust, Platform.WHATSAPP, "shop") == b"shop"
+        assert await credential_store.accounts(cust) == [
+            (Platform.EMAIL, "work"),
+            (Platform.WHATSAPP, "default"),
+            (Platform.WHATSAPP, "shop"),
+        ]
+        # A platform whose only account is not the default one still counts as connected.
+        present = dict(zip(ALL_PLATFORMS, await credential_store.present(cust, ALL_PLATFORMS), strict=True))
+        assert present[Platform.EMAIL] is True
+        assert await credential_store.replace_if_unchanged(cust, Platform.WHATSAPP, b"shop", b"shop2", "shop")
+        assert await credential_store.get(cust, Platform.WHATSAPP) == b"personal"
+        assert await credential_store.delete(cust, Platform.WHATSAPP, "shop") is True
+        assert await credential_store.get(cust, Platform.WHATSAPP, "shop") is None
+        assert await credential_store.get(cust, Platform.WHATSAPP) == b"personal"
+        assert await credential_store.accounts(cust) == [(Platform.EMAIL, "work"), (Platform.WHATSAPP, "default")]
 
 
 class CustomerDirectoryContract:

@@ -19,6 +19,7 @@ from hermes.application.use_cases.list_tools import ListTools
 from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.customer import Customer
 from hermes.domain.errors import Conflict, Invalid, NotConnected, NotFound, PlatformRejected, RateLimited
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.plan import Plan
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.problems import error_text
@@ -207,7 +208,7 @@ async def test_monthly_quota_refuses_with_time_until_next_month(world: World) ->
 async def test_undecryptable_credentials_ask_for_a_reconnect(world: World) -> None:
     call, _, _ = setup(world)
     customer = await connected_customer(world)
-    world.store.envelopes[(customer.id, Platform.WHATSAPP)] = b"\x01\x02k1" + b"\x00" * 40
+    world.store.envelopes[(customer.id, Platform.WHATSAPP, DEFAULT_ACCOUNT)] = b"\x01\x02k1" + b"\x00" * 40
 
     with pytest.raises(Conflict) as caught:
         await call(Caller(customer), "whatsapp_send_message", {"to": "+1"})

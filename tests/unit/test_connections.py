@@ -10,6 +10,7 @@ from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.domain.customer import Customer
 from hermes.domain.errors import Conflict, Invalid, NotFound, PlatformRejected
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 from tests.support import whatsapp_credentials
 from tests.unit.conftest import World
@@ -36,7 +37,7 @@ async def test_connecting_whatsapp_stores_encrypted_credentials_and_routes_the_n
 
     await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111"), verify=False)
 
-    envelope = world.store.envelopes[(cust.id, Platform.WHATSAPP)]
+    envelope = world.store.envelopes[(cust.id, Platform.WHATSAPP, DEFAULT_ACCOUNT)]
     assert b"EAAG-test-token" not in envelope
     assert await world.vault.load(cust.id, Platform.WHATSAPP) == whatsapp_credentials("111")
     assert await world.routes.owner("111") == cust.id
@@ -134,7 +135,7 @@ async def test_the_single_user_number_cannot_be_claimed_by_a_customer(world: Wor
 async def test_unreadable_whatsapp_credentials_can_be_replaced_by_reconnecting(world: World) -> None:
     cust = await customer(world)
     await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111"), verify=False)
-    world.store.envelopes[(cust.id, Platform.WHATSAPP)] = b"\x01\x02k1" + b"\x00" * 40
+    world.store.envelopes[(cust.id, Platform.WHATSAPP, DEFAULT_ACCOUNT)] = b"\x01\x02k1" + b"\x00" * 40
 
     await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111", "EAAG-again"), verify=False)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from hermes.domain.callbacks import Delivery
-from hermes.domain.inbound import InboundMessage, InboxEntry, InboxItem, MediaRef, StatusUpdate
+from hermes.domain.inbound import ConnectionEvent, InboundMessage, InboxEntry, InboxItem, MediaRef, StatusUpdate
 from hermes.domain.platform import Platform
 
 
@@ -21,7 +21,7 @@ class _Media(msgspec.Struct, omit_defaults=True):
 
 
 class _Item(msgspec.Struct, omit_defaults=True):
-    # k: "m" message or "s" status; short names because an inbox keeps 90 days of these.
+    # k: "m" message, "s" status or "c" connection event; short names because an inbox keeps 90 days of these.
     k: str
     p: str
     biz: str
@@ -48,6 +48,8 @@ _decode_item = msgspec.msgpack.Decoder(_Item).decode
 
 
 def encode_item(item: InboxItem, received_at: datetime) -> bytes:
+    if isinstance(item, ConnectionEvent):
+        return _encode(_Item(k="c", p=item.platform.value, biz=item.account, id=item.event, at=item.at, rx=received_at))
     if isinstance(item, InboundMessage):
         m = item.media
         return _encode(
@@ -93,7 +95,9 @@ def decode_entry(entry_id: str, raw: bytes) -> InboxEntry:
     r = _decode_item(raw)
     platform = Platform(r.p)
     item: InboxItem
-    if r.k == "m":
+    if r.k == "c":
+        item = ConnectionEvent(platform=platform, account=r.biz, event=r.id, at=_utc(r.at))
+    elif r.k == "m":
         media = r.media
         item = InboundMessage(
             platform=platform,

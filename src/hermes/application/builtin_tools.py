@@ -11,16 +11,22 @@ from hermes.application.ports.tools import EnvCredentials, ToolContext, ToolSpec
 from hermes.application.tool_arguments import checked
 from hermes.application.untrusted import UntrustedText
 from hermes.application.use_cases.get_connections import GetConnections
+from hermes.application.use_cases.list_accounts import ListAccounts
 from hermes.application.use_cases.list_inbox import DEFAULT_LIMIT, MAX_LIMIT, ListInbox
 from hermes.application.use_cases.wait_for_inbox import MAX_WAIT_SECONDS, WaitForInbox
 from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.platform import ALL_PLATFORMS
 
 
+def _when(value: Any) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
 @dataclass(slots=True)
 class ConnectionsStatusTool:
     get_connections: GetConnections
     env: EnvCredentials
+    list_accounts: ListAccounts | None = None  # each account's health, where accounts are stored
     spec: ToolSpec = field(
         default=ToolSpec(
             name="connections_status",
@@ -37,7 +43,23 @@ class ConnectionsStatusTool:
                         "type": "object",
                         "additionalProperties": {"type": "boolean"},
                         "description": "platform name -> connected",
-                    }
+                    },
+                    "accounts": {
+                        "type": "array",
+                        "description": "each connected account; needs_reauth: only the owner reconnecting helps",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "platform": {"type": "string"},
+                                "account": {"type": "string"},
+                                "status": {"type": "string", "enum": ["connected", "needs_reauth", "failing"]},
+                                "connected_at": {"type": ["string", "null"]},
+                                "last_checked_at": {"type": ["string", "null"]},
+                                "last_error": {"type": ["string", "null"]},
+                                "expires_at": {"type": ["string", "null"]},
+                            },
+                        },
+                    },
                 },
                 "required": ["connections"],
             },
@@ -58,7 +80,21 @@ class ConnectionsStatusTool:
             status = {p.value: self.env.get(p) is not None for p in ALL_PLATFORMS}
         else:
             status = {p.value: v for p, v in (await self.get_connections(context.customer_id)).items()}
-        return {"connections": status}
+        result: dict[str, Any] = {"connections": status}
+        if context.customer_id is not None and self.list_accounts is not None:
+            result["accounts"] = [
+                {
+                    "platform": a.platform.value,
+                    "account": a.account,
+                    "status": a.status.value,
+                    "connected_at": _when(a.connected_at),
+                    "last_checked_at": _when(a.last_checked_at),
+                    "last_error": a.last_error,
+                    "expires_at": _when(a.expires_at),
+                }
+                for a in await self.list_accounts(context.customer_id)
+            ]
+        return result
 
 
 # What senders wrote, in entries as `entry_view` shapes them (any tool returning inbox entries uses this).

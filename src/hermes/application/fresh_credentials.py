@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.managed_oauth import AccountStatuses, PlatformAuthorization, RefreshLocks
@@ -48,6 +49,7 @@ class FreshCredentials:
     locks: RefreshLocks
     clock: Clock
     links: CreateConnectLink
+    health: AccountHealthRecorder | None = None  # tells the customer's callback when a renewal is refused
     _managed: frozenset[Platform] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,14 +89,14 @@ class FreshCredentials:
         asked = self.clock.now()
         key = refresh_lock_key(customer_id, platform, account)
         async with self.locks.hold(key, LOCK_TTL_SECONDS, LOCK_WAIT_SECONDS):
-            envelope = await self.vault.store.get(customer_id, platform)
+            envelope = await self.vault.store.get(customer_id, platform, account)
             if envelope is None:
                 raise NotConnected(
                     platform.value,
                     f"{platform.display_name} is not connected for this account",
                     fix=f"connect {platform.display_name} in Hermes",
                 )
-            current = self.vault.open(customer_id, platform, envelope)
+            current = self.vault.open(customer_id, platform, envelope, account)
             if not self.due(platform, current):
                 return current  # another caller refreshed while this one waited
             status = await self.statuses.get(customer_id, platform, account)
@@ -111,11 +113,11 @@ class FreshCredentials:
                 if exc.reconnect:
                     await self._needs_reauth(customer_id, platform, account, current, exc)
                 raise
-            sealed = self.vault.seal(customer_id, platform, renewed)
-            if not await self.vault.store.replace_if_unchanged(customer_id, platform, envelope, sealed):
+            sealed = self.vault.seal(customer_id, platform, renewed, account)
+            if not await self.vault.store.replace_if_unchanged(customer_id, platform, envelope, sealed, account):
                 # Deleted or reconnected while the platform answered: the owner's action wins.
                 log.info("customer %s: %s changed during a refresh; refreshed tokens dropped", customer_id, platform)
-                latest = await self.vault.load(customer_id, platform)
+                latest = await self.vault.load(customer_id, platform, account)
                 if latest is None:
                     raise NotConnected(
                         platform.value,
@@ -135,17 +137,21 @@ class FreshCredentials:
     async def _needs_reauth(
         self, customer_id: str, platform: Platform, account: str, current: Credentials, exc: PlatformRejected
     ) -> None:
-        await self.statuses.put(
-            customer_id,
-            AccountStatus(
-                platform,
-                account,
-                AccountHealth.NEEDS_REAUTH,
-                self.clock.now(),
-                last_error=f"{platform.display_name} refused to renew the access: {exc.detail}",
-                expires_at=expires_at(current),
-            ),
-        )
+        error = f"{platform.display_name} refused to renew the access: {exc.detail}"
+        if self.health is not None:
+            await self.health.needs_reauth(customer_id, platform, account, error)
+        else:
+            await self.statuses.put(
+                customer_id,
+                AccountStatus(
+                    platform,
+                    account,
+                    AccountHealth.NEEDS_REAUTH,
+                    self.clock.now(),
+                    last_error=error,
+                    expires_at=expires_at(current),
+                ),
+            )
         await self._explain_reconnect(customer_id, platform, account, exc)
         log.warning("customer %s: %s refresh refused; account needs the owner to reconnect", customer_id, platform)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hermes.domain.inbound import InboundMessage, InboxEntry, MediaRef, StatusUpdate
+from hermes.domain.inbound import ConnectionEvent, InboundMessage, InboxEntry, MediaRef, StatusUpdate
 
 _CAMEL = re.compile(r"_([a-z])")
 
@@ -61,6 +61,11 @@ def _status(s: StatusUpdate) -> dict[str, Any]:
     return out
 
 
+def connection_event(e: ConnectionEvent) -> dict[str, Any]:
+    """The event as the customer's callback receives it."""
+    return {"type": e.event, "platform": e.platform.value, "account": e.account, "timestamp": _iso(e.at)}
+
+
 def entry_view(entry: InboxEntry) -> dict[str, Any]:
     """snake_case, the tools' convention."""
     out: dict[str, Any] = {
@@ -71,6 +76,8 @@ def entry_view(entry: InboxEntry) -> dict[str, Any]:
     }
     if isinstance(entry.item, InboundMessage):
         out["message"] = _message(entry.item)
+    elif isinstance(entry.item, ConnectionEvent):
+        out["connection"] = connection_event(entry.item)
     else:
         out["status"] = _status(entry.item)
     return out

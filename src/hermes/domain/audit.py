@@ -28,3 +28,4 @@ class AuditEntry:
     outcome: str
     error_code: str | None
     duration_ms: float
+    account: str | None = None  # which of the customer's accounts on the platform

@@ -72,7 +72,32 @@ class StatusUpdate:
         return f"{self.platform.value}:status:{self.message_id}:{self.status}"
 
 
-InboxItem = InboundMessage | StatusUpdate
+NEEDS_REAUTH_EVENT = "connection.needs_reauth"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """Something happened to one of the customer's connected accounts (e.g. it needs the owner to reconnect)."""
+
+    platform: Platform
+    account: str
+    event: str
+    at: datetime
+
+    @property
+    def business_id(self) -> str:
+        return self.account
+
+    @property
+    def message_id(self) -> str:
+        return f"{self.event}:{self.account}:{int(self.at.timestamp() * 1000)}"
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.platform.value}:connection:{self.message_id}"
+
+
+InboxItem = InboundMessage | StatusUpdate | ConnectionEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +123,6 @@ class InboxEntry:
 
     @property
     def kind(self) -> str:
+        if isinstance(self.item, ConnectionEvent):
+            return "connection"
         return "message" if isinstance(self.item, InboundMessage) else "status"

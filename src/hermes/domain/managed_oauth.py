@@ -66,3 +66,4 @@ class AccountStatus:
     last_checked_at: datetime
     last_error: str | None = None
     expires_at: datetime | None = None
+    connected_at: datetime | None = None

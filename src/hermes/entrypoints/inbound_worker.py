@@ -19,7 +19,7 @@ from hermes.application.ports.inbound import InboundHandler, InboundQueue, Queue
 from hermes.application.use_cases.deliver_callbacks import DeliverCallbacks
 from hermes.application.use_cases.route_inbound import RouteInbound
 from hermes.domain.errors import HermesError, Invalid
-from hermes.domain.inbound import InboundMessage, InboxEntry
+from hermes.domain.inbound import ConnectionEvent, InboundMessage, InboxEntry
 
 log = logging.getLogger("hermes.inbound")
 
@@ -156,7 +156,7 @@ class CallbackWorker(InboundHandler):
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, customer_id: str, entries: Sequence[InboxEntry]) -> None:
-        if customer_id in self._known and any(isinstance(e.item, InboundMessage) for e in entries):
+        if customer_id in self._known and any(isinstance(e.item, InboundMessage | ConnectionEvent) for e in entries):
             self._woken.add(customer_id)
             self._wake.set()
 

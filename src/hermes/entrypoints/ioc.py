@@ -160,6 +160,12 @@ from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.console import ConsolePolicy, public_origin
 from hermes.domain.oauth import OAuthPolicy
 from hermes.domain.platform import Platform
+from hermes.entrypoints.account_health import (
+    AccountHealthProvider,
+    EmbeddedHealthScheduleProvider,
+    HealthChecker,
+    RedisHealthScheduleProvider,
+)
 from hermes.entrypoints.approval_sweeper import ApprovalSweeper
 from hermes.entrypoints.http.client_address import TrustedProxies
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
@@ -721,6 +727,16 @@ class MetricsProvider(Provider):
         return cast(QueueStatistics, queue)
 
 
+class HealthCheckProvider(Provider):
+    """Checks connected accounts with their platforms in the background, next to the other loops."""
+
+    scope = Scope.APP
+
+    @decorate
+    def workers(self, workers: Workers, checker: HealthChecker) -> Workers:
+        return Workers([*workers, ("account-health", checker.run)])
+
+
 class RefreshSweepProvider(Provider):
     """Renews managed OAuth tokens nobody used lately, next to the other background loops."""
 
@@ -754,6 +770,9 @@ def providers_for(settings: Settings) -> list[Provider]:
         ManagedOAuthProvider(),
         EmbeddedManagedOAuthProvider() if settings.embedded else RedisManagedOAuthProvider(),
         RefreshSweepProvider(),
+        AccountHealthProvider(),
+        EmbeddedHealthScheduleProvider() if settings.embedded else RedisHealthScheduleProvider(),
+        HealthCheckProvider(),
     ]
 
 

@@ -20,6 +20,7 @@ from hermes.adapters.platforms.managed_oauth import ClientRegistration, HttpPlat
 from hermes.adapters.platforms.registry import Registry
 from hermes.adapters.redis.client import RedisClient
 from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
+from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.connect_link_tool import ConnectLinkTool
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.fresh_credentials import FreshCredentials
@@ -111,8 +112,9 @@ class ManagedOAuthProvider(Provider):
         statuses: AccountStatuses,
         directory: CustomerDirectory,
         clock: Clock,
+        health: AccountHealthRecorder,
     ) -> CompletePlatformConsent:
-        return CompletePlatformConsent(authorization, requests, vault, statuses, directory, clock)
+        return CompletePlatformConsent(authorization, requests, vault, statuses, directory, clock, health)
 
     @provide
     def fresh(
@@ -123,8 +125,9 @@ class ManagedOAuthProvider(Provider):
         locks: RefreshLocks,
         clock: Clock,
         links: CreateConnectLink,
+        health: AccountHealthRecorder,
     ) -> FreshCredentials:
-        return FreshCredentials(vault, authorization, statuses, locks, clock, links)
+        return FreshCredentials(vault, authorization, statuses, locks, clock, links, health)
 
     @provide
     def maybe_fresh(self, fresh: FreshCredentials) -> FreshCredentials | None:

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     instagram_login_api_base: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_LOGIN_API_BASE")
     # How often each instance looks for tokens about to expire (the per-account lock keeps it to one renewal).
     oauth_refresh_sweep_seconds: float = Field(300.0, gt=0, validation_alias="HERMES_OAUTH_REFRESH_SWEEP_SECONDS")
+    # Each connected account is checked with its platform at most this often (and a little later, spread).
+    health_check_hours: float = Field(6.0, gt=0, validation_alias="HERMES_HEALTH_CHECK_HOURS")
+    # How often each instance looks for accounts whose check is due.
+    health_check_poll_seconds: float = Field(30.0, gt=0, validation_alias="HERMES_HEALTH_CHECK_POLL_SECONDS")
     # Test only: routing waits this long after taking events, to make the ack-to-routing window reliable.
     test_routing_delay_ms: int = Field(0, ge=0, validation_alias="HERMES_TEST_ROUTING_DELAY_MS")
 

@@ -12,34 +12,41 @@ from hermes.application.ports.credentials import CredentialStore
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.routing import PhoneRoutes
 from hermes.domain.audit import AuditEntry
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 
 
 class InMemoryCredentialStore(CredentialStore):
     def __init__(self) -> None:
-        self.envelopes: dict[tuple[str, Platform], bytes] = {}
+        self.envelopes: dict[tuple[str, Platform, str], bytes] = {}
 
-    async def put(self, customer_id: str, platform: Platform, envelope: bytes) -> None:
-        self.envelopes[(customer_id, platform)] = envelope
+    async def put(self, customer_id: str, platform: Platform, envelope: bytes, account: str = DEFAULT_ACCOUNT) -> None:
+        self.envelopes[(customer_id, platform, account)] = envelope
 
-    async def get(self, customer_id: str, platform: Platform) -> bytes | None:
-        return self.envelopes.get((customer_id, platform))
+    async def get(self, customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> bytes | None:
+        return self.envelopes.get((customer_id, platform, account))
 
-    async def delete(self, customer_id: str, platform: Platform) -> bool:
-        return self.envelopes.pop((customer_id, platform), None) is not None
+    async def delete(self, customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> bool:
+        return self.envelopes.pop((customer_id, platform, account), None) is not None
+
+    async def accounts(self, customer_id: str) -> list[tuple[Platform, str]]:
+        return sorted(((p, a) for c, p, a in self.envelopes if c == customer_id), key=lambda x: (x[0].value, x[1]))
 
     async def present(self, customer_id: str, platforms: Sequence[Platform]) -> list[bool]:
-        return [(customer_id, p) in self.envelopes for p in platforms]
+        held = {p for c, p, _ in self.envelopes if c == customer_id}
+        return [p in held for p in platforms]
 
-    async def replace_if_unchanged(self, customer_id: str, platform: Platform, old: bytes, new: bytes) -> bool:
-        if self.envelopes.get((customer_id, platform)) != old:
+    async def replace_if_unchanged(
+        self, customer_id: str, platform: Platform, old: bytes, new: bytes, account: str = DEFAULT_ACCOUNT
+    ) -> bool:
+        if self.envelopes.get((customer_id, platform, account)) != old:
             return False
-        self.envelopes[(customer_id, platform)] = new
+        self.envelopes[(customer_id, platform, account)] = new
         return True
 
-    async def scan(self) -> AsyncIterator[tuple[str, Platform, bytes]]:
-        for (customer_id, platform), envelope in list(self.envelopes.items()):
-            yield customer_id, platform, envelope
+    async def scan(self) -> AsyncIterator[tuple[str, Platform, str, bytes]]:
+        for (customer_id, platform, account), envelope in list(self.envelopes.items()):
+            yield customer_id, platform, account, envelope
 
 
 class InMemoryPhoneRoutes(PhoneRoutes):

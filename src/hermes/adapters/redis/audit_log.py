@@ -38,6 +38,7 @@ class AuditRecord(msgspec.Struct, rename="camel", omit_defaults=True):
     platform: str | None = None
     target: str | None = None
     error_code: str | None = None
+    account: str | None = None
 
 
 _encode = msgspec.json.Encoder().encode
@@ -53,6 +54,7 @@ def _record(entry: AuditEntry) -> AuditRecord:
         platform=entry.platform,
         target=entry.target,
         error_code=entry.error_code,
+        account=entry.account,
     )
 
 
@@ -102,6 +104,8 @@ class RedisAuditLog(AuditLog):
                 continue  # expired with its day
             r = _decoder.decode(raw)
             entries.append(
-                AuditEntry(customer_id, r.time, r.tool, r.platform, r.target, r.outcome, r.error_code, r.duration_ms)
+                AuditEntry(
+                    customer_id, r.time, r.tool, r.platform, r.target, r.outcome, r.error_code, r.duration_ms, r.account
+                )
             )
         return entries, (last if last < count else None)

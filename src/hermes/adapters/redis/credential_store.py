@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from hermes.adapters.redis.client import RedisClient, translate_errors
 from hermes.application.ports.credentials import CredentialStore
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 
 _REPLACE_IF_UNCHANGED = """
@@ -15,50 +17,90 @@ return 0
 """
 
 
-def creds_key(customer_id: str, platform: Platform) -> str:
+def creds_key(customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> str:
     # The hash tag keeps all of a customer's credentials in one cluster slot, so MGET works.
-    return f"creds:{{{customer_id}}}:{platform.value}"
+    # The default account keeps the key it always had, so data stored before accounts existed stays readable.
+    base = f"creds:{{{customer_id}}}:{platform.value}"
+    return base if account == DEFAULT_ACCOUNT else f"{base}:{account}"
+
+
+def _accounts_key(customer_id: str) -> str:
+    # Outside the `creds:*` pattern so that key rotation's scan never mistakes it for an envelope.
+    return f"credaccounts:{{{customer_id}}}"
+
+
+def _bytes(value: object) -> bytes | None:
+    if value is None:
+        return None
+    return value.encode() if isinstance(value, str) else value  # type: ignore[return-value]
 
 
 class RedisCredentialStore(CredentialStore):
-    """`creds:{cust}:{platform}` -> AES-GCM envelope, no TTL."""
+    """`creds:{cust}:{platform}[:{account}]` -> AES-GCM envelope, no TTL.
+
+    `credaccounts:{cust}` is a set of `{platform}:{account}` for the accounts other than
+    the default one, so listing a customer's accounts needs no keyspace scan.
+    """
 
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._replace = redis.register_script(_REPLACE_IF_UNCHANGED)
 
-    async def put(self, customer_id: str, platform: Platform, envelope: bytes) -> None:
+    async def put(self, customer_id: str, platform: Platform, envelope: bytes, account: str = DEFAULT_ACCOUNT) -> None:
         async with translate_errors():
-            await self._redis.set(creds_key(customer_id, platform), envelope)
+            if account != DEFAULT_ACCOUNT:
+                await self._redis.sadd(_accounts_key(customer_id), f"{platform.value}:{account}")
+            await self._redis.set(creds_key(customer_id, platform, account), envelope)
 
-    async def get(self, customer_id: str, platform: Platform) -> bytes | None:
+    async def get(self, customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> bytes | None:
         async with translate_errors():
-            value = await self._redis.get(creds_key(customer_id, platform))
-        return value.encode() if isinstance(value, str) else value
+            value = await self._redis.get(creds_key(customer_id, platform, account))
+        return _bytes(value)
 
-    async def delete(self, customer_id: str, platform: Platform) -> bool:
+    async def delete(self, customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> bool:
         async with translate_errors():
-            return bool(await self._redis.delete(creds_key(customer_id, platform)))
+            removed = bool(await self._redis.delete(creds_key(customer_id, platform, account)))
+            if account != DEFAULT_ACCOUNT:
+                await self._redis.srem(_accounts_key(customer_id), f"{platform.value}:{account}")
+        return removed
+
+    async def accounts(self, customer_id: str) -> list[tuple[Platform, str]]:
+        async with translate_errors():
+            defaults, others = await asyncio.gather(
+                self._redis.mget([creds_key(customer_id, p) for p in Platform]),
+                self._redis.smembers(_accounts_key(customer_id)),
+            )
+        found = [(p, DEFAULT_ACCOUNT) for p, v in zip(Platform, defaults, strict=True) if v is not None]
+        for raw in others:
+            member = raw.decode() if isinstance(raw, bytes) else raw
+            platform, _, account = member.partition(":")
+            try:
+                found.append((Platform(platform), account))
+            except ValueError:
+                continue
+        return sorted(set(found), key=lambda a: (a[0].value, a[1]))
 
     async def present(self, customer_id: str, platforms: Sequence[Platform]) -> list[bool]:
-        async with translate_errors():
-            values = await self._redis.mget([creds_key(customer_id, p) for p in platforms])
-        return [v is not None for v in values]
+        held = {p for p, _ in await self.accounts(customer_id)}
+        return [p in held for p in platforms]
 
-    async def replace_if_unchanged(self, customer_id: str, platform: Platform, old: bytes, new: bytes) -> bool:
+    async def replace_if_unchanged(
+        self, customer_id: str, platform: Platform, old: bytes, new: bytes, account: str = DEFAULT_ACCOUNT
+    ) -> bool:
         async with translate_errors():
-            return bool(await self._replace(keys=[creds_key(customer_id, platform)], args=[old, new]))
+            return bool(await self._replace(keys=[creds_key(customer_id, platform, account)], args=[old, new]))
 
-    async def scan(self) -> AsyncIterator[tuple[str, Platform, bytes]]:
+    async def scan(self) -> AsyncIterator[tuple[str, Platform, str, bytes]]:
         async with translate_errors():
             async for raw_key in self._redis.scan_iter(match="creds:*", count=500):
                 key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-                tagged, _, platform = key[len("creds:") :].rpartition(":")
-                customer_id = tagged.strip("{}")
+                tagged, _, rest = key[len("creds:") :].rpartition("}:")
+                customer_id = tagged.lstrip("{")
+                platform, _, account = rest.partition(":")
                 try:
                     parsed = Platform(platform)
                 except ValueError:
                     continue
-                envelope = await self._redis.get(key)
+                envelope = _bytes(await self._redis.get(key))
                 if envelope is not None:
-                    yield customer_id, parsed, envelope.encode() if isinstance(envelope, str) else envelope
+                    yield customer_id, parsed, account or DEFAULT_ACCOUNT, envelope

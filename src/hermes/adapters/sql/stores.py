@@ -16,6 +16,7 @@ from hermes.application.ports.credentials import CredentialStore
 from hermes.application.ports.metering import UsageMeter
 from hermes.application.ports.routing import PhoneRoutes
 from hermes.domain.audit import AuditEntry
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 
 
@@ -23,66 +24,82 @@ class SqlCredentialStore(CredentialStore):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    def _row(self, customer_id: str, platform: Platform):  # type: ignore[no-untyped-def]
-        return and_(credentials.c.customer_id == customer_id, credentials.c.platform == platform.value)
+    def _row(self, customer_id: str, platform: Platform, account: str):  # type: ignore[no-untyped-def]
+        return and_(
+            credentials.c.customer_id == customer_id,
+            credentials.c.platform == platform.value,
+            credentials.c.account == account,
+        )
 
-    async def put(self, customer_id: str, platform: Platform, envelope: bytes) -> None:
+    async def put(self, customer_id: str, platform: Platform, envelope: bytes, account: str = DEFAULT_ACCOUNT) -> None:
         async with translate_errors(), self._engine.begin() as conn:
             changed = await conn.execute(
-                update(credentials).where(self._row(customer_id, platform)).values(envelope=envelope)
+                update(credentials).where(self._row(customer_id, platform, account)).values(envelope=envelope)
             )
             if changed.rowcount == 0:
                 await conn.execute(
-                    insert(credentials).values(customer_id=customer_id, platform=platform.value, envelope=envelope)
+                    insert(credentials).values(
+                        customer_id=customer_id, platform=platform.value, account=account, envelope=envelope
+                    )
                 )
 
-    async def get(self, customer_id: str, platform: Platform) -> bytes | None:
+    async def get(self, customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> bytes | None:
         async with translate_errors(), self._engine.connect() as conn:
             value = (
-                await conn.execute(select(credentials.c.envelope).where(self._row(customer_id, platform)))
+                await conn.execute(select(credentials.c.envelope).where(self._row(customer_id, platform, account)))
             ).scalar()
         return None if value is None else bytes(value)
 
-    async def delete(self, customer_id: str, platform: Platform) -> bool:
+    async def delete(self, customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> bool:
         async with translate_errors(), self._engine.begin() as conn:
-            result = await conn.execute(delete(credentials).where(self._row(customer_id, platform)))
+            result = await conn.execute(delete(credentials).where(self._row(customer_id, platform, account)))
         return result.rowcount > 0
 
-    async def present(self, customer_id: str, platforms: Sequence[Platform]) -> list[bool]:
+    async def accounts(self, customer_id: str) -> list[tuple[Platform, str]]:
         async with translate_errors(), self._engine.connect() as conn:
-            rows = await conn.execute(select(credentials.c.platform).where(credentials.c.customer_id == customer_id))
-            found = {r.platform for r in rows}
-        return [p.value in found for p in platforms]
+            rows = await conn.execute(
+                select(credentials.c.platform, credentials.c.account).where(credentials.c.customer_id == customer_id)
+            )
+            found = [(Platform(r.platform), r.account) for r in rows]
+        return sorted(found, key=lambda a: (a[0].value, a[1]))
 
-    async def replace_if_unchanged(self, customer_id: str, platform: Platform, old: bytes, new: bytes) -> bool:
+    async def present(self, customer_id: str, platforms: Sequence[Platform]) -> list[bool]:
+        held = {p for p, _ in await self.accounts(customer_id)}
+        return [p in held for p in platforms]
+
+    async def replace_if_unchanged(
+        self, customer_id: str, platform: Platform, old: bytes, new: bytes, account: str = DEFAULT_ACCOUNT
+    ) -> bool:
         async with translate_errors(), self._engine.begin() as conn:
             result = await conn.execute(
                 update(credentials)
-                .where(self._row(customer_id, platform), credentials.c.envelope == old)
+                .where(self._row(customer_id, platform, account), credentials.c.envelope == old)
                 .values(envelope=new)
             )
         return result.rowcount > 0
 
-    async def scan(self) -> AsyncIterator[tuple[str, Platform, bytes]]:
-        after: tuple[str, str] = ("", "")
+    async def scan(self) -> AsyncIterator[tuple[str, Platform, str, bytes]]:
+        c = credentials.c
+        after: tuple[str, str, str] = ("", "", "")
         while True:
             async with translate_errors(), self._engine.connect() as conn:
                 rows = (
                     await conn.execute(
                         select(credentials)
                         .where(
-                            (credentials.c.customer_id > after[0])
-                            | and_(credentials.c.customer_id == after[0], credentials.c.platform > after[1])
+                            (c.customer_id > after[0])
+                            | and_(c.customer_id == after[0], c.platform > after[1])
+                            | and_(c.customer_id == after[0], c.platform == after[1], c.account > after[2])
                         )
-                        .order_by(credentials.c.customer_id, credentials.c.platform)
+                        .order_by(c.customer_id, c.platform, c.account)
                         .limit(500)
                     )
                 ).all()
             if not rows:
                 return
             for row in rows:
-                yield row.customer_id, Platform(row.platform), bytes(row.envelope)
-            after = (rows[-1].customer_id, rows[-1].platform)
+                yield row.customer_id, Platform(row.platform), row.account, bytes(row.envelope)
+            after = (rows[-1].customer_id, rows[-1].platform, rows[-1].account)
 
 
 class SqlPhoneRoutes(PhoneRoutes):
@@ -172,6 +189,7 @@ def _audit_row(entry: AuditEntry) -> dict[str, object]:
         "outcome": entry.outcome,
         "error_code": entry.error_code,
         "duration_ms": entry.duration_ms,
+        "account": entry.account,
     }
 
 
@@ -213,6 +231,7 @@ class SqlAuditLog(AuditLog):
                 r.outcome,
                 r.error_code,
                 r.duration_ms,
+                r.account,
             )
             for r in rows
         ]

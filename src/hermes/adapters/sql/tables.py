@@ -43,6 +43,7 @@ credentials = Table(
     metadata,
     Column("customer_id", String(40), primary_key=True),
     Column("platform", String(16), primary_key=True),
+    Column("account", String(32), primary_key=True, server_default="default"),
     Column("envelope", LargeBinary, nullable=False),
 )
 
@@ -74,6 +75,7 @@ audit_log = Table(
     Column("outcome", String(16), nullable=False),
     Column("error_code", String(64)),
     Column("duration_ms", Float, nullable=False),
+    Column("account", String(32)),
     Index("ix_audit_log_customer_day", "customer_id", "day", "id"),
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 
 
@@ -23,22 +24,34 @@ class Cipher(Protocol):
 
 
 class CredentialStore(Protocol):
-    """Opaque envelopes keyed by customer and platform (`creds:{cust}:{platform}`)."""
+    """Opaque envelopes keyed by customer, platform and account.
 
-    async def put(self, customer_id: str, platform: Platform, envelope: bytes) -> None: ...
+    The default account lives at `creds:{cust}:{platform}`, any other at
+    `creds:{cust}:{platform}:{account}`.
+    """
 
-    async def get(self, customer_id: str, platform: Platform) -> bytes | None: ...
+    async def put(
+        self, customer_id: str, platform: Platform, envelope: bytes, account: str = DEFAULT_ACCOUNT
+    ) -> None: ...
 
-    async def delete(self, customer_id: str, platform: Platform) -> bool: ...
+    async def get(self, customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> bytes | None: ...
+
+    async def delete(self, customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> bool: ...
 
     async def present(self, customer_id: str, platforms: Sequence[Platform]) -> list[bool]:
-        """Which of `platforms` hold credentials, in one round trip."""
+        """Which of `platforms` hold credentials for their default account, in one round trip."""
         ...
 
-    async def replace_if_unchanged(self, customer_id: str, platform: Platform, old: bytes, new: bytes) -> bool:
+    async def accounts(self, customer_id: str) -> list[tuple[Platform, str]]:
+        """Every (platform, account) the customer has stored credentials for, sorted."""
+        ...
+
+    async def replace_if_unchanged(
+        self, customer_id: str, platform: Platform, old: bytes, new: bytes, account: str = DEFAULT_ACCOUNT
+    ) -> bool:
         """Swap `old` for `new` unless it changed meanwhile (key rotation must not undo a connect)."""
         ...
 
-    def scan(self) -> AsyncIterator[tuple[str, Platform, bytes]]:
-        """Every stored envelope; used by key rotation."""
+    def scan(self) -> AsyncIterator[tuple[str, Platform, str, bytes]]:
+        """Every stored envelope as (customer, platform, account, envelope); used by key rotation."""
         ...

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.conversation_sends import ConversationSends
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.fresh_credentials import FreshCredentials
@@ -16,6 +17,7 @@ from hermes.application.ports.clock import Clock
 from hermes.application.ports.metering import UsageMeter
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolContext
 from hermes.application.send_guard import SUCCESS, Send, SendGuard, sends, split_key
+from hermes.application.tool_accounts import split_account
 from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
 from hermes.domain.credentials import SCHEMAS, Credentials
 from hermes.domain.customer import Customer
@@ -30,6 +32,7 @@ from hermes.domain.errors import (
     Sent,
     error_code,
 )
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 
 
@@ -44,8 +47,14 @@ class Caller:
         return self.customer.id if self.customer else SINGLE_USER_ID
 
 
-def _not_connected(caller: Caller, platform: Platform) -> NotConnected:
+def _not_connected(caller: Caller, platform: Platform, account: str = DEFAULT_ACCOUNT) -> NotConnected:
     name = platform.display_name
+    if caller.customer is not None and account != DEFAULT_ACCOUNT:
+        return NotConnected(
+            platform.value,
+            f"{name} account {account!r} is not connected for this account",
+            fix=f"use one of the account names listed for this tool, or connect {name} account {account} in Hermes",
+        )
     if caller.customer is not None:
         return NotConnected(
             platform.value, f"{name} is not connected for this account", fix=f"connect {name} in Hermes"
@@ -95,6 +104,7 @@ class CallTool:
     guard: SendGuard
     fresh: FreshCredentials | None = None  # renews tokens about to expire (managed OAuth)
     conversations: ConversationSends | None = None  # reply window before a send, its record after
+    health: AccountHealthRecorder | None = None  # what each platform answer says about the account
 
     async def __call__(
         self, caller: Caller, name: str, arguments: Mapping[str, Any], *, approved: bool = False
@@ -118,13 +128,15 @@ class CallTool:
         entry_id: str | None = None
         code: str | None = None
         outcome = SUCCESS
+        account = DEFAULT_ACCOUNT
         try:
             # First, so that calls with bad arguments or without a connection count like any other.
             await self._consume_quota(caller)
             key, arguments = split_key(tool.spec, arguments)
+            account, arguments = split_account(tool.spec, arguments)
             parsed = tool.parse(arguments)
-            entry = replace(entry, target=tool.target(parsed))
-            credentials = await self._credentials(caller, platform) if platform else None
+            entry = replace(entry, target=tool.target(parsed), account=account if platform else None)
+            credentials = await self._credentials(caller, platform, account) if platform else None
             if self.conversations:
                 await self.conversations.before(caller.id, name, parsed, credentials)
             entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
@@ -136,9 +148,13 @@ class CallTool:
                 result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context))
             if self.conversations and outcome == SUCCESS:
                 await self.conversations.after(caller.id, name, parsed, result)
+            if self.health and caller.customer and platform and outcome == SUCCESS:
+                await self.health.after_call(caller.id, platform, account, None)
             return result
         except HermesError as exc:
             code = error_code(exc)
+            if self.health and caller.customer and platform and isinstance(exc, PlatformRejected):
+                await self.health.after_call(caller.id, platform, account, exc)
             if isinstance(exc, PlatformRejected) and exc.reconnect and caller.customer is None and platform:
                 exc.fix = _single_user_fix(platform)
             if tool.spec.read_only:
@@ -162,12 +178,12 @@ class CallTool:
             else:
                 await self.audit.complete(entry_id, final)
 
-    async def _credentials(self, caller: Caller, platform: Platform) -> Credentials:
+    async def _credentials(self, caller: Caller, platform: Platform, account: str = DEFAULT_ACCOUNT) -> Credentials:
         if caller.customer is None:
             credentials = self.env.get(platform)
         else:
             try:
-                credentials = await self.vault.load(caller.customer.id, platform)
+                credentials = await self.vault.load(caller.customer.id, platform, account)
             except ValueError:
                 # Not transient: retrying cannot help, only the owner connecting the account again.
                 raise Conflict(
@@ -177,9 +193,9 @@ class CallTool:
                     sent=Sent.NO,
                 ) from None
         if credentials is None:
-            raise _not_connected(caller, platform)
+            raise _not_connected(caller, platform, account)
         if self.fresh is not None and caller.customer is not None:
-            credentials = await self.fresh(caller.customer.id, platform, credentials)
+            credentials = await self.fresh(caller.customer.id, platform, credentials, account)
         return credentials
 
     async def _consume_quota(self, caller: Caller) -> None:

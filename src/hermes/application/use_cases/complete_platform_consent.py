@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.fresh_credentials import expires_at
 from hermes.application.ports.clock import Clock
@@ -31,6 +32,7 @@ class CompletePlatformConsent:
     statuses: AccountStatuses
     directory: CustomerDirectory
     clock: Clock
+    health: AccountHealthRecorder | None = None  # also schedules the account's health checks
 
     async def take(self, platform: Platform, state: str | None) -> ConnectRequest:
         if not state or len(state) > MAX_STATE:
@@ -48,12 +50,21 @@ class CompletePlatformConsent:
         if customer is None or not customer.active:
             raise Forbidden("the account this link was made for no longer exists")
         credentials = await self.authorization.exchange(platform, code, request.code_verifier, request.redirect_uri)
-        await self.vault.save(request.customer_id, platform, credentials)
-        await self.statuses.put(
-            request.customer_id,
-            AccountStatus(
-                platform, request.account, AccountHealth.CONNECTED, self.clock.now(), expires_at=expires_at(credentials)
-            ),
-        )
+        await self.vault.save(request.customer_id, platform, credentials, request.account)
+        if self.health is not None:
+            await self.health.connected(request.customer_id, platform, request.account, expires_at(credentials))
+        else:
+            now = self.clock.now()
+            await self.statuses.put(
+                request.customer_id,
+                AccountStatus(
+                    platform,
+                    request.account,
+                    AccountHealth.CONNECTED,
+                    now,
+                    expires_at=expires_at(credentials),
+                    connected_at=now,
+                ),
+            )
         log.info("customer %s connected %s through its consent page", request.customer_id, platform.value)
         return request

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from hermes.application.inbox_views import camel, entry_view
+from hermes.application.inbox_views import camel, connection_event, entry_view
 from hermes.application.ports.callbacks import CallbackSender, CallbackStore
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.credentials import Cipher
@@ -23,7 +23,7 @@ from hermes.domain.callbacks import (
     signature,
 )
 from hermes.domain.errors import HermesError
-from hermes.domain.inbound import InboundMessage, InboxEntry
+from hermes.domain.inbound import ConnectionEvent, InboundMessage, InboxEntry
 
 log = logging.getLogger("hermes.callbacks")
 
@@ -46,6 +46,9 @@ class DeliveryPass:
 @dataclass(slots=True)
 class DeliverCallbacks:
     """Deliver a customer's new inbound messages to its callback, oldest first, at least once.
+
+    Events about its connected accounts (`connection.needs_reauth`) travel the same
+    way, as `{"type", "platform", "account", "timestamp"}`.
 
     The inbox is the outbox: the callback keeps a cursor into the inbox and moves it
     only past messages its URL accepted (any 2xx), so a crash or a restart resends
@@ -108,7 +111,7 @@ class DeliverCallbacks:
         delivered = 0
         stopped = False
         for entry in entries:
-            if not isinstance(entry.item, InboundMessage):
+            if not isinstance(entry.item, InboundMessage | ConnectionEvent):
                 cursor = entry.id  # status updates are read from the inbox, not pushed
                 continue
             ok, delivery = await self._post(callback, secret, entry, failures + 1)
@@ -132,13 +135,17 @@ class DeliverCallbacks:
         return DeliveryPass(delivered, not stopped and len(entries) >= self.batch)
 
     async def _post(self, callback: Callback, secret: str, entry: InboxEntry, attempt: int) -> tuple[bool, Delivery]:
-        assert isinstance(entry.item, InboundMessage)
-        payload = {"event": EVENT, "customerId": callback.customer_id, "entry": camel(entry_view(entry))}
+        event = EVENT
+        if isinstance(entry.item, ConnectionEvent):
+            event = entry.item.event
+            payload: dict[str, object] = {"customerId": callback.customer_id, **camel(connection_event(entry.item))}
+        else:
+            payload = {"event": EVENT, "customerId": callback.customer_id, "entry": camel(entry_view(entry))}
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(self.clock.now().timestamp())
         headers = {
             "Content-Type": "application/json",
-            EVENT_HEADER: EVENT,
+            EVENT_HEADER: event,
             DELIVERY_HEADER: entry.id,
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: signature(secret, timestamp, body),

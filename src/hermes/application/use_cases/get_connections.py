@@ -8,7 +8,10 @@ from hermes.domain.platform import ALL_PLATFORMS, Platform
 
 @dataclass(slots=True)
 class GetConnections:
-    """Which of the eight platforms a customer has connected, in one store round trip."""
+    """Which of the eight platforms a customer has connected (any of its accounts there), and in
+    `accounts` each connected account with its health: `status` connected, needs_reauth (revoked or
+    expired: the owner connects it again) or failing (in `lastError`), with `connectedAt`,
+    `lastCheckedAt` and `expiresAt`."""
 
     vault: CredentialVault
 

@@ -4,15 +4,17 @@ from dataclasses import dataclass
 
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolSpec
+from hermes.application.tool_accounts import with_accounts
 from hermes.application.use_cases.call_tool import Caller
-from hermes.domain.platform import ALL_PLATFORMS
+from hermes.domain.platform import ALL_PLATFORMS, Platform
 
 
 @dataclass(slots=True)
 class ListTools:
     """The tools a caller can use: those of the platforms it has connected, plus the
     platform-independent ones, so an agent's context is not flooded with tools it
-    cannot call."""
+    cannot call. Where the caller has several accounts on a platform, that platform's
+    tools take `account`, one of the caller's own account names."""
 
     catalog: ToolCatalog
     vault: CredentialVault
@@ -21,6 +23,9 @@ class ListTools:
     async def __call__(self, caller: Caller) -> list[ToolSpec]:
         if caller.customer is None:
             connected = {p for p in ALL_PLATFORMS if self.env.get(p) is not None}
-        else:
-            connected = set(await self.vault.connected(caller.customer.id, ALL_PLATFORMS))
-        return [s for s in self.catalog.specs() if s.platform is None or s.platform in connected]
+            return [s for s in self.catalog.specs() if s.platform is None or s.platform in connected]
+        names: dict[Platform, list[str]] = {}
+        for platform, account in await self.vault.accounts(caller.customer.id):
+            names.setdefault(platform, []).append(account)
+        specs = [s for s in self.catalog.specs() if s.platform is None or s.platform in names]
+        return with_accounts(specs, names)

@@ -26,17 +26,17 @@ class RefreshExpiringCredentials:
         if not self.fresh.platforms:
             return renewed
         vault = self.fresh.vault
-        async for customer_id, platform, envelope in vault.store.scan():
+        async for customer_id, platform, account, envelope in vault.store.scan():
             if platform not in self.fresh.platforms:
                 continue
             try:
-                credentials = vault.open(customer_id, platform, envelope)
+                credentials = vault.open(customer_id, platform, envelope, account)
             except ValueError:
                 continue  # unreadable: the owner learns it from the tool error, nothing to renew
             if not self.fresh.due(platform, credentials):
                 continue
             try:
-                await self.fresh(customer_id, platform, credentials)
+                await self.fresh(customer_id, platform, credentials, account)
             except HermesError as exc:
                 log.info("customer %s: %s not refreshed: %s", customer_id, platform.value, exc)
                 continue

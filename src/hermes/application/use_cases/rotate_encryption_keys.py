@@ -19,7 +19,8 @@ class RotationReport:
 
 @dataclass(slots=True)
 class RotateEncryptionKeys:
-    """Re-encrypt every stored credential, and every callback signing secret, under the current (first) key.
+    """Re-encrypt every stored credential (each account of each platform), and every callback signing secret,
+    under the current (first) key.
 
     Envelopes already sealed with the current key are skipped, so an interrupted
     run can simply be started again. A credential replaced while the rotation runs
@@ -33,18 +34,18 @@ class RotateEncryptionKeys:
 
     async def __call__(self) -> RotationReport:
         rotated = current = changed = unreadable = 0
-        async for customer_id, platform, envelope in self.store.scan():
+        async for customer_id, platform, account, envelope in self.store.scan():
             if self.cipher.is_current(envelope):
                 current += 1
                 continue
-            context = credential_context(customer_id, platform)
+            context = credential_context(customer_id, platform, account)
             try:
                 plaintext = self.cipher.decrypt(envelope, context)
             except ValueError:
                 unreadable += 1
                 continue
             sealed = self.cipher.encrypt(plaintext, context)
-            if await self.store.replace_if_unchanged(customer_id, platform, envelope, sealed):
+            if await self.store.replace_if_unchanged(customer_id, platform, envelope, sealed, account):
                 rotated += 1
             else:
                 changed += 1

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, delete, get, post
-from litestar.params import Body, Parameter, PathParameter
+from litestar.params import Body, Parameter, PathParameter, QueryParameter
 
 from hermes.application import request_context
 from hermes.application.use_cases.call_tool import Caller, CallTool
@@ -16,15 +16,18 @@ from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.get_usage import GetUsage
+from hermes.application.use_cases.list_accounts import ListAccounts
 from hermes.application.use_cases.list_audit_log import CURSOR_PATTERN as AUDIT_CURSOR_PATTERN
 from hermes.application.use_cases.list_audit_log import DEFAULT_LIMIT as AUDIT_PAGE
 from hermes.application.use_cases.list_audit_log import MAX_LIMIT as AUDIT_PAGE_MAX
 from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.domain.customer import Customer
+from hermes.domain.managed_oauth import parse_account
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import (
+    AccountView,
     AuditEntryView,
     AuditLogView,
     Connections,
@@ -40,6 +43,12 @@ log = logging.getLogger("hermes.api")
 CUSTOMER_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearer": []}]
 PlatformPath = Annotated[
     str, PathParameter(description="email, whatsapp, linkedin, telegram, discord, instagram, twitter or obsidian")
+]
+AccountQuery = Annotated[
+    str | None,
+    QueryParameter(
+        description="which of the customer's accounts on the platform (`[a-z0-9_-]{1,32}`, default `default`)"
+    ),
 ]
 
 
@@ -68,14 +77,19 @@ class CustomerApi(Controller):
         customer: FromDishka[Customer],
         connect: FromDishka[ConnectPlatform],
         verify: Annotated[
-            bool, Parameter(description="make one cheap call to the platform first (WhatsApp: always)")
-        ] = False,
+            bool,
+            Parameter(description="make one cheap call to the platform first; false skips it (not for WhatsApp)"),
+        ] = True,
+        account: AccountQuery = None,
     ) -> ConnectResult:
         target = Platform.parse(platform)
-        await connect(customer, target, data, verify)
+        name = parse_account(account)
+        await connect(customer, target, data, verify, name)
         verified = verify or target is Platform.WHATSAPP
-        log.info("customer %s connected %s%s", customer.id, target.value, " (verified)" if verified else "")
-        return ConnectResult(connected=True, platform=target.value)
+        log.info(
+            "customer %s connected %s account %s%s", customer.id, target.value, name, " (verified)" if verified else ""
+        )
+        return ConnectResult(connected=True, platform=target.value, account=name)
 
     @delete(
         "/connect/{platform:str}",
@@ -89,19 +103,38 @@ class CustomerApi(Controller):
         platform: PlatformPath,
         customer: FromDishka[Customer],
         disconnect: FromDishka[DisconnectPlatform],
+        account: AccountQuery = None,
     ) -> ConnectResult:
         target = Platform.parse(platform)
-        await disconnect(customer, target)
-        log.info("customer %s disconnected %s", customer.id, target.value)
-        return ConnectResult(connected=False, platform=target.value)
+        name = parse_account(account)
+        await disconnect(customer, target, name)
+        log.info("customer %s disconnected %s account %s", customer.id, target.value, name)
+        return ConnectResult(connected=False, platform=target.value, account=name)
 
     @get("/connections", description=GetConnections.__doc__, responses=problem_responses())
     @inject
     async def connections(
-        self, customer: FromDishka[Customer], get_connections: FromDishka[GetConnections]
+        self,
+        customer: FromDishka[Customer],
+        get_connections: FromDishka[GetConnections],
+        list_accounts: FromDishka[ListAccounts],
     ) -> Connections:
         status = await get_connections(customer.id)
-        return Connections(customer_id=customer.id, connections={p.value: v for p, v in status.items()})
+        accounts = [
+            AccountView(
+                a.platform.value,
+                a.account,
+                a.status.value,
+                a.connected_at,
+                a.last_checked_at,
+                a.last_error,
+                a.expires_at,
+            )
+            for a in await list_accounts(customer.id)
+        ]
+        return Connections(
+            customer_id=customer.id, connections={p.value: v for p, v in status.items()}, accounts=accounts
+        )
 
     @get("/usage", description=GetUsage.__doc__, responses=problem_responses())
     @inject
@@ -149,6 +182,7 @@ class CustomerApi(Controller):
                     platform=e.platform,
                     target=e.target,
                     error_code=e.error_code,
+                    account=e.account,
                 )
                 for e in page.entries
             ],

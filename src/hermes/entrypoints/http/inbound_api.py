@@ -16,7 +16,7 @@ from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.remove_callback import RemoveCallback
 from hermes.domain.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from hermes.domain.customer import Customer
-from hermes.domain.inbound import InboundMessage, InboxEntry
+from hermes.domain.inbound import ConnectionEvent, InboundMessage, InboxEntry
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.customer_api import CUSTOMER_SECURITY
 from hermes.entrypoints.http.problems import problem_responses
@@ -58,6 +58,13 @@ class StatusView(Camel, omit_defaults=True):
     error_detail: str | None = None
 
 
+class ConnectionEventView(Camel):
+    type: str
+    platform: str
+    account: str
+    timestamp: datetime
+
+
 class InboxEntryView(Camel, omit_defaults=True):
     id: str
     kind: str
@@ -65,6 +72,7 @@ class InboxEntryView(Camel, omit_defaults=True):
     received_at: datetime
     message: MessageView | None = None
     status: StatusView | None = None
+    connection: ConnectionEventView | None = None
 
 
 class InboxView(Camel):
@@ -118,6 +126,8 @@ def inbox_entry_view(entry: InboxEntry) -> InboxEntryView:
             subject=item.subject,
             references=list(item.references) or None,
         )
+    elif isinstance(item, ConnectionEvent):
+        view.connection = ConnectionEventView(item.event, item.platform.value, item.account, item.at)
     else:
         view.status = StatusView(
             message_id=item.message_id,

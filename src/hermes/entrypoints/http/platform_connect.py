@@ -27,18 +27,12 @@ from hermes.domain.errors import Forbidden, HermesError, Invalid, PlatformReject
 from hermes.domain.managed_oauth import parse_account
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.address_limits import ADDRESS_LIMIT, limit_by_address
-from hermes.entrypoints.http.customer_api import CUSTOMER_SECURITY, PlatformPath
+from hermes.entrypoints.http.customer_api import CUSTOMER_SECURITY, AccountQuery, PlatformPath
 from hermes.entrypoints.http.oauth_pages import security_headers
 from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import Camel
 
 log = logging.getLogger("hermes.oauth.connect")
-AccountQuery = Annotated[
-    str | None,
-    QueryParameter(
-        description="which of the customer's accounts on the platform (`[a-z0-9_-]{1,32}`, default `default`)"
-    ),
-]
 
 
 class ConnectLinkView(Camel):

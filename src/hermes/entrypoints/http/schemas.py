@@ -20,11 +20,23 @@ class Camel(msgspec.Struct, rename="camel"):
 class ConnectResult(Camel):
     connected: bool
     platform: str
+    account: str = "default"
+
+
+class AccountView(Camel):
+    platform: str
+    account: str
+    status: Annotated[str, msgspec.Meta(description="connected, needs_reauth (the owner connects it again) or failing")]
+    connected_at: datetime | None
+    last_checked_at: datetime | None
+    last_error: str | None
+    expires_at: datetime | None
 
 
 class Connections(Camel):
     customer_id: str
     connections: dict[str, bool]
+    accounts: list[AccountView] = []
 
 
 class UsageView(Camel):
@@ -83,6 +95,7 @@ class AuditEntryView(Camel, omit_defaults=True):
     platform: str | None = None
     target: str | None = None
     error_code: str | None = None
+    account: str | None = None
 
 
 class AuditLogView(Camel):

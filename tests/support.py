@@ -46,6 +46,8 @@ def make_settings(**overrides: Any) -> Settings:
         "HERMES_OAUTH_REQUESTS_PER_MINUTE": 100_000,
         # Polling customers' mailboxes logs in to their IMAP servers: only the tests of it turn it on.
         "HERMES_EMAIL_POLL_SECONDS": 0,
+        # Background health checks call every stored account's platform: only the tests of them make them due.
+        "HERMES_HEALTH_CHECK_HOURS": 100_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -1,4 +1,4 @@
-"""Migration 0004 (one customer per email) on a database that already breaks the rule."""
+"""Migrations on databases that already hold data: 0004 (one customer per email), 0008 (accounts)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from sqlalchemy import text
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.engine import make_engine
 from hermes.adapters.sql.migrate import upgrade_url
+from hermes.adapters.sql.stores import SqlCredentialStore
 from hermes.domain.customer import ApiKey, Customer, new_customer_id
 from hermes.domain.errors import Conflict
 from hermes.domain.plan import Plan
+from hermes.domain.platform import Platform
 from tests.integration.conftest import MARIADB_ROOT
 
 
@@ -66,5 +68,30 @@ async def test_existing_duplicate_emails_survive_and_new_ones_are_refused(databa
             await directory.add(again, key.digest)
         fresh = Customer(new_customer_id(), "new@example.com", Plan.FREE, True, datetime.now(UTC), key.prefix)
         await directory.add(fresh, key.digest)
+    finally:
+        await engine.dispose()
+
+
+async def test_stored_credentials_become_the_default_account(database_url: str) -> None:
+    """Migration 0008: rows stored before accounts existed read as `default`; other accounts fit beside them."""
+    await upgrade_url(database_url, "0007_conversations")
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO credentials (customer_id, platform, envelope) VALUES ('cust_old', 'telegram', :e)"),
+                {"e": b"sealed-before"},
+            )
+        await upgrade_url(database_url)
+
+        store = SqlCredentialStore(engine)
+        assert await store.get("cust_old", Platform.TELEGRAM) == b"sealed-before"
+        await store.put("cust_old", Platform.TELEGRAM, b"second", "work")
+        assert await store.accounts("cust_old") == [(Platform.TELEGRAM, "default"), (Platform.TELEGRAM, "work")]
+        assert await store.get("cust_old", Platform.TELEGRAM) == b"sealed-before"
+        assert [a async for a in store.scan()] == [
+            ("cust_old", Platform.TELEGRAM, "default", b"sealed-before"),
+            ("cust_old", Platform.TELEGRAM, "work", b"second"),
+        ]
     finally:
         await engine.dispose()

@@ -115,16 +115,16 @@ class AccountHealthRecorder:
         return True
 
     async def explain(self, customer_id: str, platform: Platform, account: str, exc: PlatformRejected) -> None:
-        """Tell the model who acts next: the owner, reconnecting (through a link when the platform has one)."""
+        """The remedy the model passes on: the owner connects the account again (through a link where there is one)."""
         what = _account_words(platform, account)
-        exc.fix = f"ask the account owner to connect {what} again in Hermes"
+        exc.fix = f"connect {what} again in Hermes"
         if self.links is not None and platform in self.linked:
             try:
                 link = await self.links(customer_id, platform, account)
             except HermesError:
                 return
             exc.fix = (
-                f"ask the account owner to connect {what} again by opening {link.url} "
+                f"connect {what} again by opening {link.url} "
                 "(the link works once, for 15 minutes)"
             )
 

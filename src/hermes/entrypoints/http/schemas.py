@@ -17,10 +17,10 @@ class Camel(msgspec.Struct, rename="camel"):
     pass
 
 
-class ConnectResult(Camel):
+class ConnectResult(Camel, omit_defaults=True):
     connected: bool
     platform: str
-    account: str = "default"
+    account: Annotated[str, msgspec.Meta(description="the account, when not the default one")] = "default"
 
 
 class AccountView(Camel):

@@ -15,15 +15,29 @@ branch_labels = None
 depends_on = None
 
 
+def _credentials(name: str, with_account: bool) -> None:
+    columns = [
+        sa.Column("customer_id", sa.String(40), primary_key=True),
+        sa.Column("platform", sa.String(16), primary_key=True),
+    ]
+    if with_account:
+        columns.append(sa.Column("account", sa.String(32), primary_key=True, server_default="default"))
+    op.create_table(name, *columns, sa.Column("envelope", sa.LargeBinary, nullable=False))
+
+
 def upgrade() -> None:
     op.add_column("audit_log", sa.Column("account", sa.String(32), nullable=True))
-    # batch mode rebuilds the table on SQLite (which cannot alter a primary key) and alters it in place elsewhere
-    with op.batch_alter_table("credentials", recreate="auto") as batch:
-        batch.add_column(sa.Column("account", sa.String(32), nullable=False, server_default="default"))
     if op.get_bind().dialect.name == "sqlite":
-        with op.batch_alter_table("credentials", recreate="always") as batch:
-            batch.create_primary_key("pk_credentials", ["customer_id", "platform", "account"])
+        # SQLite cannot change a primary key in place: copy into a table with the new one.
+        _credentials("credentials_new", with_account=True)
+        op.execute(
+            "INSERT INTO credentials_new (customer_id, platform, account, envelope) "
+            "SELECT customer_id, platform, 'default', envelope FROM credentials"
+        )
+        op.drop_table("credentials")
+        op.rename_table("credentials_new", "credentials")
     else:
+        op.add_column("credentials", sa.Column("account", sa.String(32), nullable=False, server_default="default"))
         op.execute("ALTER TABLE credentials DROP PRIMARY KEY, ADD PRIMARY KEY (customer_id, platform, account)")
 
 
@@ -31,9 +45,13 @@ def downgrade() -> None:
     op.drop_column("audit_log", "account")
     op.execute("DELETE FROM credentials WHERE account <> 'default'")
     if op.get_bind().dialect.name == "sqlite":
-        with op.batch_alter_table("credentials", recreate="always") as batch:
-            batch.create_primary_key("pk_credentials", ["customer_id", "platform"])
-            batch.drop_column("account")
+        _credentials("credentials_old", with_account=False)
+        op.execute(
+            "INSERT INTO credentials_old (customer_id, platform, envelope) "
+            "SELECT customer_id, platform, envelope FROM credentials"
+        )
+        op.drop_table("credentials")
+        op.rename_table("credentials_old", "credentials")
     else:
         op.execute("ALTER TABLE credentials DROP PRIMARY KEY, ADD PRIMARY KEY (customer_id, platform)")
         op.drop_column("credentials", "account")

@@ -21,6 +21,7 @@ BENCHMARKS = [
     "bench.webhook",
     "bench.conversations",
     "bench.load",
+    "bench.health",
 ]
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

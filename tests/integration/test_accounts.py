@@ -232,3 +232,40 @@ async def test_the_background_check_finds_a_bot_that_died_quietly_and_a_failing_
         status = await client.post("/api/tools/connections_status", json={})
         accounts = status.json()["accounts"]
         assert [(a["account"], a["status"]) for a in accounts] == [("default", "needs_reauth"), ("flaky", "failing")]
+
+
+async def test_the_console_lists_each_account_with_its_health_and_adds_one_by_name(
+    settings: Settings, start_hermes: Any, telegram: FakeTelegram
+) -> None:
+    from tests.integration.test_console_browser import signed_in, start_public
+
+    changes = {"telegram_api_base": telegram.base_url, "console_sign_ins_per_minute": 1000}
+    server = start_public(start_hermes, settings.model_copy(update=changes))
+    personal, shop = telegram.add_bot(), telegram.add_bot()
+    customer = await server.create_customer()
+    async with signed_in(server, customer["apiKey"]) as (client, csrf):
+        connect = "/console/accounts/telegram/connect"
+        assert (await client.post(connect, data={"botToken": personal, "csrf": csrf})).status_code == 303
+        page = (await client.get("/console/accounts")).text
+        assert 'aria-label="Add a Telegram account"' in page
+
+        bad = await client.post(connect, data={"botToken": shop, "csrf": csrf, "adding": "1", "account": "Shop!"})
+        assert bad.status_code == 400 and "Account name must match" in bad.text
+        added = await client.post(connect, data={"botToken": shop, "csrf": csrf, "adding": "1", "account": "shop"})
+        assert added.status_code == 303, added.text
+        telegram.revoke(shop)
+        async with server.client(customer["apiKey"]) as api:
+            refused = await api.post("/api/tools/telegram_get_updates", json={"account": "shop"})
+            assert refused.status_code == 502, refused.text
+
+        page = (await client.get("/console/accounts")).text
+        assert 'id="account-telegram"' in page and 'id="account-telegram-shop"' in page
+        shop_row = page.split('id="account-telegram-shop"', 1)[1].split("</li>", 1)[0]
+        assert "Needs reconnecting" in shop_row and "Connected 20" in shop_row
+        assert 'aria-label="Connect Telegram (shop)"' in shop_row
+
+        gone = await client.post("/console/accounts/telegram/disconnect", data={"csrf": csrf, "account": "shop"})
+        assert gone.status_code == 303
+        async with server.client(customer["apiKey"]) as api:
+            body = (await api.get("/api/connections")).json()
+        assert [(a["account"], a["status"]) for a in body["accounts"]] == [("default", "connected")]

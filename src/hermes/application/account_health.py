@@ -123,10 +123,7 @@ class AccountHealthRecorder:
                 link = await self.links(customer_id, platform, account)
             except HermesError:
                 return
-            exc.fix = (
-                f"connect {what} again by opening {link.url} "
-                "(the link works once, for 15 minutes)"
-            )
+            exc.fix = f"connect {what} again by opening {link.url} (the link works once, for 15 minutes)"
 
     async def _put(
         self,

@@ -44,6 +44,7 @@ from hermes.application.use_cases.find_console_session import FindConsoleSession
 from hermes.application.use_cases.get_callback import GetCallback
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.get_usage import GetUsage
+from hermes.application.use_cases.list_accounts import AccountState, ListAccounts
 from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_authorized_clients import ListAuthorizedClients
 from hermes.application.use_cases.list_conversations import ListConversations
@@ -68,7 +69,7 @@ from hermes.domain.errors import (
     Unauthorized,
     Unavailable,
 )
-from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT, parse_account
 from hermes.domain.platform import Platform
 from hermes.domain.sends import PendingState
 from hermes.entrypoints.http.oauth_pages import PLATFORM_NAMES, security_headers
@@ -398,14 +399,14 @@ class ConsolePages(Controller):
         request: Request[Any, Any, Any],
         find: FromDishka[FindConsoleSession],
         policy: FromDishka[ConsolePolicy],
-        get_connections: FromDishka[GetConnections],
+        list_accounts: FromDishka[ListAccounts],
         authorization: FromDishka[PlatformAuthorization],
     ) -> Page:
         visit = await self._visit(request, find, policy)
         if not isinstance(visit, Visit):
             return visit
         linked = authorization.platforms()
-        return await self._accounts_page(visit, get_connections, notice=_notice(request), linked=linked)
+        return await self._accounts_page(visit, list_accounts, notice=_notice(request), linked=linked)
 
     @get("/accounts/{platform:str}/link")
     @inject
@@ -423,44 +424,62 @@ class ConsolePages(Controller):
         if not isinstance(visit, Visit):
             return visit
         try:
-            made = await create_link(visit.customer.id, Platform.parse(platform), DEFAULT_ACCOUNT)
+            account = parse_account(request.query_params.get("account") or DEFAULT_ACCOUNT)
+            made = await create_link(visit.customer.id, Platform.parse(platform), account)
         except NotFound as exc:
             return _message(404, "No sign-in for this platform", exc.detail)
+        except Invalid as exc:
+            return _message(400, "Not an account name", exc.detail)
         return _redirect(made.url)
 
     @staticmethod
     async def _accounts_page(
         visit: Visit,
-        get_connections: GetConnections,
+        list_accounts: ListAccounts,
         *,
         status: int = 200,
         notice: str | None = None,
-        failed: Platform | None = None,
+        failed: tuple[Platform, str | None] | None = None,
         error: str | None = None,
         field_errors: dict[str, str] | None = None,
         values: dict[str, str] | None = None,
         linked: Sequence[Platform] = (),
     ) -> Template:
-        # One row per account, so that several accounts per platform and their health drop in as a list.
-        accounts = [
-            {
+        # One row per account (and one per platform without any); the last row of a platform also offers to
+        # add another account. `failed` is the form that was sent: (platform, its account; None when adding).
+        known: dict[Platform, list[AccountState]] = {}
+        for state in await list_accounts(visit.customer.id):
+            known.setdefault(state.platform, []).append(state)
+
+        def row(p: Platform, account: str, state: AccountState | None, last: bool) -> dict[str, Any]:
+            here = failed is not None and failed[0] is p
+            return {
                 "platform": p.value,
                 "name": PLATFORM_NAMES[p],
-                "account": "default",
-                "status": "connected" if on else "not_connected",
-                "connected_at": None,
-                "last_checked_at": None,
-                "last_error": None,
-                "expires_at": None,
+                "account": account,
+                "key": p.value if account == DEFAULT_ACCOUNT else f"{p.value}-{account}",
+                "status": state.status.value if state else "not_connected",
+                "connected_at": _when(state.connected_at) if state else None,
+                "last_checked_at": _when(state.last_checked_at) if state else None,
+                "last_error": state.last_error if state else None,
+                "expires_at": _when(state.expires_at) if state else None,
                 "fields": [_field_view(f) for f in SCHEMAS[p].form_fields],
                 "link": p in linked,
-                "open": p is failed,
-                "error": error if p is failed else None,
-                "field_errors": (field_errors or {}) if p is failed else {},
-                "entered": (values or {}) if p is failed else {},
+                "open": here and failed is not None and failed[1] == account,
+                "adding": last and state is not None,
+                "adding_open": here and failed is not None and failed[1] is None and last,
+                "error": error if here else None,
+                "field_errors": (field_errors or {}) if here else {},
+                "entered": (values or {}) if here else {},
             }
-            for p, on in (await get_connections(visit.customer.id)).items()
-        ]
+
+        accounts: list[dict[str, Any]] = []
+        for p in Platform:
+            states = known.get(p, [])
+            if not states:
+                accounts.append(row(p, DEFAULT_ACCOUNT, None, True))
+            for i, state in enumerate(states):
+                accounts.append(row(p, state.account, state, i == len(states) - 1))
         return _page(visit, "accounts", "accounts.html", status, accounts=accounts, notice=notice)
 
     @post("/accounts/{platform:str}/connect", status_code=200)
@@ -473,7 +492,7 @@ class ConsolePages(Controller):
         find: FromDishka[FindConsoleSession],
         policy: FromDishka[ConsolePolicy],
         connect: FromDishka[ConnectPlatform],
-        get_connections: FromDishka[GetConnections],
+        list_accounts: FromDishka[ListAccounts],
     ) -> Page:
         visit = await self._posted(request, data, find, policy)
         if not isinstance(visit, Visit):
@@ -485,17 +504,21 @@ class ConsolePages(Controller):
         schema = SCHEMAS[target]
         # An empty box is a field left out: optional fields stay unset, required ones are named.
         body = {f.name: data[f.name] for f in schema.fields if data.get(f.name, "").strip()}
+        named = data.get("account", "").strip()
+        adding = bool(data.get("adding"))
         try:
+            account = parse_account(named or DEFAULT_ACCOUNT)
             # The console always checks new credentials with the platform before keeping them.
-            await connect(visit.customer, target, body, True)
+            await connect(visit.customer, target, body, True, account)
         except HermesError as exc:
             fields = exc.fields if isinstance(exc, Invalid) else {}
             kept = {f.name: data.get(f.name, "") for f in schema.fields if not f.secret}
+            kept["account"] = named
             return await self._accounts_page(
                 visit,
-                get_connections,
+                list_accounts,
                 status=_status_of(exc),
-                failed=target,
+                failed=(target, None if adding else named or DEFAULT_ACCOUNT),
                 error=_connect_error(target, exc),
                 field_errors=fields,
                 values=kept,
@@ -521,8 +544,12 @@ class ConsolePages(Controller):
             target = Platform.parse(platform)
         except NotFound as exc:
             return _message(404, "Unknown platform", exc.detail)
-        await disconnect(visit.customer, target)
-        log.info("customer %s disconnected %s from the console", visit.customer.id, target.value)
+        try:
+            account = parse_account(data.get("account") or DEFAULT_ACCOUNT)
+        except Invalid as exc:
+            return _message(400, "Not an account name", exc.detail)
+        await disconnect(visit.customer, target, account)
+        log.info("customer %s disconnected %s account %s from the console", visit.customer.id, target.value, account)
         return _redirect(f"{CONSOLE}/accounts?done=disconnected&platform={target.value}")
 
     @get("/conversations")

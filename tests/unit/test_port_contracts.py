@@ -6,18 +6,18 @@ import pytest
 
 from hermes.adapters.memory.customers import InMemoryCustomerCache, InMemoryCustomerDirectory
 from hermes.adapters.memory.stores import (
+    InMemoryAccountRoutes,
     InMemoryAuditLog,
     InMemoryCredentialStore,
-    InMemoryPhoneRoutes,
     InMemoryRateLimiter,
     InMemoryUsageMeter,
 )
 from tests.contracts.ports import (
+    AccountRoutesContract,
     AuditLogContract,
     CredentialStoreContract,
     CustomerCacheContract,
     CustomerDirectoryContract,
-    PhoneRoutesContract,
     RateLimiterContract,
     UsageMeterContract,
 )
@@ -41,10 +41,10 @@ class TestInMemoryCustomerCache(CustomerCacheContract):
         return InMemoryCustomerCache()
 
 
-class TestInMemoryPhoneRoutes(PhoneRoutesContract):
+class TestInMemoryAccountRoutes(AccountRoutesContract):
     @pytest.fixture
-    def phone_routes(self) -> InMemoryPhoneRoutes:
-        return InMemoryPhoneRoutes()
+    def phone_routes(self) -> InMemoryAccountRoutes:
+        return InMemoryAccountRoutes()
 
 
 class TestInMemoryUsageMeter(UsageMeterContract):

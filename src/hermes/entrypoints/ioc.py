@@ -39,13 +39,13 @@ from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.http import make_client
 from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.platforms.registry import Registry
-from hermes.adapters.platforms.whatsapp_webhook import WhatsAppWebhookDecoder
 from hermes.adapters.prometheus_metrics import (
     CALLBACK_BACKLOG,
     CountingAuditLog,
     CountingRateLimiter,
     CountingUsageMeter,
 )
+from hermes.adapters.redis.account_routes import RedisAccountRoutes
 from hermes.adapters.redis.address_limiter import RedisAddressLimiter
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.callback_store import RedisCallbackStore
@@ -58,13 +58,12 @@ from hermes.adapters.redis.inbox import RedisInbox
 from hermes.adapters.redis.inbox_signals import RedisInboxSignals, RedisWaitSlots
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.oauth import RedisAuthorizationStore, RedisGrantStore, RedisOAuthClientStore
-from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
 from hermes.adapters.redis.unrouted_numbers import RedisUnroutedNumbers
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.engine import make_engine
 from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
 from hermes.adapters.sql.oauth import SqlAuthorizationStore, SqlGrantStore, SqlOAuthClientStore
-from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
+from hermes.adapters.sql.stores import SqlAccountRoutes, SqlAuditLog, SqlCredentialStore, SqlUsageMeter
 from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool, InboxWaitTool
 from hermes.application.consent_requests import ConsentRequests
 from hermes.application.credential_vault import CredentialVault
@@ -77,12 +76,13 @@ from hermes.application.ports.console import ConsoleSessionStore
 from hermes.application.ports.credentials import Cipher, CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
-from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers, WebhookDecoder
+from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers
 from hermes.application.ports.inbox_signals import InboxSignals, WaitSlots
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
+from hermes.application.ports.platform_inbound import InboundSides
 from hermes.application.ports.queue_stats import QueueStatistics
-from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.routing import AccountRoutes
 from hermes.application.ports.sessions import SessionRevoker
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials, ToolCatalog
 from hermes.application.token_issuer import TokenIssuer
@@ -127,10 +127,11 @@ from hermes.application.use_cases.wait_for_inbox import WaitForInbox
 from hermes.domain.address_limits import AddressBucket, AddressLimits, Window
 from hermes.domain.console import ConsolePolicy, public_origin
 from hermes.domain.oauth import OAuthPolicy
+from hermes.domain.platform import Platform
 from hermes.entrypoints.http.client_address import TrustedProxies
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
-from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
+from hermes.entrypoints.settings import Settings
 
 Environment = NewType("Environment", Mapping[str, str])
 
@@ -201,7 +202,7 @@ class RedisStoresProvider(Provider):
         )
 
     credentials = provide(RedisCredentialStore, provides=CredentialStore)
-    routes = provide(RedisPhoneRoutes, provides=PhoneRoutes)
+    routes = provide(RedisAccountRoutes, provides=AccountRoutes)
 
     @provide
     def limiter(self, redis: RedisClient) -> RateLimiter:
@@ -226,7 +227,7 @@ class EmbeddedStoresProvider(Provider):
         return InMemoryCustomerCache()
 
     credentials = provide(SqlCredentialStore, provides=CredentialStore)
-    routes = provide(SqlPhoneRoutes, provides=PhoneRoutes)
+    routes = provide(SqlAccountRoutes, provides=AccountRoutes)
     limiter = provide(InMemoryRateLimiter, provides=RateLimiter)
     usage = provide(SqlUsageMeter, provides=UsageMeter)
     audit = provide(SqlAuditLog, provides=AuditLog)
@@ -252,7 +253,7 @@ class PlatformsProvider(Provider):
     @provide
     def platform_config(self, settings: Settings) -> PlatformConfig:
         return PlatformConfig(
-            api_bases={p: settings.api_base(p) for p in DEFAULT_API_BASES},
+            api_bases={p: settings.api_base(p) for p in Platform},
             allow_private_networks=settings.allow_private_networks,
             linkedin_version=settings.linkedin_version,
             total_timeout=settings.platform_timeout,
@@ -292,6 +293,10 @@ class PlatformsProvider(Provider):
     def verifier(self, registry: Registry) -> CredentialVerifier:
         return registry
 
+    @provide
+    def inbound_sides(self, registry: Registry) -> InboundSides:
+        return registry
+
 
 class UseCasesProvider(Provider):
     scope = Scope.APP
@@ -317,7 +322,6 @@ class InboundProvider(Provider):
     """Seed flow 4: the webhook's queue consumer, routing, inboxes and callbacks (every mode)."""
 
     scope = Scope.APP
-    decoder = provide(WhatsAppWebhookDecoder, provides=WebhookDecoder)
     use_cases = provide_all(RouteInbound, ListInbox, RegisterCallback, GetCallback, RemoveCallback)
 
     @provide

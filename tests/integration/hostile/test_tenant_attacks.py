@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from hermes.adapters.redis.account_routes import route_key
 from hermes.adapters.redis.credential_store import creds_key
-from hermes.adapters.redis.phone_routes import route_key
 from hermes.domain.platform import Platform
 from hermes.entrypoints.settings import Settings
 from tests import whatsapp_payloads as wa
@@ -127,7 +127,9 @@ async def test_the_single_user_number_stays_with_the_single_user(
             body = whatsapp_credentials(single_number, "EAAG-employee")
             reply = await client.post("/api/connect/whatsapp", json=body)
         assert reply.status_code == 409, reply.text
-        assert reply.json()["detail"].startswith(f"WhatsApp phone number id {single_number} is reserved by this deployment")
+        assert reply.json()["detail"].startswith(
+            f"WhatsApp phone number id {single_number} is reserved by this deployment"
+        )
         assert await routes.get(route_key(single_number)) is None
 
         # A route to a tenant left from before the number was reserved does not win either.

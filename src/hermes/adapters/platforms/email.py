@@ -31,6 +31,7 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.imap import (
     ImapFailure,
     ImapLoginRefused,
@@ -60,11 +61,9 @@ from hermes.adapters.platforms.network import (
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.application.untrusted import UntrustedText
-from hermes.domain.credentials import Credentials
+from hermes.domain.credentials import CredentialField, Credentials, email_address, hostname, one_of, plain_text, port
 from hermes.domain.errors import Actor, HermesError, Invalid, NotConnected, NotFound, PlatformRejected, Sent
-from hermes.domain.platform import Platform
 
-P = Platform.EMAIL
 _MAX_TEXT_CHARS = 100_000
 _MAX_HTML_CHARS = 200_000
 _PARSE_ON_LOOP_BYTES = 256 * 1024
@@ -736,3 +735,31 @@ def plugin(
         ],
         verify=gateway.verify,
     )
+
+
+_SECURITY = ("ssl", "starttls", "none")
+
+
+def _imap_complete(creds: Credentials) -> None:
+    # IMAP is optional, but half an IMAP configuration is a mistake worth naming.
+    if any(k in creds for k in ("imapPort", "imapSecurity")) and "imapHost" not in creds:
+        raise Invalid("imapHost is required with imapPort/imapSecurity", {"imapHost": "is required"})
+
+
+P = declare(
+    "email",
+    display_name="Email",
+    credentials=(
+        CredentialField("smtpHost", hostname),
+        CredentialField("smtpPort", port, integer=True),
+        CredentialField("smtpSecurity", one_of(*_SECURITY), choices=_SECURITY),
+        CredentialField("username", lambda v: plain_text(v, 320)),
+        CredentialField("password", lambda v: plain_text(v, 1024), secret=True),
+        CredentialField("fromAddress", email_address),
+        CredentialField("imapHost", hostname, required=False),
+        CredentialField("imapPort", port, required=False, integer=True),
+        CredentialField("imapSecurity", one_of(*_SECURITY), required=False, choices=_SECURITY),
+    ),
+    rules=(_imap_complete,),
+    build=plugin,
+)

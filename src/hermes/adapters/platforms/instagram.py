@@ -16,15 +16,14 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, unexpected
 from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
-from hermes.domain.credentials import Credentials
+from hermes.domain.credentials import CredentialField, Credentials, digits, token
 from hermes.domain.errors import Actor, PlatformRejected, Sent
-from hermes.domain.platform import Platform
 
-P = Platform.INSTAGRAM
 # Pauses between container status checks: images usually finish within a second or two.
 POLL_PAUSES = (0.25, 0.5, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0)
 _MEDIA_FIELDS = "id,caption,media_type,media_url,permalink,timestamp"
@@ -275,3 +274,15 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         ],
         verify=verify,
     )
+
+
+P = declare(
+    "instagram",
+    display_name="Instagram",
+    credentials=(
+        CredentialField("accessToken", token, secret=True),
+        CredentialField("igUserId", digits),
+    ),
+    api_base="https://graph.facebook.com/v23.0",
+    build=plugin,
+)

@@ -7,6 +7,7 @@ The token sits in the URL path, so no URL ever reaches an error or a log line.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -15,6 +16,7 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import (
     PlatformHttp,
     Reply,
@@ -28,11 +30,8 @@ from hermes.adapters.platforms.http import (
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.application.untrusted import UntrustedText
-from hermes.domain.credentials import Credentials
+from hermes.domain.credentials import CredentialField, Credentials, token
 from hermes.domain.errors import PlatformRejected
-from hermes.domain.platform import Platform
-
-P = Platform.TELEGRAM
 
 ChatId = Annotated[
     int | Annotated[str, Meta(pattern=r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?[0-9]{1,20})$(?!\n)")],
@@ -382,3 +381,22 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         ],
         verify=verify,
     )
+
+
+_BOT_TOKEN = re.compile(r"^[0-9]{3,20}:[A-Za-z0-9_-]{20,200}\Z")
+
+
+def _bot_token(value: object) -> str:
+    text = token(value)
+    if not _BOT_TOKEN.match(text):
+        raise ValueError("must look like 123456789:AA... (the token BotFather gave you)")
+    return text
+
+
+P = declare(
+    "telegram",
+    display_name="Telegram",
+    credentials=(CredentialField("botToken", _bot_token, secret=True),),
+    api_base="https://api.telegram.org",
+    build=plugin,
+)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hermes.application.credential_vault import CredentialVault
-from hermes.domain.platform import ALL_PLATFORMS, Platform
+from hermes.domain.platform import Platform, all_platforms
 
 
 @dataclass(slots=True)
@@ -13,5 +13,5 @@ class GetConnections:
     vault: CredentialVault
 
     async def __call__(self, customer_id: str) -> dict[Platform, bool]:
-        present = await self.vault.store.present(customer_id, ALL_PLATFORMS)
-        return dict(zip(ALL_PLATFORMS, present, strict=True))
+        present = await self.vault.store.present(customer_id, all_platforms())
+        return dict(zip(all_platforms(), present, strict=True))

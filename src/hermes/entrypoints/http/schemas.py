@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar.openapi.spec import OpenAPIType, Schema
 
-from hermes.domain.credentials import SCHEMAS, CredentialField
+from hermes.domain.credentials import CredentialField, schemas
 from hermes.domain.customer import EMAIL_PATTERN, Customer
 from hermes.domain.plan import Plan
 
@@ -133,13 +133,23 @@ def connect_body_schemas() -> list[Schema]:
             required=[f.name for f in schema.fields if f.required],
             additional_properties=False,
         )
-        for platform, schema in SCHEMAS.items()
+        for platform, schema in schemas().items()
     ]
+
+
+_CONNECT_BODIES: list[Schema] = []
+
+
+def live_connect_body_schemas() -> list[Schema]:
+    """The list the connect route's OpenAPI body refers to, refilled from the declarations in place (an app
+    built after a platform was declared documents it)."""
+    _CONNECT_BODIES[:] = connect_body_schemas()
+    return _CONNECT_BODIES
 
 
 def connect_body_description() -> str:
     lines = ["The platform's credential fields (camelCase); optional ones in brackets:", ""]
-    for platform, schema in SCHEMAS.items():
+    for platform, schema in schemas().items():
         names = ", ".join(f.name if f.required else f"[{f.name}]" for f in schema.fields)
         lines.append(f"- {platform.value}: {names}")
     return "\n".join(lines)

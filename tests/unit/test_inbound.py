@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hermes.adapters.memory.inbound import InMemoryCallbackStore, InMemoryInbox, InMemoryUnroutedNumbers
+from hermes.adapters.platforms.webhook_auth import parse_app_secrets, signature_matches
 from hermes.adapters.platforms.whatsapp_webhook import decode_whatsapp
 from hermes.application.builtin_tools import InboxListTool
 from hermes.application.inbound_handlers import LoggingInboundHandler
@@ -27,7 +28,6 @@ from hermes.domain.callbacks import signature
 from hermes.domain.errors import Invalid, NotFound, Unavailable
 from hermes.domain.inbound import InboundMessage, InboxEntry, MediaRef, StatusUpdate
 from hermes.domain.platform import Platform
-from hermes.entrypoints.http.webhooks import parse_app_secrets, signature_matches
 from tests import whatsapp_payloads as wa
 from tests.unit.conftest import World
 

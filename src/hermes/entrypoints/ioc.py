@@ -36,9 +36,11 @@ from hermes.adapters.memory.inbox_signals import InMemoryInboxSignals, InMemoryW
 from hermes.adapters.memory.stores import InMemoryRateLimiter
 from hermes.adapters.platforms import build_plugins
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declarations
 from hermes.adapters.platforms.http import make_client
 from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.platforms.registry import Registry
+from hermes.adapters.platforms.webhook_auth import WebhookKeys, WebhookTable, parse_app_secrets
 from hermes.adapters.prometheus_metrics import (
     CALLBACK_BACKLOG,
     CountingAuditLog,
@@ -85,6 +87,8 @@ from hermes.application.ports.queue_stats import QueueStatistics
 from hermes.application.ports.routing import AccountRoutes
 from hermes.application.ports.sessions import SessionRevoker
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials, ToolCatalog
+from hermes.application.ports.webhooks import Webhooks
+from hermes.application.route_secrets import RouteSecrets
 from hermes.application.token_issuer import TokenIssuer
 from hermes.application.use_cases.admit_anonymous_caller import AdmitAnonymousCaller
 from hermes.application.use_cases.call_tool import CallTool
@@ -129,7 +133,7 @@ from hermes.domain.console import ConsolePolicy, public_origin
 from hermes.domain.oauth import OAuthPolicy
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.client_address import TrustedProxies
-from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
+from hermes.entrypoints.http.webhooks import PlatformWebhooks
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
 from hermes.entrypoints.settings import Settings
 
@@ -359,14 +363,15 @@ class InboundProvider(Provider):
     ) -> WaitForInbox:
         return WaitForInbox(list_inbox, inbox, signals, slots, max_waits=settings.inbox_waits_per_customer)
 
+    route_secrets = provide(RouteSecrets)
+
     @provide
-    def whatsapp_webhook(self, queue: InboundQueue, settings: Settings) -> WhatsAppWebhook:
-        return WhatsAppWebhook(
-            queue,
-            parse_app_secrets(settings.whatsapp_app_secret),
-            settings.whatsapp_verify_token,
-            max_body_bytes=settings.max_body_bytes,
-        )
+    def webhooks(self, settings: Settings, secrets: RouteSecrets) -> Webhooks:
+        return declared_webhooks(settings, secrets)
+
+    @provide
+    def platform_webhooks(self, queue: InboundQueue, webhooks: Webhooks, settings: Settings) -> PlatformWebhooks:
+        return PlatformWebhooks(queue, webhooks, max_body_bytes=settings.webhook_max_body_bytes)
 
 
 class RedisInboundProvider(Provider):
@@ -530,6 +535,23 @@ class MetricsProvider(Provider):
     def queue_stats(self, queue: InboundQueue) -> QueueStatistics:
         # Every queue adapter (Redis, SQL, in-memory) also reports its statistics.
         return cast(QueueStatistics, queue)
+
+
+def declared_webhooks(settings: Settings, secrets: RouteSecrets) -> WebhookTable:
+    """Every declared webhook, with what the deployment configured for it."""
+    table = WebhookTable()
+    for platform, declaration in declarations().items():
+        if declaration.webhook is None:
+            continue
+        app_secret, verify_token = settings.webhook_keys(platform)
+
+        async def route_secret(account: str, platform: Platform = platform) -> str | None:
+            return await secrets.secret(platform, account)
+
+        setting = f"HERMES_{platform.value.upper()}_APP_SECRET"
+        keys = WebhookKeys(parse_app_secrets(app_secret), verify_token, route_secret, setting)
+        table[platform] = declaration.webhook(keys)
+    return table
 
 
 def providers_for(settings: Settings) -> list[Provider]:

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     platform_timeout: float = Field(15.0, validation_alias="HERMES_PLATFORM_TIMEOUT")
     email_max_message_bytes: int = Field(10 << 20, ge=64 << 10, validation_alias="HERMES_EMAIL_MAX_MESSAGE_BYTES")
     max_body_bytes: int = Field(64 * 1024, validation_alias="HERMES_MAX_BODY_BYTES")
+    # Meta batches several events in one POST: refusing a legitimate batch loses messages after its retries.
+    webhook_max_body_bytes: int = Field(1 << 20, ge=64 * 1024, validation_alias="HERMES_WEBHOOK_MAX_BODY_BYTES")
     # Inbound (issue 4): an event whose consumer went quiet this long is handed to another;
     # after this many deliveries without success it goes to the dead letters.
     inbound_reclaim_after: float = Field(30.0, gt=0, validation_alias="HERMES_INBOUND_RECLAIM_AFTER")

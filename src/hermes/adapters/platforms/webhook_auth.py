@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
-from hermes.application.ports.webhooks import Headers, WebhookAuth
+from hermes.application.ports.webhooks import Headers, WebhookAuth, Webhooks
+from hermes.domain.platform import Platform
 
 _SIGNATURE_PREFIX = b"sha256="
+log = logging.getLogger("hermes.webhook")
 
 RouteSecret = Callable[[str], Awaitable[str | None]]
 """The secret Hermes generated for an account (by account id), None when no customer routes it."""
@@ -24,6 +27,7 @@ class WebhookKeys:
     app_secrets: Sequence[bytes] = ()
     verify_token: str | None = None
     route_secret: RouteSecret | None = None
+    setting: str = "the app secret"  # its name, for the warning when it is missing
 
 
 WebhookFactory = Callable[[WebhookKeys], WebhookAuth]
@@ -108,8 +112,15 @@ class SecretHeaderWebhook:
 
 
 def meta_signed(keys: WebhookKeys) -> WebhookAuth:
+    if not keys.app_secrets:
+        log.warning("%s is not set: every webhook POST it signs will be refused", keys.setting)
     return MetaSignedWebhook(keys)
 
 
 def secret_header(keys: WebhookKeys) -> WebhookAuth:
     return SecretHeaderWebhook(keys)
+
+
+class WebhookTable(dict[Platform, WebhookAuth], Webhooks):
+    def webhook(self, platform: Platform) -> WebhookAuth | None:
+        return self.get(platform)

@@ -34,6 +34,7 @@ class _Item(msgspec.Struct, omit_defaults=True):
     name: str | None = None
     media: _Media | None = None
     reply: str | None = None
+    chat: str | None = None
     status: str | None = None
     to: str | None = None
     code: str | None = None
@@ -62,6 +63,7 @@ def encode_item(item: InboxItem, received_at: datetime) -> bytes:
                 name=item.contact_name,
                 media=_Media(m.kind, m.media_id, m.mime_type, m.sha256, m.caption, m.filename) if m else None,
                 reply=item.reply_to,
+                chat=item.chat_id,
             )
         )
     return _encode(
@@ -104,6 +106,7 @@ def decode_entry(entry_id: str, raw: bytes) -> InboxEntry:
             if media
             else None,
             reply_to=r.reply,
+            chat_id=r.chat,
         )
     else:
         item = StatusUpdate(

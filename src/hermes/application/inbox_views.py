@@ -40,6 +40,8 @@ def _message(m: InboundMessage) -> dict[str, Any]:
         out["media"] = _media(m.media)
     if m.reply_to is not None:
         out["reply_to"] = m.reply_to
+    if m.chat_id is not None:
+        out["chat_id"] = m.chat_id
     return out
 
 

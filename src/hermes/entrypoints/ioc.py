@@ -262,6 +262,7 @@ class PlatformsProvider(Provider):
             linkedin_version=settings.linkedin_version,
             total_timeout=settings.platform_timeout,
             email_max_message_bytes=settings.email_max_message_bytes,
+            public_url=settings.public_url,
         )
 
     @provide

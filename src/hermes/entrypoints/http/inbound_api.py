@@ -17,7 +17,6 @@ from hermes.application.use_cases.remove_callback import RemoveCallback
 from hermes.domain.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from hermes.domain.customer import Customer
 from hermes.domain.inbound import InboundMessage, InboxEntry
-from hermes.domain.platform import Platform
 from hermes.entrypoints.http.customer_api import CUSTOMER_SECURITY
 from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import Camel
@@ -43,6 +42,7 @@ class MessageView(Camel, omit_defaults=True):
     text: str | None = None
     media: MediaView | None = None
     reply_to: str | None = None
+    chat_id: str | None = None
 
 
 class StatusView(Camel, omit_defaults=True):
@@ -113,6 +113,7 @@ def inbox_entry_view(entry: InboxEntry) -> InboxEntryView:
             text=item.text,
             media=MediaView(m.kind, m.media_id, m.mime_type, m.sha256, m.caption, m.filename) if m else None,
             reply_to=item.reply_to,
+            chat_id=item.chat_id,
         )
     else:
         view.status = StatusView(
@@ -150,14 +151,16 @@ class InboundApi(Controller):
         self,
         customer: FromDishka[Customer],
         list_inbox: FromDishka[ListInbox],
-        platform: Annotated[Platform | None, Parameter(description="only entries from this platform")] = None,
+        platform: Annotated[
+            str | None, Parameter(description="only entries from this platform (its name, e.g. whatsapp)")
+        ] = None,
         cursor: Annotated[
             str | None,
             Parameter(description="nextCursor of the previous page", pattern=CURSOR_PATTERN, max_length=64),
         ] = None,
         limit: Annotated[int | None, Parameter(description="page size, default 50", ge=1, le=MAX_LIMIT)] = None,
     ) -> InboxView:
-        page = await list_inbox(customer.id, platform.value if platform else None, cursor, limit)
+        page = await list_inbox(customer.id, platform, cursor, limit)
         return InboxView(
             customer_id=customer.id, entries=[inbox_entry_view(e) for e in page.entries], next_cursor=page.next_cursor
         )

@@ -8,7 +8,7 @@ from hermes.domain.platform import Platform, all_platforms
 
 @dataclass(slots=True)
 class GetConnections:
-    """Which of the eight platforms a customer has connected, in one store round trip."""
+    """Which platforms a customer has connected, in one store round trip."""
 
     vault: CredentialVault
 

@@ -28,6 +28,7 @@ from hermes.entrypoints.http.inbound_api import InboundApi
 from hermes.entrypoints.http.oauth_pages import OAUTH_ROUTE_HANDLERS, template_config
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.http.raw_asgi import HermesAsgi
+from hermes.entrypoints.http.schemas import live_connect_body_schemas
 from hermes.entrypoints.http.webhooks import PlatformWebhooks
 from hermes.entrypoints.ioc import Workers, make_container
 from hermes.entrypoints.logs import configure_logging, configure_tracing, trace_asgi, trace_clients
@@ -108,6 +109,7 @@ def make_app(
             await container.close()
             forget_this_process()
 
+    live_connect_body_schemas()  # the platforms declared by now, this app's OpenAPI included
     admin = Router(path="/", route_handlers=[AdminApi], guards=[admin_guard(settings.admin_token)])
     app = Litestar(
         route_handlers=[

@@ -195,9 +195,11 @@ class RedisStoresProvider(Provider):
         inbound: InboundWorker,
         callbacks: CallbackWorker,
         inbox_signals: RedisInboxSignals,
+        routes: RedisAccountRoutes,
     ) -> Workers:
         return Workers(
             [
+                ("route-keys-unbraced", routes.unbrace_once),
                 ("customer-cache-evictions", cache.listen),
                 ("inbound-router", inbound.run),
                 ("callback-dispatcher", callbacks.run),
@@ -206,7 +208,8 @@ class RedisStoresProvider(Provider):
         )
 
     credentials = provide(RedisCredentialStore, provides=CredentialStore)
-    routes = provide(RedisAccountRoutes, provides=AccountRoutes)
+    account_routes = provide(RedisAccountRoutes)
+    routes = alias(source=RedisAccountRoutes, provides=AccountRoutes)
 
     @provide
     def limiter(self, redis: RedisClient) -> RateLimiter:

@@ -26,6 +26,7 @@ from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
 from hermes.entrypoints.http.oauth_pages import OAUTH_ROUTE_HANDLERS, template_config
+from hermes.entrypoints.http.oauth_server import OAuthEntryProvider
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.http.raw_asgi import HermesAsgi
 from hermes.entrypoints.http.schemas import live_connect_body_schemas
@@ -85,6 +86,7 @@ def make_app(
         LitestarProvider(),
         CustomerProvider(),
         McpProvider(),
+        OAuthEntryProvider(),
         *overrides,
     )
 

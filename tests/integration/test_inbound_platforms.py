@@ -30,6 +30,7 @@ from tests.integration.inbound_sides import (
     sides,
     wait_for,
 )
+from tests.integration.own_redis import OwnRedis
 from tests.integration.server import HermesServer
 from tests.support import make_settings
 
@@ -43,10 +44,16 @@ def fakes() -> Iterator[Fakes]:
 
 
 @pytest.fixture(scope="module")
-def hermes(mariadb_url: str, redis_url: str, fakes: Fakes) -> Iterator[HermesServer]:
-    settings: Settings = make_settings(HERMES_DATABASE_URL=mariadb_url, HERMES_REDIS_URL=redis_url)
-    with HermesServer(fakes.settings(settings)) as server:
-        yield server
+def hermes(mariadb_url: str, fakes: Fakes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HermesServer]:
+    # A Redis of its own: other sessions' instances consume the shared inbound stream.
+    redis = OwnRedis(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    try:
+        settings: Settings = make_settings(HERMES_DATABASE_URL=mariadb_url, HERMES_REDIS_URL=redis.url)
+        with HermesServer(fakes.settings(settings)) as server:
+            yield server
+    finally:
+        redis.close()
 
 
 @pytest.mark.parametrize("side", SIDES, ids=lambda s: s.platform)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from tests.fakes.graph import FakeGraph
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.inbound_sides import Fakes, Side, inbox, sides, wait_for
 from tests.integration.mcp_client import MODES
+from tests.integration.own_redis import OwnRedis
 from tests.integration.server import HermesServer
 
 
@@ -98,12 +100,18 @@ async def test_deactivation_on_one_instance_is_refused_by_the_other_at_once(
 
 @pytest.fixture
 def inbound_pair(
-    settings: Any, start_hermes: Any, telegram: FakeTelegram
+    settings: Any, start_hermes: Any, telegram: FakeTelegram, tmp_path: Path
 ) -> Iterator[tuple[Fakes, HermesServer, HermesServer]]:
-    with FakeGraph() as graph:
-        fakes = Fakes(graph, telegram)
-        shared = fakes.settings(settings)
-        yield fakes, start_hermes(shared), start_hermes(shared)
+    # A Redis of its own: other sessions' instances consume the shared inbound stream.
+    redis = OwnRedis(tmp_path / "redis")
+    redis.start()
+    try:
+        with FakeGraph() as graph:
+            fakes = Fakes(graph, telegram)
+            shared = fakes.settings(settings.model_copy(update={"redis_url": redis.url}))
+            yield fakes, start_hermes(shared), start_hermes(shared)
+    finally:
+        redis.close()
 
 
 @pytest.mark.parametrize("side", sides(), ids=lambda s: s.platform)

@@ -19,7 +19,7 @@ from hermes.domain.customer import Customer
 from hermes.domain.inbound import InboundMessage, InboxEntry
 from hermes.entrypoints.http.customer_api import CUSTOMER_SECURITY
 from hermes.entrypoints.http.problems import problem_responses
-from hermes.entrypoints.http.schemas import Camel
+from hermes.entrypoints.http.schemas import Camel, live_platform_names
 from hermes.entrypoints.inbound_worker import CallbackWorker
 
 
@@ -152,7 +152,8 @@ class InboundApi(Controller):
         customer: FromDishka[Customer],
         list_inbox: FromDishka[ListInbox],
         platform: Annotated[
-            str | None, Parameter(description="only entries from this platform (its name, e.g. whatsapp)")
+            str | None,
+            Parameter(description="only entries from this platform", schema_extra={"enum": live_platform_names()}),
         ] = None,
         cursor: Annotated[
             str | None,

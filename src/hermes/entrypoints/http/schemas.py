@@ -11,6 +11,7 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from hermes.domain.credentials import CredentialField, schemas
 from hermes.domain.customer import EMAIL_PATTERN, Customer
 from hermes.domain.plan import Plan
+from hermes.domain.platform import Platform
 
 
 class Camel(msgspec.Struct, rename="camel"):
@@ -140,10 +141,20 @@ def connect_body_schemas() -> list[Schema]:
 _CONNECT_BODIES: list[Schema] = []
 
 
+_PLATFORM_NAMES: list[str] = []
+
+
+def live_platform_names() -> list[str]:
+    """The declared platforms' names, for OpenAPI enums; refilled in place like the connect bodies."""
+    _PLATFORM_NAMES[:] = [p.value for p in Platform]
+    return _PLATFORM_NAMES
+
+
 def live_connect_body_schemas() -> list[Schema]:
     """The list the connect route's OpenAPI body refers to, refilled from the declarations in place (an app
     built after a platform was declared documents it)."""
     _CONNECT_BODIES[:] = connect_body_schemas()
+    live_platform_names()
     return _CONNECT_BODIES
 
 

@@ -1051,3 +1051,29 @@ def _decode_cursor(cursor: str) -> int:
 def _graph_json_error(message: str, code: int) -> Response:
     body = {"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": random_b64(9)}}
     return json_response(body, 400)
+
+
+def instagram_messaging_batch(
+    ig_user_id: str, sender_igsid: str, text: str, mid: str | None = None, *, echo: bool = False
+) -> dict[str, Any]:
+    """An Instagram messaging webhook as Meta posts it (`object: "instagram"`, `entry[].messaging[]`)."""
+    now = int(time.time() * 1000)
+    message: dict[str, Any] = {
+        "mid": mid or "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAw" + random_token(16),
+        "text": text,
+    }
+    if echo:
+        message["is_echo"] = True
+    sender, recipient = (ig_user_id, sender_igsid) if echo else (sender_igsid, ig_user_id)
+    return {
+        "object": "instagram",
+        "entry": [
+            {
+                "time": now,
+                "id": ig_user_id,
+                "messaging": [
+                    {"sender": {"id": sender}, "recipient": {"id": recipient}, "timestamp": now, "message": message}
+                ],
+            }
+        ],
+    }

@@ -1,4 +1,4 @@
-"""Migrations on databases that already hold data: 0004 (one customer per email), 0008 (accounts)."""
+"""Migrations on databases that already hold data: 0004 (one customer per email), 0009 (accounts)."""
 
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ async def test_existing_duplicate_emails_survive_and_new_ones_are_refused(databa
 
 
 async def test_stored_credentials_become_the_default_account(database_url: str) -> None:
-    """Migration 0008: rows stored before accounts existed read as `default`; other accounts fit beside them."""
-    await upgrade_url(database_url, "0007_conversations")
+    """Migration 0009: rows stored before accounts existed read as `default`; other accounts fit beside them."""
+    await upgrade_url(database_url, "0008_account_routes")
     engine = make_engine(database_url)
     try:
         async with engine.begin() as conn:

@@ -15,7 +15,7 @@ from hermes.application.use_cases.list_accounts import ListAccounts
 from hermes.application.use_cases.list_inbox import DEFAULT_LIMIT, MAX_LIMIT, ListInbox
 from hermes.application.use_cases.wait_for_inbox import MAX_WAIT_SECONDS, WaitForInbox
 from hermes.domain.audit import SINGLE_USER_ID
-from hermes.domain.platform import ALL_PLATFORMS
+from hermes.domain.platform import all_platforms
 
 
 def _when(value: Any) -> str | None:
@@ -77,7 +77,7 @@ class ConnectionsStatusTool:
 
     async def run(self, parsed: Any, context: ToolContext) -> dict[str, Any]:
         if context.customer_id is None:
-            status = {p.value: self.env.get(p) is not None for p in ALL_PLATFORMS}
+            status = {p.value: self.env.get(p) is not None for p in all_platforms()}
         else:
             status = {p.value: v for p, v in (await self.get_connections(context.customer_id)).items()}
         result: dict[str, Any] = {"connections": status}
@@ -122,7 +122,7 @@ class InboxListTool:
                 "properties": {
                     "platform": {
                         "type": "string",
-                        "enum": [p.value for p in ALL_PLATFORMS],
+                        "enum": [p.value for p in all_platforms()],
                         "description": "Only entries from this platform.",
                     },
                     "cursor": {"type": "string", "description": "next_cursor of the previous call."},

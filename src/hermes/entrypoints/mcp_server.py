@@ -53,7 +53,7 @@ from hermes.domain.errors import Actor, HermesError, RateLimited, Sent, Unauthor
 from hermes.entrypoints import mcp_approval
 from hermes.entrypoints.http.auth import bearer_token
 from hermes.entrypoints.http.problems import error_text as tool_error_text
-from hermes.entrypoints.http.raw_asgi import problem
+from hermes.entrypoints.http.raw_asgi import error_problem, problem
 
 log = logging.getLogger("hermes.mcp")
 
@@ -174,14 +174,10 @@ class McpEndpoint:
                 f'Bearer error="invalid_token", error_description="{exc.detail}", '
                 f'resource_metadata="{self._resource_metadata_url}"'
             )
-            await problem(send, 401, "Unauthorized", exc.detail, [(b"www-authenticate", challenge.encode())])
+            await error_problem(send, exc, [(b"www-authenticate", challenge.encode())])
             return
-        except RateLimited as exc:
-            retry = str(max(1, round(exc.retry_after))).encode()
-            await problem(send, 429, "Too many requests", exc.detail, [(b"retry-after", retry)])
-            return
-        except Unavailable as exc:
-            await problem(send, 503, "Service unavailable", exc.detail, [(b"retry-after", b"5")])
+        except (RateLimited, Unavailable) as exc:
+            await error_problem(send, exc)
             return
         token = _caller.set(caller)
         receive_token = _receive.set(receive)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import msgspec
 
-from hermes.application.ports.inbound import WebhookDecoder
 from hermes.application.ports.mailboxes import PolledEventCodec
 from hermes.domain.errors import Invalid
 from hermes.domain.inbound import InboundChange, InboundMessage
@@ -21,11 +20,24 @@ class _Event(msgspec.Struct):
     message: InboundMessage
 
 
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(_Event).decode
+def _platform_out(value: object) -> object:
+    if isinstance(value, Platform):
+        return value.value
+    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-class PolledEmailCodec(PolledEventCodec, WebhookDecoder):
+def _platform_in(kind: type, value: object) -> object:
+    if kind is Platform and isinstance(value, str):
+        return Platform(value)
+    raise TypeError(f"cannot decode {kind}")
+
+
+# A platform is a declared name, not a type msgspec knows: written and read as its string.
+_encode = msgspec.json.Encoder(enc_hook=_platform_out).encode
+_decode = msgspec.json.Decoder(_Event, dec_hook=_platform_in).decode
+
+
+class PolledEmailCodec(PolledEventCodec):
     def encode(self, account: str, message: InboundMessage) -> bytes:
         return _encode(_Event(account, message))
 
@@ -38,16 +50,3 @@ class PolledEmailCodec(PolledEventCodec, WebhookDecoder):
             raise Invalid("not a polled email event")
         # The route key is the account itself: the poller read this customer's own mailbox.
         return [InboundChange(Platform.EMAIL, event.account, (event.message,))]
-
-
-class PlatformDecoders(WebhookDecoder):
-    """Each platform's decoder of queued events; a platform without one is refused."""
-
-    def __init__(self, decoders: dict[Platform, WebhookDecoder]) -> None:
-        self._decoders = decoders
-
-    def decode(self, platform: Platform, body: bytes) -> list[InboundChange]:
-        decoder = self._decoders.get(platform)
-        if decoder is None:
-            raise Invalid(f"no webhook decoder for {platform.value}")
-        return decoder.decode(platform, body)

@@ -14,15 +14,16 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, rate_limited, unexpected
+from hermes.adapters.platforms.inbound import RoutedInbound
 from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
-from hermes.domain.credentials import Credentials
+from hermes.adapters.platforms.webhook_auth import meta_signed
+from hermes.adapters.platforms.whatsapp_webhook import decode_whatsapp
+from hermes.domain.credentials import CredentialField, Credentials, digits, token
 from hermes.domain.errors import Actor, Invalid, PlatformRejected
-from hermes.domain.platform import Platform
-
-P = Platform.WHATSAPP
 
 Phone = Annotated[
     str,
@@ -222,6 +223,13 @@ def _explain(reply: Reply) -> PlatformRejected:
     return explain_account(P, reply, error, "phoneNumberId")
 
 
+def _phone_number_id(creds: Credentials) -> str:
+    return str(creds["phoneNumberId"])
+
+
+INBOUND = RoutedInbound("wa_phone_id", "phone number id", _phone_number_id, decode_whatsapp)
+
+
 def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
     client = PlatformHttp(P, http, config, _explain)
     base = config.base(P)
@@ -372,4 +380,21 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
             ),
         ],
         verify=verify,
+        inbound=RoutedInbound(
+            "wa_phone_id", "phone number id", lambda creds: str(creds["phoneNumberId"]), decode_whatsapp
+        ),
     )
+
+
+P = declare(
+    "whatsapp",
+    display_name="WhatsApp",
+    credentials=(
+        CredentialField("phoneNumberId", digits, description="WhatsApp Cloud API phone number id"),
+        CredentialField("accessToken", token, secret=True, description="system-user access token"),
+        CredentialField("businessAccountId", digits, description="WhatsApp Business Account id"),
+    ),
+    api_base="https://graph.facebook.com/v23.0",
+    build=plugin,
+    webhook=meta_signed,
+)

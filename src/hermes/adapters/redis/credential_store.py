@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from hermes.adapters.redis.client import RedisClient, translate_errors
 from hermes.application.ports.credentials import CredentialStore
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
-from hermes.domain.platform import Platform
+from hermes.domain.platform import Platform, all_platforms
 
 _REPLACE_IF_UNCHANGED = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -65,12 +65,13 @@ class RedisCredentialStore(CredentialStore):
         return removed
 
     async def accounts(self, customer_id: str) -> list[tuple[Platform, str]]:
+        platforms = all_platforms()
         async with translate_errors():
             defaults, others = await asyncio.gather(
-                self._redis.mget([creds_key(customer_id, p) for p in Platform]),
+                self._redis.mget([creds_key(customer_id, p) for p in platforms]),
                 self._redis.smembers(_accounts_key(customer_id)),
             )
-        found = [(p, DEFAULT_ACCOUNT) for p, v in zip(Platform, defaults, strict=True) if v is not None]
+        found = [(p, DEFAULT_ACCOUNT) for p, v in zip(platforms, defaults, strict=True) if v is not None]
         for raw in others:
             member = raw.decode() if isinstance(raw, bytes) else raw
             platform, _, account = member.partition(":")

@@ -19,7 +19,7 @@ from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolCont
 from hermes.application.send_guard import SUCCESS, Send, SendGuard, sends, split_key
 from hermes.application.tool_accounts import split_account
 from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
-from hermes.domain.credentials import SCHEMAS, Credentials
+from hermes.domain.credentials import Credentials
 from hermes.domain.customer import Customer
 from hermes.domain.errors import (
     Actor,
@@ -60,7 +60,7 @@ def _not_connected(caller: Caller, platform: Platform, account: str = DEFAULT_AC
             platform.value, f"{name} is not connected for this account", fix=f"connect {name} in Hermes"
         )
     names = ", ".join(
-        f"{platform.value.upper()}_DEFAULT_{f.env_suffix}" for f in SCHEMAS[platform].fields if f.required
+        f"{platform.value.upper()}_DEFAULT_{f.env_suffix}" for f in platform.credentials.fields if f.required
     )
     return NotConnected(
         platform.value, f"{name} is not configured", fix=f"set {names} in Hermes's environment and restart it"

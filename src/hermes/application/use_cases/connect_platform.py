@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.mailboxes import Mailboxes
-from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.platform_inbound import InboundSide, InboundSides, route_key
+from hermes.application.ports.routing import AccountRoutes
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials
 from hermes.domain.credentials import Credentials, parse_credentials
 from hermes.domain.customer import Customer
@@ -22,78 +23,101 @@ class ConnectPlatform:
     `default`); connecting an account again replaces its credentials. The credentials
     are validated field by field first; then one cheap authenticated call to the
     platform must succeed, so made-up credentials are never reported as connected
-    (`verify=false` skips that call, except for WhatsApp). WhatsApp is always
-    verified: the access token must be able to read the phone number id, which proves
-    the number belongs to the caller (400 naming `accessToken` or `phoneNumberId`
-    otherwise). Connecting WhatsApp registers the phone number id so inbound messages
-    reach this customer; a number already registered to another customer, or the
-    deployment's own single-user number, is a conflict, never a takeover. Connecting
+    (`verify=false` skips that call). A platform that receives messages (WhatsApp,
+    Instagram, Telegram) is always verified, whatever `verify` says: the credentials
+    must be able to read the account they name (the phone number id, the Instagram
+    user id, the bot), which proves the account belongs to the caller (400 naming the
+    field otherwise). Connecting such a platform routes the account's inbound messages
+    to this customer; an account already routed to another customer, or the
+    deployment's own single-user account, is a conflict, never a takeover. Connecting
     the default email account with `imapHost` has its INBOX polled for new mail from
     then on (starting from its newest messages). Nothing is stored unless every step
     succeeds.
     """
 
     vault: CredentialVault
-    routes: PhoneRoutes
+    routes: AccountRoutes
     verifier: CredentialVerifier
     env: EnvCredentials
+    inbound: InboundSides
     mailboxes: Mailboxes
     health: AccountHealthRecorder | None = None
 
     async def __call__(
-        self, customer: Customer, platform: Platform, body: object, verify: bool = True, account: str = DEFAULT_ACCOUNT
-    ) -> None:
+        self, customer: Customer, platform: Platform, body: object, verify: bool = True, name: str = DEFAULT_ACCOUNT
+    ) -> bool:
+        """Returns whether the platform was called to verify the credentials."""
         credentials = parse_credentials(platform, body)
-        if platform is Platform.WHATSAPP:
-            await self._connect_whatsapp(customer, credentials, account)
+        side = self.inbound.inbound(platform)
+        if side is not None and not side.polled:
+            await self._connect_routed(customer, platform, side, credentials, name)
+            verify = True
         else:
             if verify:
                 await self.verifier.verify(platform, credentials)
-            await self.vault.save(customer.id, platform, credentials, account)
-            if platform is Platform.EMAIL and account == DEFAULT_ACCOUNT:
-                await (self.mailboxes.add if credentials.get("imapHost") else self.mailboxes.remove)(customer.id)
+            await self.vault.save(customer.id, platform, credentials, name)
+            if side is not None and name == DEFAULT_ACCOUNT:  # polled by Hermes itself (email's INBOX)
+                await (self.mailboxes.add if side.account_id(credentials) else self.mailboxes.remove)(customer.id)
         if self.health is not None:
-            await self.health.connected(customer.id, platform, account)
+            await self.health.connected(customer.id, platform, name)
+        return verify
 
-    async def _connect_whatsapp(self, customer: Customer, credentials: Credentials, account: str) -> None:
+    async def _connect_routed(
+        self, customer: Customer, platform: Platform, side: InboundSide, credentials: Credentials, name: str
+    ) -> None:
         # The proof comes first: without it anyone could route another business's messages
-        # (one-time codes, personal data) to themselves by naming its number.
-        await self.verifier.verify(Platform.WHATSAPP, credentials)
-        phone_id = str(credentials["phoneNumberId"])
-        single_user = self.env.get(Platform.WHATSAPP)
-        if single_user is not None and str(single_user.get("phoneNumberId")) == phone_id:
-            raise Conflict(f"WhatsApp phone number id {phone_id} is reserved by this deployment")
+        # (one-time codes, personal data) to themselves by naming its account.
+        await self.verifier.verify(platform, credentials)
+        account = side.account_id(credentials)
+        single_user = self.env.get(platform)
+        if single_user is not None and side.account_id(single_user) == account:
+            raise Conflict(f"{platform.display_name} {side.account_name} {account} is reserved by this deployment")
         try:
-            previous = await self.vault.load(customer.id, Platform.WHATSAPP, account)
+            previous = await self.vault.load(customer.id, platform, name)
         except ValueError:
             previous = None  # unreadable (key gone): replacing it is exactly what reconnecting is for
-        owner = await self.routes.claim(phone_id, customer.id)
+        before = side.account_id(previous) if previous is not None else None
+        key = route_key(side, account)
+        owner = await self.routes.claim(key, customer.id)
         if owner != customer.id:
-            raise Conflict(f"WhatsApp phone number id {phone_id} is already connected to another customer")
+            raise Conflict(
+                f"{platform.display_name} {side.account_name} {account} is already connected to another customer"
+            )
         try:
-            await self.vault.save(customer.id, Platform.WHATSAPP, credentials, account)
+            stored = await side.connected(customer.id, credentials)
+            await self.vault.save(customer.id, platform, stored, name)
         except BaseException:
-            if previous is None or str(previous["phoneNumberId"]) != phone_id:
-                await self._release_unless_used(customer.id, phone_id, account)
+            if before != account:
+                await release_route(self.vault, self.routes, side, customer.id, platform, account, name)
             raise
-        if previous is not None and str(previous["phoneNumberId"]) != phone_id:
-            await self._release_unless_used(customer.id, str(previous["phoneNumberId"]), account)
+        if (
+            previous is not None
+            and before != account
+            and await release_route(self.vault, self.routes, side, customer.id, platform, str(before), name)
+        ):
+            await side.disconnected(previous)
 
-    async def _release_unless_used(self, customer_id: str, phone_id: str, account: str) -> None:
-        await release_whatsapp_route(self.vault, self.routes, customer_id, phone_id, account)
 
+async def release_route(
+    vault: CredentialVault,
+    routes: AccountRoutes,
+    side: InboundSide,
+    customer_id: str,
+    platform: Platform,
+    account_id: str,
+    leaving: str,
+) -> bool:
+    """Release a platform account's route unless another of the customer's accounts (by name) still uses it.
 
-async def release_whatsapp_route(
-    vault: CredentialVault, routes: PhoneRoutes, customer_id: str, phone_id: str, leaving: str
-) -> None:
-    """Release a number's route unless another of the customer's WhatsApp accounts still uses that number."""
-    for platform, other in await vault.accounts(customer_id):
-        if platform is not Platform.WHATSAPP or other == leaving:
+    Returns whether it was released."""
+    for held_platform, other in await vault.accounts(customer_id):
+        if held_platform is not platform or other == leaving:
             continue
         try:
-            held = await vault.load(customer_id, Platform.WHATSAPP, other)
+            held = await vault.load(customer_id, platform, other)
         except ValueError:
             continue
-        if held is not None and str(held.get("phoneNumberId")) == phone_id:
-            return
-    await routes.release(phone_id, customer_id)
+        if held is not None and side.account_id(held) == account_id:
+            return False
+    await routes.release(route_key(side, account_id), customer_id)
+    return True

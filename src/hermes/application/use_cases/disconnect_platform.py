@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.mailboxes import Mailboxes
-from hermes.application.ports.routing import PhoneRoutes
-from hermes.application.use_cases.connect_platform import release_whatsapp_route
+from hermes.application.ports.platform_inbound import InboundSides
+from hermes.application.ports.routing import AccountRoutes
+from hermes.application.use_cases.connect_platform import release_route
 from hermes.domain.customer import Customer
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
@@ -22,22 +23,25 @@ class DisconnectPlatform:
     """
 
     vault: CredentialVault
-    routes: PhoneRoutes
+    routes: AccountRoutes
+    inbound: InboundSides
     mailboxes: Mailboxes
     health: AccountHealthRecorder | None = None
 
-    async def __call__(self, customer: Customer, platform: Platform, account: str = DEFAULT_ACCOUNT) -> None:
-        if platform is Platform.WHATSAPP:
+    async def __call__(self, customer: Customer, platform: Platform, name: str = DEFAULT_ACCOUNT) -> None:
+        side = self.inbound.inbound(platform)
+        if side is not None and side.polled:
+            if name == DEFAULT_ACCOUNT:
+                await self.mailboxes.remove(customer.id)
+        elif side is not None:
             try:
-                previous = await self.vault.load(customer.id, platform, account)
+                previous = await self.vault.load(customer.id, platform, name)
             except ValueError:
                 previous = None  # undecryptable: still remove it
-            if previous is not None:
-                await release_whatsapp_route(
-                    self.vault, self.routes, customer.id, str(previous["phoneNumberId"]), account
-                )
-        if platform is Platform.EMAIL and account == DEFAULT_ACCOUNT:
-            await self.mailboxes.remove(customer.id)
-        await self.vault.remove(customer.id, platform, account)
+            if previous is not None and await release_route(
+                self.vault, self.routes, side, customer.id, platform, side.account_id(previous), name
+            ):
+                await side.disconnected(previous)
+        await self.vault.remove(customer.id, platform, name)
         if self.health is not None:
-            await self.health.disconnected(customer.id, platform, account)
+            await self.health.disconnected(customer.id, platform, name)

@@ -6,7 +6,7 @@ from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolSpec
 from hermes.application.tool_accounts import with_accounts
 from hermes.application.use_cases.call_tool import Caller
-from hermes.domain.platform import ALL_PLATFORMS, Platform
+from hermes.domain.platform import Platform, all_platforms
 
 
 @dataclass(slots=True)
@@ -22,7 +22,7 @@ class ListTools:
 
     async def __call__(self, caller: Caller) -> list[ToolSpec]:
         if caller.customer is None:
-            connected = {p for p in ALL_PLATFORMS if self.env.get(p) is not None}
+            connected = {p for p in all_platforms() if self.env.get(p) is not None}
             return [s for s in self.catalog.specs() if s.platform is None or s.platform in connected]
         names: dict[Platform, list[str]] = {}
         for platform, account in await self.vault.accounts(caller.customer.id):

@@ -36,14 +36,12 @@ from hermes.entrypoints.http.schemas import (
     ToolView,
     UsageView,
     connect_body_description,
-    connect_body_schemas,
+    live_connect_body_schemas,
 )
 
 log = logging.getLogger("hermes.api")
 CUSTOMER_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearer": []}]
-PlatformPath = Annotated[
-    str, PathParameter(description="email, whatsapp, linkedin, telegram, discord, instagram, twitter or obsidian")
-]
+PlatformPath = Annotated[str, PathParameter(description="the platform's name, as `GET /api/connections` lists it")]
 AccountQuery = Annotated[
     str | None,
     QueryParameter(
@@ -71,21 +69,23 @@ class CustomerApi(Controller):
             dict[str, Any],
             Body(
                 description=connect_body_description(),
-                schema_extra={"any_of": connect_body_schemas(), "additional_properties": None},
+                schema_extra={"any_of": live_connect_body_schemas(), "additional_properties": None},
             ),
         ],
         customer: FromDishka[Customer],
         connect: FromDishka[ConnectPlatform],
         verify: Annotated[
             bool,
-            Parameter(description="make one cheap call to the platform first; false skips it (not for WhatsApp)"),
+            Parameter(
+                description="make one cheap call to the platform first; false skips it (not for a platform that "
+                "receives messages, which is always verified)"
+            ),
         ] = True,
         account: AccountQuery = None,
     ) -> ConnectResult:
         target = Platform.parse(platform)
         name = parse_account(account)
-        await connect(customer, target, data, verify, name)
-        verified = verify or target is Platform.WHATSAPP
+        verified = await connect(customer, target, data, verify, name)
         log.info(
             "customer %s connected %s account %s%s", customer.id, target.value, name, " (verified)" if verified else ""
         )

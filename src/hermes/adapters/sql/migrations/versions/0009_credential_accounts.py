@@ -1,7 +1,7 @@
 """several accounts per platform: credentials keyed by account too; existing rows are the default account
 
-Revision ID: 0008_credential_accounts
-Revises: 0007_conversations
+Revision ID: 0009_credential_accounts
+Revises: 0008_account_routes
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_credential_accounts"
-down_revision = "0007_conversations"
+revision = "0009_credential_accounts"
+down_revision = "0008_account_routes"
 branch_labels = None
 depends_on = None
 

@@ -91,26 +91,28 @@ async def test_a_number_already_routed_to_another_customer_is_409(hermes: Hermes
 async def test_ciphertext_copied_to_another_customer_does_not_decrypt(hermes: HermesServer, aio_redis: Any) -> None:
     alice, bob = await hermes.create_customer("alice@example.com"), await hermes.create_customer("bob@example.com")
     async with hermes.client(alice["apiKey"]) as client:
-        await client.post("/api/connect/telegram", json={"botToken": "123456789:" + "A" * 35})
-    stolen = await aio_redis.get(creds_key(alice["id"], Platform.TELEGRAM))
-    await aio_redis.set(creds_key(bob["id"], Platform.TELEGRAM), stolen)
+        # About storage, not the platform: the credentials are not checked with Discord.
+        stored = await client.post("/api/connect/discord?verify=false", json={"botToken": "MTA.alice.secret"})
+        assert stored.status_code == 200, stored.text
+    stolen = await aio_redis.get(creds_key(alice["id"], Platform.DISCORD))
+    await aio_redis.set(creds_key(bob["id"], Platform.DISCORD), stolen)
 
     # Bob's key now holds Alice's ciphertext: the associated data (customer, platform) refuses it.
     async with hermes.client(bob["apiKey"]) as client:
-        reply = await client.post("/api/tools/telegram_get_updates", json={})
+        reply = await client.post("/api/tools/discord_read_messages", json={"channel_id": "123456789012345678"})
     # A state of the account, not an outage: no Retry-After, the owner must reconnect.
     assert reply.status_code == 409
     assert reply.headers["content-type"].startswith("application/problem+json")
     assert "retry-after" not in reply.headers
     assert reply.json()["detail"] == (
-        "The stored Telegram credentials can no longer be read. Nothing was sent. "
-        "Ask the account owner to connect Telegram again in Hermes."
+        "The stored Discord credentials can no longer be read. "
+        "Ask the account owner to connect Discord again in Hermes."
     )
-    assert "123456789" not in reply.text
+    assert "alice.secret" not in reply.text
     async with hermes.client(bob["apiKey"]) as client:
         connections = await client.get("/api/connections")
     assert connections.status_code == 200
-    assert connections.json()["connections"]["telegram"] is True
+    assert connections.json()["connections"]["discord"] is True
 
 
 @pytest.mark.parametrize("action", ["deactivate", "rotate-key"])

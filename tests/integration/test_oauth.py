@@ -48,9 +48,10 @@ def agent(server: HermesServer) -> OAuthAgent:
     return OAuthAgent(server)
 
 
-async def connect_telegram(server: HermesServer, api_key: str) -> None:
+async def connect_discord(server: HermesServer, api_key: str) -> None:
     async with server.client(api_key) as api:
-        reply = await api.post("/api/connect/telegram", json={"botToken": "123456789:" + "A" * 35})
+        # What is stored, not the platform: Discord is not asked whether the token works.
+        reply = await api.post("/api/connect/discord?verify=false", json={"botToken": "MTA.oauth.test"})
         assert reply.status_code == 200, reply.text
 
 
@@ -101,16 +102,16 @@ async def test_registration_checks_redirect_uris(agent: OAuthAgent) -> None:
 @pytest.mark.parametrize("auth_method", ["client_secret_post", "client_secret_basic", "none"])
 async def test_the_dance_then_refresh_then_revoke(agent: OAuthAgent, server: HermesServer, auth_method: str) -> None:
     customer = await server.create_customer()
-    await connect_telegram(server, customer["apiKey"])
+    await connect_discord(server, customer["apiKey"])
     client = await agent.register(auth_method)
     tokens = await agent.tokens(client, customer["apiKey"])
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600
     for mode in MODES:
         async with mcp_session(server.url, tokens["access_token"], mode) as session:
             # The token acts for this customer: it sees the platform the customer connected.
-            assert "telegram_send_message" in {t.name for t in (await session.list_tools()).tools}
+            assert "discord_send_message" in {t.name for t in (await session.list_tools()).tools}
             status = await session.call_tool("connections_status", {})
-            assert status.structured_content["connections"]["telegram"] is True
+            assert status.structured_content["connections"]["discord"] is True
 
     refreshed = await agent.refresh(client, tokens["refresh_token"])
     assert refreshed.status_code == 200, refreshed.text

@@ -187,11 +187,11 @@ def test_json_logs_from_a_served_process_carry_the_request_id(tmp_path: Path) ->
     customer = json.loads(
         run(["customers", "create", "--email", "j@example.com", "--plan", "pro"], tmp_path, env).stdout
     )
-    token = "123456789:" + "J" * 35
+    token = "MTA.json.logs." + "J" * 20
     server = Served(tmp_path, {**env, "HERMES_PUBLIC_URL": "http://127.0.0.1:1"})
     try:
         reply = httpx.post(
-            f"{server.url}/api/connect/telegram",
+            f"{server.url}/api/connect/discord?verify=false",
             json={"botToken": token},
             headers={"x-api-key": customer["apiKey"], "X-Request-Id": "json-logs-1"},
         )
@@ -203,6 +203,6 @@ def test_json_logs_from_a_served_process_carry_the_request_id(tmp_path: Path) ->
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]  # every line is one JSON object
     assert any(e["level"] == "WARNING" and "HERMES_PUBLIC_URL" in e["message"] for e in lines)
     assert any(e["message"].startswith("Hermes on http://") for e in lines)
-    connected = [e for e in lines if "connected telegram" in e["message"]]
+    connected = [e for e in lines if "connected discord" in e["message"]]
     assert [(e["request_id"], e["customer_id"]) for e in connected] == [("json-logs-1", customer["id"])]
     assert token not in output and customer["apiKey"] not in output

@@ -98,9 +98,9 @@ class AccountHealthRecorder:
     async def needs_reauth(self, customer_id: str, platform: Platform, account: str, error: str) -> bool:
         """Mark the account; on the change, tell the customer's callback. Whether it changed."""
         previous = await self.statuses.get(customer_id, platform, account)
-        await self._put(customer_id, platform, account, AccountHealth.NEEDS_REAUTH, error, previous)
         if previous is not None and previous.status is AccountHealth.NEEDS_REAUTH:
-            return False
+            return False  # the first refusal's words stay: they say why
+        await self._put(customer_id, platform, account, AccountHealth.NEEDS_REAUTH, error, previous)
         log.warning("customer %s: %s account %s needs the owner to reconnect", customer_id, platform.value, account)
         now = self.clock.now()
         try:

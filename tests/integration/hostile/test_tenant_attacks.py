@@ -332,23 +332,25 @@ async def test_a_cursor_with_a_trailing_newline_is_refused(hermes: HermesServer)
 async def test_undecryptable_credentials_ask_the_owner_to_reconnect(hermes: HermesServer, aio_redis: Any) -> None:
     victim, owner = await hermes.create_customer(), await hermes.create_customer()
     async with hermes.client(victim["apiKey"]) as client:
-        assert (await client.post("/api/connect/telegram", json={"botToken": "123456789:" + "B" * 35})).is_success
+        stored = await client.post("/api/connect/discord?verify=false", json={"botToken": "MTA.victim.secret"})
+        assert stored.is_success, stored.text
     # A ciphertext bound to another customer, as a restored backup or a lost master key leaves it.
     await aio_redis.set(
-        creds_key(owner["id"], Platform.TELEGRAM), await aio_redis.get(creds_key(victim["id"], Platform.TELEGRAM))
+        creds_key(owner["id"], Platform.DISCORD), await aio_redis.get(creds_key(victim["id"], Platform.DISCORD))
     )
 
     text = (
-        "The stored Telegram credentials can no longer be read. Nothing was sent. "
-        "Ask the account owner to connect Telegram again in Hermes."
+        "The stored Discord credentials can no longer be read. "
+        "Ask the account owner to connect Discord again in Hermes."
     )
+    read = {"channel_id": "123456789012345678"}
     async with hermes.client(owner["apiKey"]) as client:
-        reply = await client.post("/api/tools/telegram_get_updates", json={})
+        reply = await client.post("/api/tools/discord_read_messages", json=read)
         assert (reply.status_code, reply.json()["detail"]) == (409, text)
         assert "retry-after" not in reply.headers
-        assert (await client.get("/api/connections")).json()["connections"]["telegram"] is True
+        assert (await client.get("/api/connections")).json()["connections"]["discord"] is True
     async with mcp_session(hermes.url, owner["apiKey"]) as session:
-        result = await session.call_tool("telegram_get_updates", {})
+        result = await session.call_tool("discord_read_messages", read)
     assert result.is_error and result.content[0].text == text
 
 

@@ -97,6 +97,10 @@ async def test_two_accounts_on_one_platform_send_separately_and_leave_one_at_a_t
         )
         assert unknown.status_code == 409 and "shop" in unknown.json()["detail"]
 
+        # Each account keeps its own conversation with the same chat.
+        listed = (await client.get("/api/conversations", params={"account": "work"})).json()["conversations"]
+        assert [(c["platform"], c["account"]) for c in listed] == [("telegram", "work")]
+
         logs = (await client.get("/api/logs")).json()["entries"]
         sends = [(e["tool"], e.get("account"), e["outcome"]) for e in logs if e["tool"] == "telegram_send_message"]
         assert sends == [

@@ -124,7 +124,9 @@ class ConversationRecorder:
         record = Recorded(key, message, title=subject or None, participants=(Participant(sender.lower(), sender_name),))
         await self.store.record(customer_id, [record], self.clock.now())
 
-    async def sent(self, customer_id: str, tool: str, parsed: Any, result: Mapping[str, Any]) -> None:
+    async def sent(
+        self, customer_id: str, tool: str, parsed: Any, result: Mapping[str, Any], account: str = DEFAULT_ACCOUNT
+    ) -> None:
         shape = SENDS.get(tool)
         message_id = result.get("message_id")
         if shape is None or message_id is None:
@@ -134,7 +136,7 @@ class ConversationRecorder:
         if key is None:
             if not peer:
                 return
-            key = ConversationKey(customer_id, shape.platform, peer)
+            key = ConversationKey(customer_id, shape.platform, peer, account)
         title: str | None = None
         participants: tuple[Participant, ...] = ()
         if shape.platform is Platform.EMAIL and replying_in.get() is None:

@@ -10,7 +10,7 @@ from typing import Any
 from hermes.application.conversation_recorder import SENDS, ConversationRecorder
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.conversations import ConversationStore
-from hermes.domain.conversations import ConversationKey, reply_window_expires_at
+from hermes.domain.conversations import DEFAULT_ACCOUNT, ConversationKey, reply_window_expires_at
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Actor, Conflict, HermesError, Sent
 from hermes.domain.platform import Platform
@@ -54,14 +54,21 @@ class ConversationSends:
     store: ConversationStore
     clock: Clock
 
-    async def before(self, customer_id: str, tool: str, parsed: Any, credentials: Credentials | None) -> None:
+    async def before(
+        self,
+        customer_id: str,
+        tool: str,
+        parsed: Any,
+        credentials: Credentials | None,
+        account: str = DEFAULT_ACCOUNT,
+    ) -> None:
         shape = SENDS.get(tool)
         if shape is None or not shape.free_form or shape.platform is not Platform.WHATSAPP or credentials is None:
             return
         if not await self.store.receiving(customer_id, shape.platform, str(credentials.get("phoneNumberId", ""))):
             return
         peer = shape.peer(parsed, {})
-        await self.check_window(ConversationKey(customer_id, shape.platform, peer), f"+{peer}")
+        await self.check_window(ConversationKey(customer_id, shape.platform, peer, account), f"+{peer}")
 
     async def check_window(self, key: ConversationKey, peer_label: str) -> None:
         conversation = await self.store.get(key.customer_id, key.id)
@@ -70,11 +77,13 @@ class ConversationSends:
         if expires is None or self.clock.now() >= expires:
             raise window_closed(key.platform, peer_label, last)
 
-    async def after(self, customer_id: str, tool: str, parsed: Any, result: Mapping[str, Any]) -> None:
+    async def after(
+        self, customer_id: str, tool: str, parsed: Any, result: Mapping[str, Any], account: str = DEFAULT_ACCOUNT
+    ) -> None:
         if tool not in SENDS:
             return
         try:
-            await self.recorder.sent(customer_id, tool, parsed, result)
+            await self.recorder.sent(customer_id, tool, parsed, result, account)
         except HermesError as exc:
             # The message went out: failing the call now would make the agent send it again.
             log.warning("could not record a %s send in its conversation: %s", tool, exc.detail)

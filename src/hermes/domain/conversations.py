@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from hermes.domain.inbound import INBOX_RETENTION_SECONDS
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT as DEFAULT_ACCOUNT  # declared once, with account names
 from hermes.domain.platform import Platform
 
-DEFAULT_ACCOUNT = "default"
 IN, OUT = "in", "out"
 # Kept like the inbox; the oldest messages of a long conversation give way first.
 CONVERSATION_RETENTION_SECONDS = INBOX_RETENTION_SECONDS

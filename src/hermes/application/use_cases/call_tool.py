@@ -138,7 +138,7 @@ class CallTool:
             entry = replace(entry, target=tool.target(parsed), account=account if platform else None)
             credentials = await self._credentials(caller, platform, account) if platform else None
             if self.conversations:
-                await self.conversations.before(caller.id, name, parsed, credentials)
+                await self.conversations.before(caller.id, name, parsed, credentials, account)
             entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
             context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
             if not sends(tool.spec):
@@ -147,7 +147,7 @@ class CallTool:
                 send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
                 result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context))
             if self.conversations and outcome == SUCCESS:
-                await self.conversations.after(caller.id, name, parsed, result)
+                await self.conversations.after(caller.id, name, parsed, result, account)
             if self.health and caller.customer and platform and outcome == SUCCESS:
                 await self.health.after_call(caller.id, platform, account, None)
             return result

@@ -296,7 +296,7 @@ def connect(server: HermesServer, api_key: str, bodies: dict[str, dict[str, Any]
         for platform in platforms or PLATFORMS:
             reply = client.post(f"/api/connect/{platform}", params={"verify": "true"}, json=bodies[platform])
             assert reply.status_code == 200, (platform, reply.text)
-            assert reply.json() == {"connected": True, "platform": platform, "account": "default"}
+            assert reply.json() == {"connected": True, "platform": platform}
 
 
 def audit_count(redis_client: redis.Redis, audit_id: str) -> int:

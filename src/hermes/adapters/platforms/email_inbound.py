@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from hermes.adapters.platform_codec import dec_hook, enc_hook
 from hermes.application.ports.mailboxes import PolledEventCodec
 from hermes.domain.errors import Invalid
 from hermes.domain.inbound import InboundChange, InboundMessage
@@ -20,21 +21,8 @@ class _Event(msgspec.Struct):
     message: InboundMessage
 
 
-def _platform_out(value: object) -> object:
-    if isinstance(value, Platform):
-        return value.value
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def _platform_in(kind: type, value: object) -> object:
-    if kind is Platform and isinstance(value, str):
-        return Platform(value)
-    raise TypeError(f"cannot decode {kind}")
-
-
-# A platform is a declared name, not a type msgspec knows: written and read as its string.
-_encode = msgspec.json.Encoder(enc_hook=_platform_out).encode
-_decode = msgspec.json.Decoder(_Event, dec_hook=_platform_in).decode
+_encode = msgspec.json.Encoder(enc_hook=enc_hook).encode
+_decode = msgspec.json.Decoder(_Event, dec_hook=dec_hook).decode
 
 
 class PolledEmailCodec(PolledEventCodec):

@@ -109,7 +109,7 @@ class PolicyApi(Controller):
         set_policy: FromDishka[SetSendPolicy],
     ) -> PolicyView:
         body = _parsed(data)
-        recipients = {p.value: patterns for p, patterns in body.recipients.items()}
+        recipients = {str(p): patterns for p, patterns in body.recipients.items()}
         policy = await set_policy(customer.id, body.approval.value, recipients, body.max_sends_per_recipient_per_hour)
         log.info("customer %s replaced its send policy", customer.id)
         return _view(policy)

@@ -85,13 +85,25 @@ def _tool(spec: ToolSpec) -> Tool:
         title=spec.title,
         description=spec.description,
         input_schema=dict(spec.input_schema),
-        annotations=ToolAnnotations(
-            read_only_hint=spec.read_only,
-            destructive_hint=spec.destructive,
-            idempotent_hint=spec.idempotent,
-            open_world_hint=spec.open_world,
-        ),
+        annotations=_annotations(spec),
     )
+
+
+def _annotations(spec: ToolSpec) -> ToolAnnotations | None:
+    # Only hints that differ from the MCP defaults (readOnly false, destructive true, idempotent false,
+    # openWorld true): the listing sits in every conversation's context. The spec gives destructive and
+    # idempotent meaning only for tools that are not read-only, so a read-only tool carries neither.
+    hints: dict[str, bool] = {}
+    if spec.read_only:
+        hints["read_only_hint"] = True
+    else:
+        if not spec.destructive:
+            hints["destructive_hint"] = False
+        if spec.idempotent:
+            hints["idempotent_hint"] = True
+    if not spec.open_world:
+        hints["open_world_hint"] = False
+    return ToolAnnotations(**hints) if hints else None
 
 
 class McpEndpoint:

@@ -27,7 +27,7 @@ class ConnectionsStatusTool:
             name="connections_status",
             platform=None,
             title="Connected platforms",
-            description="Platforms this account can use now; only the account owner can connect more.",
+            description="Platforms usable now; only the account owner can connect others.",
             input_schema={"type": "object", "properties": {}, "additionalProperties": False},
             output_schema={
                 "type": "object",
@@ -76,8 +76,7 @@ class InboxListTool:
             platform=None,
             title="Read inbound messages",
             description=(
-                "Messages received and status updates of sends (delivered, read, failed with error code), oldest "
-                "first. Empty: nothing new yet."
+                "Received messages and send statuses (delivered, read, failed + error code), oldest first."
             ),
             input_schema={
                 "type": "object",
@@ -145,8 +144,8 @@ class InboxWaitTool:
             platform=None,
             title="Wait for inbound messages",
             description=(
-                "inbox_list that waits up to timeout_seconds for entries after cursor (or after now). timed_out "
-                "true: nothing came; call again with next_cursor."
+                "inbox_list, waiting up to timeout_seconds for entries after cursor (or now). On timed_out, call "
+                "again."
             ),
             input_schema={
                 "type": "object",

@@ -50,13 +50,13 @@ class ConversationsListTool:
             name="conversations_list",
             platform=None,
             title="List conversations",
-            description="Conversations on all platforms, newest first: unread count, can_reply (24 h windows).",
+            description="All platforms, newest first, with unread count and can_reply (24 h windows).",
             input_schema={
                 "type": "object",
                 "properties": {
                     "platform": {"enum": [p.value for p in TWO_WAY_PLATFORMS], "description": "Only this one."},
                     "account": {"type": "string", "pattern": lc.ACCOUNT_PATTERN, "description": "Account name."},
-                    "unread_only": {"type": "boolean", "description": "Unread ones only."},
+                    "unread_only": {"type": "boolean", "description": "Only unread"},
                     "cursor": _CURSOR,
                     "limit": _limit(lc.DEFAULT_LIMIT, lc.MAX_LIMIT),
                 },
@@ -103,7 +103,7 @@ class ConversationReadTool:
             name="conversation_read",
             platform=None,
             title="Read a conversation",
-            description="A conversation's latest messages, oldest first; next_cursor pages back. Marks it read.",
+            description="Latest messages, oldest first; next_cursor pages back. Marks it read.",
             input_schema={
                 "type": "object",
                 "properties": {

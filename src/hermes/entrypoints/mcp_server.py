@@ -80,9 +80,10 @@ TokenResolver = Callable[[str], Awaitable[Customer | None]]
 def _tool(spec: ToolSpec) -> Tool:
     # No outputSchema: it would be a third of the listing, in every conversation's context, for results
     # that describe themselves (each is JSON with telling field names; GET /api/tools has the schemas).
+    # No title either: it only restates the name for a UI (clients then show the name), and the listing
+    # must fit its byte budget with every argument described; GET /api/tools keeps the titles.
     return Tool(
         name=spec.name,
-        title=spec.title,
         description=spec.description,
         input_schema=dict(spec.input_schema),
         annotations=_annotations(spec),

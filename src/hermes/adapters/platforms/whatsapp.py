@@ -28,10 +28,11 @@ Phone = Annotated[
     str,
     Meta(
         pattern=r"^\+?[1-9][0-9]{6,14}$(?!\n)",
-        description="E.164 number, e.g. +16505551234",
+        description="E.164, e.g. +16505551234",
     ),
 ]
-Wamid = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^\S+$(?!\n)")]
+# `\S+` already refuses an empty id.
+Wamid = Annotated[str, Meta(max_length=512, pattern=r"^\S+$(?!\n)")]
 
 
 class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -354,8 +355,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 "whatsapp_mark_read",
                 MarkReadArgs,
                 mark_read,
-                title="Mark a WhatsApp message as read",
-                description="Marks it and all earlier messages in its chat read (blue ticks).",
+                title="Mark WhatsApp messages read",
+                description="Marks the message and all earlier ones in its chat read (blue ticks).",
                 target="message_id",
                 idempotent=True,
                 output_schema=result_schema(MarkReadResult),

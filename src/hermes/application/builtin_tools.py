@@ -75,9 +75,7 @@ class InboxListTool:
             name="inbox_list",
             platform=None,
             title="Read inbound messages",
-            description=(
-                "Received messages and send statuses (delivered, read, failed + error code), oldest first."
-            ),
+            description="Received messages and send statuses (delivered, read, failed + error code), oldest first.",
             input_schema={
                 "type": "object",
                 "properties": {

@@ -142,8 +142,7 @@ class InboxWaitTool:
             platform=None,
             title="Wait for inbound messages",
             description=(
-                "inbox_list, waiting up to timeout_seconds for entries after cursor (or now). "
-                "On timed_out, call again."
+                "inbox_list, waiting up to timeout_seconds for entries after cursor (or now). On timed_out, call again."
             ),
             input_schema={
                 "type": "object",

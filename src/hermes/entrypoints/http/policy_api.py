@@ -51,7 +51,7 @@ _BODY = Schema(
             property_names=Schema(type=OpenAPIType.STRING, enum=[p.value for p in Platform]),
             additional_properties=Schema(
                 type=OpenAPIType.ARRAY,
-                items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_PATTERN_CHARS),
+                items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_PATTERN_CHARS, pattern="[^ \t\r\n]"),
                 max_items=MAX_PATTERNS,
             ),
         ),

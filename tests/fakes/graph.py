@@ -11,6 +11,7 @@ import base64
 import itertools
 import json
 import re
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -259,7 +260,8 @@ class FakeGraph(FakeServer):
         self.container_in_progress_polls = container_in_progress_polls
         self.publish_limit = publish_limit
         self.throughput = WindowLimiter(throughput_per_second, 1.0) if throughput_per_second else None
-        self._ids = itertools.count(17_900_000_000_000_001)
+        # Random start: routes (ig_user_id:<id>) outlive a test session in a shared Redis.
+        self._ids = itertools.count(17_900_000_000_000_001 + secrets.randbelow(10**9) * 10**4)
         self.consent = ConsentDesk(scope_separator=",")
         """Instagram Login's consent page at ``/oauth/authorize`` (register apps with ``consent.register_app``)."""
         self.consent_ig_user_id: str | None = None

@@ -9,6 +9,7 @@ import html
 import itertools
 import json
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -116,7 +117,8 @@ class FakeTelegram(FakeServer):
         self.unreachable_urls: set[str] = set()
         """URLs given as photo/document that Telegram "fails to get"."""
         self.flood = WindowLimiter(per_chat_limit, per_chat_window) if per_chat_limit else None
-        self._bot_ids = itertools.count(7_000_000_001)
+        # Random start: routes (tg_bot_id:<id>) outlive a test session in a shared Redis.
+        self._bot_ids = itertools.count(7_000_000_001 + secrets.randbelow(10**8) * 10)
         super().__init__()
 
     def routes(self) -> list[BaseRoute]:

@@ -272,7 +272,7 @@ def test_inbox_list_tool_refuses_unknown_and_mistyped_arguments() -> None:
     assert caught.value.fields == {"limit": "must be an integer between 1 and 200 (got 500)"}
     with pytest.raises(Invalid) as caught:
         tool.parse({"platform": "myspace"})
-    assert caught.value.detail.startswith("platform must be one of email, whatsapp, linkedin, telegram")
+    assert caught.value.detail.startswith("platform must be one of email, whatsapp, telegram, discord, instagram")
     assert caught.value.detail.endswith('(got "myspace")')
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from hermes.adapters.platform_codec import platform_in, platform_out
+from hermes.adapters.platform_codec import dec_hook, enc_hook
 from hermes.application.ports.mailboxes import PolledEventCodec
 from hermes.domain.errors import Invalid
 from hermes.domain.inbound import InboundChange, InboundMessage
@@ -21,9 +21,8 @@ class _Event(msgspec.Struct):
     message: InboundMessage
 
 
-# A platform is a declared name, not a type msgspec knows: written and read as its string.
-_encode = msgspec.json.Encoder(enc_hook=platform_out).encode
-_decode = msgspec.json.Decoder(_Event, dec_hook=platform_in).decode
+_encode = msgspec.json.Encoder(enc_hook=enc_hook).encode
+_decode = msgspec.json.Decoder(_Event, dec_hook=dec_hook).decode
 
 
 class PolledEmailCodec(PolledEventCodec):

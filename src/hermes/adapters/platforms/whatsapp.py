@@ -29,10 +29,11 @@ Phone = Annotated[
     str,
     Meta(
         pattern=r"^\+?[1-9][0-9]{6,14}$(?!\n)",
-        description="Recipient's phone number with country code, E.164 (e.g. +16505551234).",
+        description="E.164, e.g. +16505551234",
     ),
 ]
-Wamid = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^\S+$(?!\n)")]
+# `\S+` already refuses an empty id.
+Wamid = Annotated[str, Meta(max_length=512, pattern=r"^\S+$(?!\n)")]
 
 
 class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -42,12 +43,12 @@ class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
         Meta(
             min_length=1,
             max_length=4096,
-            description="The text; *bold* and _italic_ work, links get a preview.",
+            description="Text; *bold*, _italic_",
         ),
     ]
     reply_to: Annotated[
         Wamid | None,
-        Meta(description="Id (wamid...) of a message to quote-reply to."),
+        Meta(description="wamid to quote-reply"),
     ] = None
 
 
@@ -57,20 +58,20 @@ class SendTemplateArgs(msgspec.Struct, forbid_unknown_fields=True):
         str,
         Meta(
             pattern=r"^[a-z0-9_]{1,512}$(?!\n)",
-            description="Name of an approved template, e.g. hello_world.",
+            description="Approved name, e.g. hello_world",
         ),
     ]
     language: Annotated[
         str,
         Meta(
             pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$(?!\n)",
-            description="Its language code exactly as approved, e.g. en_US.",
+            description="Code as approved, e.g. en_US",
         ),
     ]
     parameters: Annotated[
         Annotated[list[Annotated[str, Meta(min_length=1, max_length=1024)]], Meta(max_length=100)] | None,
         Meta(
-            description="Values for the body's {{1}}, {{2}}, ... in order, one per placeholder.",
+            description="Body's {{1}}, {{2}}... in order",
         ),
     ] = None
 
@@ -79,23 +80,23 @@ class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
     to: Phone
     kind: Annotated[
         Literal["image", "document", "audio", "video"],
-        Meta(description="image (JPEG/PNG), document (any file, e.g. PDF), audio, or video (MP4)."),
+        Meta(description="image: JPEG/PNG; document: any file; video: MP4"),
     ]
     url: Annotated[
         str,
         Meta(
             pattern=r"^https?://\S+$(?!\n)",
             max_length=2048,
-            description="Public URL of the file, reachable without login (WhatsApp fetches it).",
+            description="Public URL, no login",
         ),
     ]
     caption: Annotated[
         Annotated[str, Meta(min_length=1, max_length=1024)] | None,
-        Meta(description="Caption under the media (not for audio)."),
+        Meta(description="Caption; not for audio"),
     ] = None
     filename: Annotated[
         Annotated[str, Meta(min_length=1, max_length=240)] | None,
-        Meta(description="File name the recipient sees, e.g. invoice.pdf (documents only)."),
+        Meta(description="Documents only, e.g. invoice.pdf"),
     ] = None
 
     def __post_init__(self) -> None:
@@ -112,7 +113,7 @@ class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
 class MarkReadArgs(msgspec.Struct, forbid_unknown_fields=True):
     message_id: Annotated[
         Wamid,
-        Meta(description="Id (wamid...) of a message received in the last 30 days."),
+        Meta(description="wamid received in the last 30 days"),
     ]
 
 
@@ -333,11 +334,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 SendMessageArgs,
                 send_message,
                 title="Send a WhatsApp message",
-                description=(
-                    "Send a text from the connected WhatsApp Business number. Free-form messages only reach people "
-                    "who wrote to this number in the last 24 hours; otherwise use whatsapp_send_template. Returns "
-                    "message_id, usable as reply_to."
-                ),
+                description="Reaches only people who wrote in the last 24 h; else use whatsapp_send_template.",
                 target="to",
                 output_schema=sent_schema,
             ),
@@ -347,10 +344,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 SendTemplateArgs,
                 send_template,
                 title="Send a WhatsApp template",
-                description=(
-                    "Send a template approved in WhatsApp Manager: the only kind of message allowed outside the "
-                    "24-hour window, e.g. to start a conversation."
-                ),
+                description="An approved template: the only message allowed outside the 24 h window.",
                 target="to",
                 output_schema=sent_schema,
             ),
@@ -359,11 +353,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 "whatsapp_send_media",
                 SendMediaArgs,
                 send_media,
-                title="Send a WhatsApp image, document, audio or video",
-                description=(
-                    "Send an image, document, audio or video from a public URL. Same 24-hour rule as "
-                    "whatsapp_send_message."
-                ),
+                title="Send WhatsApp media",
+                description="From a public URL. Same 24 h window rule as whatsapp_send_message.",
                 target="to",
                 output_schema=sent_schema,
             ),
@@ -372,8 +363,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 "whatsapp_mark_read",
                 MarkReadArgs,
                 mark_read,
-                title="Mark a WhatsApp message as read",
-                description="Mark a received message, and every earlier one in its chat, as read (blue ticks).",
+                title="Mark WhatsApp messages read",
+                description="Marks the message and all earlier ones in its chat read (blue ticks).",
                 target="message_id",
                 idempotent=True,
                 output_schema=result_schema(MarkReadResult),

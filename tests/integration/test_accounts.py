@@ -149,7 +149,8 @@ async def test_a_revoked_token_flips_the_account_and_tells_the_callback_and_a_su
             )
             assert refused.status_code == 502
             assert (
-                "ask the account owner to connect telegram (account support) again" in refused.json()["detail"].lower()
+                "ask the account owner to reconnect telegram (account support) in hermes"
+                in refused.json()["detail"].lower()
             )
             state = account_of((await client.get("/api/connections")).json(), "telegram", "support")
             assert state is not None and state["status"] == "needs_reauth" and state["lastError"]

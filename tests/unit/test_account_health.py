@@ -109,7 +109,7 @@ async def test_revoked_credentials_flip_the_account_once_and_the_callback_hears_
     for _ in range(3):
         error = revoked()
         await health.after_call("c1", Platform.TELEGRAM, "work", error)
-        assert error.fix == "connect Telegram (account work) again in Hermes"
+        assert error.fix == "reconnect Telegram (account work) in Hermes"
     record = await health.statuses.get("c1", Platform.TELEGRAM, "work")
     assert record is not None and record.status is AccountHealth.NEEDS_REAUTH
     assert record.last_error == "Telegram refused the bot token"

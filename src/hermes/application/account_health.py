@@ -117,7 +117,7 @@ class AccountHealthRecorder:
     async def explain(self, customer_id: str, platform: Platform, account: str, exc: PlatformRejected) -> None:
         """The remedy the model passes on: the owner connects the account again (through a link where there is one)."""
         what = _account_words(platform, account)
-        exc.fix = f"connect {what} again in Hermes"
+        exc.fix = f"reconnect {what} in Hermes"
         if self.links is not None and platform in self.linked:
             try:
                 link = await self.links(customer_id, platform, account)

@@ -573,7 +573,14 @@ async def _(ctx: Ctx) -> Expect:
 @check("connections_status")
 async def _(ctx: Ctx) -> Expect:
     result = await ctx.ok("connections_status", {})
-    assert result == {"connections": dict.fromkeys(PLATFORMS, True)}
+    assert result["connections"] == dict.fromkeys(PLATFORMS, True)
+    if ctx.tenant.customer_id is None:
+        assert "accounts" not in result  # the single user's accounts are environment variables
+    else:
+        # Each connected account with its health: the connects just now checked every one with its platform.
+        accounts = [(a["platform"], a["account"], a["status"]) for a in result["accounts"]]
+        assert sorted(accounts) == sorted((p, "default", "connected") for p in PLATFORMS)
+        assert all(a["connected_at"] and a["last_error"] is None for a in result["accounts"])
     assert all(not fake.requests for fake in ctx.fakes.http_fakes)
     return Expect(None)
 

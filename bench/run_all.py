@@ -14,7 +14,14 @@ from pathlib import Path
 from bench.harness import PROFILE_SECONDS, machine
 
 # Each module's run(duration, runs, connections) returns its rows.
-BENCHMARKS = ["bench.connections", "bench.tool_call", "bench.webhook", "bench.load"]
+BENCHMARKS = [
+    "bench.connections",
+    "bench.tool_call",
+    "bench.send_guard",
+    "bench.webhook",
+    "bench.conversations",
+    "bench.load",
+]
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

@@ -51,4 +51,9 @@ def _fuzz(operation: Any, base_url: str, headers: dict[str, str], excluded: list
     exercise()
 
 
-_SEMANTIC_BODIES = {"/api/connect/{platform}", "/api/tools/{tool}", "/api/inbound/callback"}
+_SEMANTIC_BODIES = {
+    "/api/connect/{platform}",
+    "/api/tools/{tool}",
+    "/api/inbound/callback",
+    "/api/conversations/{conversation_id}/messages",  # a reply goes through the platform's own send tool
+}

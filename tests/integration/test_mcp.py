@@ -11,6 +11,7 @@ from mcp.types import INVALID_PARAMS
 
 from tests.integration.mcp_client import MODES, mcp_session
 from tests.integration.server import HermesServer
+from tests.integration.tools_e2e.world import CONVERSATION_TOOLS
 from tests.support import MCP_API_KEY
 
 
@@ -19,7 +20,7 @@ async def test_customer_sees_only_connected_platform_tools(hermes: HermesServer,
     customer = await hermes.create_customer()
     async with mcp_session(hermes.url, customer["apiKey"], mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
-        assert names == {"connections_status", "inbox_list", "inbox_wait"}
+        assert names == {"connections_status", "inbox_list", "inbox_wait", *CONVERSATION_TOOLS}
         status = await client.call_tool("connections_status", {})
         assert status.is_error is False
         assert status.structured_content["connections"]["whatsapp"] is False

@@ -10,6 +10,12 @@ import pytest
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
 from hermes.adapters.memory.customers import InMemoryCustomerCache, InMemoryCustomerDirectory
 from hermes.adapters.memory.mailboxes import InMemoryMailboxes
+from hermes.adapters.memory.sends import (
+    InMemoryIdempotencyKeys,
+    InMemoryPendingSends,
+    InMemoryPolicyStore,
+    InMemoryRecipientLedger,
+)
 from hermes.adapters.memory.stores import (
     InMemoryAuditLog,
     InMemoryCredentialStore,
@@ -19,6 +25,7 @@ from hermes.adapters.memory.stores import (
 )
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.sessions import SessionRevoker
+from hermes.application.send_guard import SendGuard
 from hermes.application.use_cases.create_customer import CreateCustomer
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.domain.credentials import Credentials
@@ -73,6 +80,24 @@ class World:
     verifier: FakeVerifier = field(default_factory=FakeVerifier)
     clock: FixedClock = field(default_factory=FixedClock)
     cipher: AesGcmCipher = field(default_factory=lambda: AesGcmCipher(parse_keyring(new_keyring())))
+    policies: InMemoryPolicyStore = field(default_factory=InMemoryPolicyStore)
+    idempotency: InMemoryIdempotencyKeys = field(default_factory=InMemoryIdempotencyKeys)
+    ledger: InMemoryRecipientLedger = field(default_factory=InMemoryRecipientLedger)
+    pending: InMemoryPendingSends = field(default_factory=InMemoryPendingSends)
+
+    @property
+    def guard(self) -> SendGuard:
+        return SendGuard(
+            self.policies,
+            self.idempotency,
+            self.ledger,
+            self.pending,
+            self.cipher,
+            self.clock,
+            approval_url="https://hermes.example/console/approvals/",
+            in_flight_seconds=2.0,
+            poll_seconds=0.01,
+        )
 
     @property
     def vault(self) -> CredentialVault:

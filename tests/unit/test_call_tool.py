@@ -62,7 +62,7 @@ def setup(world: World, env: Mapping[str, str] | None = None) -> tuple[CallTool,
         plugins=[PlatformPlugin(Platform.WHATSAPP, [echo], _noop)],
         builtin=[ConnectionsStatusTool(GetConnections(world.vault), environment)],
     )
-    call = CallTool(registry, world.vault, environment, world.usage, world.audit, world.clock)
+    call = CallTool(registry, world.vault, environment, world.usage, world.audit, world.clock, world.guard)
     return call, echo, registry
 
 

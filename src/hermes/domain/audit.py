@@ -23,6 +23,8 @@ class AuditEntry:
     tool: str
     platform: str | None
     target: str | None
-    outcome: str  # "started" (write-ahead, replaced when the call ends) | "success" | "error" | "interrupted"
+    # "started" (write-ahead, replaced when the call ends) | "success" | "error" | "interrupted"; sends add
+    # "duplicate", "blocked", "pending_approval", and for held sends "approved" | "declined" | "expired"
+    outcome: str
     error_code: str | None
     duration_ms: float

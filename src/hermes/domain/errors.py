@@ -77,6 +77,14 @@ class Forbidden(HermesError):
     actor = Actor.OWNER
 
 
+class Blocked(Forbidden):
+    """The owner's send policy refuses this send; `rule` names the rule (for the audit log and the caller)."""
+
+    def __init__(self, detail: str, rule: str, *, fix: str = "", actor: Actor | None = None) -> None:
+        super().__init__(detail, fix=fix, actor=actor, sent=Sent.NO)
+        self.rule = rule
+
+
 class RateLimited(HermesError):
     """Too many requests; try again after `retry_after` seconds."""
 
@@ -85,6 +93,10 @@ class RateLimited(HermesError):
     def __init__(self, detail: str, retry_after: float, *, fix: str = "") -> None:
         super().__init__(detail, fix=fix)
         self.retry_after: float = retry_after
+
+
+class SendCapReached(RateLimited):
+    """The owner's policy caps sends to one recipient per hour, and this one has had them."""
 
 
 class Unavailable(HermesError):
@@ -153,6 +165,8 @@ def error_code(exc: BaseException) -> str:
     """A short, stable code for the audit log."""
     if isinstance(exc, PlatformRejected):
         return exc.code or "platform_error"
+    if isinstance(exc, Blocked):
+        return f"blocked_{exc.rule}"  # the audit names the rule that refused the send
     return {
         NotConnected: "not_connected",
         Invalid: "invalid_arguments",
@@ -161,5 +175,6 @@ def error_code(exc: BaseException) -> str:
         Unavailable: "unavailable",
         Unauthorized: "unauthorized",
         Forbidden: "forbidden",
+        SendCapReached: "blocked_hourly_cap",
         Conflict: "conflict",
     }.get(type(exc), "internal")

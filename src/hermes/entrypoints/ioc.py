@@ -53,6 +53,7 @@ from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.callback_store import RedisCallbackStore
 from hermes.adapters.redis.client import RedisClient, connect
 from hermes.adapters.redis.console_sessions import RedisConsoleSessionStore
+from hermes.adapters.redis.conversations import RedisConversationStore
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache
 from hermes.adapters.redis.inbound_queue import RedisInboundQueue
@@ -62,22 +63,35 @@ from hermes.adapters.redis.mailboxes import RedisMailboxes
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.oauth import RedisAuthorizationStore, RedisGrantStore, RedisOAuthClientStore
 from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
+from hermes.adapters.redis.sends import (
+    RedisIdempotencyKeys,
+    RedisPendingSends,
+    RedisPolicyStore,
+    RedisRecipientLedger,
+)
 from hermes.adapters.redis.unrouted_numbers import RedisUnroutedNumbers
+from hermes.adapters.sql.conversations import SqlConversationStore
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.engine import make_engine
 from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlInbox, SqlUnroutedNumbers
 from hermes.adapters.sql.mailboxes import SqlMailboxes
 from hermes.adapters.sql.oauth import SqlAuthorizationStore, SqlGrantStore, SqlOAuthClientStore
+from hermes.adapters.sql.sends import SqlIdempotencyKeys, SqlPendingSends, SqlPolicyStore, SqlRecipientLedger
 from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
 from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool, InboxWaitTool
 from hermes.application.consent_requests import ConsentRequests
+from hermes.application.conversation_recorder import ConversationRecorder
+from hermes.application.conversation_sends import ConversationSends
+from hermes.application.conversation_tools import ConversationReadTool, ConversationReplyTool, ConversationsListTool
 from hermes.application.credential_vault import CredentialVault
+from hermes.application.held_sends import HeldSends
 from hermes.application.inbound_handlers import InboundHandlers, InboxWaitersHandler, LoggingInboundHandler
 from hermes.application.ports.address_limits import AddressLimiter
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.callbacks import CallbackSender, CallbackStore
 from hermes.application.ports.clock import Clock, SystemClock
 from hermes.application.ports.console import ConsoleSessionStore
+from hermes.application.ports.conversations import ConversationStore
 from hermes.application.ports.credentials import Cipher, CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
@@ -88,8 +102,10 @@ from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
 from hermes.application.ports.queue_stats import QueueStatistics
 from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.sends import IdempotencyKeys, PendingSends, PolicyStore, RecipientLedger
 from hermes.application.ports.sessions import SessionRevoker
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials, ToolCatalog
+from hermes.application.send_guard import SendGuard
 from hermes.application.token_issuer import TokenIssuer
 from hermes.application.use_cases.admit_anonymous_caller import AdmitAnonymousCaller
 from hermes.application.use_cases.call_tool import CallTool
@@ -97,9 +113,11 @@ from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.create_customer import CreateCustomer
 from hermes.application.use_cases.deactivate_customer import DeactivateCustomer
 from hermes.application.use_cases.decide_authorization import DecideAuthorization
+from hermes.application.use_cases.decide_pending_send import DecidePendingSend
 from hermes.application.use_cases.deliver_callbacks import DeliverCallbacks
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.exchange_authorization_code import ExchangeAuthorizationCode
+from hermes.application.use_cases.expire_pending_sends import ExpirePendingSends
 from hermes.application.use_cases.find_authorization_code import FindAuthorizationCode
 from hermes.application.use_cases.find_console_session import FindConsoleSession
 from hermes.application.use_cases.find_oauth_client import FindOAuthClient
@@ -107,23 +125,30 @@ from hermes.application.use_cases.find_refresh_token import FindRefreshToken
 from hermes.application.use_cases.get_callback import GetCallback
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.get_customer import GetCustomer, ListCustomers
+from hermes.application.use_cases.get_send_policy import GetSendPolicy
 from hermes.application.use_cases.get_usage import GetUsage
 from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_authorized_clients import ListAuthorizedClients
+from hermes.application.use_cases.list_conversations import ListConversations
 from hermes.application.use_cases.list_inbox import ListInbox
+from hermes.application.use_cases.list_pending_sends import ListPendingSends
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.application.use_cases.poll_mailbox import PollMailbox
+from hermes.application.use_cases.read_conversation import ReadConversation
 from hermes.application.use_cases.refresh_access_token import RefreshAccessToken
 from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.register_oauth_client import RegisterOAuthClient
 from hermes.application.use_cases.remove_callback import RemoveCallback
+from hermes.application.use_cases.reply_to_conversation import ReplyToConversation
 from hermes.application.use_cases.resolve_access_token import ResolveAccessToken
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
+from hermes.application.use_cases.review_pending_send import ReviewPendingSend
 from hermes.application.use_cases.revoke_authorized_client import RevokeAuthorizedClient
 from hermes.application.use_cases.revoke_token import RevokeToken
 from hermes.application.use_cases.rotate_api_key import RotateApiKey
 from hermes.application.use_cases.rotate_encryption_keys import RotateEncryptionKeys
 from hermes.application.use_cases.route_inbound import RouteInbound
+from hermes.application.use_cases.set_send_policy import SetSendPolicy
 from hermes.application.use_cases.sign_in_to_authorize import SignInToAuthorize
 from hermes.application.use_cases.sign_in_to_console import SignInToConsole
 from hermes.application.use_cases.sign_out_of_console import SignOutOfConsole
@@ -135,6 +160,7 @@ from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.console import ConsolePolicy, public_origin
 from hermes.domain.oauth import OAuthPolicy
 from hermes.domain.platform import Platform
+from hermes.entrypoints.approval_sweeper import ApprovalSweeper
 from hermes.entrypoints.http.client_address import TrustedProxies
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
@@ -148,6 +174,8 @@ from hermes.entrypoints.managed_oauth import (
 from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
 
 Environment = NewType("Environment", Mapping[str, str])
+# Secrets the MCP SDK stretches (HKDF, its own label) to seal `requestState` for inline approvals.
+RequestStateKeys = NewType("RequestStateKeys", list[bytes])
 
 
 class Workers(list[tuple[str, Callable[[], Awaitable[None]]]]):
@@ -205,6 +233,7 @@ class RedisStoresProvider(Provider):
         inbound: InboundWorker,
         callbacks: CallbackWorker,
         inbox_signals: RedisInboxSignals,
+        sweeper: ApprovalSweeper,
     ) -> Workers:
         return Workers(
             [
@@ -212,6 +241,7 @@ class RedisStoresProvider(Provider):
                 ("inbound-router", inbound.run),
                 ("callback-dispatcher", callbacks.run),
                 ("inbox-signals", inbox_signals.run),
+                ("approval-expiry", sweeper.run),
             ]
         )
 
@@ -255,8 +285,10 @@ class EmbeddedStoresProvider(Provider):
         return InfrastructureProbe(engine, None)
 
     @provide
-    def workers(self, inbound: InboundWorker, callbacks: CallbackWorker) -> Workers:
-        return Workers([("inbound-router", inbound.run), ("callback-dispatcher", callbacks.run)])
+    def workers(self, inbound: InboundWorker, callbacks: CallbackWorker, sweeper: ApprovalSweeper) -> Workers:
+        return Workers(
+            [("inbound-router", inbound.run), ("callback-dispatcher", callbacks.run), ("approval-expiry", sweeper.run)]
+        )
 
 
 class PlatformsProvider(Provider):
@@ -289,6 +321,9 @@ class PlatformsProvider(Provider):
         env: EnvCredentials,
         list_inbox: ListInbox,
         wait_for_inbox: WaitForInbox,
+        list_conversations: ListConversations,
+        read_conversation: ReadConversation,
+        reply_to_conversation: ReplyToConversation,
     ) -> Registry:
         return Registry(
             plugins=build_plugins(http, config),
@@ -296,6 +331,9 @@ class PlatformsProvider(Provider):
                 ConnectionsStatusTool(get_connections, env),
                 InboxListTool(list_inbox),
                 InboxWaitTool(wait_for_inbox),
+                ConversationsListTool(list_conversations),
+                ConversationReadTool(read_conversation),
+                ConversationReplyTool(reply_to_conversation),
             ],
         )
 
@@ -439,6 +477,23 @@ class MailPollingProvider(Provider):
         return Workers([*workers, ("mailbox-poller", poller.run)])
 
 
+class ConversationsProvider(Provider):
+    """Conversations over every platform: the recorder routing and sends use, the reply window, the tools' use cases."""
+
+    scope = Scope.APP
+    use_cases = provide_all(
+        ConversationRecorder, ConversationSends, ListConversations, ReadConversation, ReplyToConversation
+    )
+
+    @provide
+    def for_call_tool(self, sends: ConversationSends) -> ConversationSends | None:
+        return sends
+
+    @provide
+    def for_routing(self, recorder: ConversationRecorder) -> ConversationRecorder | None:
+        return recorder
+
+
 class RedisInboundProvider(Provider):
     """The queue on a Redis Stream, inboxes as per-customer streams, callbacks in hashes."""
 
@@ -457,6 +512,7 @@ class RedisInboundProvider(Provider):
     signals = alias(source=RedisInboxSignals, provides=InboxSignals)
     wait_slots = provide(RedisWaitSlots, provides=WaitSlots)
     mailboxes = provide(RedisMailboxes, provides=Mailboxes)
+    conversations = provide(RedisConversationStore, provides=ConversationStore)
 
 
 class EmbeddedInboundProvider(Provider):
@@ -477,6 +533,7 @@ class EmbeddedInboundProvider(Provider):
     signals = provide(InMemoryInboxSignals, provides=InboxSignals)
     wait_slots = provide(InMemoryWaitSlots, provides=WaitSlots)
     mailboxes = provide(SqlMailboxes, provides=Mailboxes)
+    conversations = provide(SqlConversationStore, provides=ConversationStore)
 
 
 class OAuthProvider(Provider):
@@ -590,6 +647,66 @@ class EmbeddedConsoleProvider(Provider):
         return InMemoryConsoleSessionStore()
 
 
+class SendsProvider(Provider):
+    """Idempotency keys, send policies and sends held for approval around every send (every mode)."""
+
+    scope = Scope.APP
+    held = provide(HeldSends)
+
+    @provide
+    def request_state_keys(self, settings: Settings) -> RequestStateKeys:
+        # The master keys, so that any instance opens the state another one sealed.
+        return RequestStateKeys([key for _, key in parse_keyring(settings.encryption_keys)])
+
+    use_cases = provide_all(
+        GetSendPolicy, SetSendPolicy, ListPendingSends, ReviewPendingSend, DecidePendingSend, ExpirePendingSends
+    )
+
+    @provide
+    def sweeper(self, expire: ExpirePendingSends, settings: Settings) -> ApprovalSweeper:
+        return ApprovalSweeper(expire, every=settings.approval_sweep_seconds)
+
+    @provide
+    def guard(
+        self,
+        policies: PolicyStore,
+        keys: IdempotencyKeys,
+        ledger: RecipientLedger,
+        pending: PendingSends,
+        cipher: Cipher,
+        clock: Clock,
+        settings: Settings,
+    ) -> SendGuard:
+        return SendGuard(
+            policies,
+            keys,
+            ledger,
+            pending,
+            cipher,
+            clock,
+            approval_url=settings.public_url.rstrip("/") + "/console/approvals/",
+            approval_ttl=settings.approval_ttl_hours * 3600,
+            # A claim older than two platform deadlines belongs to a call that can no longer be running.
+            in_flight_seconds=2 * settings.platform_timeout + 5,
+        )
+
+
+class RedisSendsProvider(Provider):
+    scope = Scope.APP
+    policies = provide(RedisPolicyStore, provides=PolicyStore)
+    keys = provide(RedisIdempotencyKeys, provides=IdempotencyKeys)
+    ledger = provide(RedisRecipientLedger, provides=RecipientLedger)
+    pending = provide(RedisPendingSends, provides=PendingSends)
+
+
+class EmbeddedSendsProvider(Provider):
+    scope = Scope.APP
+    policies = provide(SqlPolicyStore, provides=PolicyStore)
+    keys = provide(SqlIdempotencyKeys, provides=IdempotencyKeys)
+    ledger = provide(SqlRecipientLedger, provides=RecipientLedger)
+    pending = provide(SqlPendingSends, provides=PendingSends)
+
+
 class MetricsProvider(Provider):
     """Counts rate-limit refusals and tool calls (through the audit log) on their way through the ports."""
 
@@ -626,10 +743,13 @@ def providers_for(settings: Settings) -> list[Provider]:
         InboundProvider(),
         inbound,
         MailPollingProvider(),
+        ConversationsProvider(),
         OAuthProvider(),
         oauth,
         ConsoleProvider(),
         EmbeddedConsoleProvider() if settings.embedded else RedisConsoleProvider(),
+        SendsProvider(),
+        EmbeddedSendsProvider() if settings.embedded else RedisSendsProvider(),
         MetricsProvider(),
         ManagedOAuthProvider(),
         EmbeddedManagedOAuthProvider() if settings.embedded else RedisManagedOAuthProvider(),

@@ -8,9 +8,11 @@ from dishka import AsyncContainer
 
 from hermes.application.ports.tools import ToolCatalog
 from hermes.application.use_cases.call_tool import CallTool
+from hermes.application.use_cases.decide_pending_send import DecidePendingSend
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.application.use_cases.resolve_access_token import ResolveAccessToken
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
+from hermes.entrypoints.ioc import RequestStateKeys
 from hermes.entrypoints.mcp_server import McpEndpoint
 from hermes.entrypoints.settings import Settings
 
@@ -40,4 +42,6 @@ async def build_mcp_endpoint(container: AsyncContainer, settings: Settings) -> M
         allowed_hosts=allowed_hosts(settings),
         tracing=settings.mcp_tracing,
         token_resolver=await container.get(ResolveAccessToken),
+        decide=await container.get(DecidePendingSend),
+        request_state_keys=await container.get(RequestStateKeys),
     )

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     # sign-in attempts are limited per client address.
     console_idle_minutes: int = Field(30, ge=1, le=24 * 60, validation_alias="HERMES_CONSOLE_IDLE_MINUTES")
     console_max_hours: int = Field(12, ge=1, le=7 * 24, validation_alias="HERMES_CONSOLE_MAX_HOURS")
+    approval_ttl_hours: int = Field(24, ge=1, le=30 * 24, validation_alias="HERMES_APPROVAL_TTL_HOURS")
+    approval_sweep_seconds: float = Field(60.0, gt=0, validation_alias="HERMES_APPROVAL_SWEEP_SECONDS")
     console_sign_ins_per_minute: int = Field(10, ge=1, validation_alias="HERMES_CONSOLE_SIGN_INS_PER_MINUTE")
     # Managed OAuth (connect links): the operator's app at X, LinkedIn, Instagram; unset means no link for it.
     # The *_AUTH_BASE (consent page) and *_TOKEN_BASE (token endpoint) overrides exist for test doubles.

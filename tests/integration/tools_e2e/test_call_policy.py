@@ -22,6 +22,7 @@ from tests.fakes.graph import graph_error_body
 from tests.integration.mcp_client import MODES, mcp_session
 from tests.integration.server import HermesServer
 from tests.integration.tools_e2e.world import (
+    CONVERSATION_TOOLS,
     TOOLS,
     Account,
     Fakes,
@@ -249,7 +250,7 @@ async def test_two_customers_at_once_each_reach_the_platform_with_their_own_cred
 
 
 def _builtin(names: set[str]) -> set[str]:
-    return {n for n in names if n in TOOLS and not TOOLS[n]}
+    return {n for n in names if (n in TOOLS and not TOOLS[n]) or n in CONVERSATION_TOOLS}
 
 
 @pytest.mark.parametrize("generation", MODES)
@@ -329,6 +330,7 @@ async def test_the_catalogue_tells_a_model_what_each_tool_does(customer: Tenant)
         "inbox_list",
         "inbox_wait",
         "connections_status",
+        "conversations_list",
     }
     for name, tool in tools.items():
         assert tool.description, name

@@ -60,6 +60,8 @@ TOOLS: dict[str, str] = {
     "inbox_wait": "",
     "connections_status": "",
 }
+# DESIGN.md section 10: platform-independent too, checked in tests/integration/test_conversations.py.
+CONVERSATION_TOOLS = ("conversations_list", "conversation_read", "conversation_reply")
 GENERATIONS = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from hermes.application.ports.tools import ToolContext, ToolSpec
+from hermes.application.send_guard import with_idempotency_key
 from hermes.application.tool_arguments import MISSING, invalid_argument
 from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import Credentials
@@ -128,4 +129,4 @@ def tool(
         open_world=open_world,
         untrusted=untrusted,
     )
-    return StructTool(spec, args_type, runner, target)
+    return StructTool(with_idempotency_key(spec), args_type, runner, target)

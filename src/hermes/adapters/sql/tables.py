@@ -236,3 +236,97 @@ mailboxes = Table(
     Column("last_uid", BigInteger, nullable=False),
     Column("failures", Integer, nullable=False),
 )
+
+
+# The send guards (embedded mode; Redis holds them otherwise). Records are the same JSON as in Redis.
+LongBinary = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+send_policies = Table(
+    "send_policies",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("record", LargeBinary, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("key_digest", String(64), primary_key=True),
+    Column("record", LargeBinary, nullable=False),
+    Column("expires_at", PreciseDateTime, nullable=False),
+    Index("ix_idempotency_keys_expires", "expires_at"),
+)
+
+recipient_counts = Table(
+    "recipient_counts",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("recipient", String(64), primary_key=True),
+    Column("period", BigInteger, primary_key=True),
+    Column("sends", Integer, nullable=False),
+)
+
+known_recipients = Table(
+    "known_recipients",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("recipient", String(64), primary_key=True),
+)
+
+pending_sends = Table(
+    "pending_sends",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("record", LongBinary, nullable=False),
+    Column("requested_at", PreciseDateTime, nullable=False),
+    Column("keep_until", PreciseDateTime, nullable=False),
+    Index("ix_pending_sends_waiting", "customer_id", "state", "requested_at"),
+)
+
+
+# Message ids are case-sensitive (WhatsApp's are base64): compared byte for byte on MariaDB too.
+MessageId = String(512).with_variant(mysql.VARCHAR(512, collation="utf8mb4_bin"), "mysql", "mariadb")
+
+# Conversations, embedded mode (Redis keeps them otherwise). Times are ms since the epoch, the stores' cursor unit.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("conversation_id", String(24), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("account", String(32), nullable=False),
+    Column("peer", String(512), nullable=False),
+    Column("title", String(1000), nullable=False),
+    Column("participants", LargeBinary, nullable=True),
+    Column("last_at", BigInteger, nullable=False),
+    Column("preview", String(200), nullable=False),
+    Column("last_inbound_at", BigInteger, nullable=True),
+    Column("unread", Integer, nullable=False),
+    Index("ix_conversations_recent", "customer_id", "last_at", "conversation_id"),
+)
+
+# Business accounts (WhatsApp numbers) whose webhooks reached the customer, and when last.
+conversation_receivers = Table(
+    "conversation_receivers",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("business_id", String(64), primary_key=True),
+    Column("last_seen", BigInteger, nullable=False),
+)
+
+conversation_messages = Table(
+    "conversation_messages",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("conversation_id", String(24), primary_key=True),
+    Column("message_id", MessageId, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("record", Body, nullable=False),
+    Column("status", String(16), nullable=True),
+    Index("ix_conversation_messages_order", "customer_id", "conversation_id", "at"),
+    Index("ix_conversation_messages_age", "customer_id", "at"),
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +36,8 @@ class ToolContext:
     customer_id: str | None
     credentials: Credentials | None = None
     connected: Sequence[Platform] = field(default=())
+    # Calls another tool for the same caller, through the same checks, quota and audit (None outside CallTool).
+    call: Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
 
 class Tool(Protocol):

@@ -5,14 +5,17 @@ from asyncio import CancelledError
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
+from hermes.application.conversation_sends import ConversationSends
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.fresh_credentials import FreshCredentials
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.metering import UsageMeter
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolContext
+from hermes.application.send_guard import SUCCESS, Send, SendGuard, sends, split_key
 from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
 from hermes.domain.credentials import SCHEMAS, Credentials
 from hermes.domain.customer import Customer
@@ -78,6 +81,9 @@ class CallTool:
     and duration, never the message body or a secret. The entry is written as
     `started` before the platform is called and completed in place afterwards, so
     an instance dying mid-call still leaves a trace of what may have happened.
+    A send (a tool a repeat would do again) takes `idempotency_key` and passes the
+    account's send policy first: it may be refused (`blocked`) or held for the owner's
+    approval (`pending_approval`), and then nothing reaches the platform.
     """
 
     catalog: ToolCatalog
@@ -86,9 +92,13 @@ class CallTool:
     usage: UsageMeter
     audit: AuditLog
     clock: Clock
+    guard: SendGuard
     fresh: FreshCredentials | None = None  # renews tokens about to expire (managed OAuth)
+    conversations: ConversationSends | None = None  # reply window before a send, its record after
 
-    async def __call__(self, caller: Caller, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    async def __call__(
+        self, caller: Caller, name: str, arguments: Mapping[str, Any], *, approved: bool = False
+    ) -> dict[str, Any]:
         tool = self.catalog.get(name)
         if tool is None:
             await self._consume_quota(caller)  # a call that fails still counts, or failures would be free
@@ -107,14 +117,26 @@ class CallTool:
         )
         entry_id: str | None = None
         code: str | None = None
+        outcome = SUCCESS
         try:
             # First, so that calls with bad arguments or without a connection count like any other.
             await self._consume_quota(caller)
+            key, arguments = split_key(tool.spec, arguments)
             parsed = tool.parse(arguments)
             entry = replace(entry, target=tool.target(parsed))
             credentials = await self._credentials(caller, platform) if platform else None
+            if self.conversations:
+                await self.conversations.before(caller.id, name, parsed, credentials)
             entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
-            return await tool.run(parsed, ToolContext(caller.id if caller.customer else None, credentials))
+            context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
+            if not sends(tool.spec):
+                result = await tool.run(parsed, context)
+            else:
+                send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
+                result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context))
+            if self.conversations and outcome == SUCCESS:
+                await self.conversations.after(caller.id, name, parsed, result)
+            return result
         except HermesError as exc:
             code = error_code(exc)
             if isinstance(exc, PlatformRejected) and exc.reconnect and caller.customer is None and platform:
@@ -131,7 +153,7 @@ class CallTool:
         finally:
             final = replace(
                 entry,
-                outcome="error" if code else "success",
+                outcome=("blocked" if code.startswith("blocked") else "error") if code else outcome,
                 error_code=code,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )

@@ -4,6 +4,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
+from hermes.application.conversation_recorder import ConversationRecorder
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.inbound import InboundHandler, Inbox, UnroutedNumbers, WebhookDecoder
 from hermes.application.ports.routing import PhoneRoutes
@@ -45,6 +46,7 @@ class RouteInbound:
     handler: InboundHandler
     env: EnvCredentials
     clock: Clock
+    conversations: ConversationRecorder | None = None
 
     async def __call__(self, platform: Platform, body: bytes) -> RoutingReport:
         changes = self.decoder.decode(platform, body)
@@ -67,6 +69,8 @@ class RouteInbound:
             await self.unrouted.record(platform, business_id, count, now)
         appended = duplicates = 0
         for customer_id, items in batches.items():
+            if self.conversations:  # first, and idempotent: a batch routed again after a failure records once
+                await self.conversations.inbound(customer_id, items)
             fresh = await self.inbox.append(customer_id, items, now)
             appended += len(fresh)
             duplicates += len(items) - len(fresh)

@@ -23,11 +23,13 @@ from hermes.entrypoints.http.admin_api import AdminApi
 from hermes.entrypoints.http.api_docs import api_docs_asset, render_plugins
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
 from hermes.entrypoints.http.console import ConsolePages
+from hermes.entrypoints.http.conversations_api import ConversationsApi
 from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
 from hermes.entrypoints.http.oauth_pages import OAUTH_ROUTE_HANDLERS, template_config
 from hermes.entrypoints.http.platform_connect import ConnectLinksApi, PlatformCallbackPage
+from hermes.entrypoints.http.policy_api import PolicyApi
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
 from hermes.entrypoints.http.raw_asgi import fast_paths
 from hermes.entrypoints.http.webhooks import WhatsAppWebhook
@@ -109,7 +111,9 @@ def make_app(
     app = Litestar(
         route_handlers=[
             CustomerApi,
+            PolicyApi,
             InboundApi,
+            ConversationsApi,
             admin,
             healthz,
             readyz,

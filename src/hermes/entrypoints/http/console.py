@@ -17,6 +17,7 @@ and renders templates.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -37,6 +38,7 @@ from litestar.response import Template
 from hermes.application.ports.managed_oauth import PlatformAuthorization
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.create_connect_link import CreateConnectLink
+from hermes.application.use_cases.decide_pending_send import DecidePendingSend
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.find_console_session import FindConsoleSession
 from hermes.application.use_cases.get_callback import GetCallback
@@ -44,8 +46,12 @@ from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.get_usage import GetUsage
 from hermes.application.use_cases.list_audit_log import ListAuditLog
 from hermes.application.use_cases.list_authorized_clients import ListAuthorizedClients
+from hermes.application.use_cases.list_conversations import ListConversations
+from hermes.application.use_cases.list_pending_sends import ListPendingSends
+from hermes.application.use_cases.read_conversation import ReadConversation
 from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.remove_callback import RemoveCallback
+from hermes.application.use_cases.review_pending_send import ReviewPendingSend
 from hermes.application.use_cases.revoke_authorized_client import RevokeAuthorizedClient
 from hermes.application.use_cases.sign_in_to_console import SignInToConsole
 from hermes.application.use_cases.sign_out_of_console import SignOutOfConsole
@@ -64,6 +70,7 @@ from hermes.domain.errors import (
 )
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
+from hermes.domain.sends import PendingState
 from hermes.entrypoints.http.oauth_pages import PLATFORM_NAMES, security_headers
 from hermes.entrypoints.inbound_worker import CallbackWorker
 
@@ -90,7 +97,20 @@ _NOTICES = {
     "revoked": "Access revoked. The app's tokens stopped working at once.",
     "callback_removed": "The callback was removed. New messages stay in your inbox.",
     "signed_out": "You have signed out.",
+    "approved": "Approved. The send went out once; its result is in the audit log.",
+    "declined": "Declined. Nothing was sent.",
 }
+_HEADINGS = {
+    PendingState.PENDING: "Approve this send?",
+    PendingState.SENDING: "This send is going out",
+    PendingState.SENT: "This send went out",
+    PendingState.FAILED: "This send failed",
+    PendingState.DECLINED: "This send was declined",
+    PendingState.EXPIRED: "This send expired",
+}
+_RETURN_PATH = re.compile(rf"{CONSOLE}/approvals/[A-Za-z0-9_-]{{1,64}}")
+# Where a held send's words are, by tool argument name, for the list's preview column.
+_TEXT_FIELDS = ("message", "text", "body", "caption", "content", "message", "subject", "template")
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Page = Template | Response[bytes]
 
@@ -246,7 +266,8 @@ class ConsolePages(Controller):
             customer = await find(session_id)
         except Unauthorized:
             gone = _cookie(policy, session_cookie_name(policy), "", 0) if session_id else None
-            return _redirect(SIGN_IN, [gone] if gone else None)
+            back = _return_path(request.url.path)
+            return _redirect(f"{SIGN_IN}?next={back}" if back else SIGN_IN, [gone] if gone else None)
         except RateLimited as exc:
             wait = max(1, round(exc.retry_after))
             return _message(429, "Too many requests", exc.detail, {"Retry-After": str(wait)})
@@ -272,7 +293,7 @@ class ConsolePages(Controller):
         if request.cookies.get(session_cookie_name(policy)):
             visit = await self._visit(request, find, policy)
             if isinstance(visit, Visit):
-                return _redirect(CONSOLE)
+                return _redirect(_return_path(request.query_params.get("next")) or CONSOLE)
         return self._sign_in_form(request, policy, None, 200)
 
     @staticmethod
@@ -289,6 +310,7 @@ class ConsolePages(Controller):
             "notice": _notice(request),
             "max_hours": policy.max_age // 3600,
             "idle_minutes": policy.idle_ttl // 60,
+            "next": _return_path(request.query_params.get("next")),
         }
         cookie = _cookie(policy, sign_in_cookie_name(policy), browser, 3600)
         return _render("sign_in.html", context, status, [cookie], extra or None)
@@ -321,7 +343,7 @@ class ConsolePages(Controller):
             _cookie(policy, sign_in_cookie_name(policy), "", 0),
         ]
         # Post/redirect/get: reloading the next page must not send the key again.
-        return _redirect(CONSOLE, cookies)
+        return _redirect(_return_path(data.get("next")) or CONSOLE, cookies)
 
     @post("/sign-out", status_code=200)
     @inject
@@ -506,24 +528,184 @@ class ConsolePages(Controller):
     @get("/conversations")
     @inject
     async def conversations(
-        self, request: Request[Any, Any, Any], find: FromDishka[FindConsoleSession], policy: FromDishka[ConsolePolicy]
+        self,
+        request: Request[Any, Any, Any],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        list_conversations: FromDishka[ListConversations],
     ) -> Page:
         visit = await self._visit(request, find, policy)
         if not isinstance(visit, Visit):
             return visit
-        conversations: list[dict[str, Any]] = []
-        return _page(visit, "conversations", "conversations.html", conversations=conversations)
+        cursor = request.query_params.get("cursor") or None
+        try:
+            page = await list_conversations(visit.customer.id, cursor=cursor)
+        except Invalid:
+            return _redirect(f"{CONSOLE}/conversations")
+        conversations = [
+            {
+                "url": f"{CONSOLE}/conversations/{c.conversation_id}",
+                "title": c.title,
+                "platform": _platform_name(c.platform),
+                "preview": c.last_message_preview,
+                "last_message_at": _when(c.last_message_at),
+                "unread_count": c.unread_count,
+                "window": "" if c.can_reply else "closed",
+            }
+            for c in page.conversations
+        ]
+        next_url = f"{CONSOLE}/conversations?cursor={quote(page.next_cursor)}" if page.next_cursor else None
+        return _page(
+            visit,
+            "conversations",
+            "conversations.html",
+            conversations=conversations,
+            next_url=next_url,
+            first_page=cursor is None,
+        )
+
+    @get("/conversations/{conversation_id:str}")
+    @inject
+    async def conversation(
+        self,
+        request: Request[Any, Any, Any],
+        conversation_id: Annotated[str, PathParameter()],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        read_conversation: FromDishka[ReadConversation],
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        cursor = request.query_params.get("cursor") or None
+        try:
+            # The owner looking does not mark it read: unread counts tell the agent what it has not seen.
+            read = await read_conversation(visit.customer.id, conversation_id, cursor, mark_read=False)
+        except (NotFound, Invalid):
+            return _message(404, "No such conversation", "This conversation does not exist, or is not yours.")
+        c = read.conversation
+        messages = [
+            {
+                "direction": m.direction,
+                "sender": "You" if m.direction == "out" else m.sender,
+                "text": m.text or (f"[{m.media.kind}]" if m.media else ""),
+                "sent_at": _when(m.sent_at),
+                "status": m.status or "",
+            }
+            for m in read.messages
+        ]
+        base = f"{CONSOLE}/conversations/{c.conversation_id}"
+        return _page(
+            visit,
+            "conversations",
+            "conversation.html",
+            conversation={
+                "title": c.title,
+                "platform": _platform_name(c.platform),
+                "account": c.account,
+                "participants": ", ".join(p.name or p.id for p in c.participants),
+                "window": _when(c.reply_window_expires_at) if c.reply_window_expires_at else "",
+                "can_reply": c.can_reply,
+            },
+            messages=messages,
+            older_url=f"{base}?cursor={quote(read.next_cursor)}" if read.next_cursor else None,
+            newest_url=base if cursor else None,
+        )
 
     @get("/approvals")
     @inject
     async def approvals(
-        self, request: Request[Any, Any, Any], find: FromDishka[FindConsoleSession], policy: FromDishka[ConsolePolicy]
+        self,
+        request: Request[Any, Any, Any],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        list_pending: FromDishka[ListPendingSends],
     ) -> Page:
         visit = await self._visit(request, find, policy)
         if not isinstance(visit, Visit):
             return visit
-        approvals: list[dict[str, Any]] = []
-        return _page(visit, "approvals", "approvals.html", approvals=approvals)
+        approvals = [
+            {
+                "requested_at": _when(pending.requested_at),
+                "platform": _platform_name(pending.platform),
+                "recipient": pending.recipient or "",
+                "preview": _preview(arguments),
+                "url": f"{CONSOLE}/approvals/{pending.id}",
+            }
+            for pending, arguments in await list_pending(visit.customer.id)
+        ]
+        return _page(visit, "approvals", "approvals.html", approvals=approvals, notice=_notice(request))
+
+    @get("/approvals/{approval_id:str}")
+    @inject
+    async def approval(
+        self,
+        request: Request[Any, Any, Any],
+        approval_id: Annotated[str, PathParameter()],
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        review: FromDishka[ReviewPendingSend],
+    ) -> Page:
+        visit = await self._visit(request, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        return await self._approval_page(visit, review, approval_id, notice=_notice(request))
+
+    @staticmethod
+    async def _approval_page(
+        visit: Visit,
+        review: ReviewPendingSend,
+        approval_id: str,
+        *,
+        status: int = 200,
+        notice: str | None = None,
+        error: str | None = None,
+    ) -> Template:
+        try:
+            pending, arguments = await review(visit.customer.id, approval_id)
+        except NotFound as exc:
+            return _message(404, "No such send", exc.detail)
+        send = {
+            "platform": _platform_name(pending.platform),
+            "recipient": pending.recipient or "(no recipient: a public post)",
+            "tool": pending.tool,
+            "requested_at": _when(pending.requested_at),
+            "expires_at": _when(pending.expires_at),
+            "state": pending.state.value,
+            "arguments": None if arguments is None else [(k, _shown_value(v)) for k, v in arguments.items()],
+            "url": f"{CONSOLE}/approvals/{pending.id}",
+        }
+        heading = _HEADINGS[pending.state]
+        return _page(
+            visit, "approvals", "approval.html", status, send=send, heading=heading, notice=notice, error=error
+        )
+
+    @post("/approvals/{approval_id:str}/{decision:str}", status_code=200)
+    @inject
+    async def decide(
+        self,
+        request: Request[Any, Any, Any],
+        approval_id: Annotated[str, PathParameter()],
+        decision: Annotated[str, PathParameter()],
+        data: FormData,
+        find: FromDishka[FindConsoleSession],
+        policy: FromDishka[ConsolePolicy],
+        decide: FromDishka[DecidePendingSend],
+        review: FromDishka[ReviewPendingSend],
+    ) -> Page:
+        visit = await self._posted(request, data, find, policy)
+        if not isinstance(visit, Visit):
+            return visit
+        if decision not in ("approve", "decline"):
+            return _message(404, "Unknown decision", "A held send can be approved or declined.")
+        try:
+            await decide(visit.customer, approval_id, decision == "approve")
+        except HermesError as exc:
+            text = exc.detail + (f"; {exc.fix}" if exc.fix else "")
+            return await self._approval_page(visit, review, approval_id, status=_status_of(exc), error=text)
+        log.info("customer %s %sd a held send from the console", visit.customer.id, decision)
+        done = "approved" if decision == "approve" else "declined"
+        return _redirect(f"{CONSOLE}/approvals/{approval_id}?done={done}")
 
     @get("/audit")
     @inject
@@ -746,6 +928,24 @@ def _connect_error(platform: Platform, exc: HermesError) -> str:
     if isinstance(exc, Invalid):
         return "Some fields need another look; nothing was saved."
     return exc.detail
+
+
+def _return_path(value: str | None) -> str | None:
+    """Where sign-in sends the browser back to: only a held send's page (the link an agent hands over),
+    so the parameter cannot send anyone elsewhere."""
+    return value if value and _RETURN_PATH.fullmatch(value) else None
+
+
+def _preview(arguments: dict[str, Any] | None, length: int = 80) -> str:
+    """The first words of what would be sent (the text, caption, body or note a send carries)."""
+    if arguments is None:
+        return "(content can no longer be read)"
+    text = next((str(arguments[k]) for k in _TEXT_FIELDS if arguments.get(k)), "")
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def _shown_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
 
 
 def _platform_name(value: str | None) -> str:

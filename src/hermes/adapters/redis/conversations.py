@@ -1,0 +1,276 @@
+"""Conversations in Redis, every key of a customer under its hash tag (one cluster slot per customer).
+
+Keys (`{cust}` is the hash tag, `{conv}` the conversation id):
+- `conv:{cust}:recent`: ZSET conversation id -> time (ms) of its newest message: the list, newest first.
+- `conv:{cust}:h:{conv}`: HASH, the conversation's head (platform, account, peer, title, participants,
+  newest message time and preview, the peer's last message time, unread count).
+- `conv:{cust}:m:{conv}`: HASH message id -> the message (msgpack); `...:t:{conv}` ZSET message id -> its
+  time (ms), the order; `...:s:{conv}` HASH message id -> status of a sent message.
+
+- `conv:{cust}:rx:{platform}:{business id}`: webhooks for that number reach this customer (90 days).
+
+One script adds a message and updates the head, so concurrent deliveries of one message add it once
+and unread counts stay exact. A conversation keeps its newest `MAX_MESSAGES_PER_CONVERSATION` messages;
+its keys expire 90 days after its last message, and the list forgets conversations idle that long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from hermes.adapters.conversation_records import (
+    decode_cursor,
+    decode_message,
+    decode_participants,
+    encode_cursor,
+    encode_message,
+    encode_participants,
+    from_ms,
+    ms,
+)
+from hermes.adapters.redis.client import RedisClient, translate_errors
+from hermes.application.ports.conversations import ConversationStore
+from hermes.domain.conversations import (
+    CONVERSATION_RETENTION_SECONDS,
+    MAX_MESSAGES_PER_CONVERSATION,
+    STATUS_RANK,
+    Conversation,
+    MessageView,
+    Recorded,
+    conversation_id,
+    preview,
+)
+from hermes.domain.platform import Platform
+
+# KEYS: recent, head, messages, order, statuses.
+# ARGV: 1 conv id, 2 message id, 3 message, 4 time ms, 5 direction, 6 platform, 7 account, 8 peer,
+#       9 title ('' keeps it), 10 participants ('' keeps them), 11 preview, 12 cap, 13 ttl, 14 status (''),
+#       15 oldest time kept (ms)
+_RECORD = """
+if redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[3]) == 0 then return 0 end
+local at = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[4], at, ARGV[2])
+if ARGV[14] ~= '' then redis.call('HSET', KEYS[5], ARGV[2], ARGV[14]) end
+local cap = tonumber(ARGV[12])
+local n = redis.call('ZCARD', KEYS[4])
+if n > cap then
+  local gone = redis.call('ZPOPMIN', KEYS[4], n - cap)
+  for i = 1, #gone, 2 do
+    redis.call('HDEL', KEYS[3], gone[i])
+    redis.call('HDEL', KEYS[5], gone[i])
+  end
+end
+if redis.call('HSETNX', KEYS[2], 'p', ARGV[6]) == 1 then
+  redis.call('HSET', KEYS[2], 'a', ARGV[7], 'peer', ARGV[8], 'title', ARGV[8], 'last', ARGV[4], 'prev', ARGV[11],
+    'unread', 0)
+  redis.call('ZADD', KEYS[1], at, ARGV[1])
+end
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[2], 'title', ARGV[9]) end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[2], 'parts', ARGV[10]) end
+if at >= tonumber(redis.call('HGET', KEYS[2], 'last')) then
+  redis.call('HSET', KEYS[2], 'last', ARGV[4], 'prev', ARGV[11])
+  redis.call('ZADD', KEYS[1], at, ARGV[1])
+end
+if ARGV[5] == 'in' then
+  redis.call('HINCRBY', KEYS[2], 'unread', 1)
+  if at > tonumber(redis.call('HGET', KEYS[2], 'lin') or '-1') then redis.call('HSET', KEYS[2], 'lin', ARGV[4]) end
+end
+for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[13]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[15])
+return 1
+"""
+# KEYS: messages, statuses. ARGV: message id, new status, then every status in rank order.
+_STATUS = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local rank = {}
+for i = 3, #ARGV do rank[ARGV[i]] = i end
+local current = redis.call('HGET', KEYS[2], ARGV[1])
+if (rank[ARGV[2]] or 0) > ((current and rank[current]) or 0) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+# KEYS: recent. ARGV: head key prefix, top score, offset, count. One reply: (id, score, head fields)* in list
+# order. The heads share the recent list's hash tag, so they sit in its cluster slot.
+_PAGE = """
+local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
+local out = {}
+for i = 1, #ids, 2 do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. ids[i])
+end
+return out
+"""
+_MARK_READ = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'unread', 0) end return 0"
+_RANKED = [s for s, _ in sorted(STATUS_RANK.items(), key=lambda kv: kv[1])]
+
+
+def _prefix(customer_id: str) -> str:
+    return f"conv:{{{customer_id}}}"
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _head(conv: str, raw: Any) -> Conversation | None:
+    if b"p" not in raw or b"last" not in raw:
+        return None
+    lin = raw.get(b"lin")
+    return Conversation(
+        id=conv,
+        platform=Platform(_s(raw[b"p"])),
+        account=_s(raw[b"a"]),
+        peer=_s(raw[b"peer"]),
+        title=_s(raw[b"title"]),
+        participants=decode_participants(raw[b"parts"]) if b"parts" in raw else (),
+        last_message_at=from_ms(raw[b"last"]),
+        last_message_preview=_s(raw.get(b"prev", b"")),
+        unread_count=int(raw.get(b"unread", b"0")),
+        last_inbound_at=from_ms(lin) if lin is not None else None,
+    )
+
+
+class RedisConversationStore(ConversationStore):
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+        self._record = redis.register_script(_RECORD)
+        self._status = redis.register_script(_STATUS)
+        self._mark_read = redis.register_script(_MARK_READ)
+        self._page = redis.register_script(_PAGE)
+
+    async def record(self, customer_id: str, records: Sequence[Recorded], now: datetime) -> int:
+        p = _prefix(customer_id)
+        oldest = ms(now) - CONVERSATION_RETENTION_SECONDS * 1000
+        calls = []
+        for r in records:
+            c, m = r.key.id, r.message
+            keys = [f"{p}:recent", f"{p}:h:{c}", f"{p}:m:{c}", f"{p}:t:{c}", f"{p}:s:{c}"]
+            args: list[str | int | bytes] = [
+                c,
+                m.message_id,
+                encode_message(m),
+                ms(m.sent_at),
+                m.direction,
+                r.key.platform.value,
+                r.key.account,
+                r.key.peer,
+                r.title or "",
+                encode_participants(r.participants) if r.participants else b"",
+                preview(m),
+                MAX_MESSAGES_PER_CONVERSATION,
+                CONVERSATION_RETENTION_SECONDS,
+                m.status or "",
+                oldest,
+            ]
+            calls.append(self._record(keys=keys, args=args))
+        async with translate_errors():
+            added = await asyncio.gather(*calls)
+        return sum(int(a) for a in added)
+
+    async def set_status(
+        self, customer_id: str, platform: Platform, account: str, peer: str, message_id: str, status: str
+    ) -> None:
+        p, c = _prefix(customer_id), conversation_id(customer_id, platform, account, peer)
+        async with translate_errors():
+            await self._status(keys=[f"{p}:m:{c}", f"{p}:s:{c}"], args=[message_id, status, *_RANKED])
+
+    async def recent(
+        self,
+        customer_id: str,
+        *,
+        platform: Platform | None,
+        account: str | None,
+        unread_only: bool,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[Conversation], str | None]:
+        p = _prefix(customer_id)
+        after = decode_cursor(cursor) if cursor else None
+        top = str(after[0]) if after else "+inf"
+        filtered = platform is not None or account is not None or unread_only
+        chunk = max(limit + 1, 100) if filtered else limit + 1
+        found: list[Conversation] = []
+        offset = 0
+        async with translate_errors():
+            for _ in range(20 if filtered else 3):
+                batch: Any = await self._page(keys=[f"{p}:recent"], args=[f"{p}:h:", top, offset, chunk])
+                rows = len(batch) // 3
+                offset += rows
+                for i in range(0, len(batch), 3):
+                    c, score, fields = _s(batch[i]), batch[i + 1], batch[i + 2]
+                    if after is not None and (int(score), c) >= after:
+                        continue
+                    head = _head(c, dict(zip(fields[::2], fields[1::2], strict=True)))
+                    if head is None:
+                        continue  # expired: the list forgets it on the next write
+                    if platform is not None and head.platform is not platform:
+                        continue
+                    if (account is not None and head.account != account) or (unread_only and not head.unread_count):
+                        continue
+                    found.append(head)
+                if len(found) > limit or rows < chunk:
+                    break
+        page = found[:limit]
+        more = len(found) > limit
+        return page, encode_cursor(ms(page[-1].last_message_at), page[-1].id) if more else None
+
+    async def get(self, customer_id: str, conversation_id: str) -> Conversation | None:
+        async with translate_errors():
+            raw: Any = await self._redis.hgetall(f"{_prefix(customer_id)}:h:{conversation_id}")
+        return _head(conversation_id, raw)
+
+    async def messages(
+        self, customer_id: str, conversation_id: str, cursor: str | None, limit: int
+    ) -> tuple[list[MessageView], str | None]:
+        p, c = _prefix(customer_id), conversation_id
+        before = decode_cursor(cursor) if cursor else None
+        top = str(before[0]) if before else "+inf"
+        picked: list[tuple[str, int]] = []
+        offset = 0
+        async with translate_errors():
+            while len(picked) <= limit:
+                batch: Any = await self._redis.zrevrangebyscore(
+                    f"{p}:t:{c}", top, "-inf", start=offset, num=limit + 1, withscores=True
+                )
+                offset += len(batch)
+                picked += [(_s(m), int(score)) for m, score in batch if before is None or (int(score), _s(m)) < before]
+                if len(batch) < limit + 1:
+                    break
+            more = len(picked) > limit
+            picked = picked[:limit]
+            ids = [m for m, _ in picked]
+            if not ids:
+                return [], None
+            bodies: Any
+            statuses: Any
+            bodies, statuses = await asyncio.gather(
+                self._redis.hmget(f"{p}:m:{c}", ids), self._redis.hmget(f"{p}:s:{c}", ids)
+            )
+        messages = [
+            decode_message(i, body, _s(status) if status is not None else None)
+            for i, body, status in zip(ids, bodies, statuses, strict=True)
+            if body is not None
+        ]
+        messages.reverse()
+        oldest = picked[-1]
+        return messages, encode_cursor(oldest[1], oldest[0]) if more else None
+
+    async def note_receiving(self, customer_id: str, platform: Platform, business_id: str, now: datetime) -> None:
+        async with translate_errors():
+            await self._redis.set(
+                f"{_prefix(customer_id)}:rx:{platform.value}:{business_id}", ms(now), ex=CONVERSATION_RETENTION_SECONDS
+            )
+
+    async def receiving(self, customer_id: str, platform: Platform, business_id: str) -> bool:
+        async with translate_errors():
+            return bool(await self._redis.exists(f"{_prefix(customer_id)}:rx:{platform.value}:{business_id}"))
+
+    async def mark_read(self, customer_id: str, conversation_id: str) -> None:
+        async with translate_errors():
+            await self._mark_read(keys=[f"{_prefix(customer_id)}:h:{conversation_id}"], args=[])

@@ -1,0 +1,80 @@
+"""What CallTool does around a send: the reply-window check before it, the conversation record after it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hermes.application.conversation_recorder import SENDS, ConversationRecorder
+from hermes.application.ports.clock import Clock
+from hermes.application.ports.conversations import ConversationStore
+from hermes.domain.conversations import ConversationKey, reply_window_expires_at
+from hermes.domain.credentials import Credentials
+from hermes.domain.errors import Actor, Conflict, HermesError, Sent
+from hermes.domain.platform import Platform
+
+log = logging.getLogger("hermes.conversations")
+
+TEMPLATE_FIX = "send an approved template with whatsapp_send_template; free-form messages work again once they reply"
+
+
+def window_closed(platform: Platform, peer: str, last_inbound: Any) -> Conflict:
+    """The refusal of a free-form message outside the platform's 24-hour window (nothing was sent)."""
+    since = (
+        f"their last message was at {last_inbound.isoformat().replace('+00:00', 'Z')}"
+        if last_inbound
+        else "they have not written to this account"
+    )
+    if platform is Platform.WHATSAPP:
+        return Conflict(
+            f"WhatsApp accepts free-form messages to {peer} only within 24 hours of their last message, and {since}",
+            fix=TEMPLATE_FIX,
+            actor=Actor.AGENT,
+            sent=Sent.NO,
+        )
+    return Conflict(
+        f"{platform.display_name} accepts messages to {peer} only within 24 hours of their last message, and {since}",
+        fix=f"{platform.display_name} has no template to reach them outside that window: wait until they write again",
+        actor=Actor.NOBODY,
+        sent=Sent.NO,
+    )
+
+
+@dataclass(slots=True)
+class ConversationSends:
+    """Free-form WhatsApp messages (text, media) to a contact whose last message is more than 24 hours old, by
+    that message's own timestamp, or who never wrote, are refused before WhatsApp is called, where Hermes
+    receives that number's webhooks (it has routed one to this customer in the last 90 days; elsewhere it cannot
+    know who wrote, and WhatsApp itself decides). Templates are always allowed. Every successful send to a peer
+    is recorded in its conversation."""
+
+    recorder: ConversationRecorder
+    store: ConversationStore
+    clock: Clock
+
+    async def before(self, customer_id: str, tool: str, parsed: Any, credentials: Credentials | None) -> None:
+        shape = SENDS.get(tool)
+        if shape is None or not shape.free_form or shape.platform is not Platform.WHATSAPP or credentials is None:
+            return
+        if not await self.store.receiving(customer_id, shape.platform, str(credentials.get("phoneNumberId", ""))):
+            return
+        peer = shape.peer(parsed, {})
+        await self.check_window(ConversationKey(customer_id, shape.platform, peer), f"+{peer}")
+
+    async def check_window(self, key: ConversationKey, peer_label: str) -> None:
+        conversation = await self.store.get(key.customer_id, key.id)
+        last = conversation.last_inbound_at if conversation else None
+        expires = reply_window_expires_at(key.platform, last)
+        if expires is None or self.clock.now() >= expires:
+            raise window_closed(key.platform, peer_label, last)
+
+    async def after(self, customer_id: str, tool: str, parsed: Any, result: Mapping[str, Any]) -> None:
+        if tool not in SENDS:
+            return
+        try:
+            await self.recorder.sent(customer_id, tool, parsed, result)
+        except HermesError as exc:
+            # The message went out: failing the call now would make the agent send it again.
+            log.warning("could not record a %s send in its conversation: %s", tool, exc.detail)

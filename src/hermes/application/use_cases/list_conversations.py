@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hermes.application.ports.clock import Clock
+from hermes.application.ports.conversations import ConversationStore
+from hermes.domain.conversations import ConversationView, view
+from hermes.domain.errors import Invalid
+from hermes.domain.platform import Platform
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+CURSOR_PATTERN = r"^[0-9]{1,15}\.(?:[0-9a-f]{2}){1,600}$(?!\n)"
+ACCOUNT_PATTERN = r"^[a-z0-9_-]{1,32}$(?!\n)"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    conversations: list[ConversationView]
+    next_cursor: str | None  # None: this was the last page
+
+
+@dataclass(slots=True)
+class ListConversations:
+    """This account's conversations on every platform, most recent activity first.
+
+    Each shows its peer, the last message (time and a short preview), how many received
+    messages are unread, and whether a free-form reply is possible now: WhatsApp and
+    Instagram accept one only within 24 hours of the peer's last message
+    (`reply_window_expires_at`). Pass the returned cursor to read older conversations.
+    """
+
+    store: ConversationStore
+    clock: Clock
+
+    async def __call__(
+        self,
+        customer_id: str,
+        platform: Platform | None = None,
+        account: str | None = None,
+        unread_only: bool = False,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> ConversationPage:
+        size = DEFAULT_LIMIT if limit is None else limit
+        if isinstance(size, bool) or not 1 <= size <= MAX_LIMIT:
+            raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", {"limit": f"must be between 1 and {MAX_LIMIT}"})
+        found, next_cursor = await self.store.recent(
+            customer_id, platform=platform, account=account, unread_only=unread_only, cursor=cursor, limit=size
+        )
+        now = self.clock.now()
+        return ConversationPage([view(c, now) for c in found], next_cursor)

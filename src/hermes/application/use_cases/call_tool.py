@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from asyncio import CancelledError
 from collections.abc import Mapping
@@ -63,6 +64,10 @@ def _single_user_fix(platform: Platform) -> str:
     return f"update the {platform.value.upper()}_DEFAULT_* environment variables and restart Hermes"
 
 
+async def _nothing() -> None:
+    return None
+
+
 def _seconds_to_next_month(now: datetime) -> float:
     first = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return max(1.0, (first - now).total_seconds())
@@ -119,15 +124,27 @@ class CallTool:
         code: str | None = None
         outcome = SUCCESS
         try:
-            # First, so that calls with bad arguments or without a connection count like any other.
-            await self._consume_quota(caller)
-            key, arguments = split_key(tool.spec, arguments)
-            parsed = tool.parse(arguments)
+            try:
+                key, arguments = split_key(tool.spec, arguments)
+                parsed = tool.parse(arguments)
+            except HermesError:
+                await self._consume_quota(caller)  # calls with bad arguments count like any other
+                raise
             entry = replace(entry, target=tool.target(parsed))
-            credentials = await self._credentials(caller, platform) if platform else None
+            # Quota, credentials and the write-ahead entry go out together: one Redis round trip.
+            counted, credentials, written = await asyncio.gather(
+                self._consume_quota(caller),
+                self._credentials(caller, platform) if platform else _nothing(),
+                self.audit.append(entry),
+                return_exceptions=True,
+            )
+            entry_id = written if isinstance(written, str) else None
+            for outcome_or_error in (counted, credentials, written):
+                if isinstance(outcome_or_error, BaseException):
+                    raise outcome_or_error  # in that order: a call past its quota is refused as such first
+            assert not isinstance(credentials, BaseException)
             if self.conversations:
                 await self.conversations.before(caller.id, name, parsed, credentials)
-            entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
             context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
             if not sends(tool.spec):
                 result = await tool.run(parsed, context)

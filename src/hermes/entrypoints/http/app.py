@@ -22,6 +22,7 @@ from hermes.entrypoints.heap import freeze_startup_objects, unfreeze
 from hermes.entrypoints.http.admin_api import AdminApi
 from hermes.entrypoints.http.api_docs import api_docs_asset, render_plugins
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
+from hermes.entrypoints.http.connections_route import connections_route
 from hermes.entrypoints.http.console import ConsolePages
 from hermes.entrypoints.http.conversations_api import ConversationsApi
 from hermes.entrypoints.http.customer_api import CustomerApi
@@ -160,6 +161,7 @@ def make_app(
         },
         max_body_bytes=settings.max_body_bytes,
     )
+    app.asgi_handler = connections_route(app.asgi_handler, container)
     # Outermost: request ids and request metrics for every path, the fast ones included.
     app.asgi_handler = trace_asgi(observe(app.asgi_handler))
     return app

@@ -131,11 +131,18 @@ class CallTool:
                 await self._consume_quota(caller)  # calls with bad arguments count like any other
                 raise
             entry = replace(entry, target=tool.target(parsed))
-            # Quota, credentials and the write-ahead entry go out together: one Redis round trip.
-            counted, credentials, written = await asyncio.gather(
+            send = None
+            policy: asyncio.Future[Any] | None = None
+            if sends(tool.spec):
+                send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
+                read = self.guard.policy_of(send)
+                policy = None if read is None else asyncio.ensure_future(read)  # the guard awaits it
+            # Quota, credentials, the write-ahead entry and a send's policy go out together: one Redis round trip.
+            counted, credentials, written, _ = await asyncio.gather(
                 self._consume_quota(caller),
                 self._credentials(caller, platform) if platform else _nothing(),
                 self.audit.append(entry),
+                policy or _nothing(),
                 return_exceptions=True,
             )
             entry_id = written if isinstance(written, str) else None
@@ -146,11 +153,10 @@ class CallTool:
             if self.conversations:
                 await self.conversations.before(caller.id, name, parsed, credentials)
             context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
-            if not sends(tool.spec):
+            if send is None:
                 result = await tool.run(parsed, context)
             else:
-                send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
-                result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context))
+                result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context), policy)
             if self.conversations and outcome == SUCCESS:
                 await self.conversations.after(caller.id, name, parsed, result)
             return result

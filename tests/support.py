@@ -61,3 +61,14 @@ def whatsapp_credentials(phone_number_id: str = "106540352242922", token: str = 
     for graph in WHATSAPP_GRAPHS:
         graph.add_phone_number(phone_number_id, token)
     return {"phoneNumberId": phone_number_id, "accessToken": token, "businessAccountId": "102290129340398"}
+
+
+# What a client assumes for a hint that tools/list leaves out (MCP ToolAnnotations).
+SPEC_HINTS = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": True}
+
+
+def effective_hints(annotations: Any) -> dict[str, bool]:
+    """A tool's hints as a client reads them: the listed ones, else the spec's defaults (dict or SDK model)."""
+    if annotations is not None and not isinstance(annotations, dict):
+        annotations = annotations.model_dump(by_alias=True, exclude_none=True)
+    return {**SPEC_HINTS, **(annotations or {})}

@@ -16,12 +16,12 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.credentials import CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.metering import RateLimiter, UsageMeter
-from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.routing import AccountRoutes
 from hermes.domain.audit import AuditEntry
 from hermes.domain.customer import ApiKey, Customer, new_customer_id
 from hermes.domain.errors import Conflict
 from hermes.domain.plan import Plan
-from hermes.domain.platform import ALL_PLATFORMS, Platform
+from hermes.domain.platform import Platform, all_platforms
 
 
 def a_customer(**changes: object) -> tuple[Customer, ApiKey]:
@@ -59,9 +59,9 @@ class CredentialStoreContract:
         await credential_store.put(a, Platform.TELEGRAM, b"x")
         await credential_store.put(a, Platform.OBSIDIAN, b"y")
         await credential_store.put(b, Platform.EMAIL, b"z")
-        present = await credential_store.present(a, ALL_PLATFORMS)
-        assert dict(zip(ALL_PLATFORMS, present, strict=True)) == {
-            p: p in (Platform.TELEGRAM, Platform.OBSIDIAN) for p in ALL_PLATFORMS
+        present = await credential_store.present(a, all_platforms())
+        assert dict(zip(all_platforms(), present, strict=True)) == {
+            p: p in (Platform.TELEGRAM, Platform.OBSIDIAN) for p in all_platforms()
         }
 
     async def test_replace_if_unchanged(self, credential_store: CredentialStore) -> None:
@@ -163,8 +163,8 @@ class CustomerCacheContract:
         assert await customer_cache.get(key.digest) == customer
 
 
-class PhoneRoutesContract:
-    async def test_claim_is_first_come_and_release_only_by_owner(self, phone_routes: PhoneRoutes) -> None:
+class AccountRoutesContract:
+    async def test_claim_is_first_come_and_release_only_by_owner(self, phone_routes: AccountRoutes) -> None:
         number = str(secrets.randbelow(10**12))
         a, b = uid(), uid()
         assert await phone_routes.claim(number, a) == a
@@ -175,7 +175,7 @@ class PhoneRoutesContract:
         await phone_routes.release(number, a)
         assert await phone_routes.owner(number) is None
 
-    async def test_concurrent_claims_have_one_winner(self, phone_routes: PhoneRoutes) -> None:
+    async def test_concurrent_claims_have_one_winner(self, phone_routes: AccountRoutes) -> None:
         number = str(secrets.randbelow(10**12))
         contenders = [uid() for _ in range(10)]
         owners = await asyncio.gather(*(phone_routes.claim(number, c) for c in contenders))

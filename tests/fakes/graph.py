@@ -11,6 +11,7 @@ import base64
 import itertools
 import json
 import re
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -259,7 +260,8 @@ class FakeGraph(FakeServer):
         self.container_in_progress_polls = container_in_progress_polls
         self.publish_limit = publish_limit
         self.throughput = WindowLimiter(throughput_per_second, 1.0) if throughput_per_second else None
-        self._ids = itertools.count(17_900_000_000_000_001)
+        # Random start: routes (ig_user_id:<id>) outlive a test session in a shared Redis.
+        self._ids = itertools.count(17_900_000_000_000_001 + secrets.randbelow(10**9) * 10**4)
         self.consent = ConsentDesk(scope_separator=",")
         """Instagram Login's consent page at ``/oauth/authorize`` (register apps with ``consent.register_app``)."""
         self.consent_ig_user_id: str | None = None
@@ -1051,3 +1053,29 @@ def _decode_cursor(cursor: str) -> int:
 def _graph_json_error(message: str, code: int) -> Response:
     body = {"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": random_b64(9)}}
     return json_response(body, 400)
+
+
+def instagram_messaging_batch(
+    ig_user_id: str, sender_igsid: str, text: str, mid: str | None = None, *, echo: bool = False
+) -> dict[str, Any]:
+    """An Instagram messaging webhook as Meta posts it (`object: "instagram"`, `entry[].messaging[]`)."""
+    now = int(time.time() * 1000)
+    message: dict[str, Any] = {
+        "mid": mid or "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQxNDAw" + random_token(16),
+        "text": text,
+    }
+    if echo:
+        message["is_echo"] = True
+    sender, recipient = (ig_user_id, sender_igsid) if echo else (sender_igsid, ig_user_id)
+    return {
+        "object": "instagram",
+        "entry": [
+            {
+                "time": now,
+                "id": ig_user_id,
+                "messaging": [
+                    {"sender": {"id": sender}, "recipient": {"id": recipient}, "timestamp": now, "message": message}
+                ],
+            }
+        ],
+    }

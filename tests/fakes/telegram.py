@@ -9,10 +9,12 @@ import html
 import itertools
 import json
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -115,7 +117,8 @@ class FakeTelegram(FakeServer):
         self.unreachable_urls: set[str] = set()
         """URLs given as photo/document that Telegram "fails to get"."""
         self.flood = WindowLimiter(per_chat_limit, per_chat_window) if per_chat_limit else None
-        self._bot_ids = itertools.count(7_000_000_001)
+        # Random start: routes (tg_bot_id:<id>) outlive a test session in a shared Redis.
+        self._bot_ids = itertools.count(7_000_000_001 + secrets.randbelow(10**8) * 10)
         super().__init__()
 
     def routes(self) -> list[BaseRoute]:
@@ -196,6 +199,26 @@ class FakeTelegram(FakeServer):
         bot.next_update_id = max(bot.next_update_id, update_id) + 1
         bot.updates.append(update)
         return update
+
+    async def deliver(self, token: str, reach: str) -> list[int]:
+        """What Telegram does with a webhook set: POST each pending update to the webhook's URL with the
+        `X-Telegram-Bot-Api-Secret-Token` header, forgetting it once answered 2xx. `reach` replaces the URL's
+        scheme and host (the test's server listens on loopback HTTP; Telegram insists on HTTPS)."""
+        bot = self.bots[token]
+        if bot.webhook is None:
+            raise AssertionError("no webhook is set for this bot")
+        path = "/" + bot.webhook["url"].split("/", 3)[3]
+        headers = {"Content-Type": "application/json"}
+        if bot.webhook["secret_token"] is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(bot.webhook["secret_token"])
+        statuses: list[int] = []
+        async with httpx.AsyncClient(base_url=reach, timeout=10) as client:
+            for update in list(bot.updates):
+                reply = await client.post(path, content=json.dumps(update).encode(), headers=headers)
+                statuses.append(reply.status_code)
+                if 200 <= reply.status_code < 300:
+                    bot.updates.remove(update)
+        return statuses
 
     def block(self, token: str, chat_id: int) -> None:
         """The user blocked the bot: sends to this private chat get 403 "Forbidden: bot was blocked by the user"."""

@@ -32,6 +32,11 @@ def settings_env(settings: Settings, **overrides: str) -> dict[str, str]:
         if value is None or not isinstance(alias, str):
             continue
         env[alias] = str(value).lower() if isinstance(value, bool) else str(value)
+    for platform, base in settings.api_bases.items():
+        env[f"HERMES_{platform.upper()}_API_BASE"] = base
+    for name, value in vars(settings).items():  # model_copy(update={"telegram_api_base": ...})
+        if name.endswith("_api_base") and isinstance(value, str):
+            env[f"HERMES_{name.upper()}"] = value
     env.update(overrides)
     return env
 

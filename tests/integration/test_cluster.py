@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.graph import FakeGraph
 from tests.fakes.telegram import FakeTelegram
+from tests.integration.inbound_sides import Fakes, Side, inbox, sides, wait_for
 from tests.integration.mcp_client import mcp_session
 from tests.integration.redis_cluster import RedisClusterProcess, cluster_available
 from tests.support import make_settings, whatsapp_credentials
@@ -102,3 +104,20 @@ async def test_flow_4_inbound_webhook_on_a_cluster(cluster_settings: Any, start_
         entries = (await client.get("/api/inbox")).json()["entries"]
     assert [e["kind"] for e in entries] == ["message", "status"]
     assert entries[0]["message"]["text"] == "hello cluster"
+
+
+@pytest.mark.parametrize("side", sides(), ids=lambda s: s.platform)
+async def test_inbound_on_every_platform_on_a_cluster(cluster_settings: Any, start_hermes: Any, side: Side) -> None:
+    with FakeGraph() as graph, FakeTelegram() as telegram:
+        fakes = Fakes(graph, telegram)
+        server = start_hermes(fakes.settings(cluster_settings))
+        customer = await server.create_customer()
+        reply, account = await side.connect(server.url, fakes, customer["apiKey"])
+        assert reply.status_code == 200, reply.text
+        delivery = side.deliver(fakes, account, "hello cluster")
+        for _ in range(3):  # the platform retries: delivered once
+            assert (await delivery.post(server.url)).status_code == 200
+        await wait_for(server.url, customer["apiKey"], side.platform, 1)
+        await asyncio.sleep(0.3)  # a duplicate would have landed by now
+        entries = await inbox(server.url, customer["apiKey"], side.platform)
+    assert [(e["message"]["id"], e["message"]["text"]) for e in entries] == [(delivery.message_id, "hello cluster")]

@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from hermes.domain.credentials import SCHEMAS
-from hermes.domain.platform import ALL_PLATFORMS
+from hermes.domain.platform import all_platforms
 from hermes.entrypoints.settings import Settings
 from tests.integration.auth_proxy import AuthProxy
 from tests.integration.server import HermesServer
@@ -112,8 +111,8 @@ def conformance() -> list[str]:
 def single_user_everything() -> dict[str, str]:
     """Every platform configured in single-user mode, with values no tool call here ever uses."""
     env: dict[str, str] = {}
-    for platform in ALL_PLATFORMS:
-        for f in SCHEMAS[platform].fields:
+    for platform in all_platforms():
+        for f in platform.credentials.fields:
             if f.required:
                 env[f"{platform.value.upper()}_DEFAULT_{f.env_suffix}"] = "1"
     env.update(

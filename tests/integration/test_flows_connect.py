@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from hermes.adapters.redis.account_routes import route_key
 from hermes.adapters.redis.credential_store import creds_key
 from hermes.adapters.redis.customer_cache import cache_key
-from hermes.adapters.redis.phone_routes import route_key
 from hermes.domain.customer import digest_api_key
 from hermes.domain.platform import Platform
 from tests.integration.conftest import LogCapture, SqlCounter, mysql_dump, redis_dump

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -26,11 +23,15 @@ from hermes.application.ports.callbacks import CallbackSender
 from hermes.domain.callbacks import signature
 from hermes.entrypoints.settings import Settings
 from tests import whatsapp_payloads as wa
+from tests.fakes.graph import FakeGraph
+from tests.fakes.telegram import FakeTelegram
 from tests.integration.callback_receiver import CallbackReceiver
+from tests.integration.inbound_sides import Fakes, Side, sides
 from tests.integration.mcp_client import mcp_session
+from tests.integration.own_redis import OwnRedis
 from tests.integration.process_server import HermesProcess, settings_env
 from tests.integration.server import HermesServer
-from tests.support import free_port, make_settings, whatsapp_credentials
+from tests.support import make_settings, whatsapp_credentials
 
 EVENTS = "queue:{inbound}:events"
 
@@ -377,88 +378,45 @@ async def test_callback_urls_on_private_networks_are_refused(settings: Settings,
 # --- crash between ack and routing ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("side", sides(), ids=lambda s: s.platform)
 async def test_sigkill_after_the_ack_and_before_routing_loses_nothing(
-    settings: Settings, tmp_path: Path, own_redis: OwnRedis, own_aio_redis: Any
+    settings: Settings, tmp_path: Path, own_redis: OwnRedis, own_aio_redis: Any, side: Side
 ) -> None:
     aio_redis = own_aio_redis
-    env = settings_env(
-        settings, HERMES_REDIS_URL=own_redis.url, HERMES_INBOUND_RECLAIM_AFTER="1", HERMES_LOG_LEVEL="WARNING"
-    )
-    server = HermesProcess(env, tmp_path)
-    try:
-        server.start(HERMES_TEST_ROUTING_DELAY_MS="5000")
-        n = number()
-        customer = await connected_customer(server, n)
-        message_id = wa.wamid()
-        body = wa.encode(wa.batch(wa.change(n, contacts=[wa.contact()], messages=[wa.text_message(message_id)])))
-        reply = await post_event(server.url, body, wa.sign(body))
-        assert reply.status_code == 200 and reply.text == "EVENT_RECEIVED"
-        event_id = await last_queued(aio_redis)
-        await asyncio.sleep(0.3)  # the consumer has taken it and sits in the routing delay
-        server.kill()
-        assert await aio_redis.xlen(inbox_key(customer["id"])) == 0  # acknowledged, not routed
+    with FakeGraph() as graph, FakeTelegram() as telegram:
+        fakes = Fakes(graph, telegram)
+        env = settings_env(
+            fakes.settings(settings),
+            HERMES_REDIS_URL=own_redis.url,
+            HERMES_INBOUND_RECLAIM_AFTER="1",
+            HERMES_LOG_LEVEL="WARNING",
+        )
+        server = HermesProcess(env, tmp_path)
+        try:
+            server.start(HERMES_TEST_ROUTING_DELAY_MS="5000")
+            customer = await server.create_customer()
+            reply, account = await side.connect(server.url, fakes, customer["apiKey"])
+            assert reply.status_code == 200, reply.text
+            delivery = side.deliver(fakes, account, "before the crash")
+            assert (await delivery.post(server.url)).status_code == 200
+            event_id = await last_queued(aio_redis)
+            await asyncio.sleep(0.3)  # the consumer has taken it and sits in the routing delay
+            server.kill()
+            assert await aio_redis.xlen(inbox_key(customer["id"])) == 0  # acknowledged, not routed
 
-        server.start()  # a new process, a new consumer: the dead one's entry is reclaimed
-        entries = await wait_for_entries(server, customer["apiKey"], 1, timeout=20)
-        assert entries[0]["message"]["id"] == message_id
-        await asyncio.sleep(2.5)  # past another reclaim period: still exactly once
-        assert len((await inbox_of(server, customer["apiKey"]))["entries"]) == 1
-        # Acknowledged and deleted once routed: neither pending nor in the stream any more.
-        assert await aio_redis.xpending_range(EVENTS, "hermes", event_id, event_id, 1) == []
-        assert await aio_redis.xrange(EVENTS, event_id, event_id) == []
-    finally:
-        server.stop()
+            server.start()  # a new process, a new consumer: the dead one's entry is reclaimed
+            entries = await wait_for_entries(server, customer["apiKey"], 1, timeout=20)
+            assert entries[0]["message"]["id"] == delivery.message_id
+            await asyncio.sleep(2.5)  # past another reclaim period: still exactly once
+            assert len((await inbox_of(server, customer["apiKey"]))["entries"]) == 1
+            # Acknowledged and deleted once routed: neither pending nor in the stream any more.
+            assert await aio_redis.xpending_range(EVENTS, "hermes", event_id, event_id, 1) == []
+            assert await aio_redis.xrange(EVENTS, event_id, event_id) == []
+        finally:
+            server.stop()
 
 
 # --- Redis goes away ------------------------------------------------------------------------------
-
-
-class OwnRedis:
-    """A redis-server of the test's own, on a free port, with AOF so that a restart keeps its data.
-
-    Other test sessions on this machine run Hermes instances against the shared Redis, and any
-    instance consumes the shared inbound stream: tests that must know who routes an event, or that
-    stop Redis, use their own.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        directory.mkdir(exist_ok=True)
-        self._cmd = [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--dir",
-            str(directory),
-        ]
-        self._procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> None:
-        self._procs.append(subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for _ in range(200):
-            ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False)
-            if ping.stdout.strip() == b"PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        proc = self._procs[-1]
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-
-    def close(self) -> None:
-        for proc in self._procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=5)
 
 
 @pytest.fixture

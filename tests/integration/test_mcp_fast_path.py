@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from tests.integration.server import HermesServer
 
@@ -23,21 +24,20 @@ LEGACY, MODERN = "2025-11-25", "2026-07-28"
 class SdkCount:
     """How many requests reached the SDK's session manager."""
 
-    def __init__(self, server: HermesServer) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        manager = server.app.state.mcp.session_manager
-        original = manager.handle_request
+        original = StreamableHTTPSessionManager.handle_request
 
-        async def counted(scope: Any, receive: Any, send: Any) -> None:
+        async def counted(manager: StreamableHTTPSessionManager, scope: Any, receive: Any, send: Any) -> None:
             self.calls += 1
-            await original(scope, receive, send)
+            await original(manager, scope, receive, send)
 
-        manager.handle_request = counted
+        monkeypatch.setattr(StreamableHTTPSessionManager, "handle_request", counted)
 
 
 @pytest.fixture
-def sdk(hermes: HermesServer) -> SdkCount:
-    return SdkCount(hermes)
+def sdk(hermes: HermesServer, monkeypatch: pytest.MonkeyPatch) -> SdkCount:
+    return SdkCount(monkeypatch)
 
 
 def _request(protocol: str, method: str, params: dict[str, Any], name: str | None = None) -> tuple[bytes, list]:

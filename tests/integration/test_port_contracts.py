@@ -9,21 +9,21 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hermes.adapters.redis.account_routes import RedisAccountRoutes
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache, RedisCustomerCache
 from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
-from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
-from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
+from hermes.adapters.sql.stores import SqlAccountRoutes, SqlAuditLog, SqlCredentialStore, SqlUsageMeter
 from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
 from tests.contracts.ports import (
+    AccountRoutesContract,
     AuditLogContract,
     CredentialStoreContract,
     CustomerCacheContract,
     CustomerDirectoryContract,
-    PhoneRoutesContract,
     RateLimiterContract,
     UsageMeterContract,
 )
@@ -62,16 +62,16 @@ class TestRedisCustomerCache(CustomerCacheContract):
         assert 55 <= ttl <= 60
 
 
-class TestRedisPhoneRoutes(PhoneRoutesContract):
+class TestRedisAccountRoutes(AccountRoutesContract):
     @pytest.fixture
-    def phone_routes(self, redis: Any) -> RedisPhoneRoutes:
-        return RedisPhoneRoutes(redis)
+    def phone_routes(self, redis: Any) -> RedisAccountRoutes:
+        return RedisAccountRoutes(redis)
 
 
-class TestSqlPhoneRoutes(PhoneRoutesContract):
+class TestSqlAccountRoutes(AccountRoutesContract):
     @pytest.fixture
-    def phone_routes(self, engine: AsyncEngine) -> SqlPhoneRoutes:
-        return SqlPhoneRoutes(engine)
+    def phone_routes(self, engine: AsyncEngine) -> SqlAccountRoutes:
+        return SqlAccountRoutes(engine)
 
 
 class TestRedisUsageMeter(UsageMeterContract):

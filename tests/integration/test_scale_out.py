@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import secrets
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,8 +14,11 @@ import pytest
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.fakes.graph import FakeGraph
 from tests.fakes.telegram import FakeTelegram
+from tests.integration.inbound_sides import Fakes, Side, inbox, sides, wait_for
 from tests.integration.mcp_client import MODES
+from tests.integration.own_redis import OwnRedis
 from tests.integration.server import HermesServer
 
 
@@ -94,37 +98,35 @@ async def test_deactivation_on_one_instance_is_refused_by_the_other_at_once(
         assert (await client.get("/api/connections")).status_code == 401
 
 
-async def test_inbound_events_are_routed_once_in_total(pair: tuple[HermesServer, HermesServer]) -> None:
-    from tests.support import whatsapp_credentials
-    from tests.whatsapp_payloads import batch, change, contact, encode, sign, text_message, wamid
+@pytest.fixture
+def inbound_pair(
+    settings: Any, start_hermes: Any, telegram: FakeTelegram, tmp_path: Path
+) -> Iterator[tuple[Fakes, HermesServer, HermesServer]]:
+    # A Redis of its own: other sessions' instances consume the shared inbound stream.
+    redis = OwnRedis(tmp_path / "redis")
+    redis.start()
+    try:
+        with FakeGraph() as graph:
+            fakes = Fakes(graph, telegram)
+            shared = fakes.settings(settings.model_copy(update={"redis_url": redis.url}))
+            yield fakes, start_hermes(shared), start_hermes(shared)
+    finally:
+        redis.close()
 
-    one, two = pair
+
+@pytest.mark.parametrize("side", sides(), ids=lambda s: s.platform)
+async def test_inbound_events_are_routed_once_in_total(
+    inbound_pair: tuple[Fakes, HermesServer, HermesServer], side: Side
+) -> None:
+    fakes, one, two = inbound_pair
     customer = await one.create_customer()
-    phone = str(secrets.randbelow(10**12) + 10**12)
-    async with one.client(customer["apiKey"]) as client:
-        assert (await client.post("/api/connect/whatsapp", json=whatsapp_credentials(phone))).status_code == 200
-    ids = [wamid() for _ in range(40)]
-    bodies = [
-        encode(batch(change(phone, contacts=[contact()], messages=[text_message(i, f"n{n}")])))
-        for n, i in enumerate(ids)
-    ]
-    async with httpx.AsyncClient() as meta:
-        # Each event hits both instances (Meta retrying through a load balancer): one inbox entry each.
-        replies = await asyncio.gather(
-            *[
-                meta.post(f"{server.url}/webhook/whatsapp", content=b, headers={"X-Hub-Signature-256": sign(b)})
-                for b in bodies
-                for server in (one, two)
-            ]
-        )
+    reply, account = await side.connect(one.url, fakes, customer["apiKey"])
+    assert reply.status_code == 200, reply.text
+    deliveries = [side.deliver(fakes, account, f"n{n}") for n in range(40)]
+    # Each event hits both instances (the platform retrying through a load balancer): one inbox entry each.
+    replies = await asyncio.gather(*[d.post(server.url) for d in deliveries for server in (one, two)])
     assert {r.status_code for r in replies} == {200}
-    async with two.client(customer["apiKey"]) as client:
-        entries: list[Any] = []
-        for _ in range(200):
-            entries = (await client.get("/api/inbox", params={"limit": 200})).json()["entries"]
-            if len(entries) >= len(ids):
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
-        entries = (await client.get("/api/inbox", params={"limit": 200})).json()["entries"]
-    assert sorted(e["message"]["id"] for e in entries) == sorted(ids)
+    await wait_for(two.url, customer["apiKey"], side.platform, len(deliveries))
+    await asyncio.sleep(0.5)
+    entries = await inbox(two.url, customer["apiKey"], side.platform)
+    assert sorted(e["message"]["id"] for e in entries) == sorted(d.message_id for d in deliveries)

@@ -18,8 +18,8 @@ import pytest
 
 from hermes.adapters.platforms import build_plugins
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.redis.phone_routes import route_key
-from hermes.entrypoints.settings import DEFAULT_API_BASES
+from hermes.adapters.platforms.declaration import default_api_bases
+from hermes.adapters.redis.account_routes import route_key
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.mcp_client import mcp_session
 from tests.integration.oauth_support import OAuthAgent, start_public
@@ -79,7 +79,7 @@ def _arguments(schema: dict[str, Any], aimed: dict[str, Any]) -> dict[str, Any]:
 
 def _platform_catalogue() -> dict[str, dict[str, Any]]:
     """Every platform tool Hermes has, connected or not (the plug-in registry is the catalogue)."""
-    config = PlatformConfig(api_bases=dict.fromkeys(DEFAULT_API_BASES, "http://unused.invalid"))
+    config = PlatformConfig(api_bases=dict.fromkeys(default_api_bases(), "http://unused.invalid"))
     plugins = build_plugins(httpx.AsyncClient(), config)
     return {t.spec.name: dict(t.spec.input_schema) for plugin in plugins for t in plugin.tools}
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+import hermes.adapters.platforms  # noqa: F401 - declares the platforms the tests name
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
 from hermes.adapters.memory.customers import InMemoryCustomerCache, InMemoryCustomerDirectory
 from hermes.adapters.memory.mailboxes import InMemoryMailboxes
@@ -17,13 +18,15 @@ from hermes.adapters.memory.sends import (
     InMemoryRecipientLedger,
 )
 from hermes.adapters.memory.stores import (
+    InMemoryAccountRoutes,
     InMemoryAuditLog,
     InMemoryCredentialStore,
-    InMemoryPhoneRoutes,
     InMemoryRateLimiter,
     InMemoryUsageMeter,
 )
+from hermes.adapters.platforms import email, whatsapp
 from hermes.application.credential_vault import CredentialVault
+from hermes.application.ports.platform_inbound import InboundSide
 from hermes.application.ports.sessions import SessionRevoker
 from hermes.application.send_guard import SendGuard
 from hermes.application.use_cases.create_customer import CreateCustomer
@@ -64,6 +67,13 @@ class FakeVerifier:
             raise PlatformRejected(platform.value, "token refused", code="190", reconnect=True)
 
 
+class InboundOf(dict[Platform, InboundSide]):
+    """The inbound sides the use cases see: WhatsApp's and email's, as declared (they need no network)."""
+
+    def inbound(self, platform: Platform) -> InboundSide | None:
+        return self.get(platform)
+
+
 @dataclass
 class World:
     """Every in-memory adapter, shared by the use cases a test builds."""
@@ -71,13 +81,16 @@ class World:
     directory: InMemoryCustomerDirectory = field(default_factory=InMemoryCustomerDirectory)
     cache: InMemoryCustomerCache = field(default_factory=InMemoryCustomerCache)
     store: InMemoryCredentialStore = field(default_factory=InMemoryCredentialStore)
-    routes: InMemoryPhoneRoutes = field(default_factory=InMemoryPhoneRoutes)
+    routes: InMemoryAccountRoutes = field(default_factory=InMemoryAccountRoutes)
     mailboxes: InMemoryMailboxes = field(default_factory=InMemoryMailboxes)
     limiter: InMemoryRateLimiter = field(default_factory=InMemoryRateLimiter)
     usage: InMemoryUsageMeter = field(default_factory=InMemoryUsageMeter)
     audit: InMemoryAuditLog = field(default_factory=InMemoryAuditLog)
     sessions: RecordingSessions = field(default_factory=RecordingSessions)
     verifier: FakeVerifier = field(default_factory=FakeVerifier)
+    inbound: InboundOf = field(
+        default_factory=lambda: InboundOf({Platform.WHATSAPP: whatsapp.INBOUND, Platform.EMAIL: email.INBOUND})
+    )
     clock: FixedClock = field(default_factory=FixedClock)
     cipher: AesGcmCipher = field(default_factory=lambda: AesGcmCipher(parse_keyring(new_keyring())))
     policies: InMemoryPolicyStore = field(default_factory=InMemoryPolicyStore)

@@ -68,9 +68,9 @@ def setup(world: World, env: Mapping[str, str] | None = None) -> tuple[CallTool,
 
 async def connected_customer(world: World, plan: str = "starter") -> Customer:
     customer = (await world.create("a@example.com", plan)).customer
-    await ConnectPlatform(world.vault, world.routes, world.verifier, EnvironmentCredentials({}), world.mailboxes)(
-        customer, Platform.WHATSAPP, whatsapp_credentials("111", "EAAG-own"), verify=False
-    )
+    await ConnectPlatform(
+        world.vault, world.routes, world.verifier, EnvironmentCredentials({}), world.inbound, world.mailboxes
+    )(customer, Platform.WHATSAPP, whatsapp_credentials("111", "EAAG-own"), verify=False)
     return customer
 
 
@@ -222,9 +222,9 @@ async def test_tool_list_shows_only_connected_platforms(world: World) -> None:
     customer = (await world.create("a@example.com", "starter")).customer
 
     assert [s.name for s in await listing(Caller(customer))] == ["connections_status"]
-    await ConnectPlatform(world.vault, world.routes, world.verifier, EnvironmentCredentials({}), world.mailboxes)(
-        customer, Platform.WHATSAPP, whatsapp_credentials(), verify=False
-    )
+    await ConnectPlatform(
+        world.vault, world.routes, world.verifier, EnvironmentCredentials({}), world.inbound, world.mailboxes
+    )(customer, Platform.WHATSAPP, whatsapp_credentials(), verify=False)
     names: Sequence[str] = [s.name for s in await listing(Caller(customer))]
     assert names == ["whatsapp_send_message", "connections_status"]
 

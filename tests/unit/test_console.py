@@ -16,7 +16,6 @@ from hermes.application.use_cases.rotate_api_key import RotateApiKey
 from hermes.application.use_cases.sign_in_to_console import SignInToConsole
 from hermes.application.use_cases.sign_out_of_console import SignOutOfConsole
 from hermes.domain.console import ConsolePolicy, csrf_token, new_session_id, public_origin, same_token, session_digest
-from hermes.domain.credentials import SCHEMAS
 from hermes.domain.customer import Customer
 from hermes.domain.errors import RateLimited, Unauthorized
 from hermes.domain.plan import Plan
@@ -213,11 +212,11 @@ def test_posts_are_accepted_only_from_the_consoles_own_origin(headers: dict[str,
 
 
 def test_connect_form_labels_come_from_the_credential_schemas() -> None:
-    labels = {p: [field_label(f.name) for f in SCHEMAS[p].form_fields] for p in Platform}
+    labels = {p: [field_label(f.name) for f in p.credentials.form_fields] for p in Platform}
     assert labels[Platform.WHATSAPP] == ["Phone number ID", "Access token", "Business account ID"]
     assert labels[Platform.EMAIL][:3] == ["SMTP host", "SMTP port", "SMTP security"]
     assert labels[Platform.INSTAGRAM] == ["Access token", "IG user ID"]
     assert labels[Platform.OBSIDIAN] == ["API URL", "API key"]
-    email = {f.name: f for f in SCHEMAS[Platform.EMAIL].fields}
+    email = {f.name: f for f in Platform.EMAIL.credentials.fields}
     assert email["smtpSecurity"].choices == ("ssl", "starttls", "none")
     assert email["imapSecurity"].choices == ("ssl", "starttls", "none") and not email["imapSecurity"].required

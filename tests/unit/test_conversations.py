@@ -112,7 +112,7 @@ async def setup(world: World) -> Setup:
     )
     call = CallTool(registry, world.vault, env, world.usage, world.audit, world.clock, world.guard, conversations=sends)
     customer = (await world.create("a@example.com", "starter")).customer
-    connect = ConnectPlatform(world.vault, world.routes, world.verifier, env, world.mailboxes)
+    connect = ConnectPlatform(world.vault, world.routes, world.verifier, env, world.inbound, world.mailboxes)
     await connect(customer, Platform.WHATSAPP, whatsapp_credentials(NUMBER, "EAAG-own"), verify=False)
     await connect(customer, Platform.TELEGRAM, {"botToken": "123456:abcdefghijklmnopqrstuvwxyz012345678"}, verify=False)
     return Setup(world, call, recorder, platforms, customer)

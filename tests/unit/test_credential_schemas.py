@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hermes.domain.credentials import SCHEMAS, credentials_from_env, parse_credentials
+from hermes.domain.credentials import credentials_from_env, parse_credentials
 from hermes.domain.errors import Invalid
 from hermes.domain.platform import Platform
 
@@ -34,7 +34,7 @@ def test_valid_credentials_parse(platform: Platform) -> None:
 
 @pytest.mark.parametrize("platform", list(Platform))
 def test_every_required_field_is_named_when_missing(platform: Platform) -> None:
-    for spec in SCHEMAS[platform].fields:
+    for spec in platform.credentials.fields:
         if not spec.required:
             continue
         body = {k: v for k, v in VALID[platform].items() if k != spec.name}

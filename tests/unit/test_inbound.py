@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hermes.adapters.memory.inbound import InMemoryCallbackStore, InMemoryInbox, InMemoryUnroutedNumbers
-from hermes.adapters.platforms.whatsapp_webhook import WhatsAppWebhookDecoder
+from hermes.adapters.platforms.webhook_auth import parse_app_secrets, signature_matches
+from hermes.adapters.platforms.whatsapp_webhook import decode_whatsapp
 from hermes.application.builtin_tools import InboxListTool
 from hermes.application.inbound_handlers import LoggingInboundHandler
 from hermes.application.ports.tools import ToolContext
@@ -27,7 +28,6 @@ from hermes.domain.callbacks import signature
 from hermes.domain.errors import Invalid, NotFound, Unavailable
 from hermes.domain.inbound import InboundMessage, InboxEntry, MediaRef, StatusUpdate
 from hermes.domain.platform import Platform
-from hermes.entrypoints.http.webhooks import parse_app_secrets, signature_matches
 from tests import whatsapp_payloads as wa
 from tests.unit.conftest import World
 
@@ -63,7 +63,7 @@ class Inbound:
     @property
     def route(self) -> RouteInbound:
         return RouteInbound(
-            WhatsAppWebhookDecoder(),
+            self.world.inbound,
             self.world.routes,
             self.inbox,
             self.unrouted,
@@ -75,8 +75,8 @@ class Inbound:
 
 @pytest.fixture
 async def inbound(world: World) -> Inbound:
-    await world.routes.claim(N1, "cust_a")
-    await world.routes.claim(N2, "cust_b")
+    await world.routes.claim(f"wa_phone_id:{N1}", "cust_a")
+    await world.routes.claim(f"wa_phone_id:{N2}", "cust_b")
     return Inbound(world)
 
 
@@ -92,7 +92,7 @@ def test_decoder_reads_text_image_reply_and_statuses() -> None:
             wa.change(N1, statuses=[wa.status(sent, "delivered"), wa.status(sent, "failed")]),
         )
     )
-    changes = WhatsAppWebhookDecoder().decode(Platform.WHATSAPP, body)
+    changes = decode_whatsapp(body)
     assert [c.business_id for c in changes] == [N1, N1]
     image, reply = changes[0].items
     assert image == InboundMessage(
@@ -119,7 +119,7 @@ def test_decoder_reads_text_image_reply_and_statuses() -> None:
 @pytest.mark.parametrize("body", [b"", b"not json", b"[1,2]", b'{"object":"page","entry":[]}', b'{"entry":5}'])
 def test_decoder_refuses_what_is_not_a_batch(body: bytes) -> None:
     with pytest.raises(Invalid):
-        WhatsAppWebhookDecoder().decode(Platform.WHATSAPP, body)
+        decode_whatsapp(body)
 
 
 def test_decoder_skips_odd_items_and_keeps_the_rest() -> None:
@@ -130,7 +130,7 @@ def test_decoder_skips_odd_items_and_keeps_the_rest() -> None:
             {"field": "messages", "value": {"messages": []}},  # no metadata: cannot be routed
         )
     )
-    (change,) = WhatsAppWebhookDecoder().decode(Platform.WHATSAPP, body)
+    (change,) = decode_whatsapp(body)
     assert [i.message_id for i in change.items] == [good]
 
 
@@ -272,7 +272,7 @@ def test_inbox_list_tool_refuses_unknown_and_mistyped_arguments() -> None:
     assert caught.value.fields == {"limit": "must be an integer between 1 and 200 (got 500)"}
     with pytest.raises(Invalid) as caught:
         tool.parse({"platform": "myspace"})
-    assert caught.value.detail.startswith("platform must be one of email, whatsapp, linkedin, telegram")
+    assert caught.value.detail.startswith("platform must be one of email, whatsapp, telegram, discord, instagram")
     assert caught.value.detail.endswith('(got "myspace")')
 
 

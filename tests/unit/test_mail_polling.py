@@ -18,9 +18,8 @@ import pytest
 from hermes.adapters.env_credentials import EnvironmentCredentials
 from hermes.adapters.memory.inbound import InMemoryInboundQueue, InMemoryInbox, InMemoryUnroutedNumbers
 from hermes.adapters.memory.mailboxes import InMemoryMailboxes
-from hermes.adapters.platforms.email_inbound import PlatformDecoders, PolledEmailCodec
+from hermes.adapters.platforms.email_inbound import PolledEmailCodec
 from hermes.adapters.platforms.mime import inbound_message
-from hermes.adapters.platforms.whatsapp_webhook import WhatsAppWebhookDecoder
 from hermes.application.inbound_handlers import LoggingInboundHandler
 from hermes.application.inbox_views import entry_view
 from hermes.application.ports.mailboxes import MailBatch, MailboxState
@@ -130,9 +129,8 @@ class Pipeline:
         )
 
     def route(self) -> RouteInbound:
-        decoders = PlatformDecoders({Platform.WHATSAPP: WhatsAppWebhookDecoder(), Platform.EMAIL: PolledEmailCodec()})
         return RouteInbound(
-            decoders,
+            self.world.inbound,
             self.world.routes,
             self.inbox,
             InMemoryUnroutedNumbers(),
@@ -164,9 +162,9 @@ def pipe(world: World) -> Pipeline:
 
 async def connect(pipe: Pipeline, customer: Customer, credentials: Credentials = EMAIL) -> None:
     world = pipe.world
-    await ConnectPlatform(world.vault, world.routes, world.verifier, EnvironmentCredentials({}), pipe.mailboxes)(
-        customer, Platform.EMAIL, credentials, verify=True
-    )
+    await ConnectPlatform(
+        world.vault, world.routes, world.verifier, EnvironmentCredentials({}), world.inbound, pipe.mailboxes
+    )(customer, Platform.EMAIL, credentials, verify=True)
 
 
 async def test_connecting_email_with_imap_registers_the_mailbox_and_disconnecting_removes_it(
@@ -177,7 +175,9 @@ async def test_connecting_email_with_imap_registers_the_mailbox_and_disconnectin
     assert await pipe.mailboxes.members() == []
     await connect(pipe, customer)
     assert await pipe.mailboxes.members() == [customer.id]
-    await DisconnectPlatform(pipe.world.vault, pipe.world.routes, pipe.mailboxes)(customer, Platform.EMAIL)
+    await DisconnectPlatform(pipe.world.vault, pipe.world.routes, pipe.world.inbound, pipe.mailboxes)(
+        customer, Platform.EMAIL
+    )
     assert await pipe.mailboxes.members() == []
 
 

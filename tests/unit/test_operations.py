@@ -24,7 +24,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client import Counter, Gauge, Histogram
 
 from hermes.adapters.sql.migrate import upgrade_url
-from hermes.domain.credentials import SCHEMAS
+from hermes.domain.credentials import schemas
 from hermes.entrypoints.http.app import make_app
 from hermes.entrypoints.logs import JsonFormatter
 from tests.support import ADMIN_TOKEN, make_settings
@@ -283,8 +283,8 @@ async def test_connect_bodies_are_typed_per_platform(client: AsyncTestClient[Lit
     body = document["paths"]["/api/connect/{platform}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "additionalProperties" not in body
     by_title = {s["title"]: s for s in body["anyOf"]}
-    assert set(by_title) == {f"{p.value} credentials" for p in SCHEMAS}
-    for platform, schema in SCHEMAS.items():
+    assert set(by_title) == {f"{p.value} credentials" for p in schemas()}
+    for platform, schema in schemas().items():
         shown = by_title[f"{platform.value} credentials"]
         assert list(shown["properties"]) == [f.name for f in schema.form_fields]
         assert shown["required"] == [f.name for f in schema.fields if f.required]

@@ -7,19 +7,19 @@ import pytest
 from hermes.adapters.memory.customers import InMemoryCustomerCache, InMemoryCustomerDirectory
 from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses, InMemoryConnectRequests, InMemoryRefreshLocks
 from hermes.adapters.memory.stores import (
+    InMemoryAccountRoutes,
     InMemoryAuditLog,
     InMemoryCredentialStore,
-    InMemoryPhoneRoutes,
     InMemoryRateLimiter,
     InMemoryUsageMeter,
 )
 from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
 from tests.contracts.ports import (
+    AccountRoutesContract,
     AuditLogContract,
     CredentialStoreContract,
     CustomerCacheContract,
     CustomerDirectoryContract,
-    PhoneRoutesContract,
     RateLimiterContract,
     UsageMeterContract,
 )
@@ -43,10 +43,10 @@ class TestInMemoryCustomerCache(CustomerCacheContract):
         return InMemoryCustomerCache()
 
 
-class TestInMemoryPhoneRoutes(PhoneRoutesContract):
+class TestInMemoryAccountRoutes(AccountRoutesContract):
     @pytest.fixture
-    def phone_routes(self) -> InMemoryPhoneRoutes:
-        return InMemoryPhoneRoutes()
+    def phone_routes(self) -> InMemoryAccountRoutes:
+        return InMemoryAccountRoutes()
 
 
 class TestInMemoryUsageMeter(UsageMeterContract):

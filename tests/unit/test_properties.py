@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
-from hermes.domain.credentials import SCHEMAS, parse_credentials
+from hermes.domain.credentials import parse_credentials
 from hermes.domain.errors import Invalid
 from hermes.domain.platform import Platform
 from tests.support import new_keyring
@@ -67,7 +67,7 @@ json_values = st.recursive(
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
 @given(platform=st.sampled_from(list(Platform)), data=st.data())
 def test_any_body_is_accepted_or_refused_naming_fields(platform: Platform, data: st.DataObject) -> None:
-    names = [f.name for f in SCHEMAS[platform].fields]
+    names = [f.name for f in platform.credentials.fields]
     keys = st.sampled_from([*names, "unexpected", "", "__proto__"]) | st.text(string.ascii_letters, max_size=8)
     body: Any = data.draw(st.dictionaries(keys, json_values, max_size=len(names) + 2) | json_values)
     refusal: Invalid | None = None
@@ -79,5 +79,5 @@ def test_any_body_is_accepted_or_refused_naming_fields(platform: Platform, data:
         assert refusal.fields, "a refusal must name at least one field"
         return
     # Accepted: every required field is there, nothing unknown slipped through.
-    assert {f.name for f in SCHEMAS[platform].fields if f.required} <= set(parsed)
+    assert {f.name for f in platform.credentials.fields if f.required} <= set(parsed)
     assert set(parsed) <= set(names)

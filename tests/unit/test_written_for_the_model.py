@@ -25,12 +25,12 @@ from hermes.domain.errors import (
     Sent,
     Unavailable,
 )
-from hermes.domain.platform import ALL_PLATFORMS, Platform
+from hermes.domain.platform import Platform, all_platforms
 from hermes.entrypoints import mcp_server
 from hermes.entrypoints.http.problems import error_text, hermes_error
 from hermes.entrypoints.ioc import make_container
 from hermes.entrypoints.mcp_server import McpEndpoint
-from tests.support import make_settings
+from tests.support import SPEC_HINTS, effective_hints, make_settings
 
 # -- errors: one remedy, phrased once ------------------------------------------------------------------
 
@@ -212,7 +212,7 @@ def compact_size(tools: list[dict[str, Any]]) -> int:
 
 async def test_the_tool_list_stays_small(registry: Registry) -> None:
     whatsapp_only = await listing(registry, Platform.WHATSAPP)
-    everything = await listing(registry, *ALL_PLATFORMS)
+    everything = await listing(registry, *all_platforms())
     print(f"tools/list: {compact_size(whatsapp_only)} bytes with WhatsApp, {compact_size(everything)} with all")
     assert {t["name"] for t in whatsapp_only} >= {"whatsapp_send_message", "inbox_list", "connections_status"}
     assert len(everything) > len(whatsapp_only)
@@ -221,11 +221,11 @@ async def test_the_tool_list_stays_small(registry: Registry) -> None:
 
 
 async def test_every_argument_is_still_described_and_nothing_is_said_twice(registry: Registry) -> None:
-    for tool in await listing(registry, *ALL_PLATFORMS):
+    for tool in await listing(registry, *all_platforms()):
         name = tool["name"]
         assert "outputSchema" not in tool, name
-        assert "title" not in tool["annotations"], name  # the tool's own title says it once
-        assert tool["title"] and len(tool["description"]) > 30, name
+        assert "title" not in tool and "title" not in tool.get("annotations", {}), name  # the name says it
+        assert len(tool["description"]) > 30, name
         for argument, schema in tool["inputSchema"]["properties"].items():
             assert len(schema.get("description", "")) >= 10, f"{name}.{argument}"
             assert "title" not in schema, f"{name}.{argument}"
@@ -233,24 +233,34 @@ async def test_every_argument_is_still_described_and_nothing_is_said_twice(regis
 
 
 async def test_annotations_tell_the_truth(registry: Registry) -> None:
-    hints = {t["name"]: t["annotations"] for t in await listing(registry, *ALL_PLATFORMS)}
-    assert set(hints["whatsapp_send_message"].items()) >= {("readOnlyHint", False), ("destructiveHint", False)}
+    listed = {t["name"]: t.get("annotations", {}) for t in await listing(registry, *all_platforms())}
+    hints = {name: effective_hints(a) for name, a in listed.items()}
+    assert hints["whatsapp_send_message"]["readOnlyHint"] is False
+    assert hints["whatsapp_send_message"]["destructiveHint"] is False
     # An offset confirms updates and Telegram deletes them: it changes something, and not only by adding.
     assert hints["telegram_get_updates"]["readOnlyHint"] is False
     assert hints["telegram_get_updates"]["destructiveHint"] is True
     assert hints["twitter_delete_tweet"]["destructiveHint"] is True
     assert hints["obsidian_write_note"]["destructiveHint"] is True  # overwrite replaces a note
     assert hints["obsidian_append_note"]["destructiveHint"] is False
+    assert hints["whatsapp_mark_read"]["idempotentHint"] is True
+    assert hints["conversation_read"]["readOnlyHint"] is False  # it marks the conversation read
     # email_read fetches with BODY.PEEK, so \Seen is left alone.
     assert hints["email_read"]["readOnlyHint"] is True
     for name in ("inbox_list", "connections_status", "obsidian_read_note", "email_search"):
         assert hints[name]["openWorldHint"] is False, name
     for name in ("whatsapp_send_message", "twitter_search_recent", "discord_read_messages"):
         assert hints[name]["openWorldHint"] is True, name
-    for name, hint in hints.items():
-        assert set(hint) == {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"}, name
-        if hint["readOnlyHint"]:
-            assert hint["destructiveHint"] is False and hint["idempotentHint"] is True, name
+
+
+async def test_annotations_say_only_what_differs_from_the_defaults(registry: Registry) -> None:
+    for tool in await listing(registry, *all_platforms()):
+        name, annotations = tool["name"], tool.get("annotations", {})
+        assert set(annotations) <= set(SPEC_HINTS), name
+        assert all(SPEC_HINTS[hint] is not value for hint, value in annotations.items()), name
+        # Destructive and idempotent mean something only for a tool that changes things.
+        if effective_hints(annotations)["readOnlyHint"]:
+            assert not {"destructiveHint", "idempotentHint"} & set(annotations), name
 
 
 # -- untrusted text ----------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hermes.application.ports.tools import EnvCredentials
-from hermes.domain.credentials import SCHEMAS, Credentials, credentials_from_env
+from hermes.domain.credentials import Credentials, credentials_from_env
 from hermes.domain.errors import Invalid
-from hermes.domain.platform import ALL_PLATFORMS, Platform
+from hermes.domain.platform import Platform, all_platforms
 
 
 class EnvironmentCredentials(EnvCredentials):
@@ -15,12 +15,12 @@ class EnvironmentCredentials(EnvCredentials):
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._credentials: dict[Platform, Credentials] = {}
-        for platform in ALL_PLATFORMS:
+        for platform in all_platforms():
             try:
                 found = credentials_from_env(platform, env)
             except Invalid as exc:
                 prefix = f"{platform.value.upper()}_DEFAULT_"
-                names = ", ".join(prefix + f.env_suffix for f in SCHEMAS[platform].fields if f.name in exc.fields)
+                names = ", ".join(prefix + f.env_suffix for f in platform.credentials.fields if f.name in exc.fields)
                 raise ValueError(f"invalid single-user credentials for {platform.value}: {names}") from None
             if found is not None:
                 self._credentials[platform] = found

@@ -36,6 +36,7 @@ class _Item(msgspec.Struct, omit_defaults=True):
     reply: str | None = None
     subj: str | None = None
     refs: list[str] = []
+    chat: str | None = None
     status: str | None = None
     to: str | None = None
     code: str | None = None
@@ -66,6 +67,7 @@ def encode_item(item: InboxItem, received_at: datetime) -> bytes:
                 reply=item.reply_to,
                 subj=item.subject,
                 refs=list(item.references),
+                chat=item.chat_id,
             )
         )
     return _encode(
@@ -110,6 +112,7 @@ def decode_entry(entry_id: str, raw: bytes) -> InboxEntry:
             reply_to=r.reply,
             subject=r.subj,
             references=tuple(r.refs),
+            chat_id=r.chat,
         )
     else:
         item = StatusUpdate(

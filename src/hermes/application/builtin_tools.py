@@ -14,7 +14,8 @@ from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.list_inbox import DEFAULT_LIMIT, MAX_LIMIT, ListInbox
 from hermes.application.use_cases.wait_for_inbox import MAX_WAIT_SECONDS, WaitForInbox
 from hermes.domain.audit import SINGLE_USER_ID
-from hermes.domain.platform import ALL_PLATFORMS
+from hermes.domain.conversations import TWO_WAY_PLATFORMS
+from hermes.domain.platform import all_platforms
 
 
 @dataclass(slots=True)
@@ -25,10 +26,8 @@ class ConnectionsStatusTool:
         default=ToolSpec(
             name="connections_status",
             platform=None,
-            title="Which platforms are connected",
-            description=(
-                "Which platforms this account can use now. Only the account owner can connect one that is not."
-            ),
+            title="Connected platforms",
+            description="Platforms usable now; only the account owner can connect others.",
             input_schema={"type": "object", "properties": {}, "additionalProperties": False},
             output_schema={
                 "type": "object",
@@ -55,7 +54,7 @@ class ConnectionsStatusTool:
 
     async def run(self, parsed: Any, context: ToolContext) -> dict[str, Any]:
         if context.customer_id is None:
-            status = {p.value: self.env.get(p) is not None for p in ALL_PLATFORMS}
+            status = {p.value: self.env.get(p) is not None for p in all_platforms()}
         else:
             status = {p.value: v for p, v in (await self.get_connections(context.customer_id)).items()}
         return {"connections": status}
@@ -76,26 +75,18 @@ class InboxListTool:
             name="inbox_list",
             platform=None,
             title="Read inbound messages",
-            description=(
-                "Messages that arrived for this account (replies, new conversations) and status updates of sent "
-                "messages (delivered, read, failed with the error code), oldest first. Pass next_cursor to read "
-                "on; an empty list means nothing new yet."
-            ),
+            description="Received messages and send statuses (delivered, read, failed + error code), oldest first.",
             input_schema={
                 "type": "object",
                 "properties": {
-                    "platform": {
-                        "type": "string",
-                        "enum": [p.value for p in ALL_PLATFORMS],
-                        "description": "Only entries from this platform.",
-                    },
-                    "cursor": {"type": "string", "description": "next_cursor of the previous call."},
+                    "platform": {"enum": [p.value for p in TWO_WAY_PLATFORMS], "description": "Only this one."},
+                    "cursor": {"type": "string", "description": "A next_cursor."},
                     "limit": {
                         "type": "integer",
                         "minimum": 1,
                         "maximum": MAX_LIMIT,
                         "default": DEFAULT_LIMIT,
-                        "description": "At most this many entries.",
+                        "description": "Max entries",
                     },
                 },
                 "additionalProperties": False,
@@ -151,19 +142,18 @@ class InboxWaitTool:
             platform=None,
             title="Wait for inbound messages",
             description=(
-                "Like inbox_list, but waits up to timeout_seconds for something newer than cursor (without one: "
-                "for what arrives after the call). timed_out: true means nothing came; call again with next_cursor."
+                "inbox_list, waiting up to timeout_seconds for entries after cursor (or now). On timed_out, call again."
             ),
             input_schema={
                 "type": "object",
                 "properties": {
-                    "cursor": {"type": "string", "description": "next_cursor from inbox_list or inbox_wait"},
+                    "cursor": {"type": "string", "description": "A next_cursor."},
                     "timeout_seconds": {
                         "type": "number",
                         "minimum": 0,
                         "maximum": MAX_WAIT_SECONDS,
                         "default": MAX_WAIT_SECONDS,
-                        "description": "longest wait",
+                        "description": "Longest wait",
                     },
                 },
                 "additionalProperties": False,

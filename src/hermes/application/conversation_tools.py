@@ -16,7 +16,8 @@ from hermes.application.use_cases.list_conversations import ListConversations
 from hermes.application.use_cases.read_conversation import ReadConversation
 from hermes.application.use_cases.reply_to_conversation import ReplyToConversation
 from hermes.domain.audit import SINGLE_USER_ID
-from hermes.domain.platform import ALL_PLATFORMS, Platform
+from hermes.domain.conversations import TWO_WAY_PLATFORMS
+from hermes.domain.platform import Platform
 
 _CURSOR = {"type": "string", "maxLength": 1216, "description": "A next_cursor."}
 _ID = {"type": "string", "maxLength": 24, "description": "From conversations_list."}
@@ -49,13 +50,13 @@ class ConversationsListTool:
             name="conversations_list",
             platform=None,
             title="List conversations",
-            description="Conversations on all platforms, newest first: unread count, can_reply (24 h windows).",
+            description="All platforms, newest first, with unread count and can_reply (24 h windows).",
             input_schema={
                 "type": "object",
                 "properties": {
-                    "platform": {"enum": [p.value for p in ALL_PLATFORMS], "description": "Only this one."},
+                    "platform": {"enum": [p.value for p in TWO_WAY_PLATFORMS], "description": "Only this one."},
                     "account": {"type": "string", "pattern": lc.ACCOUNT_PATTERN, "description": "Account name."},
-                    "unread_only": {"type": "boolean", "description": "Unread ones only."},
+                    "unread_only": {"type": "boolean", "description": "Only unread"},
                     "cursor": _CURSOR,
                     "limit": _limit(lc.DEFAULT_LIMIT, lc.MAX_LIMIT),
                 },
@@ -102,7 +103,7 @@ class ConversationReadTool:
             name="conversation_read",
             platform=None,
             title="Read a conversation",
-            description="A conversation's latest messages, oldest first; next_cursor pages back. Marks it read.",
+            description="Latest messages, oldest first; next_cursor pages back. Marks it read.",
             input_schema={
                 "type": "object",
                 "properties": {
@@ -159,7 +160,7 @@ class ConversationReplyTool:
                 "type": "object",
                 "properties": {
                     "conversation_id": _ID,
-                    "text": {"type": "string", "minLength": 1, "maxLength": 4096, "description": "The message."},
+                    "text": {"type": "string", "minLength": 1, "maxLength": 4096, "description": "Message text"},
                     "reply_to": {"type": "string", "maxLength": 512, "description": "A message_id to quote."},
                 },
                 "required": ["conversation_id", "text"],

@@ -44,6 +44,8 @@ def _message(m: InboundMessage) -> dict[str, Any]:
         out["subject"] = m.subject
     if m.references:
         out["references"] = list(m.references)
+    if m.chat_id is not None:
+        out["chat_id"] = m.chat_id
     return out
 
 

@@ -44,7 +44,7 @@ IDEMPOTENCY_KEY = "idempotency_key"
 KEY_PROPERTY: Mapping[str, Any] = {
     "type": "string",
     "maxLength": MAX_IDEMPOTENCY_KEY,
-    "description": "Your id for this send: a repeat within 24 h returns the first result and sends nothing",
+    "description": "Reuse on retry (24 h)",
 }
 MAX_RESULT_BYTES = 16 * 1024
 PENDING_APPROVAL = "pending_approval"

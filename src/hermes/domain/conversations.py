@@ -28,6 +28,14 @@ REPLY_WINDOWS: dict[Platform, timedelta] = {
     Platform.WHATSAPP: timedelta(hours=24),
     Platform.INSTAGRAM: timedelta(hours=24),
 }
+# Where people write to the account: only these have conversations and inbound messages to filter by.
+TWO_WAY_PLATFORMS: tuple[Platform, ...] = (
+    Platform.EMAIL,
+    Platform.WHATSAPP,
+    Platform.TELEGRAM,
+    Platform.DISCORD,
+    Platform.INSTAGRAM,
+)
 # A status never goes back: a late "delivered" does not undo "read".
 STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 

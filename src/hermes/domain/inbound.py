@@ -46,10 +46,13 @@ class InboundMessage:
     reply_to: str | None = None  # the message it answers (WhatsApp context.id, email In-Reply-To)
     subject: str | None = None  # email only
     references: tuple[str, ...] = ()  # email only: the thread's Message-IDs, oldest first
+    chat_id: str | None = None  # where to answer, when not the sender itself (a Telegram group)
 
     @property
     def dedupe_key(self) -> str:
-        return f"{self.platform.value}:msg:{self.message_id}"
+        # Telegram numbers messages per chat: the chat is part of what makes one unique.
+        chat = f"{self.chat_id}:" if self.chat_id is not None else ""
+        return f"{self.platform.value}:msg:{chat}{self.message_id}"
 
 
 @dataclass(frozen=True, slots=True)

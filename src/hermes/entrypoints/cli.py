@@ -244,6 +244,23 @@ def upgrade() -> None:
     except Exception as exc:  # connection errors: one line, not a trace
         raise click.ClickException(f"migration failed: {type(exc).__name__}: {exc}") from None
     click.echo("database is at the latest schema", err=True)
+    if settings.redis_url:
+        try:
+            moved = asyncio.run(_unbrace_routes(settings.redis_url, settings.redis_cluster))
+        except Exception as exc:
+            raise click.ClickException(f"route keys not migrated: {type(exc).__name__}: {exc}") from None
+        click.echo(f"redis route keys: {moved} moved to the wa_phone_id:<id> spelling", err=True)
+
+
+async def _unbrace_routes(url: str, cluster: bool) -> int:
+    from hermes.adapters.redis.account_routes import RedisAccountRoutes
+    from hermes.adapters.redis.client import connect
+
+    redis = connect(url, cluster=cluster)
+    try:
+        return await RedisAccountRoutes(redis).unbrace()
+    finally:
+        await redis.aclose()
 
 
 @main.group()

@@ -36,18 +36,20 @@ from hermes.adapters.memory.inbox_signals import InMemoryInboxSignals, InMemoryW
 from hermes.adapters.memory.stores import InMemoryRateLimiter
 from hermes.adapters.platforms import build_plugins
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declarations
 from hermes.adapters.platforms.email import mail_reader
-from hermes.adapters.platforms.email_inbound import PlatformDecoders, PolledEmailCodec
+from hermes.adapters.platforms.email_inbound import PolledEmailCodec
 from hermes.adapters.platforms.http import make_client
 from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.platforms.registry import Registry
-from hermes.adapters.platforms.whatsapp_webhook import WhatsAppWebhookDecoder
+from hermes.adapters.platforms.webhook_auth import WebhookKeys, WebhookTable, parse_app_secrets
 from hermes.adapters.prometheus_metrics import (
     CALLBACK_BACKLOG,
     CountingAuditLog,
     CountingRateLimiter,
     CountingUsageMeter,
 )
+from hermes.adapters.redis.account_routes import RedisAccountRoutes
 from hermes.adapters.redis.address_limiter import RedisAddressLimiter
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.callback_store import RedisCallbackStore
@@ -62,7 +64,6 @@ from hermes.adapters.redis.inbox_signals import RedisInboxSignals, RedisWaitSlot
 from hermes.adapters.redis.mailboxes import RedisMailboxes
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.redis.oauth import RedisAuthorizationStore, RedisGrantStore, RedisOAuthClientStore
-from hermes.adapters.redis.phone_routes import RedisPhoneRoutes
 from hermes.adapters.redis.sends import (
     RedisIdempotencyKeys,
     RedisPendingSends,
@@ -77,7 +78,7 @@ from hermes.adapters.sql.inbound import SqlCallbackStore, SqlInboundQueue, SqlIn
 from hermes.adapters.sql.mailboxes import SqlMailboxes
 from hermes.adapters.sql.oauth import SqlAuthorizationStore, SqlGrantStore, SqlOAuthClientStore
 from hermes.adapters.sql.sends import SqlIdempotencyKeys, SqlPendingSends, SqlPolicyStore, SqlRecipientLedger
-from hermes.adapters.sql.stores import SqlAuditLog, SqlCredentialStore, SqlPhoneRoutes, SqlUsageMeter
+from hermes.adapters.sql.stores import SqlAccountRoutes, SqlAuditLog, SqlCredentialStore, SqlUsageMeter
 from hermes.application.builtin_tools import ConnectionsStatusTool, InboxListTool, InboxWaitTool
 from hermes.application.consent_requests import ConsentRequests
 from hermes.application.conversation_recorder import ConversationRecorder
@@ -95,16 +96,19 @@ from hermes.application.ports.conversations import ConversationStore
 from hermes.application.ports.credentials import Cipher, CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
-from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers, WebhookDecoder
+from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers
 from hermes.application.ports.inbox_signals import InboxSignals, WaitSlots
 from hermes.application.ports.mailboxes import Mailboxes, MailReader, PolledEventCodec
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
+from hermes.application.ports.platform_inbound import InboundSides
 from hermes.application.ports.queue_stats import QueueStatistics
-from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.routing import AccountRoutes
 from hermes.application.ports.sends import IdempotencyKeys, PendingSends, PolicyStore, RecipientLedger
 from hermes.application.ports.sessions import SessionRevoker
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials, ToolCatalog
+from hermes.application.ports.webhooks import Webhooks
+from hermes.application.route_secrets import RouteSecrets
 from hermes.application.send_guard import SendGuard
 from hermes.application.token_issuer import TokenIssuer
 from hermes.application.use_cases.admit_anonymous_caller import AdmitAnonymousCaller
@@ -162,7 +166,7 @@ from hermes.domain.oauth import OAuthPolicy
 from hermes.domain.platform import Platform
 from hermes.entrypoints.approval_sweeper import ApprovalSweeper
 from hermes.entrypoints.http.client_address import TrustedProxies
-from hermes.entrypoints.http.webhooks import WhatsAppWebhook, parse_app_secrets
+from hermes.entrypoints.http.webhooks import PlatformWebhooks
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
 from hermes.entrypoints.mail_poller import MailboxPoller
 from hermes.entrypoints.managed_oauth import (
@@ -171,7 +175,7 @@ from hermes.entrypoints.managed_oauth import (
     RedisManagedOAuthProvider,
     RefreshSweep,
 )
-from hermes.entrypoints.settings import DEFAULT_API_BASES, Settings
+from hermes.entrypoints.settings import Settings
 
 Environment = NewType("Environment", Mapping[str, str])
 # Secrets the MCP SDK stretches (HKDF, its own label) to seal `requestState` for inline approvals.
@@ -234,9 +238,11 @@ class RedisStoresProvider(Provider):
         callbacks: CallbackWorker,
         inbox_signals: RedisInboxSignals,
         sweeper: ApprovalSweeper,
+        routes: RedisAccountRoutes,
     ) -> Workers:
         return Workers(
             [
+                ("route-keys-unbraced", routes.unbrace_once),
                 ("customer-cache-evictions", cache.listen),
                 ("inbound-router", inbound.run),
                 ("callback-dispatcher", callbacks.run),
@@ -246,7 +252,8 @@ class RedisStoresProvider(Provider):
         )
 
     credentials = provide(RedisCredentialStore, provides=CredentialStore)
-    routes = provide(RedisPhoneRoutes, provides=PhoneRoutes)
+    account_routes = provide(RedisAccountRoutes)
+    routes = alias(source=RedisAccountRoutes, provides=AccountRoutes)
 
     @provide
     def limiter(self, redis: RedisClient) -> RateLimiter:
@@ -271,7 +278,7 @@ class EmbeddedStoresProvider(Provider):
         return InMemoryCustomerCache()
 
     credentials = provide(SqlCredentialStore, provides=CredentialStore)
-    routes = provide(SqlPhoneRoutes, provides=PhoneRoutes)
+    routes = provide(SqlAccountRoutes, provides=AccountRoutes)
     limiter = provide(InMemoryRateLimiter, provides=RateLimiter)
     usage = provide(SqlUsageMeter, provides=UsageMeter)
     audit = provide(SqlAuditLog, provides=AuditLog)
@@ -299,11 +306,12 @@ class PlatformsProvider(Provider):
     @provide
     def platform_config(self, settings: Settings) -> PlatformConfig:
         return PlatformConfig(
-            api_bases={p: settings.api_base(p) for p in DEFAULT_API_BASES},
+            api_bases={p: settings.api_base(p) for p in Platform},
             allow_private_networks=settings.allow_private_networks,
             linkedin_version=settings.linkedin_version,
             total_timeout=settings.platform_timeout,
             email_max_message_bytes=settings.email_max_message_bytes,
+            public_url=settings.public_url,
         )
 
     @provide
@@ -345,6 +353,10 @@ class PlatformsProvider(Provider):
     def verifier(self, registry: Registry) -> CredentialVerifier:
         return registry
 
+    @provide
+    def inbound_sides(self, registry: Registry) -> InboundSides:
+        return registry
+
 
 class UseCasesProvider(Provider):
     scope = Scope.APP
@@ -370,11 +382,6 @@ class InboundProvider(Provider):
     """Seed flow 4: the webhook's queue consumer, routing, inboxes and callbacks (every mode)."""
 
     scope = Scope.APP
-
-    @provide
-    def decoder(self) -> WebhookDecoder:
-        return PlatformDecoders({Platform.WHATSAPP: WhatsAppWebhookDecoder(), Platform.EMAIL: PolledEmailCodec()})
-
     use_cases = provide_all(RouteInbound, ListInbox, RegisterCallback, GetCallback, RemoveCallback)
 
     @provide
@@ -412,14 +419,15 @@ class InboundProvider(Provider):
     ) -> WaitForInbox:
         return WaitForInbox(list_inbox, inbox, signals, slots, max_waits=settings.inbox_waits_per_customer)
 
+    route_secrets = provide(RouteSecrets)
+
     @provide
-    def whatsapp_webhook(self, queue: InboundQueue, settings: Settings) -> WhatsAppWebhook:
-        return WhatsAppWebhook(
-            queue,
-            parse_app_secrets(settings.whatsapp_app_secret),
-            settings.whatsapp_verify_token,
-            max_body_bytes=settings.max_body_bytes,
-        )
+    def webhooks(self, settings: Settings, secrets: RouteSecrets) -> Webhooks:
+        return declared_webhooks(settings, secrets)
+
+    @provide
+    def platform_webhooks(self, queue: InboundQueue, webhooks: Webhooks, settings: Settings) -> PlatformWebhooks:
+        return PlatformWebhooks(queue, webhooks, max_body_bytes=settings.webhook_max_body_bytes)
 
 
 class MailPollingProvider(Provider):
@@ -729,6 +737,23 @@ class RefreshSweepProvider(Provider):
     @decorate
     def workers(self, workers: Workers, sweep: RefreshSweep) -> Workers:
         return Workers([*workers, ("oauth-refresh-sweep", sweep.run)])
+
+
+def declared_webhooks(settings: Settings, secrets: RouteSecrets) -> WebhookTable:
+    """Every declared webhook, with what the deployment configured for it."""
+    table = WebhookTable()
+    for platform, declaration in declarations().items():
+        if declaration.webhook is None:
+            continue
+        app_secret, verify_token = settings.webhook_keys(platform)
+
+        async def route_secret(account: str, platform: Platform = platform) -> str | None:
+            return await secrets.secret(platform, account)
+
+        setting = f"HERMES_{platform.value.upper()}_APP_SECRET"
+        keys = WebhookKeys(parse_app_secrets(app_secret), verify_token, route_secret, setting)
+        table[platform] = declaration.webhook(keys)
+    return table
 
 
 def providers_for(settings: Settings) -> list[Provider]:

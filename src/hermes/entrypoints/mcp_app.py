@@ -1,10 +1,10 @@
-"""Builds the /mcp endpoint from the container once the app starts."""
+"""The /mcp endpoint, as the container provides it."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from dishka import AsyncContainer
+from dishka import Provider, Scope, provide
 
 from hermes.application.ports.tools import ToolCatalog
 from hermes.application.use_cases.call_tool import CallTool
@@ -31,17 +31,31 @@ def resource_metadata_url(settings: Settings) -> str:
     return settings.public_url.rstrip("/") + "/.well-known/oauth-protected-resource/mcp"
 
 
-async def build_mcp_endpoint(container: AsyncContainer, settings: Settings) -> McpEndpoint:
-    return McpEndpoint(
-        catalog=await container.get(ToolCatalog),
-        list_tools=await container.get(ListTools),
-        call_tool=await container.get(CallTool),
-        resolve_customer=await container.get(ResolveCustomer),
-        single_user_key=settings.mcp_api_key,
-        resource_metadata_url=resource_metadata_url(settings),
-        allowed_hosts=allowed_hosts(settings),
-        tracing=settings.mcp_tracing,
-        token_resolver=await container.get(ResolveAccessToken),
-        decide=await container.get(DecidePendingSend),
-        request_state_keys=await container.get(RequestStateKeys),
-    )
+class McpProvider(Provider):
+    scope = Scope.APP
+
+    @provide
+    def mcp(
+        self,
+        settings: Settings,
+        catalog: ToolCatalog,
+        list_tools: ListTools,
+        call_tool: CallTool,
+        resolve_customer: ResolveCustomer,
+        resolve_access_token: ResolveAccessToken,
+        decide: DecidePendingSend,
+        request_state_keys: RequestStateKeys,
+    ) -> McpEndpoint:
+        return McpEndpoint(
+            catalog=catalog,
+            list_tools=list_tools,
+            call_tool=call_tool,
+            resolve_customer=resolve_customer,
+            single_user_key=settings.mcp_api_key,
+            resource_metadata_url=resource_metadata_url(settings),
+            allowed_hosts=allowed_hosts(settings),
+            tracing=settings.mcp_tracing,
+            token_resolver=resolve_access_token,
+            decide=decide,
+            request_state_keys=request_state_keys,
+        )

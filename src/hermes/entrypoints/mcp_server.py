@@ -53,7 +53,7 @@ from hermes.domain.errors import Actor, HermesError, RateLimited, Sent, Unauthor
 from hermes.entrypoints import mcp_approval
 from hermes.entrypoints.http.auth import bearer_token
 from hermes.entrypoints.http.problems import error_text as tool_error_text
-from hermes.entrypoints.http.raw_asgi import problem
+from hermes.entrypoints.http.raw_asgi import error_problem, problem
 from hermes.entrypoints.mcp_fast import McpFastPath
 
 log = logging.getLogger("hermes.mcp")
@@ -81,18 +81,31 @@ TokenResolver = Callable[[str], Awaitable[Customer | None]]
 def _tool(spec: ToolSpec) -> Tool:
     # No outputSchema: it would be a third of the listing, in every conversation's context, for results
     # that describe themselves (each is JSON with telling field names; GET /api/tools has the schemas).
+    # No title either: it only restates the name for a UI (clients then show the name), and the listing
+    # must fit its byte budget with every argument described; GET /api/tools keeps the titles.
     return Tool(
         name=spec.name,
-        title=spec.title,
         description=spec.description,
         input_schema=dict(spec.input_schema),
-        annotations=ToolAnnotations(
-            read_only_hint=spec.read_only,
-            destructive_hint=spec.destructive,
-            idempotent_hint=spec.idempotent,
-            open_world_hint=spec.open_world,
-        ),
+        annotations=_annotations(spec),
     )
+
+
+def _annotations(spec: ToolSpec) -> ToolAnnotations | None:
+    # Only hints that differ from the MCP defaults (readOnly false, destructive true, idempotent false,
+    # openWorld true): the listing sits in every conversation's context. The spec gives destructive and
+    # idempotent meaning only for tools that are not read-only, so a read-only tool carries neither.
+    hints: dict[str, bool] = {}
+    if spec.read_only:
+        hints["read_only_hint"] = True
+    else:
+        if not spec.destructive:
+            hints["destructive_hint"] = False
+        if spec.idempotent:
+            hints["idempotent_hint"] = True
+    if not spec.open_world:
+        hints["open_world_hint"] = False
+    return ToolAnnotations(**hints) if hints else None
 
 
 class McpEndpoint:
@@ -183,14 +196,10 @@ class McpEndpoint:
                 f'Bearer error="invalid_token", error_description="{exc.detail}", '
                 f'resource_metadata="{self._resource_metadata_url}"'
             )
-            await problem(send, 401, "Unauthorized", exc.detail, [(b"www-authenticate", challenge.encode())])
+            await error_problem(send, exc, [(b"www-authenticate", challenge.encode())])
             return
-        except RateLimited as exc:
-            retry = str(max(1, round(exc.retry_after))).encode()
-            await problem(send, 429, "Too many requests", exc.detail, [(b"retry-after", retry)])
-            return
-        except Unavailable as exc:
-            await problem(send, 503, "Service unavailable", exc.detail, [(b"retry-after", b"5")])
+        except (RateLimited, Unavailable) as exc:
+            await error_problem(send, exc)
             return
         token = _caller.set(caller)
         receive_token = _receive.set(receive)

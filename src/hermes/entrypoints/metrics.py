@@ -76,7 +76,7 @@ def observe(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_with_id)
         finally:
             request_context.request_id.reset(token)
-            route = scope.get("path_template") or _UNMATCHED  # set by Litestar's router and by `fast_paths`
+            route = scope.get("path_template") or _UNMATCHED  # set by Litestar's router and by `HermesAsgi`
             key = (route, status)
             sample = samples.get(key)
             if sample is None:

@@ -5,24 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hermes.adapters.crypto.aes_gcm import parse_keyring
+from hermes.adapters.platforms.declaration import default_api_bases
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.client_address import TrustedProxies
-
-DEFAULT_API_BASES: dict[Platform, str] = {
-    Platform.WHATSAPP: "https://graph.facebook.com/v23.0",
-    Platform.INSTAGRAM: "https://graph.facebook.com/v23.0",
-    Platform.TELEGRAM: "https://api.telegram.org",
-    Platform.DISCORD: "https://discord.com/api/v10",
-    Platform.TWITTER: "https://api.x.com",
-    Platform.LINKEDIN: "https://api.linkedin.com",
-}
 
 
 class Settings(BaseSettings):
@@ -37,12 +29,11 @@ class Settings(BaseSettings):
     mcp_api_key: str | None = Field(None, validation_alias="MCP_API_KEY", repr=False)
     whatsapp_verify_token: str | None = Field(None, validation_alias="HERMES_WHATSAPP_VERIFY_TOKEN", repr=False)
     whatsapp_app_secret: str | None = Field(None, validation_alias="HERMES_WHATSAPP_APP_SECRET", repr=False)
-    whatsapp_api_base: str = Field(DEFAULT_API_BASES[Platform.WHATSAPP], validation_alias="HERMES_WHATSAPP_API_BASE")
-    instagram_api_base: str = Field(DEFAULT_API_BASES[Platform.INSTAGRAM], validation_alias="HERMES_INSTAGRAM_API_BASE")
-    telegram_api_base: str = Field(DEFAULT_API_BASES[Platform.TELEGRAM], validation_alias="HERMES_TELEGRAM_API_BASE")
-    discord_api_base: str = Field(DEFAULT_API_BASES[Platform.DISCORD], validation_alias="HERMES_DISCORD_API_BASE")
-    twitter_api_base: str = Field(DEFAULT_API_BASES[Platform.TWITTER], validation_alias="HERMES_TWITTER_API_BASE")
-    linkedin_api_base: str = Field(DEFAULT_API_BASES[Platform.LINKEDIN], validation_alias="HERMES_LINKEDIN_API_BASE")
+    # Meta signs every product of one app with the app's secret: unset, Instagram's are WhatsApp's.
+    instagram_verify_token: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_VERIFY_TOKEN", repr=False)
+    instagram_app_secret: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_APP_SECRET", repr=False)
+    # HERMES_{PLATFORM}_API_BASE for every declared platform (read from the environment and `.env`).
+    api_bases: dict[str, str] = Field(default_factory=dict)
     linkedin_version: str = Field("202610", validation_alias="HERMES_LINKEDIN_VERSION")
     allow_private_networks: bool = Field(False, validation_alias="HERMES_ALLOW_PRIVATE_NETWORKS")
     public_url: str = Field("http://127.0.0.1:8000", validation_alias="HERMES_PUBLIC_URL")
@@ -75,6 +66,8 @@ class Settings(BaseSettings):
     email_poll_batch: int = Field(20, ge=1, le=100, validation_alias="HERMES_EMAIL_POLL_BATCH")
     email_poll_concurrency: int = Field(8, ge=1, le=256, validation_alias="HERMES_EMAIL_POLL_CONCURRENCY")
     max_body_bytes: int = Field(64 * 1024, validation_alias="HERMES_MAX_BODY_BYTES")
+    # Meta batches several events in one POST: refusing a legitimate batch loses messages after its retries.
+    webhook_max_body_bytes: int = Field(1 << 20, ge=64 * 1024, validation_alias="HERMES_WEBHOOK_MAX_BODY_BYTES")
     # Inbound (issue 4): an event whose consumer went quiet this long is handed to another;
     # after this many deliveries without success it goes to the dead letters.
     inbound_reclaim_after: float = Field(30.0, gt=0, validation_alias="HERMES_INBOUND_RECLAIM_AFTER")
@@ -123,8 +116,25 @@ class Settings(BaseSettings):
         TrustedProxies.parse(value)  # raise early, naming the entry that is wrong
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _platform_api_bases(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        found = {str(k): str(v) for k, v in dict(data.get("api_bases") or {}).items()}
+        env_file = cls.model_config.get("env_file")
+        sources = [environment(env_file) if isinstance(env_file, str) else dict(os.environ), data]
+        for platform in Platform:
+            for source in sources:
+                for key in (f"HERMES_{platform.value.upper()}_API_BASE", f"{platform.value}_api_base"):
+                    if source.get(key):
+                        found[platform.value] = str(source[key])
+        return {**data, "api_bases": found}
+
     def api_base(self, platform: Platform) -> str:
-        value: str = getattr(self, f"{platform.value}_api_base")
+        """HERMES_{PLATFORM}_API_BASE, or the platform's declared default."""
+        copied = getattr(self, f"{platform.value}_api_base", None)  # model_copy(update={"x_api_base": ...})
+        value = copied or self.api_bases.get(platform.value) or default_api_bases().get(platform, "")
         return value.rstrip("/")
 
     def oauth_client(self, platform: Platform) -> tuple[str, str] | None:
@@ -137,6 +147,17 @@ class Settings(BaseSettings):
         """An override of a managed OAuth endpoint's base (`auth`, `token`; Instagram also `login_api`)."""
         value: str | None = getattr(self, f"{platform.value}_{role}_base", None)
         return value.rstrip("/") if value else None
+
+    def with_api_base(self, platform: Platform, base: str) -> Settings:
+        return self.model_copy(update={"api_bases": {**self.api_bases, platform.value: base}})
+
+    def webhook_keys(self, platform: Platform) -> tuple[str | None, str | None]:
+        """(app secret, verify token) of the platform's webhook: HERMES_{PLATFORM}_APP_SECRET/_VERIFY_TOKEN."""
+        secret = getattr(self, f"{platform.value}_app_secret", None)
+        token = getattr(self, f"{platform.value}_verify_token", None)
+        if platform is Platform.INSTAGRAM:  # one Meta app usually serves both: its secret signs both
+            secret, token = secret or self.whatsapp_app_secret, token or self.whatsapp_verify_token
+        return secret, token
 
     @property
     def embedded(self) -> bool:

@@ -35,7 +35,7 @@ from tests.integration.tools_e2e.world import (
     structured,
     unique,
 )
-from tests.support import ADMIN_TOKEN, MCP_API_KEY
+from tests.support import ADMIN_TOKEN, MCP_API_KEY, effective_hints
 
 pytestmark = pytest.mark.integration
 
@@ -339,8 +339,7 @@ async def test_the_catalogue_tells_a_model_what_each_tool_does(customer: Tenant)
             assert schema.get("description"), f"{name}.{prop} has no description"
         # Results describe themselves; output schemas would triple the listing in every model's context.
         assert tool.output_schema is None, name
-        assert tool.annotations is not None
-        assert tool.annotations.read_only_hint is (name in read_only), name
-    assert tools["twitter_delete_tweet"].annotations.destructive_hint is True
+        assert effective_hints(tool.annotations)["readOnlyHint"] is (name in read_only), name
+    assert effective_hints(tools["twitter_delete_tweet"].annotations)["destructiveHint"] is True
     # An offset confirms updates, which Telegram then deletes: not read-only, and not merely additive.
-    assert tools["telegram_get_updates"].annotations.destructive_hint is True
+    assert effective_hints(tools["telegram_get_updates"].annotations)["destructiveHint"] is True

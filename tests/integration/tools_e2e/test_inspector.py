@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.integration.tools_e2e.world import TOOLS, Fakes, Tenant, unique
+from tests.support import effective_hints
 
 NPX = shutil.which("npx")
 INSPECTOR = os.environ.get("HERMES_TEST_INSPECTOR", "@modelcontextprotocol/inspector@2.12.0")
@@ -81,7 +82,7 @@ async def test_the_inspector_cli_lists_and_calls_tools(customer: Tenant, fakes: 
     assert set(TOOLS) - {"inbox_list"} <= names
     send = next(t for t in listed["tools"] if t["name"] == "telegram_send_message")
     assert send["inputSchema"]["required"] == ["chat_id", "text"]
-    assert send["annotations"]["readOnlyHint"] is False
+    assert effective_hints(send.get("annotations"))["readOnlyHint"] is False
 
     account = customer.account
     text = f"hello from the inspector {unique()}"

@@ -25,7 +25,7 @@ from tests.integration.tools_e2e.world import (
     structured,
     unique,
 )
-from tests.support import ADMIN_TOKEN
+from tests.support import ADMIN_TOKEN, effective_hints
 
 pytestmark = pytest.mark.integration
 PROBLEM = "application/problem+json"
@@ -44,10 +44,11 @@ async def test_rest_lists_the_same_catalogue_as_mcp(customer: Tenant) -> None:
         assert listed["inputSchema"] == tool.input_schema
         assert tool.output_schema is None  # kept out of the model's context; REST shows it to developers
         assert listed["outputSchema"]["type"] == "object"
-        assert listed.get("title") == tool.title
-        assert tool.annotations is not None
-        assert listed.get("readOnly", False) == tool.annotations.read_only_hint
-        assert listed.get("destructive", False) == tool.annotations.destructive_hint
+        assert listed["title"] and tool.title is None  # a label for people; MCP clients show the name
+        hints = effective_hints(tool.annotations)
+        assert listed.get("readOnly", False) == hints["readOnlyHint"]
+        if not hints["readOnlyHint"]:  # the spec gives destructiveHint no meaning on a read-only tool
+            assert listed.get("destructive", False) == hints["destructiveHint"]
 
 
 # Read-only calls whose result depends only on the platform's state, so MCP and REST must agree exactly.

@@ -265,4 +265,4 @@ async def test_tool_hints_and_targets(wa: Gateway) -> None:
     assert send.target(send.parse({"to": "+16505551234", "message": "body"})) == "+16505551234"
     assert not send.spec.read_only
     assert wa.tools["whatsapp_mark_read"].spec.idempotent
-    assert "24 hours" in send.spec.description
+    assert "24 h" in send.spec.description

@@ -10,7 +10,7 @@ from datetime import date
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.credentials import CredentialStore
 from hermes.application.ports.metering import RateLimiter, UsageMeter
-from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.routing import AccountRoutes
 from hermes.domain.audit import AuditEntry
 from hermes.domain.platform import Platform
 
@@ -42,19 +42,19 @@ class InMemoryCredentialStore(CredentialStore):
             yield customer_id, platform, envelope
 
 
-class InMemoryPhoneRoutes(PhoneRoutes):
+class InMemoryAccountRoutes(AccountRoutes):
     def __init__(self) -> None:
         self.owners: dict[str, str] = {}
 
-    async def claim(self, phone_number_id: str, customer_id: str) -> str:
-        return self.owners.setdefault(phone_number_id, customer_id)
+    async def claim(self, route_key: str, customer_id: str) -> str:
+        return self.owners.setdefault(route_key, customer_id)
 
-    async def release(self, phone_number_id: str, customer_id: str) -> None:
-        if self.owners.get(phone_number_id) == customer_id:
-            del self.owners[phone_number_id]
+    async def release(self, route_key: str, customer_id: str) -> None:
+        if self.owners.get(route_key) == customer_id:
+            del self.owners[route_key]
 
-    async def owner(self, phone_number_id: str) -> str | None:
-        return self.owners.get(phone_number_id)
+    async def owner(self, route_key: str) -> str | None:
+        return self.owners.get(route_key)
 
 
 class InMemoryRateLimiter(RateLimiter):

@@ -23,6 +23,8 @@ class PlatformConfig:
     max_retry_wait: float = 10.0
     max_attempts: int = 3
     user_agent: str = "Hermes/0.1 (+https://squaremcp.com)"
+    # HERMES_PUBLIC_URL: where platforms that push (Telegram's setWebhook) are told to deliver.
+    public_url: str = ""
 
     def base(self, platform: Platform) -> str:
         return self.api_bases[platform].rstrip("/")

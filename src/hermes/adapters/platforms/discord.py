@@ -15,6 +15,7 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import (
     PlatformHttp,
     Reply,
@@ -28,11 +29,9 @@ from hermes.adapters.platforms.http import (
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.application.untrusted import UntrustedText
-from hermes.domain.credentials import Credentials
+from hermes.domain.credentials import CredentialField, Credentials, token
 from hermes.domain.errors import Actor, PlatformRejected
-from hermes.domain.platform import Platform
 
-P = Platform.DISCORD
 _USER_AGENT = "DiscordBot (https://squaremcp.com, 0.1)"
 
 Snowflake = Annotated[str, Meta(pattern=r"^[0-9]{15,21}$(?!\n)")]
@@ -314,3 +313,12 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         ],
         verify=verify,
     )
+
+
+P = declare(
+    "discord",
+    display_name="Discord",
+    credentials=(CredentialField("botToken", token, secret=True),),
+    api_base="https://discord.com/api/v10",
+    build=plugin,
+)

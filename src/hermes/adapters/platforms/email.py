@@ -32,6 +32,8 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
+from hermes.adapters.platforms.email_inbound import PolledEmailCodec
 from hermes.adapters.platforms.imap import (
     ImapFailure,
     ImapLoginRefused,
@@ -42,6 +44,7 @@ from hermes.adapters.platforms.imap import (
     quote,
     search_criteria,
 )
+from hermes.adapters.platforms.inbound import RoutedInbound
 from hermes.adapters.platforms.mime import (
     MAX_RECIPIENTS,
     BadAddress,
@@ -64,11 +67,11 @@ from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.application.ports.mailboxes import MailBatch, MailboxState
 from hermes.application.untrusted import UntrustedText
-from hermes.domain.credentials import Credentials
+from hermes.domain.credentials import CredentialField, Credentials, email_address, hostname, one_of, plain_text, port
 from hermes.domain.errors import Actor, HermesError, Invalid, NotConnected, NotFound, PlatformRejected, Sent
+from hermes.domain.inbound import InboundChange
 from hermes.domain.platform import Platform
 
-P = Platform.EMAIL
 T = TypeVar("T")
 _MAX_TEXT_CHARS = 100_000
 _MAX_HTML_CHARS = 200_000
@@ -738,6 +741,18 @@ def mail_reader(
     )
 
 
+def _polled_events(body: bytes) -> list[InboundChange]:
+    return _CODEC.decode(Platform.EMAIL, body)
+
+
+_CODEC = PolledEmailCodec()
+# Email has no webhook: Hermes polls the INBOX of every account whose connection names an imapHost,
+# and each event it queues names the customer it read for.
+INBOUND = RoutedInbound(
+    "mailbox", "mailbox", lambda creds: str(creds.get("imapHost") or ""), _polled_events, polled=True
+)
+
+
 def plugin(
     http: httpx.AsyncClient,
     config: PlatformConfig,
@@ -810,4 +825,33 @@ def plugin(
             ),
         ],
         verify=gateway.verify,
+        inbound=INBOUND,
     )
+
+
+_SECURITY = ("ssl", "starttls", "none")
+
+
+def _imap_complete(creds: Credentials) -> None:
+    # IMAP is optional, but half an IMAP configuration is a mistake worth naming.
+    if any(k in creds for k in ("imapPort", "imapSecurity")) and "imapHost" not in creds:
+        raise Invalid("imapHost is required with imapPort/imapSecurity", {"imapHost": "is required"})
+
+
+P = declare(
+    "email",
+    display_name="Email",
+    credentials=(
+        CredentialField("smtpHost", hostname),
+        CredentialField("smtpPort", port, integer=True),
+        CredentialField("smtpSecurity", one_of(*_SECURITY), choices=_SECURITY),
+        CredentialField("username", lambda v: plain_text(v, 320)),
+        CredentialField("password", lambda v: plain_text(v, 1024), secret=True),
+        CredentialField("fromAddress", email_address),
+        CredentialField("imapHost", hostname, required=False),
+        CredentialField("imapPort", port, required=False, integer=True),
+        CredentialField("imapSecurity", one_of(*_SECURITY), required=False, choices=_SECURITY),
+    ),
+    rules=(_imap_complete,),
+    build=plugin,
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from hermes.application.ports.inbound import WebhookDecoder
+from hermes.adapters.platform_codec import dec_hook, enc_hook
 from hermes.application.ports.mailboxes import PolledEventCodec
 from hermes.domain.errors import Invalid
 from hermes.domain.inbound import InboundChange, InboundMessage
@@ -21,11 +21,11 @@ class _Event(msgspec.Struct):
     message: InboundMessage
 
 
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(_Event).decode
+_encode = msgspec.json.Encoder(enc_hook=enc_hook).encode
+_decode = msgspec.json.Decoder(_Event, dec_hook=dec_hook).decode
 
 
-class PolledEmailCodec(PolledEventCodec, WebhookDecoder):
+class PolledEmailCodec(PolledEventCodec):
     def encode(self, account: str, message: InboundMessage) -> bytes:
         return _encode(_Event(account, message))
 
@@ -38,16 +38,3 @@ class PolledEmailCodec(PolledEventCodec, WebhookDecoder):
             raise Invalid("not a polled email event")
         # The route key is the account itself: the poller read this customer's own mailbox.
         return [InboundChange(Platform.EMAIL, event.account, (event.message,))]
-
-
-class PlatformDecoders(WebhookDecoder):
-    """Each platform's decoder of queued events; a platform without one is refused."""
-
-    def __init__(self, decoders: dict[Platform, WebhookDecoder]) -> None:
-        self._decoders = decoders
-
-    def decode(self, platform: Platform, body: bytes) -> list[InboundChange]:
-        decoder = self._decoders.get(platform)
-        if decoder is None:
-            raise Invalid(f"no webhook decoder for {platform.value}")
-        return decoder.decode(platform, body)

@@ -16,16 +16,18 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, unexpected
+from hermes.adapters.platforms.inbound import RoutedInbound
+from hermes.adapters.platforms.instagram_webhook import decode_instagram
 from hermes.adapters.platforms.managed_oauth import Endpoints, OAuthFacts, TokenCall
 from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
-from hermes.domain.credentials import Credentials
+from hermes.adapters.platforms.webhook_auth import meta_signed
+from hermes.domain.credentials import GRANT_FIELDS, CredentialField, Credentials, digits, token
 from hermes.domain.errors import Actor, PlatformRejected, Sent
-from hermes.domain.platform import Platform
 
-P = Platform.INSTAGRAM
 # Pauses between container status checks: images usually finish within a second or two.
 POLL_PAUSES = (0.25, 0.5, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0)
 _MEDIA_FIELDS = "id,caption,media_type,media_url,permalink,timestamp"
@@ -145,6 +147,14 @@ def _explain(reply: Reply) -> PlatformRejected:
         # Media problems (size, ratio, format): Meta's user message is the useful part.
         return PlatformRejected(P.value, "Instagram refused the media", code=code, said=said)
     return explain_account(P, reply, error, "igUserId")
+
+
+def _ig_user_id(creds: Credentials) -> str:
+    return str(creds["igUserId"])
+
+
+# `verify` (GET /{igUserId} with the token) is the proof that the account is the caller's.
+INBOUND = RoutedInbound("ig_user_id", "user id", _ig_user_id, decode_instagram)
 
 
 def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
@@ -275,7 +285,22 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
             ),
         ],
         verify=verify,
+        inbound=INBOUND,
     )
+
+
+P = declare(
+    "instagram",
+    display_name="Instagram",
+    credentials=(
+        CredentialField("accessToken", token, secret=True),
+        CredentialField("igUserId", digits),
+        *GRANT_FIELDS,
+    ),
+    api_base="https://graph.facebook.com/v23.0",
+    build=plugin,
+    webhook=meta_signed,
+)
 
 
 async def _professional_account(call: TokenCall, endpoints: Endpoints, access_token: str) -> Credentials:

@@ -17,15 +17,14 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import PlatformHttp, Reply, clip, fallback, rate_limited, reconnect, unexpected
 from hermes.adapters.platforms.managed_oauth import Endpoints, OAuthFacts, TokenCall
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
-from hermes.domain.credentials import Credentials
+from hermes.domain.credentials import GRANT_FIELDS, CredentialField, Credentials, plain_text, token
 from hermes.domain.errors import Actor, PlatformRejected
-from hermes.domain.platform import Platform
 
-P = Platform.LINKEDIN
 # Resolved author URNs by token digest; bounded so a long-lived process cannot grow it without limit.
 _AUTHOR_CACHE_SIZE = 10_000
 
@@ -222,6 +221,26 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         ],
         verify=verify,
     )
+
+
+def _author_urn(value: object) -> str:
+    text = plain_text(value, 200)
+    if not re.fullmatch(r"urn:li:(person|organization):[A-Za-z0-9_-]+", text):
+        raise ValueError("must be urn:li:person:<id> or urn:li:organization:<id>")
+    return text
+
+
+P = declare(
+    "linkedin",
+    display_name="LinkedIn",
+    credentials=(
+        CredentialField("accessToken", token, secret=True),
+        CredentialField("authorUrn", _author_urn, required=False),
+        *GRANT_FIELDS,
+    ),
+    api_base="https://api.linkedin.com",
+    build=plugin,
+)
 
 
 async def _member(call: TokenCall, endpoints: Endpoints, access_token: str) -> Credentials:

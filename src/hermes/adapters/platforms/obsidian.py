@@ -37,16 +37,15 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import BodyTooLarge, Reply, clip, read_capped
 from hermes.adapters.platforms.network import HostGuard, UnresolvableHost, UnsafeHost
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.application.untrusted import UntrustedText
-from hermes.domain.credentials import Credentials
+from hermes.domain.credentials import CredentialField, Credentials, http_url, token
 from hermes.domain.errors import Actor, Conflict, HermesError, Invalid, NotFound, PlatformRejected, Sent
-from hermes.domain.platform import Platform
 
-P = Platform.OBSIDIAN
 _NOTE_JSON = "application/vnd.olrapi.note+json"
 _MAX_PATH = 1024
 _MAX_SEGMENT = 255
@@ -648,3 +647,14 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig, *, guard: HostGuard 
         ],
         verify=gateway.verify,
     )
+
+
+P = declare(
+    "obsidian",
+    display_name="Obsidian",
+    credentials=(
+        CredentialField("apiUrl", http_url),
+        CredentialField("apiKey", token, secret=True),
+    ),
+    build=plugin,
+)

@@ -7,6 +7,9 @@ The token sits in the URL path, so no URL ever reaches an error or a log line.
 
 from __future__ import annotations
 
+import logging
+import re
+import secrets
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -15,6 +18,7 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import (
     PlatformHttp,
     Reply,
@@ -25,14 +29,15 @@ from hermes.adapters.platforms.http import (
     reconnect,
     unexpected,
 )
+from hermes.adapters.platforms.inbound import RoutedInbound
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
+from hermes.adapters.platforms.telegram_webhook import decode_telegram
+from hermes.adapters.platforms.webhook_auth import secret_header
+from hermes.application.route_secrets import WEBHOOK_SECRET
 from hermes.application.untrusted import UntrustedText
-from hermes.domain.credentials import Credentials
+from hermes.domain.credentials import CredentialField, Credentials, token
 from hermes.domain.errors import PlatformRejected
-from hermes.domain.platform import Platform
-
-P = Platform.TELEGRAM
 
 ChatId = Annotated[
     int | Annotated[str, Meta(pattern=r"^(@[A-Za-z][A-Za-z0-9_]{3,31}|-?[0-9]{1,20})$(?!\n)")],
@@ -303,6 +308,11 @@ def _update_view(update: _Update) -> dict[str, Any]:
     return view
 
 
+def _bot_id(creds: Credentials) -> str:
+    # The token starts with the bot's id; `verify` (getMe with the token) proves the bot is the caller's.
+    return str(creds["botToken"]).split(":", 1)[0]
+
+
 def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
     client = PlatformHttp(P, http, config, _explain, _wait)
     base = config.base(P)
@@ -328,6 +338,12 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         params: dict[str, str | int] = {"limit": args.limit, "timeout": 0}
         if args.offset is not None:
             params["offset"] = args.offset
+        if WEBHOOK_SECRET in creds:
+            raise PlatformRejected(
+                P.value,
+                "Hermes receives this bot's messages through its webhook, so Telegram refuses getUpdates",
+                fix="read them with inbox_list (platform telegram)",
+            )
         reply = await client.call("GET", url(creds, "getUpdates"), headers={}, params=params)
         try:
             updates = _decode_updates(reply.body).result
@@ -339,6 +355,25 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
 
     async def verify(creds: Credentials) -> None:
         await client.call("GET", url(creds, "getMe"), headers={})
+
+    async def connected(customer_id: str, creds: Credentials) -> Credentials:
+        secret = secrets.token_urlsafe(32)
+        body = {
+            "url": f"{config.public_url.rstrip('/')}/webhook/telegram/{_bot_id(creds)}",
+            "secret_token": secret,
+            "allowed_updates": ["message", "edited_message", "channel_post", "business_message"],
+        }
+        await client.call("POST", url(creds, "setWebhook"), headers=json_headers, json=body)
+        return {**creds, WEBHOOK_SECRET: secret}
+
+    async def disconnected(creds: Credentials) -> None:
+        if WEBHOOK_SECRET not in creds:
+            return
+        try:
+            await client.call("POST", url(creds, "deleteWebhook"), headers=json_headers, json={})
+        except PlatformRejected as exc:
+            # A revoked token has no webhook to delete; the route is released either way.
+            log.info("telegram deleteWebhook for bot %s failed: %s", _bot_id(creds), exc.detail)
 
     return PlatformPlugin(
         P,
@@ -381,4 +416,31 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
             ),
         ],
         verify=verify,
+        # Telegram delivers only to HTTPS: without a public HTTPS URL the bot is not routed, and
+        # telegram_get_updates polls Telegram as before.
+        inbound=RoutedInbound("tg_bot_id", "bot", _bot_id, decode_telegram, connected, disconnected)
+        if config.public_url.startswith("https://")
+        else None,
     )
+
+
+_BOT_TOKEN = re.compile(r"^[0-9]{3,20}:[A-Za-z0-9_-]{20,200}\Z")
+
+
+def _bot_token(value: object) -> str:
+    text = token(value)
+    if not _BOT_TOKEN.match(text):
+        raise ValueError("must look like 123456789:AA... (the token BotFather gave you)")
+    return text
+
+
+log = logging.getLogger("hermes.platforms.telegram")
+
+P = declare(
+    "telegram",
+    display_name="Telegram",
+    credentials=(CredentialField("botToken", _bot_token, secret=True),),
+    api_base="https://api.telegram.org",
+    build=plugin,
+    webhook=secret_header,
+)

@@ -15,6 +15,7 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import (
     PlatformHttp,
     Reply,
@@ -29,11 +30,8 @@ from hermes.adapters.platforms.managed_oauth import Endpoints, OAuthFacts
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
 from hermes.application.untrusted import UntrustedText
-from hermes.domain.credentials import Credentials
+from hermes.domain.credentials import GRANT_FIELDS, CredentialField, Credentials, token
 from hermes.domain.errors import Actor, PlatformRejected, Sent
-from hermes.domain.platform import Platform
-
-P = Platform.TWITTER
 
 TweetId = Annotated[str, Meta(pattern=r"^[0-9]{1,19}$(?!\n)")]
 
@@ -324,6 +322,18 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         ],
         verify=verify,
     )
+
+
+P = declare(
+    "twitter",
+    display_name="X",
+    credentials=(
+        CredentialField("accessToken", token, secret=True, description="OAuth 2.0 user access token"),
+        *GRANT_FIELDS,
+    ),
+    api_base="https://api.x.com",
+    build=plugin,
+)
 
 
 # Managed OAuth: X's OAuth 2.0 authorization code flow with PKCE; the app authenticates with HTTP Basic

@@ -14,24 +14,26 @@ from msgspec import Meta
 
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.declaration import declare
 from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, rate_limited, unexpected
+from hermes.adapters.platforms.inbound import RoutedInbound
 from hermes.adapters.platforms.meta_graph import explain_account, graph_error
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
-from hermes.domain.credentials import Credentials
+from hermes.adapters.platforms.webhook_auth import meta_signed
+from hermes.adapters.platforms.whatsapp_webhook import decode_whatsapp
+from hermes.domain.credentials import CredentialField, Credentials, digits, token
 from hermes.domain.errors import Actor, Invalid, PlatformRejected
-from hermes.domain.platform import Platform
-
-P = Platform.WHATSAPP
 
 Phone = Annotated[
     str,
     Meta(
         pattern=r"^\+?[1-9][0-9]{6,14}$(?!\n)",
-        description="Recipient's phone number with country code, E.164 (e.g. +16505551234).",
+        description="E.164, e.g. +16505551234",
     ),
 ]
-Wamid = Annotated[str, Meta(min_length=1, max_length=512, pattern=r"^\S+$(?!\n)")]
+# `\S+` already refuses an empty id.
+Wamid = Annotated[str, Meta(max_length=512, pattern=r"^\S+$(?!\n)")]
 
 
 class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,12 +43,12 @@ class SendMessageArgs(msgspec.Struct, forbid_unknown_fields=True):
         Meta(
             min_length=1,
             max_length=4096,
-            description="The text; *bold* and _italic_ work, links get a preview.",
+            description="Text; *bold*, _italic_",
         ),
     ]
     reply_to: Annotated[
         Wamid | None,
-        Meta(description="Id (wamid...) of a message to quote-reply to."),
+        Meta(description="wamid to quote-reply"),
     ] = None
 
 
@@ -56,20 +58,20 @@ class SendTemplateArgs(msgspec.Struct, forbid_unknown_fields=True):
         str,
         Meta(
             pattern=r"^[a-z0-9_]{1,512}$(?!\n)",
-            description="Name of an approved template, e.g. hello_world.",
+            description="Approved name, e.g. hello_world",
         ),
     ]
     language: Annotated[
         str,
         Meta(
             pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$(?!\n)",
-            description="Its language code exactly as approved, e.g. en_US.",
+            description="Code as approved, e.g. en_US",
         ),
     ]
     parameters: Annotated[
         Annotated[list[Annotated[str, Meta(min_length=1, max_length=1024)]], Meta(max_length=100)] | None,
         Meta(
-            description="Values for the body's {{1}}, {{2}}, ... in order, one per placeholder.",
+            description="Body's {{1}}, {{2}}... in order",
         ),
     ] = None
 
@@ -78,23 +80,23 @@ class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
     to: Phone
     kind: Annotated[
         Literal["image", "document", "audio", "video"],
-        Meta(description="image (JPEG/PNG), document (any file, e.g. PDF), audio, or video (MP4)."),
+        Meta(description="image: JPEG/PNG; document: any file; video: MP4"),
     ]
     url: Annotated[
         str,
         Meta(
             pattern=r"^https?://\S+$(?!\n)",
             max_length=2048,
-            description="Public URL of the file, reachable without login (WhatsApp fetches it).",
+            description="Public URL, no login",
         ),
     ]
     caption: Annotated[
         Annotated[str, Meta(min_length=1, max_length=1024)] | None,
-        Meta(description="Caption under the media (not for audio)."),
+        Meta(description="Caption; not for audio"),
     ] = None
     filename: Annotated[
         Annotated[str, Meta(min_length=1, max_length=240)] | None,
-        Meta(description="File name the recipient sees, e.g. invoice.pdf (documents only)."),
+        Meta(description="Documents only, e.g. invoice.pdf"),
     ] = None
 
     def __post_init__(self) -> None:
@@ -111,7 +113,7 @@ class SendMediaArgs(msgspec.Struct, forbid_unknown_fields=True):
 class MarkReadArgs(msgspec.Struct, forbid_unknown_fields=True):
     message_id: Annotated[
         Wamid,
-        Meta(description="Id (wamid...) of a message received in the last 30 days."),
+        Meta(description="wamid received in the last 30 days"),
     ]
 
 
@@ -222,6 +224,13 @@ def _explain(reply: Reply) -> PlatformRejected:
     return explain_account(P, reply, error, "phoneNumberId")
 
 
+def _phone_number_id(creds: Credentials) -> str:
+    return str(creds["phoneNumberId"])
+
+
+INBOUND = RoutedInbound("wa_phone_id", "phone number id", _phone_number_id, decode_whatsapp)
+
+
 def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
     client = PlatformHttp(P, http, config, _explain)
     base = config.base(P)
@@ -325,11 +334,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 SendMessageArgs,
                 send_message,
                 title="Send a WhatsApp message",
-                description=(
-                    "Send a text from the connected WhatsApp Business number. Free-form messages only reach people "
-                    "who wrote to this number in the last 24 hours; otherwise use whatsapp_send_template. Returns "
-                    "message_id, usable as reply_to."
-                ),
+                description="Reaches only people who wrote in the last 24 h; else use whatsapp_send_template.",
                 target="to",
                 output_schema=sent_schema,
             ),
@@ -339,10 +344,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 SendTemplateArgs,
                 send_template,
                 title="Send a WhatsApp template",
-                description=(
-                    "Send a template approved in WhatsApp Manager: the only kind of message allowed outside the "
-                    "24-hour window, e.g. to start a conversation."
-                ),
+                description="An approved template: the only message allowed outside the 24 h window.",
                 target="to",
                 output_schema=sent_schema,
             ),
@@ -351,11 +353,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 "whatsapp_send_media",
                 SendMediaArgs,
                 send_media,
-                title="Send a WhatsApp image, document, audio or video",
-                description=(
-                    "Send an image, document, audio or video from a public URL. Same 24-hour rule as "
-                    "whatsapp_send_message."
-                ),
+                title="Send WhatsApp media",
+                description="From a public URL. Same 24 h window rule as whatsapp_send_message.",
                 target="to",
                 output_schema=sent_schema,
             ),
@@ -364,12 +363,29 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 "whatsapp_mark_read",
                 MarkReadArgs,
                 mark_read,
-                title="Mark a WhatsApp message as read",
-                description="Mark a received message, and every earlier one in its chat, as read (blue ticks).",
+                title="Mark WhatsApp messages read",
+                description="Marks the message and all earlier ones in its chat read (blue ticks).",
                 target="message_id",
                 idempotent=True,
                 output_schema=result_schema(MarkReadResult),
             ),
         ],
         verify=verify,
+        inbound=RoutedInbound(
+            "wa_phone_id", "phone number id", lambda creds: str(creds["phoneNumberId"]), decode_whatsapp
+        ),
     )
+
+
+P = declare(
+    "whatsapp",
+    display_name="WhatsApp",
+    credentials=(
+        CredentialField("phoneNumberId", digits, description="WhatsApp Cloud API phone number id"),
+        CredentialField("accessToken", token, secret=True, description="system-user access token"),
+        CredentialField("businessAccountId", digits, description="WhatsApp Business Account id"),
+    ),
+    api_base="https://graph.facebook.com/v23.0",
+    build=plugin,
+    webhook=meta_signed,
+)

@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 
-from hermes.application.ports.inbound import WebhookDecoder
 from hermes.domain.errors import Invalid
 from hermes.domain.inbound import InboundChange, InboundMessage, InboxItem, MediaRef, StatusUpdate
 from hermes.domain.platform import Platform
@@ -180,32 +179,29 @@ def _status(raw: _Status, business_id: str) -> StatusUpdate | None:
     )
 
 
-class WhatsAppWebhookDecoder(WebhookDecoder):
-    def decode(self, platform: Platform, body: bytes) -> list[InboundChange]:
-        if platform is not Platform.WHATSAPP:
-            raise Invalid(f"no webhook decoder for {platform.value}")
-        try:
-            batch = _decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            raise Invalid(f"not a WhatsApp webhook batch: {exc}") from None
-        if batch.object not in (None, "whatsapp_business_account"):
-            raise Invalid(f"not a WhatsApp webhook batch: object is {batch.object!r}")
-        changes: list[InboundChange] = []
-        for entry in batch.entry:
-            for change in entry.changes:
-                value = change.value
-                if value is None or value.metadata is None or value.metadata.phone_number_id is None:
-                    continue
-                business_id = str(value.metadata.phone_number_id)
-                names = {c.wa_id: c.profile.name for c in value.contacts if c.wa_id and c.profile and c.profile.name}
-                items: list[InboxItem] = []
-                for raw in value.messages:
-                    message = _message(raw, business_id, names) if isinstance(raw, dict) else None
-                    if message is not None:
-                        items.append(message)
-                for status in value.statuses:
-                    update = _status(status, business_id)
-                    if update is not None:
-                        items.append(update)
-                changes.append(InboundChange(Platform.WHATSAPP, business_id, tuple(items)))
-        return changes
+def decode_whatsapp(body: bytes) -> list[InboundChange]:
+    try:
+        batch = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise Invalid(f"not a WhatsApp webhook batch: {exc}") from None
+    if batch.object not in (None, "whatsapp_business_account"):
+        raise Invalid(f"not a WhatsApp webhook batch: object is {batch.object!r}")
+    changes: list[InboundChange] = []
+    for entry in batch.entry:
+        for change in entry.changes:
+            value = change.value
+            if value is None or value.metadata is None or value.metadata.phone_number_id is None:
+                continue
+            business_id = str(value.metadata.phone_number_id)
+            names = {c.wa_id: c.profile.name for c in value.contacts if c.wa_id and c.profile and c.profile.name}
+            items: list[InboxItem] = []
+            for raw in value.messages:
+                message = _message(raw, business_id, names) if isinstance(raw, dict) else None
+                if message is not None:
+                    items.append(message)
+            for status in value.statuses:
+                update = _status(status, business_id)
+                if update is not None:
+                    items.append(update)
+            changes.append(InboundChange(Platform.WHATSAPP, business_id, tuple(items)))
+    return changes

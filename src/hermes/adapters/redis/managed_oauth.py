@@ -18,13 +18,14 @@ from typing import Any
 
 import msgspec
 
+from hermes.adapters.platform_codec import dec_hook, enc_hook
 from hermes.adapters.redis.client import RedisClient, translate_errors
 from hermes.application.ports.managed_oauth import AccountStatuses, ConnectRequests, RefreshLocks
 from hermes.domain.errors import Unavailable
 from hermes.domain.managed_oauth import AccountStatus, ConnectRequest
 from hermes.domain.platform import Platform
 
-_encode = msgspec.json.Encoder().encode
+_encode = msgspec.json.Encoder(enc_hook=enc_hook).encode
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -34,7 +35,7 @@ _POLL_SECONDS = 0.05
 
 def _decode(raw: Any, kind: type[Any]) -> Any:
     try:
-        return msgspec.json.decode(raw, type=kind)
+        return msgspec.json.decode(raw, type=kind, dec_hook=dec_hook)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None  # a record from another version: treat it as gone
 

@@ -10,11 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.adapters.sql.engine import from_db_time, to_db_time, translate_errors
-from hermes.adapters.sql.tables import audit_log, credentials, phone_routes, usage
+from hermes.adapters.sql.tables import account_routes, audit_log, credentials, usage
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.credentials import CredentialStore
 from hermes.application.ports.metering import UsageMeter
-from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.routing import AccountRoutes
 from hermes.domain.audit import AuditEntry
 from hermes.domain.platform import Platform
 
@@ -85,42 +85,38 @@ class SqlCredentialStore(CredentialStore):
             after = (rows[-1].customer_id, rows[-1].platform)
 
 
-class SqlPhoneRoutes(PhoneRoutes):
+class SqlAccountRoutes(AccountRoutes):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def claim(self, phone_number_id: str, customer_id: str) -> str:
+    async def claim(self, route_key: str, customer_id: str) -> str:
         # The primary key makes the insert the atomic step: one claimant wins, the others read the owner.
         for _ in range(3):
             async with translate_errors():
                 try:
                     async with self._engine.begin() as conn:
-                        await conn.execute(
-                            insert(phone_routes).values(phone_number_id=phone_number_id, customer_id=customer_id)
-                        )
+                        await conn.execute(insert(account_routes).values(route_key=route_key, customer_id=customer_id))
                     return customer_id
                 except IntegrityError:
                     pass  # already routed: report the owner
-            owner = await self.owner(phone_number_id)
+            owner = await self.owner(route_key)
             if owner is not None:
                 return owner
             # Released between the insert and the read: try again rather than report a route not stored.
         return ""
 
-    async def release(self, phone_number_id: str, customer_id: str) -> None:
+    async def release(self, route_key: str, customer_id: str) -> None:
         async with translate_errors(), self._engine.begin() as conn:
             await conn.execute(
-                delete(phone_routes).where(
-                    phone_routes.c.phone_number_id == phone_number_id, phone_routes.c.customer_id == customer_id
+                delete(account_routes).where(
+                    account_routes.c.route_key == route_key, account_routes.c.customer_id == customer_id
                 )
             )
 
-    async def owner(self, phone_number_id: str) -> str | None:
+    async def owner(self, route_key: str) -> str | None:
         async with translate_errors(), self._engine.connect() as conn:
             value = (
-                await conn.execute(
-                    select(phone_routes.c.customer_id).where(phone_routes.c.phone_number_id == phone_number_id)
-                )
+                await conn.execute(select(account_routes.c.customer_id).where(account_routes.c.route_key == route_key))
             ).scalar()
         return None if value is None else str(value)
 

@@ -46,10 +46,10 @@ credentials = Table(
     Column("envelope", LargeBinary, nullable=False),
 )
 
-phone_routes = Table(
-    "phone_routes",
+account_routes = Table(
+    "account_routes",
     metadata,
-    Column("phone_number_id", String(64), primary_key=True),
+    Column("route_key", String(128), primary_key=True),
     Column("customer_id", String(40), nullable=False),
 )
 

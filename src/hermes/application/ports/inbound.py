@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from hermes.domain.inbound import InboundChange, InboxEntry, InboxItem
+from hermes.domain.inbound import InboxEntry, InboxItem
 from hermes.domain.platform import Platform
 
 # A queued event handed out this many times without being acknowledged goes to the dead letters.
@@ -72,12 +72,6 @@ class InboundQueue(Protocol):
 
     async def replay(self, dead_letter_ids: Sequence[str] | None = None) -> int:
         """Put dead letters (all of them when None) back on the queue; the number replayed."""
-        ...
-
-
-class WebhookDecoder(Protocol):
-    def decode(self, platform: Platform, body: bytes) -> list[InboundChange]:
-        """The batch's changes, one per business number; `Invalid` when the body is not a webhook batch."""
         ...
 
 

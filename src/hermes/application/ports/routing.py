@@ -1,17 +1,21 @@
-"""Inbound routing table: which customer owns a WhatsApp phone number id."""
+"""Inbound routing table: which customer owns an account a platform's events name.
+
+A route key is `{kind}:{account id}` as DESIGN section 5 spells it (`wa_phone_id:111`,
+`ig_user_id:17841400000000000`, `tg_bot_id:123456789`), one key per account, no hash tag.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 
-class PhoneRoutes(Protocol):
-    async def claim(self, phone_number_id: str, customer_id: str) -> str:
-        """Register the number for the customer unless another holds it; returns the owner after the call."""
+class AccountRoutes(Protocol):
+    async def claim(self, route_key: str, customer_id: str) -> str:
+        """Route the account to the customer unless another holds it; returns the owner after the call."""
         ...
 
-    async def release(self, phone_number_id: str, customer_id: str) -> None:
+    async def release(self, route_key: str, customer_id: str) -> None:
         """Remove the route, only if this customer owns it."""
         ...
 
-    async def owner(self, phone_number_id: str) -> str | None: ...
+    async def owner(self, route_key: str) -> str | None: ...

@@ -18,7 +18,7 @@ from hermes.application.ports.metering import UsageMeter
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolContext
 from hermes.application.send_guard import SUCCESS, Send, SendGuard, sends, split_key
 from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
-from hermes.domain.credentials import SCHEMAS, Credentials
+from hermes.domain.credentials import Credentials
 from hermes.domain.customer import Customer
 from hermes.domain.errors import (
     Actor,
@@ -52,7 +52,7 @@ def _not_connected(caller: Caller, platform: Platform) -> NotConnected:
             platform.value, f"{name} is not connected for this account", fix=f"connect {name} in Hermes"
         )
     names = ", ".join(
-        f"{platform.value.upper()}_DEFAULT_{f.env_suffix}" for f in SCHEMAS[platform].fields if f.required
+        f"{platform.value.upper()}_DEFAULT_{f.env_suffix}" for f in platform.credentials.fields if f.required
     )
     return NotConnected(
         platform.value, f"{name} is not configured", fix=f"set {names} in Hermes's environment and restart it"

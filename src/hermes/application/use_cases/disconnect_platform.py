@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.mailboxes import Mailboxes
-from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.platform_inbound import InboundSides, route_key
+from hermes.application.ports.routing import AccountRoutes
 from hermes.domain.customer import Customer
 from hermes.domain.platform import Platform
 
@@ -18,17 +19,20 @@ class DisconnectPlatform:
     """
 
     vault: CredentialVault
-    routes: PhoneRoutes
+    routes: AccountRoutes
+    inbound: InboundSides
     mailboxes: Mailboxes
 
     async def __call__(self, customer: Customer, platform: Platform) -> None:
-        if platform is Platform.WHATSAPP:
+        side = self.inbound.inbound(platform)
+        if side is not None and side.polled:
+            await self.mailboxes.remove(customer.id)
+        elif side is not None:
             try:
                 previous = await self.vault.load(customer.id, platform)
             except ValueError:
                 previous = None  # undecryptable: still remove it
             if previous is not None:
-                await self.routes.release(str(previous["phoneNumberId"]), customer.id)
-        if platform is Platform.EMAIL:
-            await self.mailboxes.remove(customer.id)
+                await self.routes.release(route_key(side, side.account_id(previous)), customer.id)
+                await side.disconnected(previous)
         await self.vault.remove(customer.id, platform)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolSpec
 from hermes.application.use_cases.call_tool import Caller
-from hermes.domain.platform import ALL_PLATFORMS
+from hermes.domain.platform import all_platforms
 
 
 @dataclass(slots=True)
@@ -20,7 +20,7 @@ class ListTools:
 
     async def __call__(self, caller: Caller) -> list[ToolSpec]:
         if caller.customer is None:
-            connected = {p for p in ALL_PLATFORMS if self.env.get(p) is not None}
+            connected = {p for p in all_platforms() if self.env.get(p) is not None}
         else:
-            connected = set(await self.vault.connected(caller.customer.id, ALL_PLATFORMS))
+            connected = set(await self.vault.connected(caller.customer.id, all_platforms()))
         return [s for s in self.catalog.specs() if s.platform is None or s.platform in connected]

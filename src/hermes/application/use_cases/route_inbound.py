@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from hermes.application.conversation_recorder import ConversationRecorder
 from hermes.application.ports.clock import Clock
-from hermes.application.ports.inbound import InboundHandler, Inbox, UnroutedNumbers, WebhookDecoder
-from hermes.application.ports.routing import PhoneRoutes
+from hermes.application.ports.inbound import InboundHandler, Inbox, UnroutedNumbers
+from hermes.application.ports.platform_inbound import InboundSide, InboundSides, route_key
+from hermes.application.ports.routing import AccountRoutes
 from hermes.application.ports.tools import EnvCredentials
 from hermes.domain.audit import SINGLE_USER_ID
+from hermes.domain.errors import Invalid
 from hermes.domain.inbound import InboxItem
 from hermes.domain.platform import Platform
 
@@ -27,10 +29,11 @@ class RoutingReport:
 class RouteInbound:
     """Route one acknowledged webhook batch to the customers it concerns (seed flow 4).
 
-    Every entry and change of the batch is routed on its own by the business number it
-    names (`metadata.phone_number_id` -> `wa_phone_id:*`), so a batch that holds several
-    customers' numbers is split between them. The single-user deployment's own number
-    (`WHATSAPP_DEFAULT_PHONE_NUMBER_ID`) routes to the single-user inbox. Messages already
+    The platform's inbound side decodes the batch; every part of it is routed on its own by
+    the account it names (WhatsApp's `metadata.phone_number_id` -> `wa_phone_id:*`), so a
+    batch that holds several customers' accounts is split between them. The single-user
+    deployment's own account (`WHATSAPP_DEFAULT_PHONE_NUMBER_ID`, say) routes to the
+    single-user inbox. Messages already
     seen (same message id) and status updates already seen (same message id and status)
     in the last 7 days are dropped: Meta delivers at least once and retries for days.
     New items are appended to the customer's inbox (kept 90 days) and handed to the
@@ -39,8 +42,8 @@ class RouteInbound:
     its account, and is deduplicated by Message-ID the same way.
     """
 
-    decoder: WebhookDecoder
-    routes: PhoneRoutes
+    inbound: InboundSides
+    routes: AccountRoutes
     inbox: Inbox
     unrouted: UnroutedNumbers
     handler: InboundHandler
@@ -49,7 +52,10 @@ class RouteInbound:
     conversations: ConversationRecorder | None = None
 
     async def __call__(self, platform: Platform, body: bytes) -> RoutingReport:
-        changes = self.decoder.decode(platform, body)
+        side = self.inbound.inbound(platform)
+        if side is None:
+            raise Invalid(f"{platform.value} receives no events")
+        changes = side.decode(body)
         owners: dict[str, str | None] = {}
         batches: dict[str, list[InboxItem]] = {}
         lost: Counter[str] = Counter()
@@ -57,7 +63,7 @@ class RouteInbound:
             if not change.items:
                 continue
             if change.business_id not in owners:
-                owners[change.business_id] = await self._owner(platform, change.business_id)
+                owners[change.business_id] = await self._owner(platform, side, change.business_id)
             owner = owners[change.business_id]
             if owner is None:
                 lost[change.business_id] += len(change.items)
@@ -78,12 +84,11 @@ class RouteInbound:
                 await self.handler.handle(customer_id, fresh)
         return RoutingReport(appended, duplicates, sum(lost.values()))
 
-    async def _owner(self, platform: Platform, business_id: str) -> str | None:
-        if platform is Platform.EMAIL:
-            return business_id  # polled, not pushed: the poller names the account whose mailbox it read
-        if platform is Platform.WHATSAPP:
-            # First: a route to a customer (left from before the number was reserved) must not win.
-            single = self.env.get(Platform.WHATSAPP)
-            if single is not None and str(single.get("phoneNumberId")) == business_id:
-                return SINGLE_USER_ID
-        return await self.routes.owner(business_id)
+    async def _owner(self, platform: Platform, side: InboundSide, account: str) -> str | None:
+        if side.polled:
+            return account  # the poller read this customer's own mailbox and names it
+        # First: a route to a customer (left from before the account was reserved) must not win.
+        single = self.env.get(platform)
+        if single is not None and side.account_id(single) == account:
+            return SINGLE_USER_ID
+        return await self.routes.owner(route_key(side, account))

@@ -8,6 +8,9 @@ from hermes.domain.errors import Invalid
 from hermes.domain.platform import Platform
 from hermes.domain.sends import MAX_PATTERN_CHARS, MAX_PATTERNS, MAX_SENDS_PER_HOUR, Approval, SendPolicy
 
+# What is trimmed from a pattern; the API document states the same rule ("a character besides these").
+_BLANKS = " \t\r\n"
+
 
 @dataclass(slots=True)
 class SetSendPolicy:
@@ -46,10 +49,10 @@ class SetSendPolicy:
                 continue
             if len(patterns) > MAX_PATTERNS:
                 problems[field] = f"may hold at most {MAX_PATTERNS} patterns"
-            elif any(not p.strip() or len(p) > MAX_PATTERN_CHARS for p in patterns):
+            elif any(not p.strip(_BLANKS) or len(p) > MAX_PATTERN_CHARS for p in patterns):
                 problems[field] = f"patterns must be non-empty strings of at most {MAX_PATTERN_CHARS} characters"
             else:
-                kept[platform.value] = tuple(p.strip() for p in patterns)
+                kept[platform.value] = tuple(p.strip(_BLANKS) for p in patterns)
         cap = max_sends_per_recipient_per_hour
         if cap is not None and not 1 <= cap <= MAX_SENDS_PER_HOUR:
             problems["maxSendsPerRecipientPerHour"] = f"must be an integer between 1 and {MAX_SENDS_PER_HOUR}, or null"

@@ -29,14 +29,17 @@ from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
 from hermes.entrypoints.http.oauth_pages import OAUTH_ROUTE_HANDLERS, template_config
+from hermes.entrypoints.http.oauth_server import OAuthEntryProvider
 from hermes.entrypoints.http.platform_connect import ConnectLinksApi, PlatformCallbackPage
 from hermes.entrypoints.http.policy_api import PolicyApi
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS
-from hermes.entrypoints.http.raw_asgi import fast_paths
-from hermes.entrypoints.http.webhooks import WhatsAppWebhook
+from hermes.entrypoints.http.raw_asgi import HermesAsgi
+from hermes.entrypoints.http.schemas import live_connect_body_schemas
+from hermes.entrypoints.http.webhooks import PlatformWebhooks
 from hermes.entrypoints.ioc import Workers, make_container
 from hermes.entrypoints.logs import configure_logging, configure_tracing, trace_asgi, trace_clients
-from hermes.entrypoints.mcp_app import build_mcp_endpoint
+from hermes.entrypoints.mcp_app import McpProvider
+from hermes.entrypoints.mcp_server import McpEndpoint
 from hermes.entrypoints.metrics import forget_this_process, metrics_route, observe
 from hermes.entrypoints.settings import Settings, environment
 
@@ -83,7 +86,13 @@ def make_app(
     configure_logging(settings.log_level, settings.log_format)
     configure_tracing()
     container = make_container(
-        settings, env if env is not None else environment(), LitestarProvider(), CustomerProvider(), *overrides
+        settings,
+        env if env is not None else environment(),
+        LitestarProvider(),
+        CustomerProvider(),
+        McpProvider(),
+        OAuthEntryProvider(),
+        *overrides,
     )
 
     @asynccontextmanager
@@ -94,20 +103,22 @@ def make_app(
             trace_clients(await container.get(AsyncEngine), await container.get(httpx.AsyncClient))
             for name, work in await container.get(Workers):
                 tasks.append(asyncio.create_task(_supervised(name, work), name=name))
-            app.state.whatsapp_webhook = await container.get(WhatsAppWebhook)
             app.state.queue_stats = await container.get(QueueStatistics)
-            app.state.mcp = mcp = await build_mcp_endpoint(container, settings)
+            mcp = await container.get(McpEndpoint)
+            router.start(mcp, await container.get(PlatformWebhooks))
             async with mcp.run():
                 freeze_startup_objects()
                 yield
         finally:
             unfreeze()
+            router.mcp = router.webhooks = None
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await container.close()
             forget_this_process()
 
+    live_connect_body_schemas()  # the platforms declared by now, this app's OpenAPI included
     admin = Router(path="/", route_handlers=[AdminApi], guards=[admin_guard(settings.admin_token)])
     app = Litestar(
         route_handlers=[
@@ -149,19 +160,13 @@ def make_app(
     app.register(ConsolePages)
     setup_dishka(container, app)
     _clean_descriptions(app)
-    # After setup_dishka: Meta's webhook and /mcp (which authenticates itself) skip the request
-    # container and Litestar's routing; their handlers are built in the lifespan.
-    app.asgi_handler = fast_paths(
-        app.asgi_handler,
-        {
-            "/webhook/whatsapp": "whatsapp_webhook",
-            "/webhook/whatsapp/": "whatsapp_webhook",
-            "/mcp": "mcp",
-            "/mcp/": "mcp",
-        },
+    # After setup_dishka: /mcp (which authenticates itself) and the webhooks skip the request
+    # container and Litestar's routing; the container provides them when the app starts.
+    router = HermesAsgi(
+        app.asgi_handler,  # type: ignore[arg-type]  # Litestar's and Starlette's ASGI types describe the same calls
         max_body_bytes=settings.max_body_bytes,
+        webhook_max_body_bytes=settings.webhook_max_body_bytes,
     )
-    app.asgi_handler = connections_route(app.asgi_handler, container)
     # Outermost: request ids and request metrics for every path, the fast ones included.
-    app.asgi_handler = trace_asgi(observe(app.asgi_handler))
+    app.asgi_handler = trace_asgi(observe(connections_route(router, container)))  # type: ignore[arg-type]
     return app

@@ -56,7 +56,7 @@ from hermes.application.use_cases.revoke_authorized_client import RevokeAuthoriz
 from hermes.application.use_cases.sign_in_to_console import SignInToConsole
 from hermes.application.use_cases.sign_out_of_console import SignOutOfConsole
 from hermes.domain.console import SESSION_ID_LENGTH, ConsolePolicy, csrf_token, same_token
-from hermes.domain.credentials import SCHEMAS, CredentialField
+from hermes.domain.credentials import CredentialField
 from hermes.domain.customer import Customer
 from hermes.domain.errors import (
     Conflict,
@@ -71,7 +71,7 @@ from hermes.domain.errors import (
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 from hermes.domain.sends import PendingState
-from hermes.entrypoints.http.oauth_pages import PLATFORM_NAMES, security_headers
+from hermes.entrypoints.http.oauth_pages import security_headers
 from hermes.entrypoints.inbound_worker import CallbackWorker
 
 log = logging.getLogger("hermes.console")
@@ -239,7 +239,7 @@ def _notice(request: Request[Any, Any, Any]) -> str | None:
         return None
     value = request.query_params.get("platform") or ""
     known = value in {p.value for p in Platform}
-    return text.format(name=PLATFORM_NAMES[Platform(value)] if known else "The account")
+    return text.format(name=Platform(value).display_name if known else "The account")
 
 
 def _failed_page(_: Request[Any, Any, Any], exc: HermesError) -> Template:
@@ -377,7 +377,7 @@ class ConsolePages(Controller):
         if not isinstance(visit, Visit):
             return visit
         usage = await get_usage(visit.customer)
-        connected = [PLATFORM_NAMES[p] for p, on in (await get_connections(visit.customer.id)).items() if on]
+        connected = [p.display_name for p, on in (await get_connections(visit.customer.id)).items() if on]
         limit = usage.monthly_tool_calls
         return _page(
             visit,
@@ -445,14 +445,14 @@ class ConsolePages(Controller):
         accounts = [
             {
                 "platform": p.value,
-                "name": PLATFORM_NAMES[p],
+                "name": p.display_name,
                 "account": "default",
                 "status": "connected" if on else "not_connected",
                 "connected_at": None,
                 "last_checked_at": None,
                 "last_error": None,
                 "expires_at": None,
-                "fields": [_field_view(f) for f in SCHEMAS[p].form_fields],
+                "fields": [_field_view(f) for f in p.credentials.form_fields],
                 "link": p in linked,
                 "open": p is failed,
                 "error": error if p is failed else None,
@@ -482,7 +482,7 @@ class ConsolePages(Controller):
             target = Platform.parse(platform)
         except NotFound as exc:
             return _message(404, "Unknown platform", exc.detail)
-        schema = SCHEMAS[target]
+        schema = target.credentials
         # An empty box is a field left out: optional fields stay unset, required ones are named.
         body = {f.name: data[f.name] for f in schema.fields if data.get(f.name, "").strip()}
         try:
@@ -924,7 +924,7 @@ def _connect_error(platform: Platform, exc: HermesError) -> str:
     if isinstance(exc, PlatformRejected):
         # The API's text tells a program how to reconnect; here the form itself is the way.
         code = f" (error {exc.code})" if exc.code else ""
-        return f"{PLATFORM_NAMES[platform]} did not accept these credentials{code}, so nothing was saved."
+        return f"{platform.display_name} did not accept these credentials{code}, so nothing was saved."
     if isinstance(exc, Invalid):
         return "Some fields need another look; nothing was saved."
     return exc.detail
@@ -950,7 +950,7 @@ def _shown_value(value: Any) -> str:
 
 def _platform_name(value: str | None) -> str:
     try:
-        return PLATFORM_NAMES[Platform(value or "")]
+        return Platform(value or "").display_name
     except ValueError:
         return value or ""
 

@@ -17,10 +17,12 @@ from hermes.application.use_cases.list_conversations import ConversationPage, Li
 from hermes.application.use_cases.read_conversation import ConversationMessages, ReadConversation
 from hermes.application.use_cases.reply_to_conversation import ReplySent, ReplyToConversation
 from hermes.domain.customer import Customer
+from hermes.domain.errors import Invalid
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.camel import camel_twin, projected
 from hermes.entrypoints.http.customer_api import CUSTOMER_SECURITY
 from hermes.entrypoints.http.problems import problem_responses
+from hermes.entrypoints.http.schemas import live_platform_names
 
 ConversationsBody = camel_twin(ConversationPage)
 ConversationBody = camel_twin(ConversationMessages)
@@ -50,13 +52,16 @@ class ConversationsApi(Controller):
         self,
         customer: FromDishka[Customer],
         list_conversations: FromDishka[ListConversations],
-        platform: Annotated[Platform | None, Parameter(description="only this platform")] = None,
+        platform: Annotated[
+            str | None,
+            Parameter(description="only this platform", schema_extra={"enum": live_platform_names()}),
+        ] = None,
         account: Annotated[str | None, Parameter(description="only this account", pattern=lc.ACCOUNT_PATTERN)] = None,
         unread_only: Annotated[bool, QueryParameter(name="unreadOnly", description="only unread ones")] = False,
         cursor: Cursor = None,
         limit: Annotated[int | None, Parameter(description="page size, default 20", ge=1, le=lc.MAX_LIMIT)] = None,
     ) -> ConversationsBody:  # type: ignore[valid-type]
-        page = await list_conversations(customer.id, platform, account, unread_only, cursor, limit)
+        page = await list_conversations(customer.id, _platform(platform), account, unread_only, cursor, limit)
         return projected(page)
 
     @get("/{conversation_id:str}", description=ReadConversation.__doc__, responses=problem_responses(404))
@@ -89,3 +94,13 @@ class ConversationsApi(Controller):
         arguments: dict[str, Any] = {"conversation_id": conversation_id, "text": data.text, "reply_to": data.reply_to}
         result = await call(Caller(customer), "conversation_reply", arguments)
         return projected(ReplySent(**result))
+
+
+def _platform(name: str | None) -> Platform | None:
+    if name is None:
+        return None
+    try:
+        return Platform(name)
+    except ValueError:
+        known = ", ".join(live_platform_names())
+        raise Invalid(f"platform must be one of {known}", {"platform": f"must be one of {known}"}) from None

@@ -33,14 +33,12 @@ from hermes.entrypoints.http.schemas import (
     ToolView,
     UsageView,
     connect_body_description,
-    connect_body_schemas,
+    live_connect_body_schemas,
 )
 
 log = logging.getLogger("hermes.api")
 CUSTOMER_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearer": []}]
-PlatformPath = Annotated[
-    str, PathParameter(description="email, whatsapp, linkedin, telegram, discord, instagram, twitter or obsidian")
-]
+PlatformPath = Annotated[str, PathParameter(description="the platform's name, as `GET /api/connections` lists it")]
 
 
 class CustomerApi(Controller):
@@ -62,18 +60,20 @@ class CustomerApi(Controller):
             dict[str, Any],
             Body(
                 description=connect_body_description(),
-                schema_extra={"any_of": connect_body_schemas(), "additional_properties": None},
+                schema_extra={"any_of": live_connect_body_schemas(), "additional_properties": None},
             ),
         ],
         customer: FromDishka[Customer],
         connect: FromDishka[ConnectPlatform],
         verify: Annotated[
-            bool, Parameter(description="make one cheap call to the platform first (WhatsApp: always)")
+            bool,
+            Parameter(
+                description="make one cheap call to the platform first (always, for a platform that receives messages)"
+            ),
         ] = False,
     ) -> ConnectResult:
         target = Platform.parse(platform)
-        await connect(customer, target, data, verify)
-        verified = verify or target is Platform.WHATSAPP
+        verified = await connect(customer, target, data, verify)
         log.info("customer %s connected %s%s", customer.id, target.value, " (verified)" if verified else "")
         return ConnectResult(connected=True, platform=target.value)
 

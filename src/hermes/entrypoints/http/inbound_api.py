@@ -17,10 +17,9 @@ from hermes.application.use_cases.remove_callback import RemoveCallback
 from hermes.domain.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from hermes.domain.customer import Customer
 from hermes.domain.inbound import InboundMessage, InboxEntry
-from hermes.domain.platform import Platform
 from hermes.entrypoints.http.customer_api import CUSTOMER_SECURITY
 from hermes.entrypoints.http.problems import problem_responses
-from hermes.entrypoints.http.schemas import Camel
+from hermes.entrypoints.http.schemas import Camel, live_platform_names
 from hermes.entrypoints.inbound_worker import CallbackWorker
 
 
@@ -45,6 +44,7 @@ class MessageView(Camel, omit_defaults=True):
     reply_to: str | None = None
     subject: str | None = None
     references: list[str] | None = None
+    chat_id: str | None = None
 
 
 class StatusView(Camel, omit_defaults=True):
@@ -117,6 +117,7 @@ def inbox_entry_view(entry: InboxEntry) -> InboxEntryView:
             reply_to=item.reply_to,
             subject=item.subject,
             references=list(item.references) or None,
+            chat_id=item.chat_id,
         )
     else:
         view.status = StatusView(
@@ -154,14 +155,17 @@ class InboundApi(Controller):
         self,
         customer: FromDishka[Customer],
         list_inbox: FromDishka[ListInbox],
-        platform: Annotated[Platform | None, Parameter(description="only entries from this platform")] = None,
+        platform: Annotated[
+            str | None,
+            Parameter(description="only entries from this platform", schema_extra={"enum": live_platform_names()}),
+        ] = None,
         cursor: Annotated[
             str | None,
             Parameter(description="nextCursor of the previous page", pattern=CURSOR_PATTERN, max_length=64),
         ] = None,
         limit: Annotated[int | None, Parameter(description="page size, default 50", ge=1, le=MAX_LIMIT)] = None,
     ) -> InboxView:
-        page = await list_inbox(customer.id, platform.value if platform else None, cursor, limit)
+        page = await list_inbox(customer.id, platform, cursor, limit)
         return InboxView(
             customer_id=customer.id, entries=[inbox_entry_view(e) for e in page.entries], next_cursor=page.next_cursor
         )

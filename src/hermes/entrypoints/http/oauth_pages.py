@@ -53,7 +53,6 @@ from hermes.application.use_cases.view_authorization import ConsentView, ViewAut
 from hermes.domain.address_limits import AddressBucket
 from hermes.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
 from hermes.domain.oauth import OAuthPolicy, redirect_host
-from hermes.domain.platform import Platform
 from hermes.entrypoints.http.address_limits import ADDRESS_LIMIT, limit_by_address
 from hermes.entrypoints.http.oauth_api import OAuthClientsApi
 from hermes.entrypoints.http.oauth_server import (
@@ -68,16 +67,6 @@ from hermes.entrypoints.http.oauth_server import (
 
 log = logging.getLogger("hermes.oauth")
 
-PLATFORM_NAMES: dict[Platform, str] = {
-    Platform.EMAIL: "Email",
-    Platform.WHATSAPP: "WhatsApp",
-    Platform.LINKEDIN: "LinkedIn",
-    Platform.TELEGRAM: "Telegram",
-    Platform.DISCORD: "Discord",
-    Platform.INSTAGRAM: "Instagram",
-    Platform.TWITTER: "X (Twitter)",
-    Platform.OBSIDIAN: "Obsidian",
-}
 _SOURCE_HOST = re.compile(r"^[A-Za-z0-9.\-\[\]:]+$")
 _SINGLE_PARAMETERS = (
     "client_id",
@@ -319,8 +308,8 @@ def _consent_page(shown: ConsentView, request_id: str, browser_secret: str, erro
             headers=security_headers(nonce, pending.redirect_uri),
         )
     context["email"] = shown.customer.email
-    context["connected"] = [PLATFORM_NAMES[p] for p, on in shown.connections.items() if on]
-    context["not_connected"] = [PLATFORM_NAMES[p] for p, on in shown.connections.items() if not on]
+    context["connected"] = [p.display_name for p, on in shown.connections.items() if on]
+    context["not_connected"] = [p.display_name for p, on in shown.connections.items() if not on]
     return Template(
         template_name="oauth_consent.html", context=context, headers=security_headers(nonce, pending.redirect_uri)
     )

@@ -38,7 +38,8 @@ import time
 from typing import Any, cast
 from urllib.parse import unquote
 
-from dishka import AsyncContainer
+from dishka import AsyncContainer, Provider, provide
+from dishka import Scope as DishkaScope
 from litestar import asgi
 from litestar.datastructures import State
 from litestar.types import Receive, Scope, Send
@@ -433,30 +434,56 @@ def protected_resource_metadata(policy: OAuthPolicy) -> ProtectedResourceMetadat
     )
 
 
-async def build_provider(container: AsyncContainer) -> HermesOAuthProvider:
-    policy = await container.get(OAuthPolicy)
-    return HermesOAuthProvider(
-        consent_url=policy.issuer + CONSENT_PATH,
-        find_client=await container.get(FindOAuthClient),
-        register=await container.get(RegisterOAuthClient),
-        start=await container.get(StartAuthorization),
-        find_code=await container.get(FindAuthorizationCode),
-        exchange_code=await container.get(ExchangeAuthorizationCode),
-        find_refresh=await container.get(FindRefreshToken),
-        refresh=await container.get(RefreshAccessToken),
-        access=await container.get(ResolveAccessToken),
-        revoke=await container.get(RevokeToken),
-    )
-
-
-async def build_protocol_app(container: AsyncContainer, provider: HermesOAuthProvider) -> Router:
+class OAuthProtocolApp(Router):
     """The metadata, token, registration and revocation endpoints as one Starlette router."""
-    policy = await container.get(OAuthPolicy)
-    settings = await container.get(Settings)
+
+
+class OAuthEntryProvider(Provider):
+    """The OAuth provider and its protocol endpoints, assembled by the container like every entry point."""
+
+    scope = DishkaScope.APP
+
+    @provide
+    def provider(
+        self,
+        policy: OAuthPolicy,
+        find_client: FindOAuthClient,
+        register: RegisterOAuthClient,
+        start: StartAuthorization,
+        find_code: FindAuthorizationCode,
+        exchange_code: ExchangeAuthorizationCode,
+        find_refresh: FindRefreshToken,
+        refresh: RefreshAccessToken,
+        access: ResolveAccessToken,
+        revoke: RevokeToken,
+    ) -> HermesOAuthProvider:
+        return HermesOAuthProvider(
+            consent_url=policy.issuer + CONSENT_PATH,
+            find_client=find_client,
+            register=register,
+            start=start,
+            find_code=find_code,
+            exchange_code=exchange_code,
+            find_refresh=find_refresh,
+            refresh=refresh,
+            access=access,
+            revoke=revoke,
+        )
+
+    @provide
+    def protocol_app(
+        self, provider: HermesOAuthProvider, policy: OAuthPolicy, settings: Settings, revoke: RevokeToken
+    ) -> OAuthProtocolApp:
+        return build_protocol_app(provider, policy, settings, revoke)
+
+
+def build_protocol_app(
+    provider: HermesOAuthProvider, policy: OAuthPolicy, settings: Settings, revoke: RevokeToken
+) -> OAuthProtocolApp:
     authenticator = DigestClientAuthenticator(provider)
     resource_metadata = _metadata_endpoint(ProtectedResourceMetadataHandler(protected_resource_metadata(policy)).handle)
     get, post = ["GET", "OPTIONS"], ["POST", "OPTIONS"]
-    return Router(
+    return OAuthProtocolApp(
         routes=[
             Route(
                 METADATA_PATHS[0],
@@ -480,9 +507,7 @@ async def build_protocol_app(container: AsyncContainer, provider: HermesOAuthPro
             ),
             Route(
                 REVOKE_PATH,
-                _protocol_endpoint(
-                    RevocationHandler(authenticator, await container.get(RevokeToken)).handle, settings.max_body_bytes
-                ),
+                _protocol_endpoint(RevocationHandler(authenticator, revoke).handle, settings.max_body_bytes),
                 methods=post,
             ),
         ]
@@ -490,13 +515,9 @@ async def build_protocol_app(container: AsyncContainer, provider: HermesOAuthPro
 
 
 async def oauth_parts(state: State) -> tuple[HermesOAuthProvider, Router]:
-    """The provider and the protocol router, built on first use from the app's container."""
-    parts: tuple[HermesOAuthProvider, Router] | None = getattr(state, "oauth", None)
-    if parts is None:
-        container: AsyncContainer = state.dishka_container
-        provider = await build_provider(container)
-        parts = state.oauth = (provider, await build_protocol_app(container, provider))
-    return parts
+    """The provider and the protocol router, as the app's container provides them (`OAuthEntryProvider`)."""
+    container: AsyncContainer = state.dishka_container
+    return await container.get(HermesOAuthProvider), await container.get(OAuthProtocolApp)
 
 
 async def _route(scope: Scope, receive: Receive, send: Send) -> None:

@@ -51,7 +51,7 @@ _BODY = Schema(
             property_names=Schema(type=OpenAPIType.STRING, enum=[p.value for p in Platform]),
             additional_properties=Schema(
                 type=OpenAPIType.ARRAY,
-                items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_PATTERN_CHARS),
+                items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_PATTERN_CHARS, pattern="[^ \t\r\n]"),
                 max_items=MAX_PATTERNS,
             ),
         ),
@@ -109,7 +109,7 @@ class PolicyApi(Controller):
         set_policy: FromDishka[SetSendPolicy],
     ) -> PolicyView:
         body = _parsed(data)
-        recipients = {p.value: patterns for p, patterns in body.recipients.items()}
+        recipients = {str(p): patterns for p, patterns in body.recipients.items()}
         policy = await set_policy(customer.id, body.approval.value, recipients, body.max_sends_per_recipient_per_hour)
         log.info("customer %s replaced its send policy", customer.id)
         return _view(policy)

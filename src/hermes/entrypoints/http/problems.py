@@ -13,11 +13,8 @@ from litestar.types import ExceptionHandlersMap
 
 from hermes.domain.errors import (
     Actor,
-    Conflict,
-    Forbidden,
     HermesError,
     Invalid,
-    NotFound,
     PlatformRejected,
     RateLimited,
     Sent,
@@ -25,7 +22,7 @@ from hermes.domain.errors import (
     Unavailable,
     display_name,
 )
-from hermes.entrypoints.http.raw_asgi import too_large_detail
+from hermes.entrypoints.http.raw_asgi import status_of, too_large_detail
 
 log = logging.getLogger("hermes.http")
 PROBLEM_JSON = "application/problem+json"
@@ -74,18 +71,6 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for status in sorted(every | set(statuses))
     }
-
-
-_STATUS: list[tuple[type[HermesError], int, str]] = [
-    (Invalid, 400, "Invalid request"),
-    (Unauthorized, 401, "Unauthorized"),
-    (Forbidden, 403, "Forbidden"),
-    (NotFound, 404, "Not found"),
-    (Conflict, 409, "Conflict"),
-    (RateLimited, 429, "Too many requests"),
-    (PlatformRejected, 502, "Platform error"),
-    (Unavailable, 503, "Service unavailable"),
-]
 
 
 def problem(
@@ -152,7 +137,7 @@ def error_text(exc: HermesError) -> str:
 
 
 def hermes_error(exc: HermesError) -> Response[bytes]:
-    status, title = next(((s, t) for kind, s, t in _STATUS if isinstance(exc, kind)), (500, "Internal error"))
+    status, title = status_of(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, Invalid) and exc.fields:

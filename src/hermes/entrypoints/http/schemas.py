@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar.openapi.spec import OpenAPIType, Schema
 
-from hermes.domain.credentials import SCHEMAS, CredentialField
+from hermes.domain.credentials import CredentialField, schemas
 from hermes.domain.customer import EMAIL_PATTERN, Customer
 from hermes.domain.plan import Plan
+from hermes.domain.platform import Platform
 
 
 class Camel(msgspec.Struct, rename="camel"):
@@ -133,13 +134,33 @@ def connect_body_schemas() -> list[Schema]:
             required=[f.name for f in schema.form_fields if f.required],
             additional_properties=False,
         )
-        for platform, schema in SCHEMAS.items()
+        for platform, schema in schemas().items()
     ]
+
+
+_CONNECT_BODIES: list[Schema] = []
+
+
+_PLATFORM_NAMES: list[str] = []
+
+
+def live_platform_names() -> list[str]:
+    """The declared platforms' names, for OpenAPI enums; refilled in place like the connect bodies."""
+    _PLATFORM_NAMES[:] = [p.value for p in Platform]
+    return _PLATFORM_NAMES
+
+
+def live_connect_body_schemas() -> list[Schema]:
+    """The list the connect route's OpenAPI body refers to, refilled from the declarations in place (an app
+    built after a platform was declared documents it)."""
+    _CONNECT_BODIES[:] = connect_body_schemas()
+    live_platform_names()
+    return _CONNECT_BODIES
 
 
 def connect_body_description() -> str:
     lines = ["The platform's credential fields (camelCase); optional ones in brackets:", ""]
-    for platform, schema in SCHEMAS.items():
+    for platform, schema in schemas().items():
         names = ", ".join(f.name if f.required else f"[{f.name}]" for f in schema.fields)
         lines.append(f"- {platform.value}: {names}")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ import httpx
 from litestar import Litestar, Request, Response, get, post
 from redis.asyncio import Redis
 
+import hermes.adapters.platforms  # noqa: F401  (declares the platforms inbox entries name)
 from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env
 from bench.harness import (
     PIDS,

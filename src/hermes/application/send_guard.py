@@ -36,6 +36,7 @@ from hermes.domain.sends import (
     Approval,
     IdempotencyRecord,
     PendingSend,
+    SendPolicy,
     normalized,
 )
 
@@ -121,15 +122,24 @@ class SendGuard:
     max_pending: int = 100
     poll_seconds: float = 0.05
 
-    async def send(self, send: Send, run: Callable[[], Awaitable[dict[str, Any]]]) -> tuple[dict[str, Any], str]:
-        """The result and the audit outcome (success, duplicate or pending_approval)."""
+    async def send(
+        self,
+        send: Send,
+        run: Callable[[], Awaitable[dict[str, Any]]],
+        policy: Awaitable[SendPolicy | None] | None = None,
+    ) -> tuple[dict[str, Any], str]:
+        """The result and the audit outcome (success, duplicate or pending_approval).
+
+        `policy`: the account's policy, when the caller already asked for it together with its own
+        reads (`policy_of`); else it is read here.
+        """
         digest = hashlib.sha256(send.key.encode()).hexdigest() if send.key else None
         if digest is not None:
             earlier = await self._claim(send, digest)
             if earlier is not None:
                 return earlier, DUPLICATE
         try:
-            held, known = await self._check(send)
+            held, known = await self._check(send, policy)
             result, outcome = (held, PENDING_APPROVAL) if held is not None else (await run(), SUCCESS)
         except HermesError as exc:
             if digest is not None:
@@ -213,12 +223,20 @@ class SendGuard:
 
     # -- policy and approval -----------------------------------------------------------------
 
-    async def _check(self, send: Send) -> tuple[dict[str, Any] | None, bool]:
+    def policy_of(self, send: Send) -> Awaitable[SendPolicy | None] | None:
+        """The read `send` will make of the account's policy (None: it makes none), to issue early."""
+        if not send.tenant or send.approved:
+            return None
+        return self.policies.get(send.customer_id)
+
+    async def _check(
+        self, send: Send, read: Awaitable[SendPolicy | None] | None = None
+    ) -> tuple[dict[str, Any] | None, bool]:
         """Refuse what the policy forbids. The held-send answer when the owner must approve (else None), and
         whether every recipient is already known (nothing to remember after the send)."""
         if not send.tenant or send.approved:
             return None, False
-        policy = await self.policies.get(send.customer_id)
+        policy = await (read or self.policies.get(send.customer_id))
         if policy is None:
             return None, False
         platform = self._platform(send)

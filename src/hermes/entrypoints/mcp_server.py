@@ -25,7 +25,7 @@ import msgspec
 from mcp.server.lowlevel import Server
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INVALID_PARAMS,
@@ -54,6 +54,7 @@ from hermes.entrypoints import mcp_approval
 from hermes.entrypoints.http.auth import bearer_token
 from hermes.entrypoints.http.problems import error_text as tool_error_text
 from hermes.entrypoints.http.raw_asgi import error_problem, problem
+from hermes.entrypoints.mcp_fast import McpFastPath
 
 log = logging.getLogger("hermes.mcp")
 
@@ -151,6 +152,7 @@ class McpEndpoint:
             # Seals the held send's id in `requestState` (shared keys: any instance takes the answer).
             security = RequestStateSecurity(keys=list(request_state_keys), ttl=900)
             server.middleware.append(RequestStateBoundary(security, default_audience="hermes"))
+        allowed_origins = [f"http://{h}" for h in allowed_hosts] + [f"https://{h}" for h in allowed_hosts]
         self.session_manager = StreamableHTTPSessionManager(
             app=server,
             json_response=True,
@@ -158,8 +160,15 @@ class McpEndpoint:
             security_settings=TransportSecuritySettings(
                 enable_dns_rebinding_protection=True,
                 allowed_hosts=allowed_hosts,
-                allowed_origins=[f"http://{h}" for h in allowed_hosts] + [f"https://{h}" for h in allowed_hosts],
+                allowed_origins=allowed_origins,
             ),
+        )
+        self._fast = McpFastPath(
+            server,
+            allowed_hosts=allowed_hosts,
+            allowed_origins=allowed_origins,
+            lifespan_state=lambda: getattr(self.session_manager, "_lifespan_state", None),
+            max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE,
         )
 
     def run(self) -> AbstractAsyncContextManager[None]:
@@ -197,7 +206,10 @@ class McpEndpoint:
         if caller.customer is not None:
             request_context.customer_id.set(caller.customer.id)
         try:
-            await self.session_manager.handle_request(scope, receive, send)
+            # The hot methods skip the SDK's per-request transport; what they cannot answer exactly goes on.
+            rest = await self._fast.serve(scope, receive, send)
+            if rest is not None:
+                await self.session_manager.handle_request(scope, rest, send)
         finally:
             _receive.reset(receive_token)
             _caller.reset(token)

@@ -82,6 +82,29 @@ class _NoCookies(CookieJar):
         return None
 
 
+class _NothingToExtract(httpx.Cookies):
+    """The client's cookies: always none, and a response's are not even read.
+
+    httpx builds two urllib request/response adapters per response to hand `Set-Cookie`
+    to the jar, only for `_NoCookies` to drop it: 3 % of a tool call's CPU in a profile.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _Client(httpx.AsyncClient):
+    _kept = _NothingToExtract(_NoCookies())
+
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        return self._kept
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        return None  # nothing is ever kept (see _NoCookies)
+
+
 _BOT_TOKEN = re.compile(r"/bot[^/\s]+")
 
 
@@ -190,11 +213,10 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
 def make_client(config: PlatformConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The instance's one client; `transport` replaces the aiohttp one (tests script replies with MockTransport)."""
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
-    return httpx.AsyncClient(
+    return _Client(
         transport=transport or AiohttpTransport(limits=limits, trust_env=False),
         timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
         headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-        cookies=_NoCookies(),
         follow_redirects=False,
         trust_env=False,
     )

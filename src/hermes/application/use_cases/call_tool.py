@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from asyncio import CancelledError
 from collections.abc import Mapping
@@ -72,6 +73,10 @@ def _single_user_fix(platform: Platform) -> str:
     return f"update the {platform.value.upper()}_DEFAULT_* environment variables and restart Hermes"
 
 
+async def _nothing() -> None:
+    return None
+
+
 def _seconds_to_next_month(now: datetime) -> float:
     first = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return max(1.0, (first - now).total_seconds())
@@ -130,22 +135,40 @@ class CallTool:
         outcome = SUCCESS
         account = DEFAULT_ACCOUNT
         try:
-            # First, so that calls with bad arguments or without a connection count like any other.
-            await self._consume_quota(caller)
-            key, arguments = split_key(tool.spec, arguments)
-            account, arguments = split_account(tool.spec, arguments)
-            parsed = tool.parse(arguments)
+            try:
+                key, arguments = split_key(tool.spec, arguments)
+                account, arguments = split_account(tool.spec, arguments)
+                parsed = tool.parse(arguments)
+            except HermesError:
+                await self._consume_quota(caller)  # calls with bad arguments count like any other
+                raise
             entry = replace(entry, target=tool.target(parsed), account=account if platform else None)
-            credentials = await self._credentials(caller, platform, account) if platform else None
+            send = None
+            policy: asyncio.Future[Any] | None = None
+            if sends(tool.spec):
+                send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
+                read = self.guard.policy_of(send)
+                policy = None if read is None else asyncio.ensure_future(read)  # the guard awaits it
+            # Quota, credentials, the write-ahead entry and a send's policy go out together: one Redis round trip.
+            counted, credentials, written, _ = await asyncio.gather(
+                self._consume_quota(caller),
+                self._credentials(caller, platform, account) if platform else _nothing(),
+                self.audit.append(entry),
+                policy or _nothing(),
+                return_exceptions=True,
+            )
+            entry_id = written if isinstance(written, str) else None
+            for outcome_or_error in (counted, credentials, written):
+                if isinstance(outcome_or_error, BaseException):
+                    raise outcome_or_error  # in that order: a call past its quota is refused as such first
+            assert not isinstance(credentials, BaseException)
             if self.conversations:
                 await self.conversations.before(caller.id, name, parsed, credentials, account)
-            entry_id = await self.audit.append(entry)  # write-ahead: the platform is called after this
             context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
-            if not sends(tool.spec):
+            if send is None:
                 result = await tool.run(parsed, context)
             else:
-                send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
-                result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context))
+                result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context), policy)
             if self.conversations and outcome == SUCCESS:
                 await self.conversations.after(caller.id, name, parsed, result, account)
             if self.health and caller.customer and platform and outcome == SUCCESS:

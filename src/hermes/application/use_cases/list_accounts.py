@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,8 +36,9 @@ class ListAccounts:
     statuses: AccountStatuses
 
     async def __call__(self, customer_id: str) -> list[AccountState]:
-        held = await self.vault.accounts(customer_id)
-        known = {(s.platform, s.account): s for s in await self.statuses.all(customer_id)}
+        # Both reads at once: over Redis they share one round trip.
+        held, recorded = await asyncio.gather(self.vault.accounts(customer_id), self.statuses.all(customer_id))
+        known = {(s.platform, s.account): s for s in recorded}
         states = []
         for platform, account in held:
             s = known.get((platform, account))

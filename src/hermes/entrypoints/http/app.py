@@ -22,6 +22,7 @@ from hermes.entrypoints.heap import freeze_startup_objects, unfreeze
 from hermes.entrypoints.http.admin_api import AdminApi
 from hermes.entrypoints.http.api_docs import api_docs_asset, render_plugins
 from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
+from hermes.entrypoints.http.connections_route import connections_route
 from hermes.entrypoints.http.console import ConsolePages
 from hermes.entrypoints.http.conversations_api import ConversationsApi
 from hermes.entrypoints.http.customer_api import CustomerApi
@@ -167,5 +168,5 @@ def make_app(
         webhook_max_body_bytes=settings.webhook_max_body_bytes,
     )
     # Outermost: request ids and request metrics for every path, the fast ones included.
-    app.asgi_handler = trace_asgi(observe(router))  # type: ignore[arg-type]
+    app.asgi_handler = trace_asgi(observe(connections_route(router, container)))  # type: ignore[arg-type]
     return app

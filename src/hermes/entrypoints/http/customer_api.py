@@ -27,7 +27,6 @@ from hermes.domain.managed_oauth import parse_account
 from hermes.domain.platform import Platform
 from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import (
-    AccountView,
     AuditEntryView,
     AuditLogView,
     Connections,
@@ -36,6 +35,7 @@ from hermes.entrypoints.http.schemas import (
     ToolView,
     UsageView,
     connect_body_description,
+    connections_document,
     live_connect_body_schemas,
 )
 
@@ -116,25 +116,9 @@ class CustomerApi(Controller):
     async def connections(
         self,
         customer: FromDishka[Customer],
-        get_connections: FromDishka[GetConnections],
         list_accounts: FromDishka[ListAccounts],
     ) -> Connections:
-        status = await get_connections(customer.id)
-        accounts = [
-            AccountView(
-                a.platform.value,
-                a.account,
-                a.status.value,
-                a.connected_at,
-                a.last_checked_at,
-                a.last_error,
-                a.expires_at,
-            )
-            for a in await list_accounts(customer.id)
-        ]
-        return Connections(
-            customer_id=customer.id, connections={p.value: v for p, v in status.items()}, accounts=accounts
-        )
+        return connections_document(customer.id, await list_accounts(customer.id))
 
     @get("/usage", description=GetUsage.__doc__, responses=problem_responses())
     @inject

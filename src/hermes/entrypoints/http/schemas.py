@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar.openapi.spec import OpenAPIType, Schema
 
+from hermes.application.use_cases.list_accounts import AccountState
 from hermes.domain.credentials import CredentialField, schemas
 from hermes.domain.customer import EMAIL_PATTERN, Customer
 from hermes.domain.plan import Plan
-from hermes.domain.platform import Platform
+from hermes.domain.platform import Platform, all_platforms
 
 
 class Camel(msgspec.Struct, rename="camel"):
@@ -38,6 +40,27 @@ class Connections(Camel):
     customer_id: str
     connections: dict[str, bool]
     accounts: list[AccountView] = []
+
+
+def connections_document(customer_id: str, accounts: Sequence[AccountState]) -> Connections:
+    """`GET /api/connections`: every declared platform (connected when any account is), and each account."""
+    held = {a.platform for a in accounts}
+    return Connections(
+        customer_id=customer_id,
+        connections={p.value: p in held for p in all_platforms()},
+        accounts=[
+            AccountView(
+                a.platform.value,
+                a.account,
+                a.status.value,
+                a.connected_at,
+                a.last_checked_at,
+                a.last_error,
+                a.expires_at,
+            )
+            for a in accounts
+        ],
+    )
 
 
 class UsageView(Camel):

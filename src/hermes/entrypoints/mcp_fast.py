@@ -1,0 +1,246 @@
+"""The lean path for the hot /mcp methods: `tools/call`, `tools/list` and `server/discover`.
+
+The SDK's stateless transport builds a transport, memory streams and a task group for every
+request (about 0.9 ms of CPU per request on 2025-11-25, PERFORMANCE.md), and its 2026-07-28 entry
+parses the body twice. For a plain single request with well-formed headers this module does what
+those do, with the SDK's own pieces: the same header checks, the same envelope classification
+(`classify_inbound_request`), the same request kernel (`serve_one`: parameter validation, the
+registered handlers, result shaping per protocol version) and the same exception-to-error mapping,
+and it writes one JSON response.
+
+It only takes a request it can answer exactly as the SDK would. Anything else - another method,
+a batch, a notification, a header the SDK would refuse or that is repeated, `Mcp-Param-*`
+headers, a body that is not one JSON object - goes to the SDK untouched, so every refusal is
+the SDK's own. The conformance suite runs against both paths' results on both protocol
+generations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import anyio
+import msgspec
+from mcp.server.connection import Connection
+from mcp.server.lowlevel import Server
+from mcp.server.runner import modern_error_data, serve_one
+from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundModernRoute,
+    classify_inbound_request,
+    validate_mcp_param_headers,
+)
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data, progress_token_from_params
+from mcp.shared.message import MessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp_types import DEFAULT_NEGOTIATED_VERSION, ErrorData, JSONRPCError
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.types import Message, Receive, Scope, Send
+
+log = logging.getLogger("hermes.mcp")
+
+HOT_METHODS: Final = frozenset({"tools/call", "tools/list", "server/discover"})
+_ENVELOPE_KEYS: Final = frozenset({"jsonrpc", "id", "method", "params"})
+# Headers the SDK reads (first copy) or checks for repeats: a repeated one goes to the SDK.
+_WATCHED: Final = frozenset(
+    {b"content-type", b"accept", b"host", b"origin", b"mcp-protocol-version", b"mcp-method", b"mcp-name"}
+)
+_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """The `DispatchContext` of one request answered with one JSON body: no back-channel, nowhere to notify."""
+
+    transport: TransportContext
+    request_id: str | int
+    message_metadata: MessageMetadata = None
+    progress_token: str | int | None = None
+    can_send_request: bool = False
+    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+
+    async def send_raw_request(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> Any:
+        raise NoBackChannelError(method)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> None:
+        # A JSON response has no place for a notification; the SDK drops them too in JSON mode.
+        return None
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        return None
+
+
+def accepts_json(accept: str) -> bool:
+    """The SDK's Accept rule for a JSON response (`check_accept_headers`, RFC 7231 wildcards)."""
+    for part in accept.split(","):
+        media = part.strip().split(";")[0].strip().lower()
+        if media in ("application/json", "application/*", "*/*"):
+            return True
+    return False
+
+
+def _allowed(value: str, allowed: list[str]) -> bool:
+    """`TransportSecurityMiddleware`'s Host/Origin rule: an exact entry, or `name:*` for any port."""
+    if value in allowed:
+        return True
+    return any(entry.endswith(":*") and value.startswith(entry[:-1]) for entry in allowed)
+
+
+class McpFastPath:
+    """Answers the hot methods itself; `serve` returns False, having consumed nothing, for the rest."""
+
+    def __init__(
+        self,
+        server: Server[Any],
+        *,
+        allowed_hosts: list[str],
+        allowed_origins: list[str],
+        lifespan_state: Callable[[], Any],
+        max_body_bytes: int,
+    ) -> None:
+        self._server = server
+        self._hosts = allowed_hosts
+        self._origins = allowed_origins
+        self._lifespan_state = lifespan_state
+        self._max_body = max_body_bytes
+
+    def _headers(self, scope: Scope) -> dict[str, str] | None:
+        """The request's headers by lowercase name, or None when one the SDK reads comes twice."""
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1")
+            if raw_name in _WATCHED and name in headers:
+                return None
+            headers[name] = raw_value.decode("latin-1")
+        return headers
+
+    def _plain(self, headers: Mapping[str, str]) -> bool:
+        """Whether the SDK lets these headers through (its checks, in its order) for a JSON answer."""
+        content_type = headers.get("content-type", "")
+        if content_type != "application/json" and not content_type.startswith("application/json;"):
+            return False
+        host = headers.get("host")
+        if not host or not _allowed(host, self._hosts):
+            return False
+        origin = headers.get("origin")
+        if origin and not _allowed(origin, self._origins):
+            return False
+        return accepts_json(headers.get("accept", ""))
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """Answer the request and return None, or return the `receive` to give the SDK (nothing consumed)."""
+        headers = self._headers(scope)
+        if headers is None or not self._plain(headers):
+            return receive
+        first = await receive()
+        if first["type"] != "http.request" or first.get("more_body", False):
+            return _replaying(first, receive)
+        body = first.get("body", b"")
+        request = _request(body) if len(body) <= self._max_body else None
+        if request is None:
+            return _replaying(first, receive)
+        request_id, method, params = request
+        version = headers.get("mcp-protocol-version")
+        if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS:
+            connection = Connection.from_envelope(version or DEFAULT_NEGOTIATED_VERSION, None, None)
+            modern = False
+        else:
+            route = self._modern_route(request, headers)
+            if route is None:
+                return _replaying(first, receive)
+            connection = Connection.from_envelope(route.protocol_version, route.client_info, route.client_capabilities)
+            modern = True
+        exchange = _Exchange(
+            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=headers),
+            request_id=request_id,
+            progress_token=progress_token_from_params(params),
+        )
+        try:
+            result = await serve_one(
+                self._server, exchange, method, params, connection=connection, lifespan_state=self._lifespan_state()
+            )
+        except Exception as exc:
+            await _error(send, request_id, exc, modern)
+            return None
+        payload = _encode({"jsonrpc": "2.0", "id": request_id, "result": result})
+        await send({"type": "http.response.start", "status": 200, "headers": _with_length(payload)})
+        await send({"type": "http.response.body", "body": payload})
+        return None
+
+    def _modern_route(
+        self, request: tuple[str | int, str, dict[str, Any] | None], headers: Mapping[str, str]
+    ) -> InboundModernRoute | None:
+        """The 2026-07-28 envelope, when the SDK's ladder and `Mcp-Param-*` check would let it through."""
+        request_id, method, params = request
+        if any(name.startswith("mcp-param-") for name in headers):
+            return None
+        route = classify_inbound_request({"id": request_id, "method": method, "params": params}, headers=headers)
+        if not isinstance(route, InboundModernRoute):
+            return None
+        if method == "tools/call" and params:
+            arguments = params.get("arguments")
+            name = params.get("name")
+            lookup = self._server.get_tool_input_schema
+            if isinstance(arguments, dict) and arguments and isinstance(name, str) and lookup is not None:
+                schema = lookup(name)
+                if schema is not None and validate_mcp_param_headers(schema, arguments, headers) is not None:
+                    return None
+        return route
+
+
+def _request(body: bytes) -> tuple[str | int, str, dict[str, Any] | None] | None:
+    """(id, method, params) of a single hot request in the plain JSON-RPC 2.0 shape, else None."""
+    try:
+        decoded = _decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if type(decoded) is not dict or not decoded.keys() <= _ENVELOPE_KEYS or decoded.get("jsonrpc") != "2.0":
+        return None
+    request_id = decoded.get("id")
+    method = decoded.get("method")
+    params = decoded.get("params")
+    if type(request_id) not in (str, int) or type(method) is not str or method not in HOT_METHODS:
+        return None
+    if params is not None and type(params) is not dict:
+        return None
+    return request_id, method, params  # type: ignore[return-value]  # the checks above narrow both
+
+
+async def _error(send: Send, request_id: str | int, exc: Exception, modern: bool) -> None:
+    # The two generations map a handler's failure differently; each as its SDK transport does.
+    if modern:
+        error = modern_error_data(exc)
+        status = ERROR_CODE_HTTP_STATUS.get(error.code, 200)
+    else:
+        mapped = handler_exception_to_error_data(exc)
+        if mapped is None:
+            log.exception("handler for a request raised")
+            mapped = ErrorData(code=0, message=str(exc))
+        error, status = mapped, 200
+    reply = JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+    if modern:
+        payload = _encode(reply.model_dump(mode="json", by_alias=True, exclude_none=True))
+    else:
+        payload = reply.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    await send({"type": "http.response.start", "status": status, "headers": _with_length(payload)})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _with_length(payload: bytes) -> list[tuple[bytes, bytes]]:
+    return [*_JSON_HEADERS, (b"content-length", str(len(payload)).encode())]
+
+
+def _replaying(first: Message, receive: Receive) -> Receive:
+    """A `receive` that hands out `first` again, then whatever the connection says next."""
+    pending: list[Message] = [first]
+
+    async def again() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return again

@@ -44,11 +44,15 @@ async def test_connections_answer_names_each_platform(hermes: HermesServer) -> N
         "connections": dict.fromkeys(
             ("email", "whatsapp", "linkedin", "telegram", "discord", "instagram", "twitter", "obsidian"), False
         ),
+        "accounts": [],
     }
     assert after.status_code == 401  # an empty key is no key
     assert bearer.status_code == 200
     assert bearer.json()["connections"]["whatsapp"] is True
     assert sum(bearer.json()["connections"].values()) == 1
+    assert [(a["platform"], a["account"], a["status"]) for a in bearer.json()["accounts"]] == [
+        ("whatsapp", "default", "connected")
+    ]
 
 
 @pytest.mark.parametrize(

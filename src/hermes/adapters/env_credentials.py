@@ -1,4 +1,4 @@
-"""Single-user mode's credentials from `{PLATFORM}_DEFAULT_{FIELD}` environment variables (seed flow 1)."""
+"""Single-user mode's credentials from `{PLATFORM}_DEFAULT_{FIELD}` environment variables."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What arrives on a customer's accounts (seed flow 4): messages and delivery status updates.
+"""What arrives on a customer's accounts: messages and delivery status updates.
 
 A platform webhook batch is decoded into `InboundChange`s, one per business number
 it concerns, so that a batch holding several customers' numbers can be split.

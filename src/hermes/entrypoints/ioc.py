@@ -385,7 +385,7 @@ class UseCasesProvider(Provider):
 
 
 class InboundProvider(Provider):
-    """Seed flow 4: the webhook's queue consumer, routing, inboxes and callbacks (every mode)."""
+    """Inbound: the webhook's queue consumer, routing, inboxes and callbacks (every mode)."""
 
     scope = Scope.APP
     use_cases = provide_all(RouteInbound, ListInbox, RegisterCallback, GetCallback, RemoveCallback)
@@ -551,7 +551,7 @@ class EmbeddedInboundProvider(Provider):
 
 
 class OAuthProvider(Provider):
-    """Issue 5: Hermes as the OAuth 2.1 authorization server of /mcp (every mode)."""
+    """Hermes as the OAuth 2.1 authorization server of /mcp (every mode)."""
 
     scope = Scope.APP
 

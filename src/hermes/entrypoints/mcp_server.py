@@ -1,8 +1,8 @@
 """MCP over Streamable HTTP at /mcp (official `mcp` SDK, low-level server).
 
 Stateless and JSON-only, so any instance can serve any request. Authentication
-happens here, before the SDK: `MCP_API_KEY` is single-user mode (seed flow 1), a
-customer API key (or an OAuth access token) is multi-tenant mode (seed flow 3),
+happens here, before the SDK: `MCP_API_KEY` is single-user mode, a
+customer API key (or an OAuth access token) is multi-tenant mode,
 anything else is a 401 pointing at the protected-resource metadata. The caller
 travels to the tool handlers in a context variable, the same mechanism the SDK
 uses for its own auth context.
@@ -74,7 +74,7 @@ INSTRUCTIONS = (
     "status pending_approval was not sent: the account owner decides at approval_url; do not send it again."
 )
 
-# Resolves a bearer credential that is not an API key (OAuth access tokens, issue 5).
+# Resolves a bearer credential that is not an API key (OAuth access tokens).
 TokenResolver = Callable[[str], Awaitable[Customer | None]]
 
 

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     linkedin_version: str = Field("202610", validation_alias="HERMES_LINKEDIN_VERSION")
     allow_private_networks: bool = Field(False, validation_alias="HERMES_ALLOW_PRIVATE_NETWORKS")
     public_url: str = Field("http://127.0.0.1:8000", validation_alias="HERMES_PUBLIC_URL")
-    # OAuth for /mcp (issue 5): lifetimes in seconds of what the authorization server issues.
+    # OAuth for /mcp: lifetimes in seconds of what the authorization server issues.
     oauth_access_token_ttl: int = Field(3600, ge=60, validation_alias="HERMES_OAUTH_ACCESS_TOKEN_TTL")
     oauth_refresh_token_ttl: int = Field(30 * 24 * 3600, ge=3600, validation_alias="HERMES_OAUTH_REFRESH_FIELD_TTL")
     oauth_code_ttl: int = Field(120, ge=1, le=600, validation_alias="HERMES_OAUTH_CODE_TTL")
@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, validation_alias="HERMES_MAX_BODY_BYTES")
     # Meta batches several events in one POST: refusing a legitimate batch loses messages after its retries.
     webhook_max_body_bytes: int = Field(1 << 20, ge=64 * 1024, validation_alias="HERMES_WEBHOOK_MAX_BODY_BYTES")
-    # Inbound (issue 4): an event whose consumer went quiet this long is handed to another;
+    # Inbound: an event whose consumer went quiet this long is handed to another;
     # after this many deliveries without success it goes to the dead letters.
     inbound_reclaim_after: float = Field(30.0, gt=0, validation_alias="HERMES_INBOUND_RECLAIM_AFTER")
     inbound_max_deliveries: int = Field(5, ge=1, validation_alias="HERMES_INBOUND_MAX_DELIVERIES")

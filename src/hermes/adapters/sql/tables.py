@@ -79,7 +79,7 @@ audit_log = Table(
     Index("ix_audit_log_customer_day", "customer_id", "day", "id"),
 )
 
-# Inbound (seed flow 4), embedded mode: the webhook queue, its dead letters, inboxes and callbacks.
+# Inbound, embedded mode: the webhook queue, its dead letters, inboxes and callbacks.
 # Bodies and payloads go up to the webhook's 1 MiB cap, past MySQL's 64 KiB BLOB/TEXT.
 Body = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 IdColumn = BigInteger().with_variant(Integer, "sqlite")
@@ -175,7 +175,7 @@ callback_deliveries = Table(
     Index("ix_callback_deliveries_customer", "customer_id", "id"),
 )
 
-# OAuth (issue 5), embedded mode: what the Redis OAuth stores keep otherwise. Codes, tokens and
+# OAuth, embedded mode: what the Redis OAuth stores keep otherwise. Codes, tokens and
 # consent requests appear only as SHA-256 digests; records are msgspec JSON.
 oauth_clients = Table(
     "oauth_clients",

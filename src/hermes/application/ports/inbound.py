@@ -1,4 +1,4 @@
-"""Inbound (seed flow 4): the durable queue behind the webhook, the decoder of platform batches,
+"""Inbound: the durable queue behind the webhook, the decoder of platform batches,
 the customer's inbox, the count of numbers nobody owns, and the handler each new message goes to."""
 
 from __future__ import annotations

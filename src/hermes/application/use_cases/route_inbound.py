@@ -27,7 +27,7 @@ class RoutingReport:
 
 @dataclass(slots=True)
 class RouteInbound:
-    """Route one acknowledged webhook batch to the customers it concerns (seed flow 4).
+    """Route one acknowledged webhook batch to the customers it concerns.
 
     The platform's inbound side decodes the batch; every part of it is routed on its own by
     the account it names (WhatsApp's `metadata.phone_number_id` -> `wa_phone_id:*`), so a

@@ -323,14 +323,8 @@ def _customer_json(c: Any) -> str:
 def show_customer(customer_id: str) -> None:
     """Show one customer as JSON (never its key)."""
     from hermes.application.use_cases.get_customer import GetCustomer
-    from hermes.domain.customer import Customer
 
-    async def use(container: Any) -> Customer:
-        get_customer = await container.get(GetCustomer)
-        found: Customer = await get_customer(customer_id)
-        return found
-
-    click.echo(_customer_json(_with_container(use)))
+    click.echo(_customer_json(_run_use_case(GetCustomer, customer_id)))
 
 
 @customers.command("deactivate")
@@ -338,14 +332,8 @@ def show_customer(customer_id: str) -> None:
 def deactivate_customer(customer_id: str) -> None:
     """Deactivate a customer: its API key and OAuth sessions stop working at once; prints it as JSON."""
     from hermes.application.use_cases.deactivate_customer import DeactivateCustomer
-    from hermes.domain.customer import Customer
 
-    async def use(container: Any) -> Customer:
-        deactivate = await container.get(DeactivateCustomer)
-        done: Customer = await deactivate(customer_id)
-        return done
-
-    click.echo(_customer_json(_with_container(use)))
+    click.echo(_customer_json(_run_use_case(DeactivateCustomer, customer_id)))
 
 
 @customers.command("rotate-key")
@@ -354,12 +342,16 @@ def rotate_customer_key(customer_id: str) -> None:
     """Issue a new API key for a customer (the old one stops working); prints JSON with it, shown this once."""
     from hermes.application.use_cases.rotate_api_key import RotateApiKey
 
-    async def use(container: Any) -> str:
-        rotate = await container.get(RotateApiKey)
-        key: str = await rotate(customer_id)
-        return key
+    click.echo(json.dumps({"id": customer_id, "apiKey": _run_use_case(RotateApiKey, customer_id)}))
 
-    click.echo(json.dumps({"id": customer_id, "apiKey": _with_container(use)}))
+
+def _run_use_case(use_case: type[Any], customer_id: str) -> Any:
+    """Call one operator use case on a customer, with the container the command line builds."""
+
+    async def use(container: Any) -> Any:
+        return await (await container.get(use_case))(customer_id)
+
+    return _with_container(use)
 
 
 @main.group()

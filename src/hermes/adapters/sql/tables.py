@@ -52,6 +52,20 @@ account_routes = Table(
     metadata,
     Column("route_key", String(128), primary_key=True),
     Column("customer_id", String(40), nullable=False),
+    Column("account", String(32), nullable=False, server_default="default"),
+)
+
+account_statuses = Table(
+    "account_statuses",
+    metadata,
+    Column("customer_id", String(40), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("account", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("last_checked_at", PreciseDateTime, nullable=False),
+    Column("last_error", String(500), nullable=True),
+    Column("expires_at", PreciseDateTime, nullable=True),
+    Column("connected_at", PreciseDateTime, nullable=True),
 )
 
 usage = Table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,7 +22,8 @@ from tests.integration.server import HermesServer
 from tests.support import make_settings
 
 MARIADB_ROOT = "mysql+asyncmy://root@127.0.0.1:3306"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# Sessions run side by side (two checkouts) each pick their own database: HERMES_TEST_REDIS_URL.
+REDIS_URL = os.environ.get("HERMES_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.di import Provide
 from litestar.enums import MediaType, RequestEncodingType
 from litestar.params import Body, PathParameter
 from litestar.response import Template
@@ -243,12 +244,82 @@ def _notice(request: Request[Any, Any, Any]) -> str | None:
     return text.format(name=Platform(value).display_name if known else "The account")
 
 
+def _retry_after(exc: RateLimited | Unavailable) -> dict[str, str]:
+    return {"Retry-After": str(max(1, round(exc.retry_after)))}
+
+
 def _failed_page(_: Request[Any, Any, Any], exc: HermesError) -> Template:
     """What a page shows when a backing service fails under it: a page, not the API's JSON."""
     if isinstance(exc, Unavailable | RateLimited):
-        wait = str(max(1, round(exc.retry_after)))
-        return _message(_status_of(exc), "Please try again shortly", exc.detail, {"Retry-After": wait})
+        return _message(_status_of(exc), "Please try again shortly", exc.detail, _retry_after(exc))
     return _message(_status_of(exc), "This did not work", exc.detail)
+
+
+class _Answered(Exception):
+    """A page given instead of the handler's: the way to sign-in, a refused form, a name that is not one."""
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page.status_code)
+        self.page = page
+
+
+def _answered(_: Request[Any, Any, Any], exc: _Answered) -> Page:
+    return exc.page
+
+
+async def _find_visit(request: Request[Any, Any, Any], find: FindConsoleSession, policy: ConsolePolicy) -> Visit | Page:
+    session_id = request.cookies.get(session_cookie_name(policy))
+    try:
+        customer = await find(session_id)
+    except Unauthorized:
+        gone = _cookie(policy, session_cookie_name(policy), "", 0) if session_id else None
+        back = _return_path(request.url.path)
+        return _redirect(f"{SIGN_IN}?next={back}" if back else SIGN_IN, [gone] if gone else None)
+    except RateLimited as exc:
+        return _message(429, "Too many requests", exc.detail, _retry_after(exc))
+    return Visit(customer, session_id or "")
+
+
+@inject
+async def signed_in(
+    request: Request[Any, Any, Any], find: FromDishka[FindConsoleSession], policy: FromDishka[ConsolePolicy]
+) -> Visit:
+    """The `visit` every page but sign-in takes: a signed-in customer and, for a post, a form from its own page.
+
+    A post from another origin is refused before the session is looked at; one without the
+    session's CSRF token after. Whatever is refused is answered here and the page never runs.
+    """
+    posted = request.method == "POST"
+    if posted and not same_origin(request, policy):
+        log.info("console form refused: posted from another origin")
+        raise _Answered(_refused_post())
+    visit = await _find_visit(request, find, policy)
+    if not isinstance(visit, Visit):
+        raise _Answered(visit)
+    if posted and not same_token((await request.form()).get("csrf"), visit.csrf):
+        log.info("console form refused: CSRF token does not match the session's")
+        raise _Answered(_refused_post())
+    return visit
+
+
+def _done(path: str, notice: str, platform: Platform | None = None, cookies: list[Cookie] | None = None) -> Page:
+    """Post/redirect/get after a form did its work: the next page shows the notice (`_NOTICES`)."""
+    named = f"&platform={platform.value}" if platform is not None else ""
+    return _redirect(f"{path}?done={notice}{named}", cookies)
+
+
+def _platform_named(name: str) -> Platform:
+    try:
+        return Platform.parse(name)
+    except NotFound as exc:
+        raise _Answered(_message(404, "Unknown platform", exc.detail)) from None
+
+
+def _account_named(name: str | None) -> str:
+    try:
+        return parse_account(name or DEFAULT_ACCOUNT)
+    except Invalid as exc:
+        raise _Answered(_message(400, "Not an account name", exc.detail)) from None
 
 
 class ConsolePages(Controller):
@@ -256,35 +327,10 @@ class ConsolePages(Controller):
 
     path = CONSOLE
     include_in_schema = False
-    exception_handlers = {HermesError: _failed_page}
+    exception_handlers = {HermesError: _failed_page, _Answered: _answered}
+    dependencies = {"visit": Provide(signed_in)}
 
     # -- the session ---------------------------------------------------------------------------
-
-    @staticmethod
-    async def _visit(request: Request[Any, Any, Any], find: FindConsoleSession, policy: ConsolePolicy) -> Visit | Page:
-        session_id = request.cookies.get(session_cookie_name(policy))
-        try:
-            customer = await find(session_id)
-        except Unauthorized:
-            gone = _cookie(policy, session_cookie_name(policy), "", 0) if session_id else None
-            back = _return_path(request.url.path)
-            return _redirect(f"{SIGN_IN}?next={back}" if back else SIGN_IN, [gone] if gone else None)
-        except RateLimited as exc:
-            wait = max(1, round(exc.retry_after))
-            return _message(429, "Too many requests", exc.detail, {"Retry-After": str(wait)})
-        return Visit(customer, session_id or "")
-
-    async def _posted(
-        self, request: Request[Any, Any, Any], data: dict[str, str], find: FindConsoleSession, policy: ConsolePolicy
-    ) -> Visit | Page:
-        if not same_origin(request, policy):
-            log.info("console form refused: posted from another origin")
-            return _refused_post()
-        visit = await self._visit(request, find, policy)
-        if isinstance(visit, Visit) and not same_token(data.get("csrf"), visit.csrf):
-            log.info("console form refused: CSRF token does not match the session's")
-            return _refused_post()
-        return visit
 
     @get("/sign-in")
     @inject
@@ -292,7 +338,7 @@ class ConsolePages(Controller):
         self, request: Request[Any, Any, Any], find: FromDishka[FindConsoleSession], policy: FromDishka[ConsolePolicy]
     ) -> Page:
         if request.cookies.get(session_cookie_name(policy)):
-            visit = await self._visit(request, find, policy)
+            visit = await _find_visit(request, find, policy)
             if isinstance(visit, Visit):
                 return _redirect(_return_path(request.query_params.get("next")) or CONSOLE)
         return self._sign_in_form(request, policy, None, 200)
@@ -335,9 +381,8 @@ class ConsolePages(Controller):
         except Unauthorized:
             return self._sign_in_form(request, policy, "That API key was not accepted. Check it and try again.", 401)
         except RateLimited as exc:
-            wait = str(max(1, round(exc.retry_after)))
             text = "Too many sign-in attempts from your network. Wait a minute, then try again."
-            return self._sign_in_form(request, policy, text, 429, **{"Retry-After": wait})
+            return self._sign_in_form(request, policy, text, 429, **_retry_after(exc))
         log.info("customer %s signed in to the console", customer.id)
         cookies = [
             _cookie(policy, session_cookie_name(policy), session_id, policy.max_age),
@@ -349,34 +394,18 @@ class ConsolePages(Controller):
     @post("/sign-out", status_code=200)
     @inject
     async def sign_out(
-        self,
-        request: Request[Any, Any, Any],
-        data: FormData,
-        find: FromDishka[FindConsoleSession],
-        sign_out: FromDishka[SignOutOfConsole],
-        policy: FromDishka[ConsolePolicy],
+        self, visit: Visit, sign_out: FromDishka[SignOutOfConsole], policy: FromDishka[ConsolePolicy]
     ) -> Page:
-        visit = await self._posted(request, data, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         await sign_out(visit.session_id)
-        return _redirect(f"{SIGN_IN}?done=signed_out", [_cookie(policy, session_cookie_name(policy), "", 0)])
+        return _done(SIGN_IN, "signed_out", cookies=[_cookie(policy, session_cookie_name(policy), "", 0)])
 
     # -- pages ---------------------------------------------------------------------------------
 
     @get("/")
     @inject
     async def overview(
-        self,
-        request: Request[Any, Any, Any],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
-        get_usage: FromDishka[GetUsage],
-        get_connections: FromDishka[GetConnections],
+        self, visit: Visit, get_usage: FromDishka[GetUsage], get_connections: FromDishka[GetConnections]
     ) -> Page:
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         usage = await get_usage(visit.customer)
         connected = [p.display_name for p, on in (await get_connections(visit.customer.id)).items() if on]
         limit = usage.monthly_tool_calls
@@ -397,14 +426,10 @@ class ConsolePages(Controller):
     async def accounts(
         self,
         request: Request[Any, Any, Any],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         list_accounts: FromDishka[ListAccounts],
         authorization: FromDishka[PlatformAuthorization],
     ) -> Page:
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         linked = authorization.platforms()
         return await self._accounts_page(visit, list_accounts, notice=_notice(request), linked=linked)
 
@@ -414,15 +439,11 @@ class ConsolePages(Controller):
         self,
         request: Request[Any, Any, Any],
         platform: Annotated[str, PathParameter()],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         create_link: FromDishka[CreateConnectLink],
     ) -> Page:
         # A plain link, not a form: a form's redirect to the platform would need it in form-action. The
         # SameSite=Strict session cookie keeps another site from starting this for a signed-in customer.
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         try:
             account = parse_account(request.query_params.get("account") or DEFAULT_ACCOUNT)
             made = await create_link(visit.customer.id, Platform.parse(platform), account)
@@ -486,21 +507,13 @@ class ConsolePages(Controller):
     @inject
     async def connect(
         self,
-        request: Request[Any, Any, Any],
         platform: Annotated[str, PathParameter()],
         data: FormData,
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         connect: FromDishka[ConnectPlatform],
         list_accounts: FromDishka[ListAccounts],
     ) -> Page:
-        visit = await self._posted(request, data, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
-        try:
-            target = Platform.parse(platform)
-        except NotFound as exc:
-            return _message(404, "Unknown platform", exc.detail)
+        target = _platform_named(platform)
         schema = target.credentials
         # An empty box is a field left out: optional fields stay unset, required ones are named.
         body = {f.name: data[f.name] for f in schema.fields if data.get(f.name, "").strip()}
@@ -524,46 +537,30 @@ class ConsolePages(Controller):
                 values=kept,
             )
         log.info("customer %s connected %s from the console", visit.customer.id, target.value)
-        return _redirect(f"{CONSOLE}/accounts?done=connected&platform={target.value}")
+        return _done(f"{CONSOLE}/accounts", "connected", target)
 
     @post("/accounts/{platform:str}/disconnect", status_code=200)
     @inject
     async def disconnect(
         self,
-        request: Request[Any, Any, Any],
         platform: Annotated[str, PathParameter()],
         data: FormData,
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         disconnect: FromDishka[DisconnectPlatform],
     ) -> Page:
-        visit = await self._posted(request, data, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
-        try:
-            target = Platform.parse(platform)
-        except NotFound as exc:
-            return _message(404, "Unknown platform", exc.detail)
-        try:
-            account = parse_account(data.get("account") or DEFAULT_ACCOUNT)
-        except Invalid as exc:
-            return _message(400, "Not an account name", exc.detail)
+        target, account = _platform_named(platform), _account_named(data.get("account"))
         await disconnect(visit.customer, target, account)
         log.info("customer %s disconnected %s account %s from the console", visit.customer.id, target.value, account)
-        return _redirect(f"{CONSOLE}/accounts?done=disconnected&platform={target.value}")
+        return _done(f"{CONSOLE}/accounts", "disconnected", target)
 
     @get("/conversations")
     @inject
     async def conversations(
         self,
         request: Request[Any, Any, Any],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         list_conversations: FromDishka[ListConversations],
     ) -> Page:
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         cursor = request.query_params.get("cursor") or None
         try:
             page = await list_conversations(visit.customer.id, cursor=cursor)
@@ -597,13 +594,9 @@ class ConsolePages(Controller):
         self,
         request: Request[Any, Any, Any],
         conversation_id: Annotated[str, PathParameter()],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         read_conversation: FromDishka[ReadConversation],
     ) -> Page:
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         cursor = request.query_params.get("cursor") or None
         try:
             # The owner looking does not mark it read: unread counts tell the agent what it has not seen.
@@ -644,13 +637,9 @@ class ConsolePages(Controller):
     async def approvals(
         self,
         request: Request[Any, Any, Any],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         list_pending: FromDishka[ListPendingSends],
     ) -> Page:
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         approvals = [
             {
                 "requested_at": _when(pending.requested_at),
@@ -669,13 +658,9 @@ class ConsolePages(Controller):
         self,
         request: Request[Any, Any, Any],
         approval_id: Annotated[str, PathParameter()],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         review: FromDishka[ReviewPendingSend],
     ) -> Page:
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         return await self._approval_page(visit, review, approval_id, notice=_notice(request))
 
     @staticmethod
@@ -711,18 +696,12 @@ class ConsolePages(Controller):
     @inject
     async def decide(
         self,
-        request: Request[Any, Any, Any],
         approval_id: Annotated[str, PathParameter()],
         decision: Annotated[str, PathParameter()],
-        data: FormData,
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         decide: FromDishka[DecidePendingSend],
         review: FromDishka[ReviewPendingSend],
     ) -> Page:
-        visit = await self._posted(request, data, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         if decision not in ("approve", "decline"):
             return _message(404, "Unknown decision", "A held send can be approved or declined.")
         try:
@@ -731,21 +710,16 @@ class ConsolePages(Controller):
             text = exc.detail + (f"; {exc.fix}" if exc.fix else "")
             return await self._approval_page(visit, review, approval_id, status=_status_of(exc), error=text)
         log.info("customer %s %sd a held send from the console", visit.customer.id, decision)
-        done = "approved" if decision == "approve" else "declined"
-        return _redirect(f"{CONSOLE}/approvals/{approval_id}?done={done}")
+        return _done(f"{CONSOLE}/approvals/{approval_id}", "approved" if decision == "approve" else "declined")
 
     @get("/audit")
     @inject
     async def audit(
         self,
         request: Request[Any, Any, Any],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         list_audit_log: FromDishka[ListAuditLog],
     ) -> Page:
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         asked = request.query_params.get("date") or ""
         error = None
         try:
@@ -784,13 +758,9 @@ class ConsolePages(Controller):
     async def apps(
         self,
         request: Request[Any, Any, Any],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         list_clients: FromDishka[ListAuthorizedClients],
     ) -> Page:
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         clients = [
             {
                 "client_id": c.client_id,
@@ -804,37 +774,22 @@ class ConsolePages(Controller):
 
     @post("/apps/revoke", status_code=200)
     @inject
-    async def revoke_app(
-        self,
-        request: Request[Any, Any, Any],
-        data: FormData,
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
-        revoke: FromDishka[RevokeAuthorizedClient],
-    ) -> Page:
-        visit = await self._posted(request, data, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
-        client_id = data.get("client_id", "")
+    async def revoke_app(self, data: FormData, visit: Visit, revoke: FromDishka[RevokeAuthorizedClient]) -> Page:
         try:
-            await revoke(visit.customer.id, client_id)
+            await revoke(visit.customer.id, data.get("client_id", ""))
         except NotFound:
             return _message(404, "Nothing to revoke", "That app has no access to your account (any more).")
         log.info("customer %s revoked an authorized app from the console", visit.customer.id)
-        return _redirect(f"{CONSOLE}/apps?done=revoked")
+        return _done(f"{CONSOLE}/apps", "revoked")
 
     @get("/callback")
     @inject
     async def callback(
         self,
         request: Request[Any, Any, Any],
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         get_callback: FromDishka[GetCallback],
     ) -> Page:
-        visit = await self._visit(request, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         return await self._callback_page(visit, get_callback, notice=_notice(request))
 
     @staticmethod
@@ -890,17 +845,12 @@ class ConsolePages(Controller):
     @inject
     async def set_callback(
         self,
-        request: Request[Any, Any, Any],
         data: FormData,
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
+        visit: Visit,
         register: FromDishka[RegisterCallback],
         get_callback: FromDishka[GetCallback],
         worker: FromDishka[CallbackWorker],
     ) -> Page:
-        visit = await self._posted(request, data, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
         url = data.get("url", "")
         try:
             registered = await register(visit.customer.id, url)
@@ -914,19 +864,9 @@ class ConsolePages(Controller):
 
     @post("/callback/remove", status_code=200)
     @inject
-    async def remove_callback(
-        self,
-        request: Request[Any, Any, Any],
-        data: FormData,
-        find: FromDishka[FindConsoleSession],
-        policy: FromDishka[ConsolePolicy],
-        remove: FromDishka[RemoveCallback],
-    ) -> Page:
-        visit = await self._posted(request, data, find, policy)
-        if not isinstance(visit, Visit):
-            return visit
+    async def remove_callback(self, visit: Visit, remove: FromDishka[RemoveCallback]) -> Page:
         await remove(visit.customer.id)
-        return _redirect(f"{CONSOLE}/callback?done=callback_removed")
+        return _done(f"{CONSOLE}/callback", "callback_removed")
 
     @get("/console.css")
     async def style_sheet(self) -> Response[bytes]:

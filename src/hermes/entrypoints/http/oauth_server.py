@@ -35,6 +35,7 @@ import hmac
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import unquote
 
@@ -166,38 +167,25 @@ def _token_error(exc: TokenRefused) -> TokenError:
     return TokenError(error=cast(TokenErrorCode, exc.error), error_description=exc.detail)
 
 
+@dataclass(frozen=True)
 class HermesOAuthProvider(OAuthAuthorizationServerProvider[AuthorizationCode, RefreshToken, AccessToken]):
     """The SDK's authorization server provider, each method one Hermes use case."""
 
-    def __init__(
-        self,
-        *,
-        consent_url: str,
-        find_client: FindOAuthClient,
-        register: RegisterOAuthClient,
-        start: StartAuthorization,
-        find_code: FindAuthorizationCode,
-        exchange_code: ExchangeAuthorizationCode,
-        find_refresh: FindRefreshToken,
-        refresh: RefreshAccessToken,
-        access: ResolveAccessToken,
-        revoke: RevokeToken,
-    ) -> None:
-        self._consent_url = consent_url
-        self._find_client = find_client
-        self._register = register
-        self._start = start
-        self._find_code = find_code
-        self._exchange_code = exchange_code
-        self._find_refresh = find_refresh
-        self._refresh = refresh
-        self._access = access
-        self._revoke = revoke
+    policy: OAuthPolicy
+    find_client: FindOAuthClient
+    add_client: RegisterOAuthClient
+    start: StartAuthorization
+    find_code: FindAuthorizationCode
+    exchange_code: ExchangeAuthorizationCode
+    find_refresh: FindRefreshToken
+    refresh: RefreshAccessToken
+    access: ResolveAccessToken
+    revoke: RevokeToken
 
     async def client(self, client_id: str) -> OAuthClient | None:
         """The Hermes client, None when unknown or when its metadata document is unusable (logged)."""
         try:
-            return await self._find_client(client_id)
+            return await self.find_client(client_id)
         except Invalid as exc:
             log.info("client refused: %s", exc.detail)
             return None
@@ -208,7 +196,7 @@ class HermesOAuthProvider(OAuthAuthorizationServerProvider[AuthorizationCode, Re
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         try:
-            await self._register(domain_client(client_info))
+            await self.add_client(domain_client(client_info))
         except Invalid as exc:
             code: RegistrationErrorCode = (
                 "invalid_redirect_uri" if "redirect_uris" in exc.fields else "invalid_client_metadata"
@@ -230,15 +218,15 @@ class HermesOAuthProvider(OAuthAuthorizationServerProvider[AuthorizationCode, Re
             browser_secret=params.browser_secret,
         )
         try:
-            request_id = await self._start(ask)
+            request_id = await self.start(ask)
         except AuthorizationRefused as exc:
             raise AuthorizeError(error=cast(AuthorizationErrorCode, exc.error), error_description=exc.detail) from None
-        return f"{self._consent_url}?request={request_id}"
+        return f"{self.policy.issuer}{CONSENT_PATH}?request={request_id}"
 
     async def load_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> AuthorizationCode | None:
-        code = await self._find_code(authorization_code)
+        code = await self.find_code(authorization_code)
         if code is None:
             return None
         return AuthorizationCode(
@@ -259,12 +247,12 @@ class HermesOAuthProvider(OAuthAuthorizationServerProvider[AuthorizationCode, Re
         self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
     ) -> OAuthToken:
         try:
-            return _oauth_token(await self._exchange_code(authorization_code.code, client.client_id))
+            return _oauth_token(await self.exchange_code(authorization_code.code, client.client_id))
         except TokenRefused as exc:
             raise _token_error(exc) from None
 
     async def load_refresh_token(self, client: OAuthClientInformationFull, refresh_token: str) -> RefreshToken | None:
-        record = await self._find_refresh(refresh_token)
+        record = await self.find_refresh(refresh_token)
         if record is None:
             return None
         return RefreshToken(
@@ -280,12 +268,12 @@ class HermesOAuthProvider(OAuthAuthorizationServerProvider[AuthorizationCode, Re
         self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
     ) -> OAuthToken:
         try:
-            return _oauth_token(await self._refresh(refresh_token.token, client.client_id), scopes)
+            return _oauth_token(await self.refresh(refresh_token.token, client.client_id), scopes)
         except TokenRefused as exc:
             raise _token_error(exc) from None
 
     async def load_access_token(self, token: str) -> AccessToken | None:
-        record = await self._access.lookup(token)
+        record = await self.access.lookup(token)
         if record is None:
             return None
         return AccessToken(
@@ -298,7 +286,7 @@ class HermesOAuthProvider(OAuthAuthorizationServerProvider[AuthorizationCode, Re
         )
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
-        await self._revoke(token.token, token.client_id)
+        await self.revoke(token.token, token.client_id)
 
 
 class DigestClientAuthenticator(ClientAuthenticator):
@@ -360,16 +348,16 @@ class RevocationErrorResponse(BaseModel):
     error_description: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
 class RevocationHandler:
     """RFC 7009 token revocation; public clients authenticate with their `client_id` alone."""
 
-    def __init__(self, authenticator: DigestClientAuthenticator, revoke: RevokeToken) -> None:
-        self._authenticator = authenticator
-        self._revoke = revoke
+    authenticator: DigestClientAuthenticator
+    revoke: RevokeToken
 
     async def handle(self, request: Request) -> Response:
         try:
-            client = await self._authenticator.authenticate_request(request)
+            client = await self.authenticator.authenticate_request(request)
         except AuthenticationError as exc:
             return PydanticJSONResponse(
                 status_code=401,
@@ -384,7 +372,7 @@ class RevocationHandler:
                 headers=_NO_STORE,
             )
         # Unknown, foreign and already revoked tokens alike get a 200 (RFC 7009 section 2.2).
-        await self._revoke(token, client.client_id)
+        await self.revoke(token, client.client_id)
         return Response(status_code=200, headers=_NO_STORE)
 
 
@@ -443,43 +431,15 @@ class OAuthEntryProvider(Provider):
 
     scope = DishkaScope.APP
 
-    @provide
-    def provider(
-        self,
-        policy: OAuthPolicy,
-        find_client: FindOAuthClient,
-        register: RegisterOAuthClient,
-        start: StartAuthorization,
-        find_code: FindAuthorizationCode,
-        exchange_code: ExchangeAuthorizationCode,
-        find_refresh: FindRefreshToken,
-        refresh: RefreshAccessToken,
-        access: ResolveAccessToken,
-        revoke: RevokeToken,
-    ) -> HermesOAuthProvider:
-        return HermesOAuthProvider(
-            consent_url=policy.issuer + CONSENT_PATH,
-            find_client=find_client,
-            register=register,
-            start=start,
-            find_code=find_code,
-            exchange_code=exchange_code,
-            find_refresh=find_refresh,
-            refresh=refresh,
-            access=access,
-            revoke=revoke,
-        )
+    provider = provide(HermesOAuthProvider)
 
     @provide
-    def protocol_app(
-        self, provider: HermesOAuthProvider, policy: OAuthPolicy, settings: Settings, revoke: RevokeToken
-    ) -> OAuthProtocolApp:
-        return build_protocol_app(provider, policy, settings, revoke)
+    def protocol_app(self, provider: HermesOAuthProvider, settings: Settings) -> OAuthProtocolApp:
+        return build_protocol_app(provider, settings)
 
 
-def build_protocol_app(
-    provider: HermesOAuthProvider, policy: OAuthPolicy, settings: Settings, revoke: RevokeToken
-) -> OAuthProtocolApp:
+def build_protocol_app(provider: HermesOAuthProvider, settings: Settings) -> OAuthProtocolApp:
+    policy = provider.policy
     authenticator = DigestClientAuthenticator(provider)
     resource_metadata = _metadata_endpoint(ProtectedResourceMetadataHandler(protected_resource_metadata(policy)).handle)
     get, post = ["GET", "OPTIONS"], ["POST", "OPTIONS"]
@@ -507,7 +467,7 @@ def build_protocol_app(
             ),
             Route(
                 REVOKE_PATH,
-                _protocol_endpoint(RevocationHandler(authenticator, revoke).handle, settings.max_body_bytes),
+                _protocol_endpoint(RevocationHandler(authenticator, provider.revoke).handle, settings.max_body_bytes),
                 methods=post,
             ),
         ]

@@ -18,6 +18,16 @@ from hermes.entrypoints.http.schemas import CreateCustomerBody, CustomerView, Ne
 CustomerId = Annotated[str, PathParameter(max_length=64)]
 
 
+def _customer_action(action: str, use_case: type) -> post:
+    """`POST /admin/customers/{id}/{action}`: one use case on one customer, described by its docstring."""
+    return post(
+        f"/{{customer_id:str}}/{action}",
+        status_code=200,
+        description=use_case.__doc__,
+        responses=problem_responses(404),
+    )
+
+
 class AdminApi(Controller):
     path = "/admin/customers"
     tags = ["operator"]
@@ -45,22 +55,12 @@ class AdminApi(Controller):
     async def get_customer(self, customer_id: CustomerId, get_customer: FromDishka[GetCustomer]) -> CustomerView:
         return CustomerView.of(await get_customer(customer_id))
 
-    @post(
-        "/{customer_id:str}/deactivate",
-        status_code=200,
-        description=DeactivateCustomer.__doc__,
-        responses=problem_responses(404),
-    )
+    @_customer_action("deactivate", DeactivateCustomer)
     @inject
     async def deactivate(self, customer_id: CustomerId, deactivate: FromDishka[DeactivateCustomer]) -> CustomerView:
         return CustomerView.of(await deactivate(customer_id))
 
-    @post(
-        "/{customer_id:str}/rotate-key",
-        status_code=200,
-        description=RotateApiKey.__doc__,
-        responses=problem_responses(404),
-    )
+    @_customer_action("rotate-key", RotateApiKey)
     @inject
     async def rotate_key(self, customer_id: CustomerId, rotate: FromDishka[RotateApiKey]) -> RotatedKey:
         return RotatedKey(id=customer_id, api_key=await rotate(customer_id))

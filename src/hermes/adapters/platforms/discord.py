@@ -13,6 +13,7 @@ import httpx
 import msgspec
 from msgspec import Meta
 
+from hermes.adapters.platforms.answers import read, read_or_none
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.declaration import declare
@@ -24,7 +25,6 @@ from hermes.adapters.platforms.http import (
     header_wait,
     rate_limited,
     reconnect,
-    unexpected,
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
@@ -131,15 +131,8 @@ _decode_failure = msgspec.json.Decoder(_Failure).decode
 _FIELD_NAMES = {"content": "content", "message_reference": "reply_to", "before": "before", "limit": "limit"}
 
 
-def _failure(reply: Reply) -> _Failure | None:
-    try:
-        return _decode_failure(reply.body)
-    except msgspec.DecodeError:
-        return None
-
-
 def _wait(reply: Reply) -> float | None:
-    failure = _failure(reply)
+    failure = read_or_none(_decode_failure, reply.body)
     if failure is not None and failure.retry_after is not None:
         return max(0.0, failure.retry_after)
     reset_after = reply.headers.get("x-ratelimit-reset-after")
@@ -168,7 +161,7 @@ def _form_errors(errors: Any, path: str = "") -> list[str]:
 
 
 def _explain(reply: Reply) -> PlatformRejected:
-    failure = _failure(reply)
+    failure = read_or_none(_decode_failure, reply.body)
     if failure is None:
         return fallback(P, reply)
     c = failure.code
@@ -249,10 +242,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         reply = await client.call(
             "POST", f"{base}/channels/{args.channel_id}/messages", headers=headers(creds), json=body
         )
-        try:
-            message = _decode_message(reply.body)
-        except msgspec.DecodeError:
-            raise unexpected(P, "the message") from None
+        message = read(P, _decode_message, reply.body, "the message")
         return {"success": True, "message_id": message.id, "channel_id": message.channel_id or args.channel_id}
 
     async def read_messages(args: ReadMessagesArgs, creds: Credentials) -> dict[str, Any]:
@@ -262,10 +252,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         reply = await client.call(
             "GET", f"{base}/channels/{args.channel_id}/messages", headers=headers(creds), params=params
         )
-        try:
-            messages = _decode_messages(reply.body)
-        except msgspec.DecodeError:
-            raise unexpected(P, "the messages") from None
+        messages = read(P, _decode_messages, reply.body, "the messages")
         return {
             "success": True,
             "messages": [_message_view(m) for m in messages],

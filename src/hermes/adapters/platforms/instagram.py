@@ -14,10 +14,11 @@ import httpx
 import msgspec
 from msgspec import Meta
 
+from hermes.adapters.platforms.answers import read
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.declaration import declare
-from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, unexpected
+from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback
 from hermes.adapters.platforms.inbound import RoutedInbound
 from hermes.adapters.platforms.instagram_webhook import decode_instagram
 from hermes.adapters.platforms.managed_oauth import Endpoints, OAuthFacts, TokenCall
@@ -179,10 +180,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 params={"fields": "status_code"},
                 deadline=deadline,
             )
-            try:
-                status = _decode_status(reply.body).status_code
-            except msgspec.DecodeError:
-                raise unexpected(P, "the container status") from None
+            status = read(P, _decode_status, reply.body, "the container status").status_code
             if status in ("FINISHED", "PUBLISHED"):
                 return
             if status in ("ERROR", "EXPIRED"):
@@ -205,10 +203,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         if args.caption is not None:
             body["caption"] = args.caption
         reply = await client.call("POST", f"{base}/{user}/media", headers=headers(creds), json=body, deadline=deadline)
-        try:
-            container = _decode_id(reply.body).id
-        except msgspec.DecodeError:
-            raise unexpected(P, "the media container") from None
+        container = read(P, _decode_id, reply.body, "the media container").id
         await wait_until_finished(container, creds, deadline)
         reply = await client.call(
             "POST",
@@ -217,10 +212,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
             params={"creation_id": container},
             deadline=deadline,
         )
-        try:
-            media = _decode_id(reply.body).id
-        except msgspec.DecodeError:
-            raise unexpected(P, "the published post") from None
+        media = read(P, _decode_id, reply.body, "the published post").id
         return {"success": True, "media_id": media, "container_id": container}
 
     async def list_media(args: ListMediaArgs, creds: Credentials) -> dict[str, Any]:
@@ -228,10 +220,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         if args.after is not None:
             params["after"] = args.after
         reply = await client.call("GET", f"{base}/{creds['igUserId']}/media", headers=headers(creds), params=params)
-        try:
-            page = _decode_page(reply.body)
-        except msgspec.DecodeError:
-            raise unexpected(P, "the media list") from None
+        page = read(P, _decode_page, reply.body, "the media list")
         media = [
             {
                 "media_id": m.id,

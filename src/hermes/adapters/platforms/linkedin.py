@@ -15,6 +15,7 @@ import httpx
 import msgspec
 from msgspec import Meta
 
+from hermes.adapters.platforms.answers import read, read_or_none
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.declaration import declare
@@ -86,9 +87,8 @@ def escape_little(text: str) -> str:
 
 
 def _explain(reply: Reply) -> PlatformRejected:
-    try:
-        failure = _decode_failure(reply.body)
-    except msgspec.DecodeError:
+    failure = read_or_none(_decode_failure, reply.body)
+    if failure is None:
         return fallback(P, reply)
     status = failure.status or reply.status
     code = failure.code or (str(failure.serviceErrorCode) if failure.serviceErrorCode is not None else f"http_{status}")
@@ -151,10 +151,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         reply = await client.call(
             "GET", f"{base}/v2/userinfo", headers={"Authorization": f"Bearer {creds['accessToken']}"}, deadline=deadline
         )
-        try:
-            return _decode_userinfo(reply.body).sub
-        except msgspec.DecodeError:
-            raise unexpected(P, "the member profile (/v2/userinfo)") from None
+        return read(P, _decode_userinfo, reply.body, "the member profile (/v2/userinfo)").sub
 
     async def author(creds: Credentials, deadline: float) -> str:
         configured = creds.get("authorUrn")

@@ -16,6 +16,7 @@ import httpx
 import msgspec
 from msgspec import Meta
 
+from hermes.adapters.platforms.answers import read, read_or_none
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.declaration import declare
@@ -27,12 +28,11 @@ from hermes.adapters.platforms.http import (
     header_wait,
     rate_limited,
     reconnect,
-    unexpected,
 )
 from hermes.adapters.platforms.inbound import RoutedInbound
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
-from hermes.adapters.platforms.telegram_webhook import decode_telegram
+from hermes.adapters.platforms.telegram_webhook import Message, decode_telegram
 from hermes.adapters.platforms.webhook_auth import secret_header
 from hermes.application.route_secrets import WEBHOOK_SECRET
 from hermes.application.untrusted import UntrustedText
@@ -105,46 +105,18 @@ class UpdatesResult(msgspec.Struct):
     ]
 
 
-class _Chat(msgspec.Struct):
-    id: int
-    type: str = ""
-    title: str | None = None
-    username: str | None = None
-
-
-class _User(msgspec.Struct):
-    id: int
-    username: str | None = None
-    first_name: str = ""
-    last_name: str | None = None
-
-
-class _ReplyTo(msgspec.Struct):
-    message_id: int
-
-
-class _Message(msgspec.Struct):
-    message_id: int
-    chat: _Chat
-    date: int = 0
-    text: str | None = None
-    caption: str | None = None
-    from_: _User | None = msgspec.field(default=None, name="from")
-    reply_to_message: _ReplyTo | None = None
-
-
 class _Sent(msgspec.Struct):
-    result: _Message
+    result: Message
 
 
 class _Update(msgspec.Struct):
     update_id: int
-    message: _Message | None = None
-    edited_message: _Message | None = None
-    channel_post: _Message | None = None
-    edited_channel_post: _Message | None = None
-    business_message: _Message | None = None
-    edited_business_message: _Message | None = None
+    message: Message | None = None
+    edited_message: Message | None = None
+    channel_post: Message | None = None
+    edited_channel_post: Message | None = None
+    business_message: Message | None = None
+    edited_business_message: Message | None = None
     callback_query: dict[str, Any] | None = None
     inline_query: dict[str, Any] | None = None
     message_reaction: dict[str, Any] | None = None
@@ -193,15 +165,8 @@ _OTHER_KINDS = (
 )
 
 
-def _failure(reply: Reply) -> _Failure | None:
-    try:
-        return _decode_failure(reply.body)
-    except msgspec.DecodeError:
-        return None
-
-
 def _wait(reply: Reply) -> float | None:
-    failure = _failure(reply)
+    failure = read_or_none(_decode_failure, reply.body)
     if failure is not None and failure.parameters is not None and failure.parameters.retry_after is not None:
         return max(0.0, failure.parameters.retry_after)
     return header_wait(reply)
@@ -250,7 +215,7 @@ _BY_DESCRIPTION: tuple[tuple[str, str, str], ...] = (
 
 
 def _explain(reply: Reply) -> PlatformRejected:
-    failure = _failure(reply)
+    failure = read_or_none(_decode_failure, reply.body)
     if failure is None:
         return fallback(P, reply)
     status = failure.error_code or reply.status
@@ -282,7 +247,7 @@ def _explain(reply: Reply) -> PlatformRejected:
 def _update_view(update: _Update) -> dict[str, Any]:
     view: dict[str, Any] = {"update_id": update.update_id, "type": "unknown"}
     for kind in _MESSAGE_KINDS:
-        message: _Message | None = getattr(update, kind)
+        message: Message | None = getattr(update, kind)
         if message is None:
             continue
         view["type"] = kind
@@ -328,10 +293,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         if args.reply_to is not None:
             body["reply_parameters"] = {"message_id": args.reply_to}
         reply = await client.call("POST", url(creds, "sendMessage"), headers=json_headers, json=body)
-        try:
-            message = _decode_sent(reply.body).result
-        except msgspec.DecodeError:
-            raise unexpected(P, "the message") from None
+        message = read(P, _decode_sent, reply.body, "the message").result
         return {"success": True, "message_id": message.message_id, "chat_id": message.chat.id, "date": message.date}
 
     async def get_updates(args: GetUpdatesArgs, creds: Credentials) -> dict[str, Any]:
@@ -345,10 +307,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
                 fix="read them with inbox_list (platform telegram)",
             )
         reply = await client.call("GET", url(creds, "getUpdates"), headers={}, params=params)
-        try:
-            updates = _decode_updates(reply.body).result
-        except msgspec.DecodeError:
-            raise unexpected(P, "the updates") from None
+        updates = read(P, _decode_updates, reply.body, "the updates").result
         views = [_update_view(u) for u in updates]
         next_offset = max(u.update_id for u in updates) + 1 if updates else None
         return {"success": True, "updates": views, "next_offset": next_offset}

@@ -21,29 +21,33 @@ from hermes.domain.platform import Platform
 _MAX_TEXT = 65536
 
 
-class _Chat(msgspec.Struct):
+# Telegram's Message, as the webhook delivers it and as telegram_get_updates and sendMessage answer it.
+class Chat(msgspec.Struct):
     id: int | str
+    type: str = ""
+    title: str | None = None
+    username: str | None = None
 
 
-class _User(msgspec.Struct):
+class User(msgspec.Struct):
     id: int | str
     first_name: str = ""
     last_name: str | None = None
     username: str | None = None
 
 
-class _ReplyTo(msgspec.Struct):
+class ReplyTo(msgspec.Struct):
     message_id: int
 
 
-class _Message(msgspec.Struct):
+class Message(msgspec.Struct):
     message_id: int
-    chat: _Chat
+    chat: Chat
     date: int = 0
     text: str | None = None
     caption: str | None = None
-    from_: _User | None = msgspec.field(default=None, name="from")
-    reply_to_message: _ReplyTo | None = None
+    from_: User | None = msgspec.field(default=None, name="from")
+    reply_to_message: ReplyTo | None = None
     photo: list[dict[str, Any]] | None = None
     document: dict[str, Any] | None = None
     voice: dict[str, Any] | None = None
@@ -54,10 +58,10 @@ class _Message(msgspec.Struct):
 
 class _Update(msgspec.Struct):
     update_id: int = 0
-    message: _Message | None = None
-    edited_message: _Message | None = None
-    channel_post: _Message | None = None
-    business_message: _Message | None = None
+    message: Message | None = None
+    edited_message: Message | None = None
+    channel_post: Message | None = None
+    business_message: Message | None = None
 
 
 class _Envelope(msgspec.Struct):
@@ -69,7 +73,7 @@ _decoder = msgspec.json.Decoder(_Envelope)
 _MEDIA = ("document", "voice", "video", "audio", "sticker")
 
 
-def _media(message: _Message) -> MediaRef | None:
+def _media(message: Message) -> MediaRef | None:
     if message.photo:
         largest = message.photo[-1]  # Telegram lists the sizes smallest first
         file_id = largest.get("file_id")
@@ -89,14 +93,14 @@ def _media(message: _Message) -> MediaRef | None:
     return None
 
 
-def _name(user: _User | None) -> str | None:
+def _name(user: User | None) -> str | None:
     if user is None:
         return None
     name = " ".join(p for p in (user.first_name, user.last_name) if p) or user.username
     return name[:256] if name else None
 
 
-def _inbound(message: _Message, bot: str) -> InboundMessage:
+def _inbound(message: Message, bot: str) -> InboundMessage:
     media = _media(message)
     sender = message.from_.id if message.from_ is not None else message.chat.id
     text = message.text or message.caption

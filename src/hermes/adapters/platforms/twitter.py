@@ -13,6 +13,7 @@ import httpx
 import msgspec
 from msgspec import Meta
 
+from hermes.adapters.platforms.answers import read, read_or_none
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.declaration import declare
@@ -24,7 +25,6 @@ from hermes.adapters.platforms.http import (
     header_wait,
     rate_limited,
     reconnect,
-    unexpected,
 )
 from hermes.adapters.platforms.managed_oauth import Endpoints, OAuthFacts
 from hermes.adapters.platforms.registry import PlatformPlugin
@@ -163,9 +163,8 @@ def _wait(reply: Reply) -> float | None:
 
 
 def _explain(reply: Reply) -> PlatformRejected:
-    try:
-        problem = _decode_problem(reply.body)
-    except msgspec.DecodeError:
+    problem = read_or_none(_decode_problem, reply.body)
+    if problem is None:
         return fallback(P, reply)
     words = " ".join(
         filter(None, [problem.detail, *[e.message or e.detail or "" for e in problem.errors if e is not None]])
@@ -229,18 +228,12 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         if args.reply_to is not None:
             body["reply"] = {"in_reply_to_tweet_id": args.reply_to}
         reply = await client.call("POST", f"{base}/2/tweets", headers=headers(creds), json=body)
-        try:
-            posted = _decode_posted(reply.body).data
-        except msgspec.DecodeError:
-            raise unexpected(P, "the post") from None
+        posted = read(P, _decode_posted, reply.body, "the post").data
         return {"success": True, "tweet_id": posted.id, "url": f"https://x.com/i/web/status/{posted.id}"}
 
     async def delete_tweet(args: DeleteTweetArgs, creds: Credentials) -> dict[str, Any]:
         reply = await client.call("DELETE", f"{base}/2/tweets/{args.tweet_id}", headers=headers(creds))
-        try:
-            deleted = _decode_deleted(reply.body).data.deleted
-        except msgspec.DecodeError:
-            raise unexpected(P, "the deletion") from None
+        deleted = read(P, _decode_deleted, reply.body, "the deletion").data.deleted
         if not deleted:
             raise PlatformRejected(
                 P.value,
@@ -259,10 +252,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         if args.next_token is not None:
             params["next_token"] = args.next_token
         reply = await client.call("GET", f"{base}/2/tweets/search/recent", headers=headers(creds), params=params)
-        try:
-            found = _decode_search(reply.body)
-        except msgspec.DecodeError:
-            raise unexpected(P, "the search") from None
+        found = read(P, _decode_search, reply.body, "the search")
         tweets = [
             {"tweet_id": t.id, "text": t.text, "author_id": t.author_id, "created_at": t.created_at} for t in found.data
         ]

@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType, RequestEncodingType
 from litestar.params import Body, PathParameter
 from litestar.response import Template
@@ -322,6 +322,10 @@ def _account_named(name: str | None) -> str:
         raise _Answered(_message(400, "Not an account name", exc.detail)) from None
 
 
+# What a page handler takes to run only for a signed-in customer (and a post only from its own form).
+SignedIn = NamedDependency[Visit]
+
+
 class ConsolePages(Controller):
     """The customer's own pages (HTML, not part of the JSON API)."""
 
@@ -394,7 +398,7 @@ class ConsolePages(Controller):
     @post("/sign-out", status_code=200)
     @inject
     async def sign_out(
-        self, visit: Visit, sign_out: FromDishka[SignOutOfConsole], policy: FromDishka[ConsolePolicy]
+        self, visit: SignedIn, sign_out: FromDishka[SignOutOfConsole], policy: FromDishka[ConsolePolicy]
     ) -> Page:
         await sign_out(visit.session_id)
         return _done(SIGN_IN, "signed_out", cookies=[_cookie(policy, session_cookie_name(policy), "", 0)])
@@ -404,7 +408,7 @@ class ConsolePages(Controller):
     @get("/")
     @inject
     async def overview(
-        self, visit: Visit, get_usage: FromDishka[GetUsage], get_connections: FromDishka[GetConnections]
+        self, visit: SignedIn, get_usage: FromDishka[GetUsage], get_connections: FromDishka[GetConnections]
     ) -> Page:
         usage = await get_usage(visit.customer)
         connected = [p.display_name for p, on in (await get_connections(visit.customer.id)).items() if on]
@@ -426,7 +430,7 @@ class ConsolePages(Controller):
     async def accounts(
         self,
         request: Request[Any, Any, Any],
-        visit: Visit,
+        visit: SignedIn,
         list_accounts: FromDishka[ListAccounts],
         authorization: FromDishka[PlatformAuthorization],
     ) -> Page:
@@ -439,7 +443,7 @@ class ConsolePages(Controller):
         self,
         request: Request[Any, Any, Any],
         platform: Annotated[str, PathParameter()],
-        visit: Visit,
+        visit: SignedIn,
         create_link: FromDishka[CreateConnectLink],
     ) -> Page:
         # A plain link, not a form: a form's redirect to the platform would need it in form-action. The
@@ -509,7 +513,7 @@ class ConsolePages(Controller):
         self,
         platform: Annotated[str, PathParameter()],
         data: FormData,
-        visit: Visit,
+        visit: SignedIn,
         connect: FromDishka[ConnectPlatform],
         list_accounts: FromDishka[ListAccounts],
     ) -> Page:
@@ -545,7 +549,7 @@ class ConsolePages(Controller):
         self,
         platform: Annotated[str, PathParameter()],
         data: FormData,
-        visit: Visit,
+        visit: SignedIn,
         disconnect: FromDishka[DisconnectPlatform],
     ) -> Page:
         target, account = _platform_named(platform), _account_named(data.get("account"))
@@ -558,7 +562,7 @@ class ConsolePages(Controller):
     async def conversations(
         self,
         request: Request[Any, Any, Any],
-        visit: Visit,
+        visit: SignedIn,
         list_conversations: FromDishka[ListConversations],
     ) -> Page:
         cursor = request.query_params.get("cursor") or None
@@ -594,7 +598,7 @@ class ConsolePages(Controller):
         self,
         request: Request[Any, Any, Any],
         conversation_id: Annotated[str, PathParameter()],
-        visit: Visit,
+        visit: SignedIn,
         read_conversation: FromDishka[ReadConversation],
     ) -> Page:
         cursor = request.query_params.get("cursor") or None
@@ -637,7 +641,7 @@ class ConsolePages(Controller):
     async def approvals(
         self,
         request: Request[Any, Any, Any],
-        visit: Visit,
+        visit: SignedIn,
         list_pending: FromDishka[ListPendingSends],
     ) -> Page:
         approvals = [
@@ -658,7 +662,7 @@ class ConsolePages(Controller):
         self,
         request: Request[Any, Any, Any],
         approval_id: Annotated[str, PathParameter()],
-        visit: Visit,
+        visit: SignedIn,
         review: FromDishka[ReviewPendingSend],
     ) -> Page:
         return await self._approval_page(visit, review, approval_id, notice=_notice(request))
@@ -698,7 +702,7 @@ class ConsolePages(Controller):
         self,
         approval_id: Annotated[str, PathParameter()],
         decision: Annotated[str, PathParameter()],
-        visit: Visit,
+        visit: SignedIn,
         decide: FromDishka[DecidePendingSend],
         review: FromDishka[ReviewPendingSend],
     ) -> Page:
@@ -717,7 +721,7 @@ class ConsolePages(Controller):
     async def audit(
         self,
         request: Request[Any, Any, Any],
-        visit: Visit,
+        visit: SignedIn,
         list_audit_log: FromDishka[ListAuditLog],
     ) -> Page:
         asked = request.query_params.get("date") or ""
@@ -758,7 +762,7 @@ class ConsolePages(Controller):
     async def apps(
         self,
         request: Request[Any, Any, Any],
-        visit: Visit,
+        visit: SignedIn,
         list_clients: FromDishka[ListAuthorizedClients],
     ) -> Page:
         clients = [
@@ -774,7 +778,7 @@ class ConsolePages(Controller):
 
     @post("/apps/revoke", status_code=200)
     @inject
-    async def revoke_app(self, data: FormData, visit: Visit, revoke: FromDishka[RevokeAuthorizedClient]) -> Page:
+    async def revoke_app(self, data: FormData, visit: SignedIn, revoke: FromDishka[RevokeAuthorizedClient]) -> Page:
         try:
             await revoke(visit.customer.id, data.get("client_id", ""))
         except NotFound:
@@ -787,7 +791,7 @@ class ConsolePages(Controller):
     async def callback(
         self,
         request: Request[Any, Any, Any],
-        visit: Visit,
+        visit: SignedIn,
         get_callback: FromDishka[GetCallback],
     ) -> Page:
         return await self._callback_page(visit, get_callback, notice=_notice(request))
@@ -846,7 +850,7 @@ class ConsolePages(Controller):
     async def set_callback(
         self,
         data: FormData,
-        visit: Visit,
+        visit: SignedIn,
         register: FromDishka[RegisterCallback],
         get_callback: FromDishka[GetCallback],
         worker: FromDishka[CallbackWorker],
@@ -864,7 +868,7 @@ class ConsolePages(Controller):
 
     @post("/callback/remove", status_code=200)
     @inject
-    async def remove_callback(self, visit: Visit, remove: FromDishka[RemoveCallback]) -> Page:
+    async def remove_callback(self, visit: SignedIn, remove: FromDishka[RemoveCallback]) -> Page:
         await remove(visit.customer.id)
         return _done(f"{CONSOLE}/callback", "callback_removed")
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from litestar import Request
+from litestar import Litestar, Request
+from litestar.testing import AsyncTestClient
 
 from hermes.adapters.memory.console_sessions import InMemoryConsoleSessionStore
+from hermes.adapters.sql.migrate import upgrade_url
 from hermes.application.ports.console import ConsoleSessionStore
 from hermes.application.use_cases.deactivate_customer import DeactivateCustomer
 from hermes.application.use_cases.find_console_session import FindConsoleSession
@@ -20,8 +25,10 @@ from hermes.domain.customer import Customer
 from hermes.domain.errors import RateLimited, Unauthorized
 from hermes.domain.plan import Plan
 from hermes.domain.platform import Platform
-from hermes.entrypoints.http.console import field_label, same_origin
+from hermes.entrypoints.http.app import make_app
+from hermes.entrypoints.http.console import CONSOLE, SIGN_IN, STYLE_SHEET, field_label, same_origin
 from tests.contracts.console import ConsoleSessionStoreContract
+from tests.support import ADMIN_TOKEN, make_settings
 from tests.unit.conftest import World
 
 
@@ -220,3 +227,57 @@ def test_connect_form_labels_come_from_the_credential_schemas() -> None:
     email = {f.name: f for f in Platform.EMAIL.credentials.fields}
     assert email["smtpSecurity"].choices == ("ssl", "starttls", "none")
     assert email["imapSecurity"].choices == ("ssl", "starttls", "none") and not email["imapSecurity"].required
+
+
+@pytest.fixture
+async def app_client(tmp_path: Path) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hermes.db'}"
+    await upgrade_url(url)
+    app = make_app(make_settings(HERMES_DATABASE_URL=url, HERMES_PUBLIC_URL="http://testserver.local"), env={})
+    async with AsyncTestClient(app) as client:
+        client.follow_redirects = False
+        yield client
+
+
+def _console_routes(app: Litestar, method: str) -> list[str]:
+    """Every console page answering `method`, read from the app, with sample path parameters filled in."""
+    samples = {"platform": "telegram", "decision": "approve"}
+    paths = [r.path for r in app.routes if r.path.startswith(CONSOLE) and method in getattr(r, "methods", ())]
+    return [re.sub(r"\{(\w+):str\}", lambda m: samples.get(m[1], "x1"), p) for p in paths]
+
+
+async def test_every_console_page_runs_only_for_a_signed_in_customer_and_every_form_only_from_its_page(
+    app_client: AsyncTestClient[Litestar],
+) -> None:
+    made = await app_client.post(
+        "/admin/customers",
+        json={"email": "o@example.com", "plan": "pro"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    key = made.json()["apiKey"]
+    own = {"Origin": "http://testserver.local"}
+    pages = [p for p in _console_routes(app_client.app, "GET") if p not in (SIGN_IN, STYLE_SHEET)]
+    forms = [p for p in _console_routes(app_client.app, "POST") if p != SIGN_IN]
+    assert len(pages) >= 10 and len(forms) >= 6
+
+    for page in pages:
+        answer = await app_client.get(page)
+        assert answer.status_code == 303 and answer.headers["location"].startswith(SIGN_IN), page
+    for form in forms:
+        answer = await app_client.post(form, data={"csrf": "x"}, headers=own)
+        assert answer.status_code == 303 and answer.headers["location"] == SIGN_IN, form
+
+    sign_in = await app_client.get(SIGN_IN)
+    browser = re.search(r'name="csrf" value="([^"]+)"', sign_in.text)
+    assert browser is not None
+    signed_in = await app_client.post(SIGN_IN, data={"csrf": browser[1], "api_key": key}, headers=own)
+    assert signed_in.status_code == 303
+    overview = await app_client.get(CONSOLE)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', overview.text)
+    assert overview.status_code == 200 and csrf is not None
+    for form in forms:
+        for data, headers in (({"csrf": csrf[1]}, {"Origin": "https://evil.example"}), ({"csrf": "x"}, own), ({}, own)):
+            refused = await app_client.post(form, data=data, headers=headers)
+            assert refused.status_code == 403 and "This form cannot be accepted" in refused.text, (form, data, headers)
+    # Nothing a refused form asked for happened: the session it would have ended still opens pages.
+    assert (await app_client.get(CONSOLE)).status_code == 200

@@ -36,7 +36,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote
 
 from dishka import AsyncContainer, Provider, provide
@@ -84,7 +84,15 @@ from hermes.application.use_cases.revoke_token import RevokeToken
 from hermes.application.use_cases.start_authorization import AuthorizationAsk, StartAuthorization
 from hermes.domain.address_limits import AddressBucket
 from hermes.domain.errors import Invalid
-from hermes.domain.oauth import AuthorizationRefused, OAuthClient, OAuthPolicy, TokenPair, TokenRefused, digest_secret
+from hermes.domain.oauth import (
+    AuthorizationRefused,
+    IssuedToken,
+    OAuthClient,
+    OAuthPolicy,
+    TokenPair,
+    TokenRefused,
+    digest_secret,
+)
 from hermes.entrypoints.http.address_limits import ADDRESS_LIMIT, limit_by_address
 from hermes.entrypoints.http.body_cap import BodyCap
 from hermes.entrypoints.settings import Settings
@@ -160,6 +168,23 @@ def _oauth_token(pair: TokenPair, scopes: list[str] | None = None) -> OAuthToken
         expires_in=pair.expires_in,
         refresh_token=pair.refresh_token,
         scope=" ".join(granted) or None,
+    )
+
+
+SdkToken = TypeVar("SdkToken", AccessToken, RefreshToken)
+
+
+def _sdk_token(kind: type[SdkToken], token: str, record: IssuedToken | None) -> SdkToken | None:
+    """The SDK's view of a live access or refresh token Hermes issued; None when there is none."""
+    if record is None:
+        return None
+    return kind(
+        token=token,
+        client_id=record.client_id,
+        scopes=list(record.scopes),
+        expires_at=int(record.expires_at.timestamp()),
+        resource=record.resource,
+        subject=record.customer_id,
     )
 
 
@@ -252,17 +277,7 @@ class HermesOAuthProvider(OAuthAuthorizationServerProvider[AuthorizationCode, Re
             raise _token_error(exc) from None
 
     async def load_refresh_token(self, client: OAuthClientInformationFull, refresh_token: str) -> RefreshToken | None:
-        record = await self.find_refresh(refresh_token)
-        if record is None:
-            return None
-        return RefreshToken(
-            token=refresh_token,
-            client_id=record.client_id,
-            scopes=list(record.scopes),
-            expires_at=int(record.expires_at.timestamp()),
-            resource=record.resource,
-            subject=record.customer_id,
-        )
+        return _sdk_token(RefreshToken, refresh_token, await self.find_refresh(refresh_token))
 
     async def exchange_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
@@ -273,17 +288,7 @@ class HermesOAuthProvider(OAuthAuthorizationServerProvider[AuthorizationCode, Re
             raise _token_error(exc) from None
 
     async def load_access_token(self, token: str) -> AccessToken | None:
-        record = await self.access.lookup(token)
-        if record is None:
-            return None
-        return AccessToken(
-            token=token,
-            client_id=record.client_id,
-            scopes=list(record.scopes),
-            expires_at=int(record.expires_at.timestamp()),
-            resource=record.resource,
-            subject=record.customer_id,
-        )
+        return _sdk_token(AccessToken, token, await self.access.lookup(token))
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         await self.revoke(token.token, token.client_id)

@@ -159,6 +159,7 @@ def test_serve_refuses_to_start_without_a_valid_encryption_key(workdir: Path) ->
     assert "Traceback" not in malformed.stderr
 
 
+@pytest.mark.timeout(300)  # two CLI runs and two server starts, each a fresh Python process
 def test_embedded_mode_keeps_an_account_that_needs_reauth_across_a_restart(workdir: Path) -> None:
     from tests.fakes.telegram import FakeTelegram
 

@@ -90,6 +90,31 @@ class CredentialStoreContract:
         assert seen[(b, Platform.LINKEDIN, "default")] == b"2"
         assert seen[(b, Platform.LINKEDIN, "work")] == b"3"
 
+    async def test_pages_walk_every_account_and_resume_from_any_position(
+        self, credential_store: CredentialStore
+    ) -> None:
+        a, b = uid(), uid()
+        ours = {(a, p, "default") for p in (Platform.TELEGRAM, Platform.EMAIL, Platform.DISCORD)}
+        ours |= {(b, Platform.WHATSAPP, n) for n in ("default", "shop", "home")}
+        for customer_id, platform, account in ours:
+            await credential_store.put(customer_id, platform, b"e", account)
+        steps: list[tuple[str, list[tuple[str, Platform, str]]]] = []  # (where a step started, what it listed)
+        position: str | None = ""
+        while position is not None:
+            page = await credential_store.page(position, 2)
+            steps.append((position, page.accounts))
+            position = page.next
+        assert ours <= {listed for _, accounts in steps for listed in accounts}
+        # Taken up half-way (as another process would, from the recorded position), the walk still ends with all.
+        half = len(steps) // 2
+        position = steps[half][0]
+        rest: set[tuple[str, Platform, str]] = set()
+        while position is not None:
+            page = await credential_store.page(position, 2)
+            rest |= set(page.accounts)
+            position = page.next
+        assert ours <= {listed for _, accounts in steps[:half] for listed in accounts} | rest
+
     async def test_accounts_are_separate_and_the_default_keeps_its_place(
         self, credential_store: CredentialStore
     ) -> None:

@@ -157,3 +157,43 @@ def test_serve_refuses_to_start_without_a_valid_encryption_key(workdir: Path) ->
     assert malformed.returncode != 0
     assert "HERMES_ENCRYPTION_KEYS" in malformed.stderr
     assert "Traceback" not in malformed.stderr
+
+
+@pytest.mark.timeout(300)  # two CLI runs and two server starts, each a fresh Python process
+def test_embedded_mode_keeps_an_account_that_needs_reauth_across_a_restart(workdir: Path) -> None:
+    from tests.fakes.telegram import FakeTelegram
+
+    with FakeTelegram() as telegram:
+        env = clean_env(HERMES_TELEGRAM_API_BASE=telegram.base_url, HERMES_ALLOW_PRIVATE_NETWORKS="true")
+        assert run(["init"], workdir, env).returncode == 0
+        dotenv = (workdir / ".env").read_text()
+        token = next(line.split("=", 1)[1] for line in dotenv.splitlines() if line.startswith("HERMES_ADMIN_TOKEN="))
+        assert run(["db", "upgrade"], workdir, env).returncode == 0
+        bot = telegram.add_bot()
+        telegram.add_chat(bot, 4242)
+
+        server = Served(workdir, env)
+        try:
+            admin = {"Authorization": f"Bearer {token}"}
+            created = httpx.post(
+                f"{server.url}/admin/customers", json={"email": "h@example.com", "plan": "free"}, headers=admin
+            ).json()
+            key = {"x-api-key": created["apiKey"]}
+            assert httpx.post(f"{server.url}/api/connect/telegram", json={"botToken": bot}, headers=key).is_success
+            telegram.revoke(bot)  # the owner revoked the bot: Telegram answers 401
+            sent = httpx.post(
+                f"{server.url}/api/tools/telegram_send_message", json={"chat_id": 4242, "text": "hi"}, headers=key
+            )
+            assert sent.status_code == 502, sent.text
+            before = httpx.get(f"{server.url}/api/connections", headers=key).json()["accounts"]
+        finally:
+            server.stop()
+        assert [(a["platform"], a["status"]) for a in before] == [("telegram", "needs_reauth")]
+
+        again = Served(workdir, env)
+        try:
+            after = httpx.get(f"{again.url}/api/connections", headers=key).json()["accounts"]
+        finally:
+            again.stop()
+    assert after == before  # status, error, times: all as the first process left them
+    assert after[0]["lastError"] and after[0]["lastCheckedAt"] and after[0]["connectedAt"]

@@ -9,14 +9,18 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hermes.adapters.redis.account_health import RedisBackfillProgress, RedisHealthSchedule
 from hermes.adapters.redis.account_routes import RedisAccountRoutes
 from hermes.adapters.redis.audit_log import RedisAuditLog
+from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache, RedisCustomerCache
 from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
+from hermes.adapters.sql.account_statuses import SqlAccountStatuses
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.stores import SqlAccountRoutes, SqlAuditLog, SqlCredentialStore, SqlUsageMeter
+from tests.contracts.account_health import BackfillProgressContract, HealthScheduleContract
 from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
 from tests.contracts.ports import (
     AccountRoutesContract,
@@ -26,7 +30,9 @@ from tests.contracts.ports import (
     CustomerDirectoryContract,
     RateLimiterContract,
     UsageMeterContract,
+    uid,
 )
+from tests.integration.redis_cluster import RedisClusterProcess, cluster_available
 
 
 class TestRedisCredentialStore(CredentialStoreContract):
@@ -253,3 +259,56 @@ class TestRedisRefreshLocks(RefreshLocksContract):
     @pytest.fixture
     def refresh_locks(self, redis: Any) -> RedisRefreshLocks:
         return RedisRefreshLocks(redis)
+
+
+class TestSqlAccountStatuses(AccountStatusesContract):
+    @pytest.fixture
+    def account_statuses(self, engine: AsyncEngine) -> SqlAccountStatuses:
+        return SqlAccountStatuses(engine)
+
+
+class TestRedisHealthSchedule(HealthScheduleContract):
+    @pytest.fixture
+    async def health_schedule(self, redis: Any) -> AsyncIterator[RedisHealthSchedule]:
+        key = f"test:{uid()}:due"  # the deployment's own schedule stays out of it
+        yield RedisHealthSchedule(redis, key=key)
+        await redis.delete(key)
+
+
+class TestRedisBackfillProgress(BackfillProgressContract):
+    @pytest.fixture
+    async def backfill_progress(self, redis: Any) -> AsyncIterator[RedisBackfillProgress]:
+        key = f"{{test:{uid()}:backfill}}"
+        yield RedisBackfillProgress(redis, key=key)
+        await redis.delete(f"{key}:done", f"{key}:lease", f"{key}:position")
+
+
+ON_A_CLUSTER = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(not cluster_available(), reason="redis-server/redis-cli not installed"),
+]
+
+
+@pytest.fixture
+async def cluster_redis(cluster: RedisClusterProcess) -> AsyncIterator[Any]:
+    client = connect(cluster.url, cluster=True)
+    yield client
+    await client.aclose()
+
+
+class TestClusterCredentialStore(CredentialStoreContract):
+    """The walk goes through every primary: accounts of many customers sit in different slots."""
+
+    pytestmark = ON_A_CLUSTER
+
+    @pytest.fixture
+    def credential_store(self, cluster_redis: Any) -> RedisCredentialStore:
+        return RedisCredentialStore(cluster_redis)
+
+
+class TestClusterBackfillProgress(BackfillProgressContract):
+    pytestmark = ON_A_CLUSTER
+
+    @pytest.fixture
+    def backfill_progress(self, cluster_redis: Any) -> RedisBackfillProgress:
+        return RedisBackfillProgress(cluster_redis, key=f"{{test:{uid()}:backfill}}")

@@ -139,21 +139,6 @@ async def test_a_store_failure_while_recording_never_hides_the_calls_own_answer(
 # --- the schedule and the background check ---------------------------------------------------------
 
 
-async def test_a_claim_takes_only_what_is_due_and_leases_it() -> None:
-    schedule = InMemoryHealthSchedule()
-    a, b = AccountRef("c1", Platform.TELEGRAM, "default"), AccountRef("c2", Platform.EMAIL, "work")
-    assert await schedule.add(a, 10.0) and await schedule.add(b, 20.0)
-    assert not await schedule.add(a, 500.0)  # an existing turn is kept
-    assert await schedule.claim(15.0, 10, lease=60.0) == [a]
-    assert await schedule.claim(15.0, 10, lease=60.0) == []  # leased: no second claimant
-    assert await schedule.claim(75.0, 10, lease=60.0) == [b, a]  # the lease ran out: claimed again
-    await schedule.remove(b)
-    await schedule.set(a, 1000.0)
-    assert await schedule.claim(999.0, 10, lease=60.0) == []
-    assert await schedule.claim(1000.0, 10, lease=60.0) == [a]
-    assert await schedule.size() == 1
-
-
 async def test_checks_are_spread_and_each_account_is_checked_at_most_once_per_interval(world: World) -> None:
     """2,000 accounts stored before checks existed, a 6-hour interval, one pass a minute for a day."""
     interval = 6 * HOUR

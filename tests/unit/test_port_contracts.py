@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hermes.adapters.memory.account_health import InMemoryBackfillProgress, InMemoryHealthSchedule
 from hermes.adapters.memory.customers import InMemoryCustomerCache, InMemoryCustomerDirectory
 from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses, InMemoryConnectRequests, InMemoryRefreshLocks
 from hermes.adapters.memory.stores import (
@@ -13,6 +14,7 @@ from hermes.adapters.memory.stores import (
     InMemoryRateLimiter,
     InMemoryUsageMeter,
 )
+from tests.contracts.account_health import BackfillProgressContract, HealthScheduleContract
 from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
 from tests.contracts.ports import (
     AccountRoutesContract,
@@ -83,3 +85,15 @@ class TestInMemoryRefreshLocks(RefreshLocksContract):
     @pytest.fixture
     def refresh_locks(self) -> InMemoryRefreshLocks:
         return InMemoryRefreshLocks()
+
+
+class TestInMemoryHealthSchedule(HealthScheduleContract):
+    @pytest.fixture
+    def health_schedule(self) -> InMemoryHealthSchedule:
+        return InMemoryHealthSchedule()
+
+
+class TestInMemoryBackfillProgress(BackfillProgressContract):
+    @pytest.fixture
+    def backfill_progress(self) -> InMemoryBackfillProgress:
+        return InMemoryBackfillProgress()

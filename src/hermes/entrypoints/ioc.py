@@ -169,6 +169,7 @@ from hermes.entrypoints.account_health import (
     EmbeddedHealthScheduleProvider,
     HealthChecker,
     RedisHealthScheduleProvider,
+    ScheduleBackfiller,
 )
 from hermes.entrypoints.approval_sweeper import ApprovalSweeper
 from hermes.entrypoints.http.client_address import TrustedProxies
@@ -741,8 +742,8 @@ class HealthCheckProvider(Provider):
     scope = Scope.APP
 
     @decorate
-    def workers(self, workers: Workers, checker: HealthChecker) -> Workers:
-        return Workers([*workers, ("account-health", checker.run)])
+    def workers(self, workers: Workers, checker: HealthChecker, backfiller: ScheduleBackfiller) -> Workers:
+        return Workers([*workers, ("account-health", checker.run), ("account-health-backfill", backfiller.run)])
 
 
 class RefreshSweepProvider(Provider):

@@ -13,13 +13,14 @@ from dataclasses import replace
 import httpx
 from dishka import Provider, Scope, decorate, provide
 
-from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses, InMemoryConnectRequests, InMemoryRefreshLocks
+from hermes.adapters.memory.managed_oauth import InMemoryConnectRequests, InMemoryRefreshLocks
 from hermes.adapters.platforms import instagram, linkedin, twitter
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.managed_oauth import ClientRegistration, HttpPlatformAuthorization, OAuthFacts
 from hermes.adapters.platforms.registry import Registry
 from hermes.adapters.redis.client import RedisClient
 from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
+from hermes.adapters.sql.account_statuses import SqlAccountStatuses
 from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.connect_link_tool import ConnectLinkTool
 from hermes.application.credential_vault import CredentialVault
@@ -156,17 +157,14 @@ class RedisManagedOAuthProvider(Provider):
 
 
 class EmbeddedManagedOAuthProvider(Provider):
-    """One process: its memory holds pending links, health records and the locks."""
+    """One process: its memory holds pending links and the locks; health records stay in the database."""
 
     scope = Scope.APP
+    statuses = provide(SqlAccountStatuses, provides=AccountStatuses)
 
     @provide
     def requests(self) -> ConnectRequests:
         return InMemoryConnectRequests()
-
-    @provide
-    def statuses(self) -> AccountStatuses:
-        return InMemoryAccountStatuses()
 
     @provide
     def locks(self) -> RefreshLocks:

@@ -1,10 +1,12 @@
-"""The health-check schedule in one process: embedded mode (one server) and unit tests."""
+"""The health-check schedule and its backfill in one process: embedded mode (one server) and unit tests."""
 
 from __future__ import annotations
 
 import heapq
+import time
+from collections.abc import Mapping
 
-from hermes.application.ports.account_health import HealthSchedule
+from hermes.application.ports.account_health import BackfillProgress, HealthSchedule
 from hermes.domain.account_health import AccountRef
 
 
@@ -20,11 +22,11 @@ class InMemoryHealthSchedule(HealthSchedule):
             self._heap = [(t, k, a) for a, t in self.due.items() for k in (a.key(),)]
             heapq.heapify(self._heap)
 
-    async def add(self, account: AccountRef, at: float) -> bool:
-        if account in self.due:
-            return False
-        self._push(account, at)
-        return True
+    async def add(self, due: Mapping[AccountRef, float]) -> int:
+        fresh = [(account, at) for account, at in due.items() if account not in self.due]
+        for account, at in fresh:
+            self._push(account, at)
+        return len(fresh)
 
     async def set(self, account: AccountRef, at: float) -> None:
         self._push(account, at)
@@ -45,3 +47,36 @@ class InMemoryHealthSchedule(HealthSchedule):
 
     async def size(self) -> int:
         return len(self.due)
+
+
+class InMemoryBackfillProgress(BackfillProgress):
+    """One process: the schedule lives as long as this record, so each start backfills once."""
+
+    def __init__(self) -> None:
+        self.finished = False
+        self.position = ""
+        self.holder: str | None = None
+        self.until = 0.0
+
+    def _held_by_another(self, holder: str) -> bool:
+        return self.holder not in (None, holder) and time.monotonic() < self.until
+
+    async def done(self) -> bool:
+        return self.finished
+
+    async def take(self, holder: str, lease: float) -> str | None:
+        if self.finished or self._held_by_another(holder):
+            return None
+        self.holder, self.until = holder, time.monotonic() + lease
+        return self.position
+
+    async def advance(self, holder: str, position: str, lease: float) -> bool:
+        if self.holder != holder or time.monotonic() >= self.until:
+            return False
+        self.position, self.until = position, time.monotonic() + lease
+        return True
+
+    async def finish(self, holder: str) -> None:
+        self.finished, self.position = True, ""
+        if self.holder == holder:
+            self.holder = None

@@ -7,8 +7,9 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 
+from hermes.adapters import account_positions
 from hermes.application.ports.audit import AuditLog
-from hermes.application.ports.credentials import CredentialStore
+from hermes.application.ports.credentials import AccountsPage, CredentialStore
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.routing import AccountRoutes
 from hermes.domain.audit import AuditEntry
@@ -47,6 +48,16 @@ class InMemoryCredentialStore(CredentialStore):
     async def scan(self) -> AsyncIterator[tuple[str, Platform, str, bytes]]:
         for (customer_id, platform, account), envelope in list(self.envelopes.items()):
             yield customer_id, platform, account, envelope
+
+    async def page(self, position: str, size: int) -> AccountsPage:
+        after = account_positions.decode(position)
+        keys = sorted((c, p.value, a) for c, p, a in self.envelopes)
+        size = max(1, size)
+        found = [k for k in keys if k > after][:size]
+        done = len(found) < size
+        return AccountsPage(
+            [(c, Platform(p), a) for c, p, a in found], None if done else account_positions.encode(found[-1])
+        )
 
 
 class InMemoryAccountRoutes(AccountRoutes):

@@ -1,8 +1,14 @@
-"""The health-check schedule in Redis, shared by every instance.
+"""The health-check schedule in Redis, shared by every instance, and its one-time backfill.
 
 | key | value | TTL |
 |---|---|---|
 | `health:due` | sorted set: `{cust}:{platform}:{account}` scored by when its next check is due (epoch s) | none |
+| `{health:backfill:v1}:done` | when the backfill finished: every stored account had a turn by then | none |
+| `{health:backfill:v1}:lease` | the token of the instance running the backfill | 30 s, renewed at each step |
+| `{health:backfill:v1}:position` | where the walk through the credentials stopped | none (removed when done) |
+
+The backfill keys share one hash tag, so each step is one script on a cluster too. Deleting
+the `done` key makes the next instance to start run the backfill again (a lost schedule).
 
 One sorted set for all customers: the checker asks "what is due now, in any
 account", which a per-customer key could not answer without a scan.
@@ -10,8 +16,11 @@ account", which a per-customer key could not answer without a scan.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
 from hermes.adapters.redis.client import RedisClient, translate_errors
-from hermes.application.ports.account_health import HealthSchedule
+from hermes.application.ports.account_health import BackfillProgress, HealthSchedule
 from hermes.domain.account_health import AccountRef
 
 KEY = "health:due"
@@ -31,9 +40,11 @@ class RedisHealthSchedule(HealthSchedule):
         self._key = key
         self._claim = redis.register_script(_CLAIM)
 
-    async def add(self, account: AccountRef, at: float) -> bool:
+    async def add(self, due: Mapping[AccountRef, float]) -> int:
+        if not due:
+            return 0
         async with translate_errors():
-            return bool(await self._redis.zadd(self._key, {account.key(): at}, nx=True))
+            return int(await self._redis.zadd(self._key, {a.key(): at for a, at in due.items()}, nx=True) or 0)
 
     async def set(self, account: AccountRef, at: float) -> None:
         async with translate_errors():
@@ -56,3 +67,62 @@ class RedisHealthSchedule(HealthSchedule):
     async def size(self) -> int:
         async with translate_errors():
             return int(await self._redis.zcard(self._key))
+
+
+BACKFILL = "{health:backfill:v1}"
+_TAKE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return redis.call('GET', KEYS[3]) or ''
+"""
+_ADVANCE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+_FINISH = """
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[3])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+
+class RedisBackfillProgress(BackfillProgress):
+    """SET NX PX lease with a random token per holder; the position moves only under the lease."""
+
+    def __init__(self, redis: RedisClient, key: str = BACKFILL) -> None:
+        self._redis = redis
+        self._done, self._lease, self._position = f"{key}:done", f"{key}:lease", f"{key}:position"
+        self._take = redis.register_script(_TAKE)
+        self._advance = redis.register_script(_ADVANCE)
+        self._finish = redis.register_script(_FINISH)
+
+    async def done(self) -> bool:
+        async with translate_errors():
+            return bool(await self._redis.exists(self._done))
+
+    async def take(self, holder: str, lease: float) -> str | None:
+        keys = [self._done, self._lease, self._position]
+        async with translate_errors():
+            position = await self._take(keys=keys, args=[holder, _ms(lease)])
+        if position is None:
+            return None
+        return position.decode() if isinstance(position, bytes) else str(position)
+
+    async def advance(self, holder: str, position: str, lease: float) -> bool:
+        async with translate_errors():
+            return bool(await self._advance(keys=[self._lease, self._position], args=[holder, position, _ms(lease)]))
+
+    async def finish(self, holder: str) -> None:
+        finished = datetime.now(UTC).isoformat(timespec="seconds")
+        async with translate_errors():
+            await self._finish(keys=[self._done, self._lease, self._position], args=[holder, finished])
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

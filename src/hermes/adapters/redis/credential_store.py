@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+from redis.asyncio.cluster import RedisCluster
 
 from hermes.adapters.redis.client import RedisClient, translate_errors
-from hermes.application.ports.credentials import CredentialStore
+from hermes.application.ports.credentials import AccountsPage, CredentialStore
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform, all_platforms
 
@@ -27,6 +30,20 @@ def creds_key(customer_id: str, platform: Platform, account: str = DEFAULT_ACCOU
 def _accounts_key(customer_id: str) -> str:
     # Outside the `creds:*` pattern so that key rotation's scan never mistakes it for an envelope.
     return f"credaccounts:{{{customer_id}}}"
+
+
+_PATTERN = "creds:*"
+
+
+def _parse(raw_key: object) -> tuple[str, Platform, str] | None:
+    """(customer, platform, account) named by a `creds:` key; None for a key of no declared platform."""
+    key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+    tagged, _, rest = key[len("creds:") :].rpartition("}:")
+    platform, _, account = rest.partition(":")
+    try:
+        return tagged.lstrip("{"), Platform(platform), account or DEFAULT_ACCOUNT
+    except ValueError:
+        return None
 
 
 def _bytes(value: object) -> bytes | None:
@@ -93,15 +110,50 @@ class RedisCredentialStore(CredentialStore):
 
     async def scan(self) -> AsyncIterator[tuple[str, Platform, str, bytes]]:
         async with translate_errors():
-            async for raw_key in self._redis.scan_iter(match="creds:*", count=500):
-                key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-                tagged, _, rest = key[len("creds:") :].rpartition("}:")
-                customer_id = tagged.lstrip("{")
-                platform, _, account = rest.partition(":")
-                try:
-                    parsed = Platform(platform)
-                except ValueError:
+            async for raw_key in self._redis.scan_iter(match=_PATTERN, count=500):
+                parsed = _parse(raw_key)
+                if parsed is None:
                     continue
-                envelope = _bytes(await self._redis.get(key))
+                envelope = _bytes(await self._redis.get(raw_key))
                 if envelope is not None:
-                    yield customer_id, parsed, account or DEFAULT_ACCOUNT, envelope
+                    yield *parsed, envelope
+
+    async def page(self, position: str, size: int) -> AccountsPage:
+        """One SCAN step over the `creds:` keys: `size` is its COUNT, the work Redis does for it.
+
+        The position is SCAN's cursor; on a cluster, the primary being walked and its
+        cursor (primaries in name order). A primary gone since (a failover) starts the
+        walk again from the first one: listing an account twice is harmless, missing one is not.
+        """
+        size = max(1, size)
+        keys: Sequence[object]
+        async with translate_errors():
+            if isinstance(self._redis, RedisCluster):
+                keys, following = await self._cluster_step(self._redis, position, size)
+            else:
+                cursor, keys = await self._redis.scan(cursor=_cursor(position), match=_PATTERN, count=size)
+                following = str(cursor) if int(cursor) else None
+        accounts = [parsed for key in keys if (parsed := _parse(key)) is not None]
+        return AccountsPage(accounts, following)
+
+    async def _cluster_step(self, redis: RedisCluster, position: str, size: int) -> tuple[list[Any], str | None]:
+        primaries = sorted(node.name for node in redis.get_primaries())
+        name, _, cursor = position.rpartition(" ")
+        if name not in primaries:
+            name, cursor = primaries[0], "0"
+        # On a cluster, SCAN answers with a cursor per node it asked.
+        cursors, keys = cast(
+            tuple[dict[str, int], list[Any]],
+            await redis.scan(
+                cursor=_cursor(cursor), match=_PATTERN, count=size, target_nodes=redis.get_node(node_name=name)
+            ),
+        )
+        following = int(cursors[name])
+        if following:
+            return list(keys), f"{name} {following}"
+        after = primaries.index(name) + 1
+        return list(keys), f"{primaries[after]} 0" if after < len(primaries) else None
+
+
+def _cursor(position: str) -> int:
+    return int(position) if position.isdigit() else 0

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
+from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Select, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hermes.adapters import account_positions
 from hermes.adapters.sql.engine import from_db_time, to_db_time, translate_errors
 from hermes.adapters.sql.tables import account_routes, audit_log, credentials, usage
 from hermes.application.ports.audit import AuditLog
-from hermes.application.ports.credentials import CredentialStore
+from hermes.application.ports.credentials import AccountsPage, CredentialStore
 from hermes.application.ports.metering import UsageMeter
 from hermes.application.ports.routing import AccountRoutes
 from hermes.domain.audit import AuditEntry
@@ -79,27 +81,41 @@ class SqlCredentialStore(CredentialStore):
         return result.rowcount > 0
 
     async def scan(self) -> AsyncIterator[tuple[str, Platform, str, bytes]]:
-        c = credentials.c
-        after: tuple[str, str, str] = ("", "", "")
+        after = account_positions.START
         while True:
             async with translate_errors(), self._engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(credentials)
-                        .where(
-                            (c.customer_id > after[0])
-                            | and_(c.customer_id == after[0], c.platform > after[1])
-                            | and_(c.customer_id == after[0], c.platform == after[1], c.account > after[2])
-                        )
-                        .order_by(c.customer_id, c.platform, c.account)
-                        .limit(500)
-                    )
-                ).all()
+                rows = (await conn.execute(_after(select(credentials), after, 500))).all()
             if not rows:
                 return
             for row in rows:
                 yield row.customer_id, Platform(row.platform), row.account, bytes(row.envelope)
             after = (rows[-1].customer_id, rows[-1].platform, rows[-1].account)
+
+    async def page(self, position: str, size: int) -> AccountsPage:
+        c = credentials.c
+        size = max(1, size)
+        query = _after(select(c.customer_id, c.platform, c.account), account_positions.decode(position), size)
+        declared = {p.value for p in Platform}  # a platform no longer declared has nothing to check
+        async with translate_errors(), self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        found = [(r.customer_id, r.platform, r.account) for r in rows]
+        accounts = [(customer, Platform(p), a) for customer, p, a in found if p in declared]
+        return AccountsPage(accounts, account_positions.encode(found[-1]) if len(found) == size else None)
+
+
+def _after(query: Select[Any], after: account_positions.AccountKey, limit: int) -> Select[Any]:
+    """The credentials rows after `after` in key order: a keyset page, as cheap at the end as at the start."""
+    c = credentials.c
+    customer_id, platform, account = after
+    return (
+        query.where(
+            (c.customer_id > customer_id)
+            | and_(c.customer_id == customer_id, c.platform > platform)
+            | and_(c.customer_id == customer_id, c.platform == platform, c.account > account)
+        )
+        .order_by(c.customer_id, c.platform, c.account)
+        .limit(limit)
+    )
 
 
 class SqlAccountRoutes(AccountRoutes):

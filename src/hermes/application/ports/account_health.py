@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from hermes.domain.account_health import AccountRef
@@ -10,8 +11,8 @@ from hermes.domain.account_health import AccountRef
 class HealthSchedule(Protocol):
     """Accounts by the time (epoch seconds) their next check is due."""
 
-    async def add(self, account: AccountRef, at: float) -> bool:
-        """Schedule an account not scheduled yet (an existing time is kept); whether it was added."""
+    async def add(self, due: Mapping[AccountRef, float]) -> int:
+        """Schedule the accounts not scheduled yet, in one step (existing times are kept); how many were added."""
         ...
 
     async def set(self, account: AccountRef, at: float) -> None:
@@ -30,3 +31,24 @@ class HealthSchedule(Protocol):
         ...
 
     async def size(self) -> int: ...
+
+
+class BackfillProgress(Protocol):
+    """The one-time backfill of the schedule, shared by every instance: finished or not, who runs it
+    now (a lease that lapses when its holder dies) and where it stopped."""
+
+    async def done(self) -> bool: ...
+
+    async def take(self, holder: str, lease: float) -> str | None:
+        """Hold the backfill for `lease` seconds: the position it stopped at ("" at the start), or None
+        when it is done or another holder has it."""
+        ...
+
+    async def advance(self, holder: str, position: str, lease: float) -> bool:
+        """Record the position and hold on for `lease` seconds more, in one step; False when the hold
+        was lost (another instance may have taken over: stop)."""
+        ...
+
+    async def finish(self, holder: str) -> None:
+        """Mark the backfill done for good and let go of it."""
+        ...

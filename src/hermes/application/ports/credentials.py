@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
@@ -21,6 +22,14 @@ class Cipher(Protocol):
     def is_current(self, envelope: bytes) -> bool:
         """Whether the envelope is already sealed with the key that encrypts now."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsPage:
+    """One bounded step through every stored account."""
+
+    accounts: list[tuple[str, Platform, str]]  # (customer, platform, account)
+    next: str | None  # where the next step starts; None once every account was passed
 
 
 class CredentialStore(Protocol):
@@ -54,4 +63,13 @@ class CredentialStore(Protocol):
 
     def scan(self) -> AsyncIterator[tuple[str, Platform, str, bytes]]:
         """Every stored envelope as (customer, platform, account, envelope); used by key rotation."""
+        ...
+
+    async def page(self, position: str, size: int) -> AccountsPage:
+        """The accounts after `position` ("" to start), reading about `size` entries and no envelope.
+
+        A position stays valid across processes and restarts, so a walk through a large
+        store can be taken up where another process left it; an account present during
+        the whole walk is listed at least once (an account may come twice).
+        """
         ...

@@ -66,14 +66,24 @@ class CheckAccountHealth:
         return CheckPass(sum(results), len(due) >= self.batch)
 
     async def schedule_unscheduled(self) -> int:
-        """Give every stored account without a turn one, anywhere in the next interval (accounts stored
-        before checks existed, or a schedule that was lost). Returns how many were added."""
-        added = 0
+        """Give every stored account without a turn one, anywhere in the next interval, walking the whole
+        store now in this process alone (the backfill at start-up walks it once per deployment, paced).
+        Returns how many were added."""
+        added, position = 0, ""
+        while True:
+            step, following = await self.schedule_page(position, 500)
+            added += step
+            if following is None:
+                return added
+            position = following
+
+    async def schedule_page(self, position: str, size: int) -> tuple[int, str | None]:
+        """One bounded step of that walk: the stored accounts after `position` without a turn get one.
+        How many were added, and where the next step starts (None at the end)."""
+        page = await self.vault.store.page(position, size)
         now = self.clock.now().timestamp()
-        async for customer_id, platform, account, _ in self.vault.store.scan():
-            ref = AccountRef(customer_id, platform, account)
-            added += await self.schedule.add(ref, first_check(now, self.interval, self.uniform))
-        return added
+        due = {AccountRef(*account): first_check(now, self.interval, self.uniform) for account in page.accounts}
+        return await self.schedule.add(due), page.next
 
     async def _check(self, ref: AccountRef) -> bool:
         c, p, a = ref.customer_id, ref.platform, ref.account

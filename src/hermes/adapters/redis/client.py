@@ -9,9 +9,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.utils import HIREDIS_AVAILABLE
 
 from hermes.domain.errors import Unavailable
 
@@ -96,6 +99,21 @@ def _settle(future: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
         future.set_result(task.result())
 
 
+class HiredisPackingConnection(Connection):
+    """A connection that packs commands with hiredis, in C, as redis-py's synchronous client does.
+
+    The asyncio client packs every argument in Python: about half the CPU a command costs the
+    client on the tool-call path. The bytes sent are the same, and so is the refusal of an argument
+    that is not bytes, str, int or float (`DataError`).
+    """
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        packed: list[bytes] = self._packer.pack(*args)
+        return packed
+
+
 class BatchingRedis(_AutoPipeline, Redis):  # type: ignore[misc]  # redis-py's own mixins disagree
     """redis.asyncio.Redis whose commands share round trips with concurrent requests."""
 
@@ -114,6 +132,8 @@ def connect(url: str, *, cluster: bool = False, batching: bool = True) -> RedisC
     if cluster:
         return RedisCluster.from_url(url, **options)
     factory = BatchingRedis if batching else Redis
+    if HIREDIS_AVAILABLE and url.startswith("redis://"):  # TLS and Unix sockets keep their own connection class
+        options["connection_class"] = HiredisPackingConnection
     return factory.from_url(url, max_connections=256, **options)
 
 

@@ -345,7 +345,8 @@ class Overlapping:
 async def test_what_a_send_writes_after_the_platform_answered_is_issued_at_once(setup: Setup) -> None:
     # The ledger, the idempotency record, the conversation, the account's health and the audit entry: a batching
     # store (Redis) sends writes issued together in one round trip, so the call's answer waits for one, not five.
-    world, log = setup.world, []  # type: ignore[var-annotated]
+    world = setup.world
+    log: list[tuple[str, str]] = []
     store = InMemoryConversationStore()
     recorder = ConversationRecorder(Overlapping(store, "conversations", log), world.clock)
     guard = world.guard

@@ -30,7 +30,7 @@ def _fast_path(schemas: dict[str, Any], answered: list[str]) -> McpFastPath:
     )
 
 
-async def _serve(fast: McpFastPath, name: str, extra: list[tuple[bytes, bytes]] = ()) -> tuple[bool, list[Any]]:
+async def _serve(fast: McpFastPath, name: str) -> tuple[bool, list[Any]]:
     """Whether the lean path answered the call itself, and what it sent."""
     meta = {
         "io.modelcontextprotocol/protocolVersion": MODERN,
@@ -46,7 +46,6 @@ async def _serve(fast: McpFastPath, name: str, extra: list[tuple[bytes, bytes]] 
         (b"mcp-protocol-version", MODERN.encode()),
         (b"mcp-method", b"tools/call"),
         (b"mcp-name", name.encode()),
-        *extra,
     ]
     sent: list[Any] = []
 

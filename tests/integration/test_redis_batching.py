@@ -60,6 +60,7 @@ async def test_scripts_load_themselves_inside_batches(redis_url: str) -> None:
 
 async def test_every_kind_of_argument_reaches_redis_as_the_python_client_would_send_it(redis_url: str) -> None:
     client = connect(redis_url)
+    assert isinstance(client, BatchingRedis)
     assert client.connection_pool.connection_class is HiredisPackingConnection
     plain = Redis.from_url(redis_url)  # redis-py's own packing, for comparison
     key = "batch-test:" + secrets.token_hex(4)
@@ -85,5 +86,5 @@ async def test_every_kind_of_argument_reaches_redis_as_the_python_client_would_s
 
 
 async def _packed_by_plain(plain: Redis, value: str | bytes | int | float) -> bytes:
-    echoed: bytes = await plain.echo(value)
-    return echoed
+    echoed = await plain.echo(value)
+    return echoed if isinstance(echoed, bytes) else echoed.encode()

@@ -77,6 +77,11 @@ async def test_every_kind_of_argument_reaches_redis_as_the_python_client_would_s
     try:
         await asyncio.gather(*(client.rpush(key, v) for v in values))
         assert await plain.lrange(key, 0, -1) == [await _packed_by_plain(plain, v) for v in values]
+        assert await client.rpush(key, memoryview(b"view")) == len(values) + 1  # copied to bytes, as redis-py does
+        assert await plain.lindex(key, -1) == b"view"
+        # A command name of two words goes out as two words.
+        encoding = await client.execute_command("OBJECT ENCODING", key)
+        assert encoding == await plain.execute_command("OBJECT ENCODING", key)
         with pytest.raises(DataError):
             await client.set(key + ":bool", True)  # type: ignore[arg-type]  # refused as redis-py refuses it
     finally:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
@@ -13,7 +15,6 @@ from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.utils import HIREDIS_AVAILABLE
 
 from hermes.domain.errors import Unavailable
 
@@ -106,11 +107,25 @@ class HiredisPackingConnection(Connection):
     that is not bytes, str, int or float (`DataError`).
     """
 
-    _packer = HiredisRespSerializer()
-
     def pack_command(self, *args: Any) -> list[bytes]:
-        packed: list[bytes] = self._packer.pack(*args)
-        return packed
+        first = args[0]
+        # A command name with a space ('SCRIPT LOAD') is sent as separate words, as redis-py does.
+        if isinstance(first, str):
+            if " " in first:
+                args = (*first.encode().split(), *args[1:])
+        elif b" " in first:
+            args = (*first.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            # hiredis takes neither bytearray nor memoryview; redis-py's serializer copies them to bytes.
+            return _SERIALIZER.pack(*args)  # type: ignore[no-any-return]  # raises DataError for the rest
+
+    def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
+        return [self.pack_command(*command)[0] for command in commands]
+
+
+_SERIALIZER = HiredisRespSerializer()
 
 
 class BatchingRedis(_AutoPipeline, Redis):  # type: ignore[misc]  # redis-py's own mixins disagree
@@ -131,7 +146,7 @@ def connect(url: str, *, cluster: bool = False, batching: bool = True) -> RedisC
     if cluster:
         return RedisCluster.from_url(url, **options)
     factory = BatchingRedis if batching else Redis
-    if HIREDIS_AVAILABLE and url.startswith("redis://"):  # TLS and Unix sockets keep their own connection class
+    if url.startswith("redis://"):  # TLS and Unix sockets keep their own connection class
         options["connection_class"] = HiredisPackingConnection
     return factory.from_url(url, max_connections=256, **options)
 

@@ -1,10 +1,11 @@
 """What the background health check costs: per 10,000 connected accounts, the Redis commands and platform
 calls it makes in an hour, and how evenly its checks spread over time.
 
-The scheduler runs for real against Redis (database 1, like the other benchmarks) with a clock that jumps
-one poll interval per step, so a simulated day takes seconds; the platform is a counting fake that accepts
-every credential. The accounts are stored as they were before checks existed (no schedule), so the figure
-includes spreading a whole deployment's first checks. Every command the Redis client sends is counted.
+The scheduler runs for real against the benchmarks' Redis database (`BENCH_REDIS_URL`, default database 1)
+with a clock that jumps one poll interval per step, so a simulated day takes seconds; the platform is a
+counting fake that accepts every credential. The accounts are stored as they were before checks existed
+(no schedule), so the figure includes spreading a whole deployment's first checks. Every command the Redis
+client sends is counted.
 
 Run: `.venv/bin/python -m bench.health [--accounts 10000 --hours 24]`.
 """
@@ -22,6 +23,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.connections import REDIS_URL
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
 from hermes.adapters.memory.inbound import InMemoryInbox
 from hermes.adapters.redis.account_health import RedisHealthSchedule
@@ -35,7 +37,6 @@ from hermes.application.use_cases.check_account_health import CheckAccountHealth
 from hermes.domain.credentials import Credentials
 from hermes.domain.platform import Platform
 
-REDIS_URL = "redis://127.0.0.1:6379/1"
 INTERVAL_HOURS = 6.0
 POLL_SECONDS = 30.0  # HERMES_HEALTH_CHECK_POLL_SECONDS's default
 KEYRING = f"k1:{base64.b64encode(os.urandom(32)).decode()}"

@@ -53,7 +53,7 @@ WEBHOOK_GOAL = ">= 1.0x, p99 no worse than the baseline's"
 
 # --- the baseline: what any webhook receiver must at least do ------------------------------------
 
-_redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", REDIS_URL))
+_redis = Redis.from_url(REDIS_URL)
 _secret = os.environ.get("BENCH_APP_SECRET", APP_SECRET).encode()
 
 

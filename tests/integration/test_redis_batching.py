@@ -6,9 +6,10 @@ import asyncio
 import secrets
 
 import pytest
-from redis.exceptions import ResponseError
+from redis.asyncio import Redis
+from redis.exceptions import DataError, ResponseError
 
-from hermes.adapters.redis.client import BatchingRedis, connect
+from hermes.adapters.redis.client import BatchingRedis, HiredisPackingConnection, connect
 
 
 async def test_concurrent_commands_each_get_their_own_reply(redis_url: str) -> None:
@@ -55,3 +56,40 @@ async def test_scripts_load_themselves_inside_batches(redis_url: str) -> None:
     finally:
         await client.delete(key)
         await client.aclose()
+
+
+async def test_every_kind_of_argument_reaches_redis_as_the_python_client_would_send_it(redis_url: str) -> None:
+    client = connect(redis_url)
+    assert isinstance(client, BatchingRedis)
+    assert client.connection_pool.connection_class is HiredisPackingConnection
+    plain = Redis.from_url(redis_url)  # redis-py's own packing, for comparison
+    key = "batch-test:" + secrets.token_hex(4)
+    values: list[str | bytes | int | float] = [
+        "ünïcode ✓",
+        b"\x00\xffbinary",
+        0,
+        -7,
+        10**20,
+        1.5,
+        1733397600.123456,
+        "",
+    ]
+    try:
+        await asyncio.gather(*(client.rpush(key, v) for v in values))
+        assert await plain.lrange(key, 0, -1) == [await _packed_by_plain(plain, v) for v in values]
+        assert await client.rpush(key, memoryview(b"view")) == len(values) + 1  # copied to bytes, as redis-py does
+        assert await plain.lindex(key, -1) == b"view"
+        # A command name of two words goes out as two words.
+        encoding = await client.execute_command("OBJECT ENCODING", key)
+        assert encoding == await plain.execute_command("OBJECT ENCODING", key)
+        with pytest.raises(DataError):
+            await client.set(key + ":bool", True)  # type: ignore[arg-type]  # refused as redis-py refuses it
+    finally:
+        await client.delete(key)
+        await client.aclose()
+        await plain.aclose()
+
+
+async def _packed_by_plain(plain: Redis, value: str | bytes | int | float) -> bytes:
+    echoed = await plain.echo(value)
+    return echoed if isinstance(echoed, bytes) else echoed.encode()

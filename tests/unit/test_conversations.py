@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,12 +12,16 @@ import pytest
 
 from hermes.adapters.env_credentials import EnvironmentCredentials
 from hermes.adapters.memory.conversations import InMemoryConversationStore
+from hermes.adapters.memory.inbound import InMemoryInbox
+from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses
 from hermes.adapters.platforms import telegram, whatsapp
 from hermes.adapters.platforms.base import tool
 from hermes.adapters.platforms.registry import PlatformPlugin, Registry
+from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.conversation_recorder import ConversationRecorder
 from hermes.application.conversation_sends import ConversationSends
 from hermes.application.conversation_tools import ConversationReadTool, ConversationReplyTool, ConversationsListTool
+from hermes.application.inbound_handlers import LoggingInboundHandler
 from hermes.application.use_cases.call_tool import Caller, CallTool
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.list_conversations import ListConversations
@@ -311,3 +317,66 @@ async def test_emails_thread_by_their_root_message_id(setup: Setup) -> None:
         "<mine@hermes>",
     )
     assert len(first["text"]) == 20_000 + len(" […]")  # the mailbox keeps the whole of a long email
+
+
+class Overlapping:
+    """A store that logs when each of its calls starts and ends, and yields once in between, as a networked store
+    does: calls issued together all start before the first ends; calls made one after another do not."""
+
+    def __init__(self, inner: Any, name: str, log: list[tuple[str, str]]) -> None:
+        self._inner, self._name, self._log = inner, name, log
+
+    def __getattr__(self, attribute: str) -> Any:
+        target = getattr(self._inner, attribute)
+        if not inspect.iscoroutinefunction(target):
+            return target
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self._log.append(("start", f"{self._name}.{attribute}"))
+            await asyncio.sleep(0)
+            try:
+                return await target(*args, **kwargs)
+            finally:
+                self._log.append(("end", f"{self._name}.{attribute}"))
+
+        return call
+
+
+async def test_what_a_send_writes_after_the_platform_answered_is_issued_at_once(setup: Setup) -> None:
+    # The ledger, the idempotency record, the conversation, the account's health and the audit entry: a batching
+    # store (Redis) sends writes issued together in one round trip, so the call's answer waits for one, not five.
+    world = setup.world
+    log: list[tuple[str, str]] = []
+    store = InMemoryConversationStore()
+    recorder = ConversationRecorder(Overlapping(store, "conversations", log), world.clock)
+    guard = world.guard
+    guard.ledger = Overlapping(world.ledger, "ledger", log)
+    guard.keys = Overlapping(world.idempotency, "idempotency", log)
+    health = AccountHealthRecorder(
+        Overlapping(InMemoryAccountStatuses(), "health", log), InMemoryInbox(), LoggingInboundHandler(), world.clock
+    )
+    call = CallTool(
+        Registry(plugins=setup.platforms.plugins()),
+        world.vault,
+        EnvironmentCredentials({}),
+        world.usage,
+        Overlapping(world.audit, "audit", log),
+        world.clock,
+        guard,
+        conversations=ConversationSends(recorder, store, world.clock),
+        health=health,
+    )
+
+    arguments = {"to": f"+{CONTACT}", "template": "hello_world", "language": "en_US", "idempotency_key": "k1"}
+    await call(Caller(setup.customer), "whatsapp_send_template", arguments)
+
+    after = ["ledger.remember", "idempotency.settle", "conversations.record", "health.get", "audit.complete"]
+    steps = [(event, name) for event, name in log if name in after]
+    assert steps[: len(after)] == [("start", name) for name in after]
+    assert sorted(name for event, name in steps if event == "end") == sorted(after)
+    entries, _ = await world.audit.list(setup.customer.id, world.clock.now().date())
+    assert [(e.tool, e.outcome) for e in entries] == [("whatsapp_send_template", "success")]
+    [conversation], _ = await store.recent(
+        setup.customer.id, platform=None, account=None, unread_only=False, cursor=None, limit=10
+    )
+    assert conversation.peer == CONTACT

@@ -127,16 +127,19 @@ class SendGuard:
         send: Send,
         run: Callable[[], Awaitable[dict[str, Any]]],
         policy: Awaitable[SendPolicy | None] | None = None,
+        after: Callable[[dict[str, Any], str], list[Awaitable[Any]]] | None = None,
     ) -> tuple[dict[str, Any], str]:
         """The result and the audit outcome (success, duplicate or pending_approval).
 
         `policy`: the account's policy, when the caller already asked for it together with its own
-        reads (`policy_of`); else it is read here.
+        reads (`policy_of`); else it is read here. `after`: the caller's own writes once the outcome is
+        known (given the result and the outcome); they go out together with the guard's, one round trip.
         """
         digest = hashlib.sha256(send.key.encode()).hexdigest() if send.key else None
         if digest is not None:
             earlier = await self._claim(send, digest)
             if earlier is not None:
+                await together(after(earlier, DUPLICATE) if after else [])
                 return earlier, DUPLICATE
         try:
             held, known = await self._check(send, policy)
@@ -149,12 +152,16 @@ class SendGuard:
             if digest is not None:
                 await self._settle_failed(send.customer_id, digest, Sent.UNKNOWN)
             raise
+        writes: list[Awaitable[Any]] = []
         if outcome == SUCCESS and send.tenant and not known:
-            for recipient in self.recipients(send):
-                await self.ledger.remember(send.customer_id, recipient_digest(self._platform(send), recipient))
+            platform = self._platform(send)
+            writes += [
+                self.ledger.remember(send.customer_id, recipient_digest(platform, r)) for r in self.recipients(send)
+            ]
         if digest is not None:
             record = IdempotencyRecord(_fingerprint(send.tool.name, send.arguments), self.clock.now(), _kept(result))
-            await self.keys.settle(send.customer_id, digest, record)
+            writes.append(self.keys.settle(send.customer_id, digest, record))
+        await together(writes + (after(result, outcome) if after else []))
         return result, outcome
 
     async def settle_held(self, pending: PendingSend, arguments: Mapping[str, Any], result: dict[str, Any]) -> None:
@@ -311,6 +318,18 @@ class SendGuard:
             "expires_at": pending.expires_at.isoformat(),
             "note": "nothing was sent yet: the account owner approves or declines this send at approval_url",
         }
+
+
+async def together(writes: list[Awaitable[Any]]) -> None:
+    """Await independent writes at once, so that a batching store sends them in one round trip; each runs to
+    its end, then the first failure is raised."""
+    if len(writes) <= 1:
+        for write in writes:
+            await write
+        return
+    for outcome in await asyncio.gather(*writes, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def split_key(spec: ToolSpec, arguments: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:

@@ -32,7 +32,9 @@ from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
     InboundModernRoute,
     classify_inbound_request,
+    find_invalid_x_mcp_header,
     validate_mcp_param_headers,
+    x_mcp_header_map,
 )
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data, progress_token_from_params
 from mcp.shared.message import MessageMetadata
@@ -109,6 +111,8 @@ class McpFastPath:
         self._origins = allowed_origins
         self._lifespan_state = lifespan_state
         self._max_body = max_body_bytes
+        # Tool name -> (its input schema, whether the SDK's Mcp-Param-* check has anything to compare in it).
+        self._param_headers: dict[str, tuple[Mapping[str, Any], bool]] = {}
 
     def _headers(self, scope: Scope) -> dict[str, str] | None:
         """The request's headers by lowercase name, or None when one the SDK reads comes twice."""
@@ -189,9 +193,23 @@ class McpFastPath:
             lookup = self._server.get_tool_input_schema
             if isinstance(arguments, dict) and arguments and isinstance(name, str) and lookup is not None:
                 schema = lookup(name)
-                if schema is not None and validate_mcp_param_headers(schema, arguments, headers) is not None:
+                if (
+                    schema is not None
+                    and self._declares_param_headers(name, schema)
+                    and validate_mcp_param_headers(schema, arguments, headers) is not None
+                ):
                     return None
         return route
+
+    def _declares_param_headers(self, name: str, schema: Mapping[str, Any]) -> bool:
+        """Whether `validate_mcp_param_headers` can refuse anything for this schema: it has a valid `x-mcp-header`
+        annotation (the SDK skips a schema with an invalid one). Walking a schema costs more than the rest of
+        the route, and a tool's schema is fixed, so the answer is kept per tool while its schema object stays."""
+        known = self._param_headers.get(name)
+        if known is None or known[0] is not schema:
+            declares = find_invalid_x_mcp_header(schema) is None and bool(x_mcp_header_map(schema))
+            known = self._param_headers[name] = (schema, declares)
+        return known[1]
 
 
 def _request(body: bytes) -> tuple[str | int, str, dict[str, Any] | None] | None:

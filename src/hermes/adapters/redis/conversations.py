@@ -170,7 +170,8 @@ class RedisConversationStore(ConversationStore):
             ]
             calls.append(self._record(keys=keys, args=args))
         async with translate_errors():
-            added = await asyncio.gather(*calls)
+            # A send records one message: awaited as it is, without a task to gather it.
+            added = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
         return sum(int(a) for a in added)
 
     async def set_status(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import time
 from asyncio import CancelledError
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -17,7 +17,7 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.metering import UsageMeter
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolContext
-from hermes.application.send_guard import SUCCESS, Send, SendGuard, sends, split_key
+from hermes.application.send_guard import SUCCESS, Send, SendGuard, sends, split_key, together
 from hermes.application.tool_accounts import split_account
 from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
 from hermes.domain.credentials import Credentials
@@ -77,6 +77,10 @@ async def _nothing() -> None:
     return None
 
 
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
 def _seconds_to_next_month(now: datetime) -> float:
     first = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return max(1.0, (first - now).total_seconds())
@@ -133,6 +137,7 @@ class CallTool:
         entry_id: str | None = None
         code: str | None = None
         outcome = SUCCESS
+        completed = False  # the audit entry holds the call's outcome
         account = DEFAULT_ACCOUNT
         try:
             try:
@@ -165,14 +170,26 @@ class CallTool:
             if self.conversations:
                 await self.conversations.before(caller.id, name, parsed, credentials, account)
             context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
+
+            def after(result: dict[str, Any], how: str) -> list[Awaitable[Any]]:
+                # What the call writes once its outcome is known, the audit entry's completion included:
+                # issued together (with the guard's own writes for a send), so they share one round trip.
+                nonlocal outcome, completed
+                outcome, completed = how, True
+                writes: list[Awaitable[Any]] = []
+                if self.conversations and how == SUCCESS:
+                    writes.append(self.conversations.after(caller.id, name, parsed, result, account))
+                if self.health and caller.customer and platform and how == SUCCESS:
+                    writes.append(self.health.after_call(caller.id, platform, account, None))
+                final = replace(entry, outcome=how, duration_ms=_ms_since(started))
+                writes.append(self.audit.complete(entry_id, final) if entry_id else self.audit.append(final))
+                return writes
+
             if send is None:
                 result = await tool.run(parsed, context)
+                await together(after(result, SUCCESS))
             else:
-                result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context), policy)
-            if self.conversations and outcome == SUCCESS:
-                await self.conversations.after(caller.id, name, parsed, result, account)
-            if self.health and caller.customer and platform and outcome == SUCCESS:
-                await self.health.after_call(caller.id, platform, account, None)
+                result, outcome = await self.guard.send(send, lambda: tool.run(parsed, context), policy, after)
             return result
         except HermesError as exc:
             code = error_code(exc)
@@ -190,16 +207,17 @@ class CallTool:
             code = error_code(exc)
             raise
         finally:
-            final = replace(
-                entry,
-                outcome=("blocked" if code.startswith("blocked") else "error") if code else outcome,
-                error_code=code,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
-            if entry_id is None:
-                await self.audit.append(final)
-            else:
-                await self.audit.complete(entry_id, final)
+            if code or not completed:  # a failure after the outcome was written replaces it
+                final = replace(
+                    entry,
+                    outcome=("blocked" if code.startswith("blocked") else "error") if code else outcome,
+                    error_code=code,
+                    duration_ms=_ms_since(started),
+                )
+                if entry_id is None:
+                    await self.audit.append(final)
+                else:
+                    await self.audit.complete(entry_id, final)
 
     async def _credentials(self, caller: Caller, platform: Platform, account: str = DEFAULT_ACCOUNT) -> Credentials:
         if caller.customer is None:

@@ -74,6 +74,7 @@ def entry_view(entry: InboxEntry) -> dict[str, Any]:
         "id": entry.id,
         "kind": entry.kind,
         "platform": entry.platform.value,
+        "account": entry.account,
         "received_at": _iso(entry.received_at),
     }
     if isinstance(entry.item, InboundMessage):

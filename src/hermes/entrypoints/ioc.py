@@ -98,7 +98,7 @@ from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
 from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers
 from hermes.application.ports.inbox_signals import InboxSignals, WaitSlots
-from hermes.application.ports.mailboxes import Mailboxes, MailReader, PolledEventCodec
+from hermes.application.ports.mailboxes import Mailboxes, MailReader, PolledAccount, PolledEventCodec
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
 from hermes.application.ports.platform_inbound import InboundSides
@@ -481,7 +481,7 @@ class MailPollingProvider(Provider):
             interval=settings.email_poll_seconds,
             concurrency=settings.email_poll_concurrency,
             deadline=settings.platform_timeout + 5,
-            also=(SINGLE_USER_ID,) if single_user is not None and single_user.get("imapHost") else (),
+            also=(PolledAccount(SINGLE_USER_ID),) if single_user is not None and single_user.get("imapHost") else (),
         )
 
     @decorate

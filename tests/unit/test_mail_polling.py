@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from hermes.adapters.env_credentials import EnvironmentCredentials
+from hermes.adapters.memory.conversations import InMemoryConversationStore
 from hermes.adapters.memory.inbound import InMemoryInboundQueue, InMemoryInbox, InMemoryUnroutedNumbers
 from hermes.adapters.memory.mailboxes import InMemoryMailboxes
 from hermes.adapters.platforms.email_inbound import PolledEmailCodec
 from hermes.adapters.platforms.mime import inbound_message
+from hermes.application.conversation_recorder import ConversationRecorder
 from hermes.application.inbound_handlers import LoggingInboundHandler
 from hermes.application.inbox_views import entry_view
 from hermes.application.ports.mailboxes import MailBatch, MailboxState, PolledAccount
@@ -181,6 +183,35 @@ async def test_connecting_email_with_imap_registers_the_mailbox_and_disconnectin
         customer, Platform.EMAIL
     )
     assert await pipe.mailboxes.members() == []
+
+
+async def test_every_email_account_with_imap_is_polled_into_its_own_inbox_entries_and_conversations(
+    pipe: Pipeline, customer: Customer
+) -> None:
+    world = pipe.world
+    await connect(pipe, customer)
+    await ConnectPlatform(
+        world.vault, world.routes, world.verifier, EnvironmentCredentials({}), world.inbound, pipe.mailboxes
+    )(customer, Platform.EMAIL, EMAIL, verify=True, name="work")
+    work = PolledAccount(customer.id, "work")
+    assert await pipe.mailboxes.members() == [PolledAccount(customer.id), work]
+    await pipe.poll()(work, "a")
+    pipe.mailbox.deliver("Budget", "<budget@sender.example>")
+    assert (await pipe.poll()(work, "a")).queued == 1
+    store = InMemoryConversationStore()
+    route = replace(pipe.route(), conversations=ConversationRecorder(store, world.clock))
+    for event in await pipe.queue.take("test", 100, 0):
+        await route(event.platform, event.body)
+
+    [entry] = (await pipe.inbox.list(customer.id, None, 10))[0]
+    assert entry_view(entry)["account"] == "work" and entry_view(entry)["message"]["subject"] == "Budget"
+    [conversation], _ = await store.recent(
+        customer.id, platform=Platform.EMAIL, account=None, unread_only=False, cursor=None, limit=10
+    )
+    assert conversation.account == "work"
+
+    await DisconnectPlatform(world.vault, world.routes, world.inbound, pipe.mailboxes)(customer, Platform.EMAIL, "work")
+    assert await pipe.mailboxes.members() == [PolledAccount(customer.id)]
 
 
 async def test_a_new_message_lands_in_the_inbox_with_its_headers(pipe: Pipeline, customer: Customer) -> None:

@@ -17,6 +17,7 @@ from hermes.application.inbox_views import entry_view
 from hermes.application.ports.routing import RouteOwner
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
+from hermes.application.use_cases.name_account_routes import NameAccountRoutes
 from hermes.application.use_cases.route_inbound import RouteInbound
 from hermes.domain.customer import Customer
 from hermes.domain.errors import Conflict
@@ -168,3 +169,20 @@ async def test_two_bots_may_see_the_same_chat_and_message_number() -> None:
     second = InboundMessage(Platform.TELEGRAM, "222", "5", "42", at, "text", "hi", chat_id="42", account="support")
     assert first.dedupe_key != second.dedupe_key
     assert first.dedupe_key == "telegram:msg:42:5"  # the default account's keys keep their spelling
+
+
+async def test_upgrading_moves_routes_written_before_they_named_their_account(world: World, customer: Customer) -> None:
+    r = Receiving(world)
+    await r.connect(customer, Platform.WHATSAPP, whatsapp_credentials(DEFAULT_NUMBER))
+    await r.connect(customer, Platform.WHATSAPP, whatsapp_credentials(WORK_NUMBER), name="work")
+    # As an earlier version left them: every route names only the customer.
+    world.routes.owners[f"wa_phone_id:{WORK_NUMBER}"] = RouteOwner(customer.id)
+    name_them = NameAccountRoutes(world.store, world.vault, world.routes, world.inbound)
+
+    assert await name_them() == 1
+    assert await world.routes.owner(f"wa_phone_id:{WORK_NUMBER}") == RouteOwner(customer.id, "work")
+    assert await world.routes.owner(f"wa_phone_id:{DEFAULT_NUMBER}") == RouteOwner(customer.id)
+    assert await name_them() == 0  # idempotent
+    await r.message_to(WORK_NUMBER, "to the office")
+    [entry] = (await r.inbox.list(customer.id, None, 10))[0]
+    assert entry.account == "work"

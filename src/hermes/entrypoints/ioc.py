@@ -137,6 +137,7 @@ from hermes.application.use_cases.list_conversations import ListConversations
 from hermes.application.use_cases.list_inbox import ListInbox
 from hermes.application.use_cases.list_pending_sends import ListPendingSends
 from hermes.application.use_cases.list_tools import ListTools
+from hermes.application.use_cases.name_account_routes import NameAccountRoutes
 from hermes.application.use_cases.poll_mailbox import PollMailbox
 from hermes.application.use_cases.read_conversation import ReadConversation
 from hermes.application.use_cases.refresh_access_token import RefreshAccessToken
@@ -381,6 +382,7 @@ class UseCasesProvider(Provider):
         ListTools,
         CallTool,
         RotateEncryptionKeys,
+        NameAccountRoutes,
     )
 
 

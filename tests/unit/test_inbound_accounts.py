@@ -5,15 +5,16 @@ leaves the others receiving."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
 from hermes.adapters.env_credentials import EnvironmentCredentials
 from hermes.adapters.memory.conversations import InMemoryConversationStore
 from hermes.adapters.memory.inbound import InMemoryInbox, InMemoryUnroutedNumbers
 from hermes.application.conversation_recorder import ConversationRecorder
-from hermes.application.inbox_views import entry_view
+from hermes.application.inbox_views import camel, entry_view
 from hermes.application.ports.routing import RouteOwner
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
@@ -21,8 +22,9 @@ from hermes.application.use_cases.name_account_routes import NameAccountRoutes
 from hermes.application.use_cases.route_inbound import RouteInbound
 from hermes.domain.customer import Customer
 from hermes.domain.errors import Conflict
-from hermes.domain.inbound import InboundMessage
+from hermes.domain.inbound import ConnectionEvent, InboundMessage, InboxEntry, InboxItem, MediaRef, StatusUpdate
 from hermes.domain.platform import Platform
+from hermes.entrypoints.http.inbound_api import inbox_entry_view
 from tests import whatsapp_payloads as wa
 from tests.support import whatsapp_credentials
 from tests.unit.conftest import World
@@ -186,3 +188,30 @@ async def test_upgrading_moves_routes_written_before_they_named_their_account(wo
     await r.message_to(WORK_NUMBER, "to the office")
     [entry] = (await r.inbox.list(customer.id, None, 10))[0]
     assert entry.account == "work"
+
+
+def test_the_http_inbox_entry_is_the_tools_entry_in_camel_case() -> None:
+    at = datetime(2026, 5, 8, 12, 0, tzinfo=UTC)
+    items: list[InboxItem] = [
+        InboundMessage(
+            Platform.EMAIL,
+            "cust_x",
+            "<m@x>",
+            "a@x.example",
+            at,
+            "text",
+            "hi",
+            contact_name="A",
+            media=MediaRef("document", "m1", "application/pdf", "abc", "cap", "f.pdf"),
+            reply_to="<r@x>",
+            subject="Re",
+            references=("<r@x>",),
+            chat_id="c",
+            account="work",
+        ),
+        StatusUpdate(Platform.WHATSAPP, "111", "wamid.1", "failed", at, "1650", "131047", "title", "detail", "work"),
+        ConnectionEvent(Platform.TELEGRAM, "work", "connection.needs_reauth", at),
+    ]
+    for item in items:
+        entry = InboxEntry("1-0", at, item)
+        assert msgspec.json.decode(msgspec.json.encode(inbox_entry_view(entry))) == camel(entry_view(entry))

@@ -10,14 +10,13 @@ from dishka.integrations.litestar import FromDishka, inject
 from litestar import Controller, delete, get, put
 from litestar.params import JSONBody, Parameter
 
-from hermes.application.inbox_views import camel, entry_view
 from hermes.application.use_cases.get_callback import GetCallback
 from hermes.application.use_cases.list_inbox import CURSOR_PATTERN, MAX_LIMIT, ListInbox
 from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.remove_callback import RemoveCallback
 from hermes.domain.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from hermes.domain.customer import Customer
-from hermes.domain.inbound import InboxEntry
+from hermes.domain.inbound import ConnectionEvent, InboundMessage, InboxEntry
 from hermes.entrypoints.http.customer_api import CUSTOMER_SECURITY
 from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import Camel, live_platform_names
@@ -111,8 +110,46 @@ class CallbackView(Camel):
 
 
 def inbox_entry_view(entry: InboxEntry) -> InboxEntryView:
-    # The entry as tools and callbacks see it (`entry_view`, the one projection), typed for the HTTP schema.
-    return msgspec.convert(camel(entry_view(entry)), InboxEntryView)
+    item = entry.item
+    # Typed for the HTTP schema, and built field by field: converting `entry_view`'s dict costs ~8x more per entry.
+    # tests/unit/test_inbound_accounts.py checks that both give the same entry, so they cannot drift apart.
+    view = InboxEntryView(
+        id=entry.id,
+        kind=entry.kind,
+        platform=entry.platform.value,
+        account=entry.account,
+        received_at=entry.received_at,
+    )
+    if isinstance(item, InboundMessage):
+        m = item.media
+        view.message = MessageView(
+            id=item.message_id,
+            sender=item.sender,
+            to=item.business_id,
+            type=item.type,
+            timestamp=item.sent_at,
+            contact_name=item.contact_name,
+            text=item.text,
+            media=MediaView(m.kind, m.media_id, m.mime_type, m.sha256, m.caption, m.filename) if m else None,
+            reply_to=item.reply_to,
+            subject=item.subject,
+            references=list(item.references) or None,
+            chat_id=item.chat_id,
+        )
+    elif isinstance(item, ConnectionEvent):
+        view.connection = ConnectionEventView(item.event, item.platform.value, item.account, item.at)
+    else:
+        view.status = StatusView(
+            message_id=item.message_id,
+            status=item.status,
+            business_id=item.business_id,
+            timestamp=item.at,
+            recipient=item.recipient,
+            error_code=item.error_code,
+            error_title=item.error_title,
+            error_detail=item.error_detail,
+        )
+    return view
 
 
 class CallbackBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from hermes.application.ports.mailboxes import Mailboxes, MailboxState
+from hermes.application.ports.mailboxes import Mailboxes, MailboxState, PolledAccount
 
 
-def account() -> str:
-    return "cust_" + secrets.token_hex(6)
+def account(name: str = "default") -> PolledAccount:
+    return PolledAccount("cust_" + secrets.token_hex(6), name)
 
 
 class MailboxesContract:
@@ -24,6 +24,24 @@ class MailboxesContract:
         members = await mailboxes.members()
         assert a not in members and b in members
         await mailboxes.remove(b)
+
+    async def test_each_email_account_of_a_customer_has_its_own_registration_lease_and_state(
+        self, mailboxes: Mailboxes
+    ) -> None:
+        default = account()
+        work = PolledAccount(default.customer_id, "work")
+        await mailboxes.add(default)
+        await mailboxes.add(work)
+        assert {default, work} <= set(await mailboxes.members())
+        await mailboxes.save(work, MailboxState(11, 22, 0))
+        assert await mailboxes.state(default) == MailboxState()
+        assert await mailboxes.lease(default, "one", 30) == 0
+        assert await mailboxes.lease(work, "two", 30) == 0  # another mailbox: not held by "one"
+        await mailboxes.remove(default)
+        members = await mailboxes.members()
+        assert default not in members and work in members
+        assert await mailboxes.state(work) == MailboxState(11, 22, 0)
+        await mailboxes.remove(work)
 
     async def test_state_is_kept_and_adding_again_starts_over(self, mailboxes: Mailboxes) -> None:
         a = account()

@@ -16,7 +16,7 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.credentials import CredentialStore
 from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.metering import RateLimiter, UsageMeter
-from hermes.application.ports.routing import AccountRoutes
+from hermes.application.ports.routing import AccountRoutes, RouteOwner
 from hermes.domain.audit import AuditEntry
 from hermes.domain.customer import ApiKey, Customer, new_customer_id
 from hermes.domain.errors import Conflict
@@ -218,7 +218,7 @@ class CustomerCacheContract:
 class AccountRoutesContract:
     async def test_claim_is_first_come_and_release_only_by_owner(self, phone_routes: AccountRoutes) -> None:
         number = str(secrets.randbelow(10**12))
-        a, b = uid(), uid()
+        a, b = RouteOwner(uid()), RouteOwner(uid())
         assert await phone_routes.claim(number, a) == a
         assert await phone_routes.claim(number, b) == a
         assert await phone_routes.claim(number, a) == a
@@ -227,9 +227,22 @@ class AccountRoutesContract:
         await phone_routes.release(number, a)
         assert await phone_routes.owner(number) is None
 
+    async def test_a_route_names_the_customers_account(self, phone_routes: AccountRoutes) -> None:
+        number = str(secrets.randbelow(10**12))
+        work = RouteOwner(uid(), "work")
+        assert await phone_routes.claim(number, work) == work
+        assert await phone_routes.owner(number) == work
+        # The same customer under another account name does not hold it, and cannot release it.
+        default = RouteOwner(work.customer_id)
+        assert await phone_routes.claim(number, default) == work
+        await phone_routes.release(number, default)
+        assert await phone_routes.owner(number) == work
+        await phone_routes.release(number, work)
+        assert await phone_routes.owner(number) is None
+
     async def test_concurrent_claims_have_one_winner(self, phone_routes: AccountRoutes) -> None:
         number = str(secrets.randbelow(10**12))
-        contenders = [uid() for _ in range(10)]
+        contenders = [RouteOwner(uid(), name) for name in ("default", "work") for _ in range(5)]
         owners = await asyncio.gather(*(phone_routes.claim(number, c) for c in contenders))
         assert len(set(owners)) == 1 and owners[0] in contenders
 

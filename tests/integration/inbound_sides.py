@@ -57,7 +57,8 @@ def _digits() -> str:
 class Side:
     platform: str
 
-    async def connect(self, url: str, fakes: Fakes, api_key: str) -> tuple[httpx.Response, str]:
+    async def connect(self, url: str, fakes: Fakes, api_key: str, account: str = "") -> tuple[httpx.Response, str]:
+        """Connect a new platform account, under the customer's account name `account` (default when empty)."""
         raise NotImplementedError
 
     def same_account(self, fakes: Fakes, account: str) -> dict[str, Any]:
@@ -71,24 +72,26 @@ class Side:
         raise NotImplementedError
 
 
-async def _connect(url: str, api_key: str, platform: str, body: dict[str, Any]) -> httpx.Response:
+async def _connect(url: str, api_key: str, platform: str, body: dict[str, Any], account: str = "") -> httpx.Response:
+    params = {"account": account} if account else {}
     async with httpx.AsyncClient(base_url=url, headers={"x-api-key": api_key}, timeout=30) as client:
-        return await client.post(f"/api/connect/{platform}", json=body)
+        return await client.post(f"/api/connect/{platform}", json=body, params=params)
 
 
 class WhatsAppSide(Side):
     platform = "whatsapp"
 
-    async def connect(self, url: str, fakes: Fakes, api_key: str) -> tuple[httpx.Response, str]:
+    async def connect(self, url: str, fakes: Fakes, api_key: str, account: str = "") -> tuple[httpx.Response, str]:
         number = _digits()
-        return await _connect(url, api_key, "whatsapp", whatsapp_credentials(number)), number
+        return await _connect(url, api_key, "whatsapp", whatsapp_credentials(number), account), number
 
     def same_account(self, fakes: Fakes, account: str) -> dict[str, Any]:
         return whatsapp_credentials(account)
 
     def deliver(self, fakes: Fakes, account: str, text: str) -> Delivery:
         mid = wa.wamid()
-        body = wa.encode(wa.batch(wa.change(account, contacts=[wa.contact()], messages=[wa.text_message(mid, text)])))
+        message = {**wa.text_message(mid, text), "timestamp": str(int(time.time()))}  # sent now, as Meta says it
+        body = wa.encode(wa.batch(wa.change(account, contacts=[wa.contact()], messages=[message])))
         return Delivery("/webhook/whatsapp", body, {"X-Hub-Signature-256": wa.sign(body)}, mid)
 
     def forged(self, fakes: Fakes, account: str) -> Delivery:
@@ -99,9 +102,10 @@ class WhatsAppSide(Side):
 class InstagramSide(Side):
     platform = "instagram"
 
-    async def connect(self, url: str, fakes: Fakes, api_key: str) -> tuple[httpx.Response, str]:
+    async def connect(self, url: str, fakes: Fakes, api_key: str, account: str = "") -> tuple[httpx.Response, str]:
         ig_user_id, token = fakes.graph.add_instagram_user(_digits())
-        return await _connect(url, api_key, "instagram", {"accessToken": token, "igUserId": ig_user_id}), ig_user_id
+        body = {"accessToken": token, "igUserId": ig_user_id}
+        return await _connect(url, api_key, "instagram", body, account), ig_user_id
 
     def same_account(self, fakes: Fakes, account: str) -> dict[str, Any]:
         token = "EAAG" + secrets.token_hex(20)
@@ -126,12 +130,12 @@ class TelegramSide(Side):
     def __init__(self) -> None:
         self.tokens: dict[str, str] = {}
 
-    async def connect(self, url: str, fakes: Fakes, api_key: str) -> tuple[httpx.Response, str]:
+    async def connect(self, url: str, fakes: Fakes, api_key: str, account: str = "") -> tuple[httpx.Response, str]:
         # Ids unique across runs: routes live in the shared Redis, like a deployment's.
         bot_id = str(secrets.randbelow(10**12) + 10**12)
         token = fakes.telegram.add_bot(f"{bot_id}:AA{secrets.token_urlsafe(24)}")
         self.tokens[bot_id] = token
-        return await _connect(url, api_key, "telegram", {"botToken": token}), bot_id
+        return await _connect(url, api_key, "telegram", {"botToken": token}, account), bot_id
 
     def same_account(self, fakes: Fakes, account: str) -> dict[str, Any]:
         return {"botToken": self.tokens[account]}

@@ -365,6 +365,34 @@ async def test_callbacks_receive_signed_posts_retried_with_backoff(
             assert (await client.delete("/api/inbound/callback")).status_code == 204
 
 
+async def test_the_callback_names_the_account_that_received_the_message(
+    settings: Settings, start_hermes: Any, tmp_path: Path, own_redis: OwnRedis
+) -> None:
+    with CallbackReceiver(tmp_path) as receiver:
+        private = settings.model_copy(update={"callback_sweep_seconds": 0.5, "redis_url": own_redis.url})
+        server = start_hermes(private, None, trusting(receiver))
+        shop, office = number(), number()
+        customer = await connected_customer(server, shop)
+        async with server.client(customer["apiKey"]) as client:
+            second = await client.post("/api/connect/whatsapp?account=work", json=whatsapp_credentials(office))
+            assert second.status_code == 200, second.text
+            registered = await client.put("/api/inbound/callback", json={"url": receiver.url})
+            assert registered.status_code == 200, registered.text
+        sent = {}
+        for phone in (shop, office):
+            sent[phone] = wa.wamid()
+            body = wa.encode(wa.batch(wa.change(phone, messages=[wa.text_message(sent[phone], "ping")])))
+            assert (await post_event(server.url, body, wa.sign(body))).status_code == 200
+
+        async def both_delivered() -> bool:
+            return len(receiver.received) >= 2
+
+        await eventually(both_delivered, timeout=20)
+        entries = {json.loads(r.body)["entry"]["message"]["id"]: json.loads(r.body)["entry"] for r in receiver.received}
+        assert (entries[sent[shop]]["account"], entries[sent[shop]]["message"]["to"]) == ("default", shop)
+        assert (entries[sent[office]]["account"], entries[sent[office]]["message"]["to"]) == ("work", office)
+
+
 async def test_callback_urls_on_private_networks_are_refused(settings: Settings, start_hermes: Any) -> None:
     server = start_hermes(settings.model_copy(update={"allow_private_networks": False}))
     customer = await server.create_customer()

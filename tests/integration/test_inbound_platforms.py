@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -149,3 +150,59 @@ async def test_instagram_handshake_answers_with_the_meta_verify_token(hermes: He
         wrong = await client.get("/webhook/instagram", params={**params, "hub.verify_token": "nope"})
     assert (ok.status_code, ok.text) == (200, "8301")
     assert wrong.status_code == 403
+
+
+async def conversations(url: str, api_key: str, platform: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=url, headers={"x-api-key": api_key}, timeout=30) as client:
+        reply = await client.get("/api/conversations", params={"platform": platform})
+    assert reply.status_code == 200, reply.text
+    found: list[dict[str, Any]] = reply.json()["conversations"]
+    return found
+
+
+@pytest.mark.parametrize("side", sides(), ids=lambda s: s.platform)
+async def test_two_accounts_on_one_platform_each_receive_under_their_name_and_one_can_leave(
+    hermes: HermesServer, fakes: Fakes, side: Side
+) -> None:
+    owner = await hermes.create_customer()
+    key = owner["apiKey"]
+    reply, default = await side.connect(hermes.url, fakes, key)
+    assert reply.status_code == 200, reply.text
+    reply, work = await side.connect(hermes.url, fakes, key, account="work")
+    assert reply.status_code == 200, reply.text
+
+    for account, text in ((default, "to the first"), (work, "to the second")):
+        assert (await side.deliver(fakes, account, text).post(hermes.url)).status_code == 200
+    entries = await wait_for(hermes.url, key, side.platform, 2)
+    assert sorted((e["account"], e["message"]["text"]) for e in entries) == [
+        ("default", "to the first"),
+        ("work", "to the second"),
+    ]
+    assert sorted(
+        (c["account"], c["lastMessagePreview"]) for c in await conversations(hermes.url, key, side.platform)
+    ) == [
+        ("default", "to the first"),
+        ("work", "to the second"),
+    ]
+
+    # The same platform account under a second name of the same customer: refused, naming who has it.
+    async with hermes.client(key) as client:
+        twice = await client.post(
+            f"/api/connect/{side.platform}", params={"account": "sales"}, json=side.same_account(fakes, work)
+        )
+        assert twice.status_code == 409, twice.text
+        assert '"work"' in twice.json()["detail"] and work in twice.json()["detail"]
+        gone = await client.delete(f"/api/connect/{side.platform}", params={"account": "work"})
+        assert gone.status_code == 200, gone.text
+
+    if isinstance(side, TelegramSide):
+        assert fakes.telegram.bot(side.tokens[work]).webhook is None
+        assert fakes.telegram.bot(side.tokens[default]).webhook is not None
+    assert (await side.deliver(fakes, default, "still here").post(hermes.url)).status_code == 200
+    entries = await wait_for(hermes.url, key, side.platform, 3)
+    assert [(e["account"], e["message"]["text"]) for e in entries][-1] == ("default", "still here")
+    # The second account's route is released: another customer may connect it now.
+    other = await hermes.create_customer()
+    async with hermes.client(other["apiKey"]) as client:
+        again = await client.post(f"/api/connect/{side.platform}", json=side.same_account(fakes, work))
+    assert again.status_code == 200, again.text

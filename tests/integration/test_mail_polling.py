@@ -132,6 +132,40 @@ async def test_a_delivered_message_reaches_the_inbox_with_its_headers(
     assert received["to"] == user.name
 
 
+async def test_a_second_email_account_is_polled_into_its_own_account(
+    settings: Settings, start_hermes: Any, imap_server: ImapServer
+) -> None:
+    server = start_hermes(polling(settings))
+    home, office = imap_server.new_user(), imap_server.new_user()
+    key = await mail_customer(server, home, imap_server.port)
+    async with server.client(key) as client:
+        work = await client.post(
+            "/api/connect/email?verify=false&account=work", json=credentials(office, imap_server.port)
+        )
+        assert work.status_code == 200, work.text
+    await asyncio.sleep(3 * INTERVAL)  # the first polls learn the (empty) mailboxes
+    await deliver(imap_server, home, message("For home", "<home-1@sender.example>"))
+    await deliver(imap_server, office, message("For the office", "<office-1@sender.example>"))
+
+    await wait_for_subjects(server, key, ["For home", "For the office"], in_order=False)
+    page = await inbox_of(server, key, platform="email", limit=100)
+    assert sorted((e["account"], e["message"]["subject"], e["message"]["to"]) for e in page["entries"]) == [
+        ("default", "For home", home.name),
+        ("work", "For the office", office.name),
+    ]
+    async with server.client(key) as client:
+        listed = (await client.get("/api/conversations", params={"account": "work"})).json()["conversations"]
+        assert [(c["account"], c["platform"]) for c in listed] == [("work", "email")]
+        # Disconnecting the second account stops its polling; the first one is still read.
+        assert (await client.delete("/api/connect/email?account=work")).status_code == 200
+    await asyncio.sleep(3 * INTERVAL)
+    await deliver(imap_server, office, message("Too late", "<office-2@sender.example>"))
+    await deliver(imap_server, home, message("Home again", "<home-2@sender.example>"))
+    await wait_for_subjects(server, key, ["For home", "For the office", "Home again"], in_order=False)
+    await asyncio.sleep(3 * INTERVAL)
+    assert "Too late" not in [m.get("subject") for m in await emails(server, key)]
+
+
 async def test_two_instances_polling_one_account_route_each_message_once(
     settings: Settings, start_hermes: Any, imap_server: ImapServer
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hermes.adapters.env_credentials import EnvironmentCredentials
+from hermes.application.ports.routing import RouteOwner
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.get_connections import GetConnections
@@ -40,7 +41,7 @@ async def test_connecting_whatsapp_stores_encrypted_credentials_and_routes_the_n
     envelope = world.store.envelopes[(cust.id, Platform.WHATSAPP, DEFAULT_ACCOUNT)]
     assert b"EAAG-test-token" not in envelope
     assert await world.vault.load(cust.id, Platform.WHATSAPP) == whatsapp_credentials("111")
-    assert await world.routes.owner("wa_phone_id:111") == cust.id
+    assert await world.routes.owner("wa_phone_id:111") == RouteOwner(cust.id)
     status = await GetConnections(world.vault)(cust.id)
     assert status[Platform.WHATSAPP] is True
     assert [p for p, v in status.items() if v] == [Platform.WHATSAPP]
@@ -54,7 +55,7 @@ async def test_a_number_owned_by_another_customer_is_a_conflict_and_nothing_chan
     with pytest.raises(Conflict):
         await connect(world)(mallory, Platform.WHATSAPP, whatsapp_credentials("111", "EAAG-other"), verify=False)
 
-    assert await world.routes.owner("wa_phone_id:111") == alice.id
+    assert await world.routes.owner("wa_phone_id:111") == RouteOwner(alice.id)
     assert (mallory.id, Platform.WHATSAPP) not in world.store.envelopes
 
 
@@ -64,7 +65,7 @@ async def test_reconnecting_with_a_new_number_moves_the_route(world: World) -> N
     await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("222"), verify=False)
 
     assert await world.routes.owner("wa_phone_id:111") is None
-    assert await world.routes.owner("wa_phone_id:222") == cust.id
+    assert await world.routes.owner("wa_phone_id:222") == RouteOwner(cust.id)
 
 
 async def test_reconnecting_the_same_number_keeps_the_route(world: World) -> None:
@@ -72,7 +73,7 @@ async def test_reconnecting_the_same_number_keeps_the_route(world: World) -> Non
     await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111"), verify=False)
     await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111", "EAAG-new"), verify=False)
 
-    assert await world.routes.owner("wa_phone_id:111") == cust.id
+    assert await world.routes.owner("wa_phone_id:111") == RouteOwner(cust.id)
     assert (await world.vault.load(cust.id, Platform.WHATSAPP) or {})["accessToken"] == "EAAG-new"
 
 
@@ -131,7 +132,7 @@ async def test_the_single_user_number_cannot_be_claimed_by_a_customer(world: Wor
     assert caught.value.detail == "WhatsApp phone number id 999 is reserved by this deployment"
     assert world.store.envelopes == {} and world.routes.owners == {}
     await connect(world, SINGLE_USER_ENV)(cust, Platform.WHATSAPP, whatsapp_credentials("111"), verify=False)
-    assert await world.routes.owner("wa_phone_id:111") == cust.id
+    assert await world.routes.owner("wa_phone_id:111") == RouteOwner(cust.id)
 
 
 async def test_unreadable_whatsapp_credentials_can_be_replaced_by_reconnecting(world: World) -> None:
@@ -142,7 +143,7 @@ async def test_unreadable_whatsapp_credentials_can_be_replaced_by_reconnecting(w
     await connect(world)(cust, Platform.WHATSAPP, whatsapp_credentials("111", "EAAG-again"), verify=False)
 
     assert (await world.vault.load(cust.id, Platform.WHATSAPP) or {})["accessToken"] == "EAAG-again"
-    assert await world.routes.owner("wa_phone_id:111") == cust.id
+    assert await world.routes.owner("wa_phone_id:111") == RouteOwner(cust.id)
 
 
 def test_unknown_platform_is_not_found() -> None:

@@ -17,6 +17,7 @@ from hermes.adapters.platforms.webhook_auth import parse_app_secrets, signature_
 from hermes.adapters.platforms.whatsapp_webhook import decode_whatsapp
 from hermes.application.builtin_tools import InboxListTool
 from hermes.application.inbound_handlers import LoggingInboundHandler
+from hermes.application.ports.routing import RouteOwner
 from hermes.application.ports.tools import ToolContext
 from hermes.application.use_cases.deliver_callbacks import MAX_ATTEMPTS, DeliverCallbacks
 from hermes.application.use_cases.get_callback import GetCallback
@@ -75,8 +76,8 @@ class Inbound:
 
 @pytest.fixture
 async def inbound(world: World) -> Inbound:
-    await world.routes.claim(f"wa_phone_id:{N1}", "cust_a")
-    await world.routes.claim(f"wa_phone_id:{N2}", "cust_b")
+    await world.routes.claim(f"wa_phone_id:{N1}", RouteOwner("cust_a"))
+    await world.routes.claim(f"wa_phone_id:{N2}", RouteOwner("cust_b"))
     return Inbound(world)
 
 

@@ -9,20 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from hermes.adapters.env_credentials import EnvironmentCredentials
+from hermes.adapters.memory.conversations import InMemoryConversationStore
 from hermes.adapters.memory.inbound import InMemoryInboundQueue, InMemoryInbox, InMemoryUnroutedNumbers
 from hermes.adapters.memory.mailboxes import InMemoryMailboxes
 from hermes.adapters.platforms.email_inbound import PolledEmailCodec
 from hermes.adapters.platforms.mime import inbound_message
+from hermes.application.conversation_recorder import ConversationRecorder
 from hermes.application.inbound_handlers import LoggingInboundHandler
 from hermes.application.inbox_views import entry_view
-from hermes.application.ports.mailboxes import MailBatch, MailboxState
+from hermes.application.ports.mailboxes import MailBatch, MailboxState, PolledAccount
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.disconnect_platform import DisconnectPlatform
 from hermes.application.use_cases.poll_mailbox import PollMailbox
@@ -87,7 +89,9 @@ class ScriptedInbox:
             self.messages[self.next_uid] = message
             self.next_uid += 1
 
-    async def read_new(self, account: str, credentials: Credentials, after: MailboxState, limit: int) -> MailBatch:
+    async def read_new(
+        self, account: PolledAccount, credentials: Credentials, after: MailboxState, limit: int
+    ) -> MailBatch:
         self.reads += 1
         if self.hang:
             await asyncio.Event().wait()
@@ -174,20 +178,49 @@ async def test_connecting_email_with_imap_registers_the_mailbox_and_disconnectin
     await connect(pipe, customer, without_imap)
     assert await pipe.mailboxes.members() == []
     await connect(pipe, customer)
-    assert await pipe.mailboxes.members() == [customer.id]
+    assert await pipe.mailboxes.members() == [PolledAccount(customer.id)]
     await DisconnectPlatform(pipe.world.vault, pipe.world.routes, pipe.world.inbound, pipe.mailboxes)(
         customer, Platform.EMAIL
     )
     assert await pipe.mailboxes.members() == []
 
 
+async def test_every_email_account_with_imap_is_polled_into_its_own_inbox_entries_and_conversations(
+    pipe: Pipeline, customer: Customer
+) -> None:
+    world = pipe.world
+    await connect(pipe, customer)
+    await ConnectPlatform(
+        world.vault, world.routes, world.verifier, EnvironmentCredentials({}), world.inbound, pipe.mailboxes
+    )(customer, Platform.EMAIL, EMAIL, verify=True, name="work")
+    work = PolledAccount(customer.id, "work")
+    assert await pipe.mailboxes.members() == [PolledAccount(customer.id), work]
+    await pipe.poll()(work, "a")
+    pipe.mailbox.deliver("Budget", "<budget@sender.example>")
+    assert (await pipe.poll()(work, "a")).queued == 1
+    store = InMemoryConversationStore()
+    route = replace(pipe.route(), conversations=ConversationRecorder(store, world.clock))
+    for event in await pipe.queue.take("test", 100, 0):
+        await route(event.platform, event.body)
+
+    [entry] = (await pipe.inbox.list(customer.id, None, 10))[0]
+    assert entry_view(entry)["account"] == "work" and entry_view(entry)["message"]["subject"] == "Budget"
+    [conversation], _ = await store.recent(
+        customer.id, platform=Platform.EMAIL, account=None, unread_only=False, cursor=None, limit=10
+    )
+    assert conversation.account == "work"
+
+    await DisconnectPlatform(world.vault, world.routes, world.inbound, pipe.mailboxes)(customer, Platform.EMAIL, "work")
+    assert await pipe.mailboxes.members() == [PolledAccount(customer.id)]
+
+
 async def test_a_new_message_lands_in_the_inbox_with_its_headers(pipe: Pipeline, customer: Customer) -> None:
     await connect(pipe, customer)
-    first = await pipe.poll()(customer.id, "instance-a")
+    first = await pipe.poll()(PolledAccount(customer.id), "instance-a")
     assert first.polled and first.queued == 0 and first.error is None
     pipe.mailbox.deliver("Quarterly report", "<report-1@sender.example>")
 
-    outcome = await pipe.poll()(customer.id, "instance-a")
+    outcome = await pipe.poll()(PolledAccount(customer.id), "instance-a")
     await pipe.route_all()
 
     assert outcome.queued == 1
@@ -206,7 +239,7 @@ async def test_the_first_poll_starts_from_the_newest_messages_without_flooding(
     for n in range(12):
         pipe.mailbox.deliver(f"old {n}")
     await connect(pipe, customer)
-    await pipe.poll()(customer.id, "a")
+    await pipe.poll()(PolledAccount(customer.id), "a")
     await pipe.route_all()
     assert await pipe.subjects(customer.id) == [f"old {n}" for n in range(7, 12)]
 
@@ -215,11 +248,11 @@ async def test_a_backlog_is_taken_a_batch_at_a_time_oldest_first_and_the_next_po
     pipe: Pipeline, customer: Customer
 ) -> None:
     await connect(pipe, customer)
-    await pipe.poll()(customer.id, "a")
+    await pipe.poll()(PolledAccount(customer.id), "a")
     for n in range(7):
         pipe.mailbox.deliver(f"new {n}")
-    first = await pipe.poll()(customer.id, "a")
-    second = await pipe.poll()(customer.id, "a")
+    first = await pipe.poll()(PolledAccount(customer.id), "a")
+    second = await pipe.poll()(PolledAccount(customer.id), "a")
     await pipe.route_all()
     assert (first.queued, second.queued) == (5, 2)
     assert first.next_in <= 1.0 < second.next_in
@@ -229,7 +262,9 @@ async def test_a_backlog_is_taken_a_batch_at_a_time_oldest_first_and_the_next_po
 async def test_a_second_instance_skips_an_account_another_one_holds(pipe: Pipeline, customer: Customer) -> None:
     await connect(pipe, customer)
     pipe.mailbox.deliver("once")
-    polls = await asyncio.gather(pipe.poll()(customer.id, "a"), pipe.poll()(customer.id, "b"))
+    polls = await asyncio.gather(
+        pipe.poll()(PolledAccount(customer.id), "a"), pipe.poll()(PolledAccount(customer.id), "b")
+    )
     await pipe.route_all()
     assert sorted(p.polled for p in polls) == [False, True]
     assert [p.next_in > 0 for p in polls] == [True, True]
@@ -242,10 +277,10 @@ async def test_overlapping_polls_after_a_lease_ran_out_still_route_each_message_
 ) -> None:
     await connect(pipe, customer)
     pipe.mailbox.deliver("hello")
-    await pipe.poll()(customer.id, "a")
-    await pipe.mailboxes.save(customer.id, MailboxState())  # as if b started before a saved its progress
-    await pipe.mailboxes.release(customer.id, "a")
-    await pipe.poll()(customer.id, "b")
+    await pipe.poll()(PolledAccount(customer.id), "a")
+    await pipe.mailboxes.save(PolledAccount(customer.id), MailboxState())  # as if b started before a saved its progress
+    await pipe.mailboxes.release(PolledAccount(customer.id), "a")
+    await pipe.poll()(PolledAccount(customer.id), "b")
     await pipe.route_all()
     assert await pipe.subjects(customer.id) == ["hello"]
 
@@ -254,43 +289,43 @@ async def test_a_uidvalidity_change_starts_over_and_what_was_seen_is_not_repeate
     pipe: Pipeline, customer: Customer
 ) -> None:
     await connect(pipe, customer)
-    await pipe.poll()(customer.id, "a")
+    await pipe.poll()(PolledAccount(customer.id), "a")
     pipe.mailbox.deliver("before")
-    await pipe.poll()(customer.id, "a")
+    await pipe.poll()(PolledAccount(customer.id), "a")
     pipe.mailbox.renumber()
     pipe.mailbox.deliver("after")
-    await pipe.poll()(customer.id, "a")
+    await pipe.poll()(PolledAccount(customer.id), "a")
     await pipe.route_all()
     assert await pipe.subjects(customer.id) == ["before", "after"]
-    assert (await pipe.mailboxes.state(customer.id)).uidvalidity == pipe.mailbox.uidvalidity
+    assert (await pipe.mailboxes.state(PolledAccount(customer.id))).uidvalidity == pipe.mailbox.uidvalidity
 
 
 async def test_a_server_that_is_down_backs_off_keeps_its_place_and_loses_nothing(
     pipe: Pipeline, customer: Customer
 ) -> None:
     await connect(pipe, customer)
-    await pipe.poll()(customer.id, "a")
+    await pipe.poll()(PolledAccount(customer.id), "a")
     pipe.mailbox.deliver("one")
-    await pipe.poll()(customer.id, "a")
+    await pipe.poll()(PolledAccount(customer.id), "a")
     pipe.mailbox.down = True
     pipe.mailbox.deliver("two")
-    waits = [await pipe.poll()(customer.id, "a") for _ in range(6)]
+    waits = [await pipe.poll()(PolledAccount(customer.id), "a") for _ in range(6)]
     assert all(w.error == "the IMAP server refused the connection" for w in waits)
     # interval x 1, 2, 4, 8, 16, 16 (each within the 10 % jitter)
     for wait, factor in zip(waits, [1, 2, 4, 8, 16, 16], strict=True):
         assert 0.9 * factor <= wait.next_in / 60 <= 1.1 * factor
     # The lease is kept for the backoff: another instance does not retry sooner.
-    assert (await pipe.poll()(customer.id, "b")).polled is False
+    assert (await pipe.poll()(PolledAccount(customer.id), "b")).polled is False
     pipe.mailbox.down = False
-    back = await pipe.poll()(customer.id, "a")
+    back = await pipe.poll()(PolledAccount(customer.id), "a")
     await pipe.route_all()
-    assert back.error is None and (await pipe.mailboxes.state(customer.id)).failures == 0
+    assert back.error is None and (await pipe.mailboxes.state(PolledAccount(customer.id))).failures == 0
     assert await pipe.subjects(customer.id) == ["one", "two"]
 
 
 async def test_an_account_without_credentials_leaves_the_registry(pipe: Pipeline, customer: Customer) -> None:
-    await pipe.mailboxes.add(customer.id)
-    outcome = await pipe.poll()(customer.id, "a")
+    await pipe.mailboxes.add(PolledAccount(customer.id))
+    outcome = await pipe.poll()(PolledAccount(customer.id), "a")
     assert outcome.polled is False
     assert await pipe.mailboxes.members() == []
     assert pipe.mailbox.reads == 0
@@ -299,7 +334,7 @@ async def test_an_account_without_credentials_leaves_the_registry(pipe: Pipeline
 async def test_a_deactivated_customers_mailbox_is_no_longer_polled(pipe: Pipeline, customer: Customer) -> None:
     await connect(pipe, customer)
     await pipe.world.directory.set_active(customer.id, False)
-    outcome = await pipe.poll()(customer.id, "a")
+    outcome = await pipe.poll()(PolledAccount(customer.id), "a")
     assert outcome.polled is False
     assert await pipe.mailboxes.members() == []
     assert pipe.mailbox.reads == 0
@@ -315,9 +350,9 @@ async def test_the_single_user_mailbox_is_polled_from_the_environment(pipe: Pipe
         "EMAIL_DEFAULT_FROM_ADDRESS": "me@example.org",
         "EMAIL_DEFAULT_IMAP_HOST": "imap.example.org",
     }
-    await pipe.poll(env)("single-user", "a")
+    await pipe.poll(env)(PolledAccount("single-user"), "a")
     pipe.mailbox.deliver("for the single user")
-    await pipe.poll(env)("single-user", "a")
+    await pipe.poll(env)(PolledAccount("single-user"), "a")
     await pipe.route_all()
     assert await pipe.subjects("single-user") == ["for the single user"]
 
@@ -325,12 +360,12 @@ async def test_the_single_user_mailbox_is_polled_from_the_environment(pipe: Pipe
 async def test_a_cancelled_poll_releases_its_lease(pipe: Pipeline, customer: Customer) -> None:
     await connect(pipe, customer)
     pipe.mailbox.hang = True
-    task = asyncio.create_task(pipe.poll()(customer.id, "a"))
+    task = asyncio.create_task(pipe.poll()(PolledAccount(customer.id), "a"))
     await asyncio.sleep(0.01)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    assert await pipe.mailboxes.lease(customer.id, "b", 10) == 0.0
+    assert await pipe.mailboxes.lease(PolledAccount(customer.id), "b", 10) == 0.0
 
 
 def test_a_polled_event_from_anywhere_but_the_poller_shape_is_refused() -> None:
@@ -373,8 +408,8 @@ async def test_a_hanging_server_holds_one_slot_for_one_deadline_and_other_accoun
         await connect(good, owner)
 
     class PerAccount:
-        async def read_new(self, account: str, *args: Any) -> MailBatch:
-            return await (stuck if account == owners[1].id else good.mailbox).read_new(account, *args)
+        async def read_new(self, account: PolledAccount, *args: Any) -> MailBatch:
+            return await (stuck if account.customer_id == owners[1].id else good.mailbox).read_new(account, *args)
 
     poll = good.poll()
     poll.reader = PerAccount()

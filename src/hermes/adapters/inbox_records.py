@@ -8,6 +8,7 @@ import msgspec
 
 from hermes.domain.callbacks import Delivery
 from hermes.domain.inbound import ConnectionEvent, InboundMessage, InboxEntry, InboxItem, MediaRef, StatusUpdate
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 
 
@@ -42,6 +43,7 @@ class _Item(msgspec.Struct, omit_defaults=True):
     code: str | None = None
     title: str | None = None
     detail: str | None = None
+    acct: str = DEFAULT_ACCOUNT  # the customer's account on the platform (entries stored without it: the default)
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -70,6 +72,7 @@ def encode_item(item: InboxItem, received_at: datetime) -> bytes:
                 subj=item.subject,
                 refs=list(item.references),
                 chat=item.chat_id,
+                acct=item.account,
             )
         )
     return _encode(
@@ -85,6 +88,7 @@ def encode_item(item: InboxItem, received_at: datetime) -> bytes:
             code=item.error_code,
             title=item.error_title,
             detail=item.error_detail,
+            acct=item.account,
         )
     )
 
@@ -117,6 +121,7 @@ def decode_entry(entry_id: str, raw: bytes) -> InboxEntry:
             subject=r.subj,
             references=tuple(r.refs),
             chat_id=r.chat,
+            account=r.acct,
         )
     else:
         item = StatusUpdate(
@@ -129,6 +134,7 @@ def decode_entry(entry_id: str, raw: bytes) -> InboxEntry:
             error_code=r.code,
             error_title=r.title,
             error_detail=r.detail,
+            account=r.acct,
         )
     return InboxEntry(entry_id, _utc(r.rx), item)
 

@@ -95,7 +95,7 @@ class ConversationRecorder:
                 await self.store.set_status(
                     customer_id,
                     item.platform,
-                    DEFAULT_ACCOUNT,
+                    item.account,
                     _peer(item.platform, item.recipient),
                     item.message_id,
                     item.status,
@@ -166,7 +166,7 @@ def _peer(platform: Platform, raw: str) -> str:
 
 def _inbound_record(customer_id: str, m: InboundMessage) -> Recorded:
     peer = _peer(m.platform, m.sender)
-    key = ConversationKey(customer_id, m.platform, peer)
+    key = ConversationKey(customer_id, m.platform, peer, m.account)
     media = Media(m.media.kind, m.media.media_id, m.media.caption, m.media.filename) if m.media else None
     message = MessageView(m.message_id, IN, m.sender, kept_text(m.text), m.sent_at, media=media, reply_to=m.reply_to)
     return Recorded(key, message, title=m.contact_name, participants=(Participant(peer, m.contact_name),))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -74,6 +75,7 @@ def entry_view(entry: InboxEntry) -> dict[str, Any]:
         "id": entry.id,
         "kind": entry.kind,
         "platform": entry.platform.value,
+        "account": entry.account,
         "received_at": _iso(entry.received_at),
     }
     if isinstance(entry.item, InboundMessage):
@@ -85,10 +87,16 @@ def entry_view(entry: InboxEntry) -> dict[str, Any]:
     return out
 
 
+@functools.cache
+def _camel_key(key: str) -> str:
+    # Keys come from the projections above (a few dozen names), so the cache stays small.
+    return _CAMEL.sub(lambda m: m.group(1).upper(), key)
+
+
 def camel(value: Any) -> Any:
     """The same values with camelCase keys, the HTTP API's convention."""
     if isinstance(value, dict):
-        return {_CAMEL.sub(lambda m: m.group(1).upper(), k): camel(v) for k, v in value.items()}
+        return {_camel_key(k): camel(v) for k, v in value.items()}
     if isinstance(value, list):
         return [camel(v) for v in value]
     return value

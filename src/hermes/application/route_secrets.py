@@ -20,7 +20,8 @@ class RouteSecrets:
     inbound: InboundSides
 
     async def secret(self, platform: Platform, account: str) -> str | None:
-        """None when no customer routes the account, or its credentials hold no secret (or cannot be read)."""
+        """The secret of the customer's account that routes the platform account `account` (a bot id); None when
+        nobody routes it, or its credentials hold no secret (or cannot be read)."""
         side = self.inbound.inbound(platform)
         if side is None:
             return None
@@ -28,7 +29,7 @@ class RouteSecrets:
         if owner is None:
             return None
         try:
-            credentials = await self.vault.load(owner, platform)
+            credentials = await self.vault.load(owner.customer_id, platform, owner.account)
         except ValueError:
             return None
         value = None if credentials is None else credentials.get(WEBHOOK_SECRET)

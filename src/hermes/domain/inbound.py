@@ -10,12 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 
 # Meta retries an unacknowledged webhook for up to 7 days: a duplicate is recognised for at least that long.
 DEDUPE_WINDOW_SECONDS = 8 * 24 * 3600
 INBOX_RETENTION_SECONDS = 90 * 24 * 3600
 STATUSES = ("sent", "delivered", "read", "failed")
+
+
+def _account_part(account: str) -> str:
+    # The default account's keys keep the spelling they had before accounts had names.
+    return "" if account == DEFAULT_ACCOUNT else f"@{account}:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +53,14 @@ class InboundMessage:
     subject: str | None = None  # email only
     references: tuple[str, ...] = ()  # email only: the thread's Message-IDs, oldest first
     chat_id: str | None = None  # where to answer, when not the sender itself (a Telegram group)
+    account: str = DEFAULT_ACCOUNT  # which of the customer's accounts on the platform received it
 
     @property
     def dedupe_key(self) -> str:
-        # Telegram numbers messages per chat: the chat is part of what makes one unique.
+        # Telegram numbers messages per chat, and a person's chat with each of two bots has the same id:
+        # the chat and the account are part of what makes one unique.
         chat = f"{self.chat_id}:" if self.chat_id is not None else ""
-        return f"{self.platform.value}:msg:{chat}{self.message_id}"
+        return f"{self.platform.value}:msg:{_account_part(self.account)}{chat}{self.message_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +76,12 @@ class StatusUpdate:
     error_code: str | None = None
     error_title: str | None = None
     error_detail: str | None = None
+    account: str = DEFAULT_ACCOUNT  # which of the customer's accounts sent the message
 
     @property
     def dedupe_key(self) -> str:
         # The same message goes through several statuses; each (id, status) pair counts once.
-        return f"{self.platform.value}:status:{self.message_id}:{self.status}"
+        return f"{self.platform.value}:status:{_account_part(self.account)}{self.message_id}:{self.status}"
 
 
 NEEDS_REAUTH_EVENT = "connection.needs_reauth"
@@ -105,11 +114,16 @@ InboxItem = InboundMessage | StatusUpdate | ConnectionEvent
 
 @dataclass(frozen=True, slots=True)
 class InboundChange:
-    """The part of a webhook batch that concerns one business number."""
+    """The part of a webhook batch that concerns one business number.
+
+    A polled event (email) names its customer as `business_id` and the account it was read from as `account`;
+    a webhook's part names only the platform's account id, which the routes turn into customer and account.
+    """
 
     platform: Platform
     business_id: str
     items: tuple[InboxItem, ...] = field(default=())
+    account: str = DEFAULT_ACCOUNT
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +137,11 @@ class InboxEntry:
     @property
     def platform(self) -> Platform:
         return self.item.platform
+
+    @property
+    def account(self) -> str:
+        """Which of the customer's accounts on the platform the item concerns."""
+        return self.item.account
 
     @property
     def kind(self) -> str:

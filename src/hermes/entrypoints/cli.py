@@ -235,7 +235,7 @@ def db() -> None:
 
 @db.command()
 def upgrade() -> None:
-    """Apply every Alembic migration to HERMES_DATABASE_URL."""
+    """Apply every Alembic migration to HERMES_DATABASE_URL, and bring stored routes to the current form."""
     from hermes.adapters.sql.migrate import upgrade_url
 
     settings = _settings()
@@ -250,6 +250,16 @@ def upgrade() -> None:
         except Exception as exc:
             raise click.ClickException(f"route keys not migrated: {type(exc).__name__}: {exc}") from None
         click.echo(f"redis route keys: {moved} moved to the wa_phone_id:<id> spelling", err=True)
+    named = _with_container(_name_account_routes)
+    click.echo(f"inbound routes: {named} moved to the account that uses them", err=True)
+
+
+async def _name_account_routes(container: Any) -> int:
+    from hermes.application.use_cases.name_account_routes import NameAccountRoutes
+
+    name_them = await container.get(NameAccountRoutes)
+    moved: int = await name_them()
+    return moved
 
 
 async def _unbrace_routes(url: str, cluster: bool) -> int:

@@ -98,7 +98,7 @@ from hermes.application.ports.customers import CustomerCache, CustomerDirectory
 from hermes.application.ports.health import Infrastructure
 from hermes.application.ports.inbound import InboundHandler, InboundQueue, Inbox, UnroutedNumbers
 from hermes.application.ports.inbox_signals import InboxSignals, WaitSlots
-from hermes.application.ports.mailboxes import Mailboxes, MailReader, PolledEventCodec
+from hermes.application.ports.mailboxes import Mailboxes, MailReader, PolledAccount, PolledEventCodec
 from hermes.application.ports.metering import RateLimiter, UsageMeter
 from hermes.application.ports.oauth import AuthorizationStore, ClientMetadataDocuments, GrantStore, OAuthClientStore
 from hermes.application.ports.platform_inbound import InboundSides
@@ -137,6 +137,7 @@ from hermes.application.use_cases.list_conversations import ListConversations
 from hermes.application.use_cases.list_inbox import ListInbox
 from hermes.application.use_cases.list_pending_sends import ListPendingSends
 from hermes.application.use_cases.list_tools import ListTools
+from hermes.application.use_cases.name_account_routes import NameAccountRoutes
 from hermes.application.use_cases.poll_mailbox import PollMailbox
 from hermes.application.use_cases.read_conversation import ReadConversation
 from hermes.application.use_cases.refresh_access_token import RefreshAccessToken
@@ -382,6 +383,7 @@ class UseCasesProvider(Provider):
         ListTools,
         CallTool,
         RotateEncryptionKeys,
+        NameAccountRoutes,
     )
 
 
@@ -482,7 +484,7 @@ class MailPollingProvider(Provider):
             interval=settings.email_poll_seconds,
             concurrency=settings.email_poll_concurrency,
             deadline=settings.platform_timeout + 5,
-            also=(SINGLE_USER_ID,) if single_user is not None and single_user.get("imapHost") else (),
+            also=(PolledAccount(SINGLE_USER_ID),) if single_user is not None and single_user.get("imapHost") else (),
         )
 
     @decorate

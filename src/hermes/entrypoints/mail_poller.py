@@ -16,7 +16,7 @@ import logging
 import random
 
 from hermes.application import request_context
-from hermes.application.ports.mailboxes import Mailboxes
+from hermes.application.ports.mailboxes import Mailboxes, PolledAccount
 from hermes.application.use_cases.poll_mailbox import PollMailbox
 from hermes.domain.errors import HermesError
 
@@ -33,7 +33,7 @@ class MailboxPoller:
         interval: float,
         concurrency: int,
         deadline: float,
-        also: tuple[str, ...] = (),
+        also: tuple[PolledAccount, ...] = (),
     ) -> None:
         self._mailboxes = mailboxes
         self._poll = poll
@@ -42,9 +42,9 @@ class MailboxPoller:
         self._deadline = deadline
         self._also = also  # accounts polled without a registration (the single-user account)
         self._concurrency = concurrency
-        self._due: dict[str, float] = {}  # account -> when it is next due (loop time)
-        self._queue: list[tuple[float, str]] = []  # (due, account), a heap; entries _due no longer names are stale
-        self._running: set[str] = set()
+        self._due: dict[PolledAccount, float] = {}  # account -> when it is next due (loop time)
+        self._queue: list[tuple[float, PolledAccount]] = []  # (due, account), a heap; stale when _due differs
+        self._running: set[PolledAccount] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -73,7 +73,8 @@ class MailboxPoller:
                 if self._due.get(account) != at or account in self._running:
                     continue  # rescheduled or dropped since it was queued
                 self._running.add(account)
-                task = asyncio.create_task(self._one(account), name=f"hermes-mailbox-{account}")
+                name = f"hermes-mailbox-{account.customer_id}-{account.account}"
+                task = asyncio.create_task(self._one(account), name=name)
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             next_at = next_refresh
@@ -95,14 +96,14 @@ class MailboxPoller:
         for account in self._due.keys() - members - self._running:
             del self._due[account]
 
-    def _plan(self, account: str, at: float) -> None:
+    def _plan(self, account: PolledAccount, at: float) -> None:
         self._due[account] = at
         heapq.heappush(self._queue, (at, account))
 
-    async def _one(self, account: str) -> None:
+    async def _one(self, account: PolledAccount) -> None:
         # Its own task: this poll's log lines name the account.
         request_context.request_id.set(f"mailbox-{random.getrandbits(32):08x}")
-        request_context.customer_id.set(account)
+        request_context.customer_id.set(account.customer_id)
         loop = asyncio.get_running_loop()
         next_in = self._interval
         try:
@@ -110,9 +111,11 @@ class MailboxPoller:
                 outcome = await self._poll(account, self.holder)
             next_in = outcome.next_in
             if outcome.error is not None:
-                log.warning("mailbox poll failed: %s; next try in %.0f s", outcome.error, next_in)
+                log.warning(
+                    "mailbox poll of account %s failed: %s; next try in %.0f s", account.account, outcome.error, next_in
+                )
             elif outcome.queued:
-                log.info("mailbox poll queued %d new message(s)", outcome.queued)
+                log.info("mailbox poll of account %s queued %d new message(s)", account.account, outcome.queued)
         except TimeoutError:
             log.warning("mailbox poll cut off after %.0f s; next try in %.0f s", self._deadline, next_in)
         except HermesError as exc:

@@ -11,7 +11,7 @@ from hermes.adapters import account_positions
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.credentials import AccountsPage, CredentialStore
 from hermes.application.ports.metering import RateLimiter, UsageMeter
-from hermes.application.ports.routing import AccountRoutes
+from hermes.application.ports.routing import AccountRoutes, RouteOwner
 from hermes.domain.audit import AuditEntry
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
@@ -62,16 +62,16 @@ class InMemoryCredentialStore(CredentialStore):
 
 class InMemoryAccountRoutes(AccountRoutes):
     def __init__(self) -> None:
-        self.owners: dict[str, str] = {}
+        self.owners: dict[str, RouteOwner] = {}
 
-    async def claim(self, route_key: str, customer_id: str) -> str:
-        return self.owners.setdefault(route_key, customer_id)
+    async def claim(self, route_key: str, owner: RouteOwner) -> RouteOwner:
+        return self.owners.setdefault(route_key, owner)
 
-    async def release(self, route_key: str, customer_id: str) -> None:
-        if self.owners.get(route_key) == customer_id:
+    async def release(self, route_key: str, owner: RouteOwner) -> None:
+        if self.owners.get(route_key) == owner:
             del self.owners[route_key]
 
-    async def owner(self, route_key: str) -> str | None:
+    async def owner(self, route_key: str) -> RouteOwner | None:
         return self.owners.get(route_key)
 
 

@@ -65,7 +65,7 @@ from hermes.adapters.platforms.network import (
 )
 from hermes.adapters.platforms.registry import PlatformPlugin
 from hermes.adapters.platforms.results import result_schema
-from hermes.application.ports.mailboxes import MailBatch, MailboxState
+from hermes.application.ports.mailboxes import MailBatch, MailboxState, PolledAccount
 from hermes.application.untrusted import UntrustedText
 from hermes.domain.credentials import CredentialField, Credentials, email_address, hostname, one_of, plain_text, port
 from hermes.domain.errors import Actor, HermesError, Invalid, NotConnected, NotFound, PlatformRejected, Sent
@@ -632,7 +632,9 @@ class SmtpImapGateway:
 
     # -- polling the INBOX (inbound) ----------------------------------------------------------------
 
-    async def read_new(self, account: str, credentials: Credentials, after: MailboxState, limit: int) -> MailBatch:
+    async def read_new(
+        self, account: PolledAccount, credentials: Credentials, after: MailboxState, limit: int
+    ) -> MailBatch:
         """One login, SELECT INBOX, a UID SEARCH when UIDNEXT says something is new, one partial FETCH."""
 
         async def work(session: ImapSession) -> MailBatch:

@@ -1,9 +1,22 @@
+"""Inbound routes in Redis.
+
+| key | value |
+|---|---|
+| `{kind}:{account id}` (`wa_phone_id:111`, `ig_user_id:1784...`, `tg_bot_id:123456789`) | the owner |
+
+The value is the bare customer id (`cust_0123456789abcdef`) when the route belongs to the customer's
+default account: exactly what the seed's system writes, so its routes read as before. A route of
+another account is `{customer id}/{account name}` (`cust_0123456789abcdef/work`): neither a customer id
+nor an account name (`[a-z0-9_-]{1,32}`) ever holds a `/`, so the two forms cannot be confused.
+"""
+
 from __future__ import annotations
 
 import logging
 
 from hermes.adapters.redis.client import RedisClient, translate_errors
-from hermes.application.ports.routing import AccountRoutes
+from hermes.application.ports.routing import AccountRoutes, RouteOwner
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 
 _CLAIM = """
 local owner = redis.call('GET', KEYS[1])
@@ -26,32 +39,47 @@ return 0
 """
 
 
+_SEPARATOR = "/"
+
+
+def encode_owner(owner: RouteOwner) -> str:
+    if owner.account == DEFAULT_ACCOUNT:
+        return owner.customer_id
+    return f"{owner.customer_id}{_SEPARATOR}{owner.account}"
+
+
+def decode_owner(raw: bytes | str) -> RouteOwner:
+    value = raw.decode() if isinstance(raw, bytes) else str(raw)
+    customer_id, _, account = value.partition(_SEPARATOR)
+    return RouteOwner(customer_id, account or DEFAULT_ACCOUNT)
+
+
 def route_key(phone_number_id: str) -> str:
     """WhatsApp's route key as DESIGN section 5 spells it (no hash tag: one key shares no slot)."""
     return f"wa_phone_id:{phone_number_id}"
 
 
 class RedisAccountRoutes(AccountRoutes):
-    """`{kind}:{account id}` (`wa_phone_id:111`) -> customer id; the route key is the Redis key."""
+    """`{kind}:{account id}` (`wa_phone_id:111`) -> owner (module docstring); the route key is the Redis key."""
 
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
 
-    async def claim(self, route_key: str, customer_id: str) -> str:
+    async def claim(self, route_key: str, owner: RouteOwner) -> RouteOwner:
         async with translate_errors():
-            owner = await self._claim(keys=[route_key], args=[customer_id])
-        return owner.decode() if isinstance(owner, bytes) else str(owner)
+            holder = await self._claim(keys=[route_key], args=[encode_owner(owner)])
+        return decode_owner(holder)
 
-    async def release(self, route_key: str, customer_id: str) -> None:
+    async def release(self, route_key: str, owner: RouteOwner) -> None:
         async with translate_errors():
-            await self._release(keys=[route_key], args=[customer_id])
+            await self._release(keys=[route_key], args=[encode_owner(owner)])
 
-    async def owner(self, route_key: str) -> str | None:
+    async def owner(self, route_key: str) -> RouteOwner | None:
         async with translate_errors():
             value = await self._redis.get(route_key)
-        return value.decode() if isinstance(value, bytes) else value
+        return None if value is None else decode_owner(value)
 
     async def unbrace(self) -> int:
         """Move routes stored under the braced spelling to `wa_phone_id:111`; idempotent, safe to run on every

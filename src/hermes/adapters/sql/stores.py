@@ -16,8 +16,9 @@ from hermes.adapters.sql.tables import account_routes, audit_log, credentials, u
 from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.credentials import AccountsPage, CredentialStore
 from hermes.application.ports.metering import UsageMeter
-from hermes.application.ports.routing import AccountRoutes
+from hermes.application.ports.routing import AccountRoutes, RouteOwner
 from hermes.domain.audit import AuditEntry
+from hermes.domain.errors import Unavailable
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 
@@ -119,39 +120,45 @@ def _after(query: Select[Any], after: account_positions.AccountKey, limit: int) 
 
 
 class SqlAccountRoutes(AccountRoutes):
+    """One row per route key: the customer and the account name it connected the platform account as."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def claim(self, route_key: str, customer_id: str) -> str:
+    async def claim(self, route_key: str, owner: RouteOwner) -> RouteOwner:
         # The primary key makes the insert the atomic step: one claimant wins, the others read the owner.
         for _ in range(3):
             async with translate_errors():
                 try:
                     async with self._engine.begin() as conn:
-                        await conn.execute(insert(account_routes).values(route_key=route_key, customer_id=customer_id))
-                    return customer_id
+                        await conn.execute(
+                            insert(account_routes).values(
+                                route_key=route_key, customer_id=owner.customer_id, account=owner.account
+                            )
+                        )
+                    return owner
                 except IntegrityError:
                     pass  # already routed: report the owner
-            owner = await self.owner(route_key)
-            if owner is not None:
-                return owner
+            holder = await self.owner(route_key)
+            if holder is not None:
+                return holder
             # Released between the insert and the read: try again rather than report a route not stored.
-        return ""
+        raise Unavailable("the inbound route could not be stored; try again")
 
-    async def release(self, route_key: str, customer_id: str) -> None:
+    async def release(self, route_key: str, owner: RouteOwner) -> None:
+        r = account_routes.c
         async with translate_errors(), self._engine.begin() as conn:
             await conn.execute(
                 delete(account_routes).where(
-                    account_routes.c.route_key == route_key, account_routes.c.customer_id == customer_id
+                    r.route_key == route_key, r.customer_id == owner.customer_id, r.account == owner.account
                 )
             )
 
-    async def owner(self, route_key: str) -> str | None:
+    async def owner(self, route_key: str) -> RouteOwner | None:
+        r = account_routes.c
         async with translate_errors(), self._engine.connect() as conn:
-            value = (
-                await conn.execute(select(account_routes.c.customer_id).where(account_routes.c.route_key == route_key))
-            ).scalar()
-        return None if value is None else str(value)
+            row = (await conn.execute(select(r.customer_id, r.account).where(r.route_key == route_key))).first()
+        return None if row is None else RouteOwner(str(row[0]), str(row[1]))
 
 
 class SqlUsageMeter(UsageMeter):

@@ -246,6 +246,7 @@ mailboxes = Table(
     "mailboxes",
     metadata,
     Column("customer_id", String(40), primary_key=True),
+    Column("account", String(32), primary_key=True, server_default="default"),
     Column("lease_holder", String(128)),
     Column("lease_until", PreciseDateTime),
     Column("uidvalidity", BigInteger),

@@ -12,6 +12,15 @@ from typing import Protocol
 
 from hermes.domain.credentials import Credentials
 from hermes.domain.inbound import InboundMessage
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class PolledAccount:
+    """One polled mailbox: a customer's email account, by the name it was connected under."""
+
+    customer_id: str
+    account: str = DEFAULT_ACCOUNT
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,37 +35,37 @@ class MailboxState:
 class Mailboxes(Protocol):
     """The registry of polled accounts, their leases and their states."""
 
-    async def add(self, account: str) -> None:
+    async def add(self, account: PolledAccount) -> None:
         """Poll this account from now on, starting over (a new connection may be a new mailbox)."""
         ...
 
-    async def remove(self, account: str) -> None:
+    async def remove(self, account: PolledAccount) -> None:
         """Stop polling it and forget its state."""
         ...
 
-    async def members(self) -> list[str]: ...
+    async def members(self) -> list[PolledAccount]: ...
 
-    async def lease(self, account: str, holder: str, seconds: float) -> float:
+    async def lease(self, account: PolledAccount, holder: str, seconds: float) -> float:
         """Take the account's lease for `seconds` (or keep it, if `holder` has it already).
 
         Returns 0 when `holder` has it now, else the seconds until the current lease ends.
         """
         ...
 
-    async def hold(self, account: str, holder: str, seconds: float) -> bool:
+    async def hold(self, account: PolledAccount, holder: str, seconds: float) -> bool:
         """Set the lease `holder` has (or that nobody has) to end `seconds` from now: nobody polls before.
 
         False when another holder has taken it meanwhile.
         """
         ...
 
-    async def release(self, account: str, holder: str) -> None:
+    async def release(self, account: PolledAccount, holder: str) -> None:
         """End the lease now, if `holder` has it."""
         ...
 
-    async def state(self, account: str) -> MailboxState: ...
+    async def state(self, account: PolledAccount) -> MailboxState: ...
 
-    async def save(self, account: str, state: MailboxState) -> None: ...
+    async def save(self, account: PolledAccount, state: MailboxState) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,9 @@ class MailBatch:
 
 
 class MailReader(Protocol):
-    async def read_new(self, account: str, credentials: Credentials, after: MailboxState, limit: int) -> MailBatch:
+    async def read_new(
+        self, account: PolledAccount, credentials: Credentials, after: MailboxState, limit: int
+    ) -> MailBatch:
         """The INBOX's messages after `after`, at most `limit`, oldest first.
 
         When the server's UIDVALIDITY differs from `after.uidvalidity` (or none is known),
@@ -84,4 +95,4 @@ class MailReader(Protocol):
 class PolledEventCodec(Protocol):
     """How a polled message travels through the inbound queue (the same queue webhooks feed)."""
 
-    def encode(self, account: str, message: InboundMessage) -> bytes: ...
+    def encode(self, account: PolledAccount, message: InboundMessage) -> bytes: ...

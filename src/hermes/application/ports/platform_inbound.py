@@ -24,7 +24,7 @@ class InboundSide(Protocol):
     @property
     def polled(self) -> bool:
         """Hermes reads the account itself (email's INBOX) instead of being sent events: nothing is
-        claimed at connect, and each event names its customer directly. `account_id` is then empty
+        claimed at connect, and each event names its customer and account directly. `account_id` is then empty
         when the credentials give nothing to poll."""
         ...
 

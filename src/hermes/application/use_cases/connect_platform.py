@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.credential_vault import CredentialVault
-from hermes.application.ports.mailboxes import Mailboxes
+from hermes.application.ports.mailboxes import Mailboxes, PolledAccount
 from hermes.application.ports.platform_inbound import InboundSide, InboundSides, route_key
-from hermes.application.ports.routing import AccountRoutes
+from hermes.application.ports.routing import AccountRoutes, RouteOwner
 from hermes.application.ports.tools import CredentialVerifier, EnvCredentials
 from hermes.domain.credentials import Credentials, parse_credentials
 from hermes.domain.customer import Customer
@@ -29,10 +29,11 @@ class ConnectPlatform:
     user id, the bot), which proves the account belongs to the caller (400 naming the
     field otherwise). Connecting such a platform routes the account's inbound messages
     to this customer; an account already routed to another customer, or the
-    deployment's own single-user account, is a conflict, never a takeover. Connecting
-    the default email account with `imapHost` has its INBOX polled for new mail from
-    then on (starting from its newest messages). Nothing is stored unless every step
-    succeeds.
+    deployment's own single-user account, is a conflict, never a takeover; so is
+    connecting one platform account under two account names (409 naming the account
+    that has it). Messages to each account are routed to it by name. Connecting an
+    email account with `imapHost` has its INBOX polled for new mail from then on
+    (starting from its newest messages). Nothing is stored unless every step succeeds.
     """
 
     vault: CredentialVault
@@ -56,8 +57,9 @@ class ConnectPlatform:
             if verify:
                 await self.verifier.verify(platform, credentials)
             await self.vault.save(customer.id, platform, credentials, name)
-            if side is not None and name == DEFAULT_ACCOUNT:  # polled by Hermes itself (email's INBOX)
-                await (self.mailboxes.add if side.account_id(credentials) else self.mailboxes.remove)(customer.id)
+            if side is not None:  # polled by Hermes itself (email's INBOX)
+                mailbox = PolledAccount(customer.id, name)
+                await (self.mailboxes.add if side.account_id(credentials) else self.mailboxes.remove)(mailbox)
         if self.health is not None:
             await self.health.connected(customer.id, platform, name)
         return verify
@@ -77,12 +79,7 @@ class ConnectPlatform:
         except ValueError:
             previous = None  # unreadable (key gone): replacing it is exactly what reconnecting is for
         before = side.account_id(previous) if previous is not None else None
-        key = route_key(side, account)
-        owner = await self.routes.claim(key, customer.id)
-        if owner != customer.id:
-            raise Conflict(
-                f"{platform.display_name} {side.account_name} {account} is already connected to another customer"
-            )
+        await self._claim(customer, platform, side, account, name)
         try:
             stored = await side.connected(customer.id, credentials)
             await self.vault.save(customer.id, platform, stored, name)
@@ -97,6 +94,48 @@ class ConnectPlatform:
         ):
             await side.disconnected(previous)
 
+    async def _claim(self, customer: Customer, platform: Platform, side: InboundSide, account: str, name: str) -> None:
+        key = route_key(side, account)
+        me = RouteOwner(customer.id, name)
+        holder = await self.routes.claim(key, me)
+        if holder != me and holder.customer_id == customer.id:
+            if holder.account in await accounts_naming(self.vault, side, customer.id, platform, account, name):
+                raise Conflict(
+                    f"{platform.display_name} {side.account_name} {account} is already connected as your account "
+                    f'"{holder.account}"; disconnect that account first, or connect it under that name'
+                )
+            # The route names an account that no longer uses it (routes written before they named
+            # their account all name the default one): it is this account's now.
+            await self.routes.release(key, holder)
+            holder = await self.routes.claim(key, me)
+        if holder != me:
+            raise Conflict(
+                f"{platform.display_name} {side.account_name} {account} is already connected to another customer"
+            )
+
+
+async def accounts_naming(
+    vault: CredentialVault,
+    side: InboundSide,
+    customer_id: str,
+    platform: Platform,
+    account_id: str,
+    leaving: str,
+) -> list[str]:
+    """The names of the customer's accounts on the platform, other than `leaving`, whose credentials name
+    the platform account `account_id`."""
+    names = []
+    for held_platform, other in await vault.accounts(customer_id):
+        if held_platform is not platform or other == leaving:
+            continue
+        try:
+            held = await vault.load(customer_id, platform, other)
+        except ValueError:
+            continue
+        if held is not None and side.account_id(held) == account_id:
+            names.append(other)
+    return names
+
 
 async def release_route(
     vault: CredentialVault,
@@ -107,17 +146,17 @@ async def release_route(
     account_id: str,
     leaving: str,
 ) -> bool:
-    """Release a platform account's route unless another of the customer's accounts (by name) still uses it.
+    """The customer's account `leaving` no longer uses the platform account `account_id`: release its route.
 
-    Returns whether it was released."""
-    for held_platform, other in await vault.accounts(customer_id):
-        if held_platform is not platform or other == leaving:
-            continue
-        try:
-            held = await vault.load(customer_id, platform, other)
-        except ValueError:
-            continue
-        if held is not None and side.account_id(held) == account_id:
-            return False
-    await routes.release(route_key(side, account_id), customer_id)
-    return True
+    A route that another of the customer's accounts still names (possible only for routes written
+    before routes named their account) moves to that account instead. Returns whether delivery at the
+    platform should stop: nobody of this customer uses the platform account any more.
+    """
+    key = route_key(side, account_id)
+    holder = await routes.owner(key)
+    others = await accounts_naming(vault, side, customer_id, platform, account_id, leaving)
+    if holder is not None and holder.customer_id == customer_id and holder.account not in others:
+        await routes.release(key, holder)
+        if others:
+            await routes.claim(key, RouteOwner(customer_id, others[0]))
+    return not others and (holder is None or holder.customer_id == customer_id)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.credential_vault import CredentialVault
-from hermes.application.ports.mailboxes import Mailboxes
+from hermes.application.ports.mailboxes import Mailboxes, PolledAccount
 from hermes.application.ports.platform_inbound import InboundSides
 from hermes.application.ports.routing import AccountRoutes
 from hermes.application.use_cases.connect_platform import release_route
@@ -18,7 +18,7 @@ class DisconnectPlatform:
     """Remove a customer's credentials for one account on a platform (`account`, default `default`), and
     the inbound routes only that account used; the customer's other accounts stay connected.
 
-    Disconnecting the default email account also stops polling its INBOX. Disconnecting
+    Disconnecting an email account also stops polling its INBOX. Disconnecting
     an account that is not connected is not an error: the end state is the one asked for.
     """
 
@@ -31,8 +31,7 @@ class DisconnectPlatform:
     async def __call__(self, customer: Customer, platform: Platform, name: str = DEFAULT_ACCOUNT) -> None:
         side = self.inbound.inbound(platform)
         if side is not None and side.polled:
-            if name == DEFAULT_ACCOUNT:
-                await self.mailboxes.remove(customer.id)
+            await self.mailboxes.remove(PolledAccount(customer.id, name))
         elif side is not None:
             try:
                 previous = await self.vault.load(customer.id, platform, name)

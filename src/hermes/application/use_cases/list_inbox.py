@@ -26,11 +26,13 @@ class InboxPage:
 class ListInbox:
     """Inbound messages and status updates routed to this customer, oldest first.
 
-    Messages carry the sender, the contact name, the text or a media reference and the
-    message they reply to; status updates say what became of a message the customer
-    sent (sent, delivered, read, failed with the platform's error code). Pass the
-    returned cursor back to read on: an empty page with the same cursor means nothing
-    new has arrived yet. Entries are kept 90 days. A customer sees only its own inbox.
+    Each entry names the customer's account on the platform that received it (`default`,
+    or the name given when connecting a further account). Messages carry the sender, the
+    contact name, the text or a media reference and the message they reply to; status
+    updates say what became of a message the customer sent (sent, delivered, read, failed
+    with the platform's error code). Pass the returned cursor back to read on: an empty
+    page with the same cursor means nothing new has arrived yet. Entries are kept 90 days.
+    A customer sees only its own inbox.
     """
 
     inbox: Inbox

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.customers import CustomerDirectory
 from hermes.application.ports.inbound import InboundQueue
-from hermes.application.ports.mailboxes import Mailboxes, MailboxState, MailReader, PolledEventCodec
+from hermes.application.ports.mailboxes import Mailboxes, MailboxState, MailReader, PolledAccount, PolledEventCodec
 from hermes.application.ports.tools import EnvCredentials
 from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import HermesError
+from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
 from hermes.domain.platform import Platform
 
 # A failing mailbox is tried again after the interval, doubled per failure up to this factor.
@@ -36,6 +37,9 @@ def _jitter(seconds: float) -> float:
 class PollMailbox:
     """Read what is new in one account's INBOX and queue each new message as an inbound event.
 
+    Every email account a customer connected with `imapHost` is polled, each on its own; its
+    messages land in that account's conversations and inbox entries.
+
     Only the instance holding the account's lease polls it; after a poll the lease is
     kept until the account is due again, so however many instances run, an account is
     polled about once per interval. Each new message (at most `batch` per poll, oldest
@@ -59,7 +63,7 @@ class PollMailbox:
     batch: int
     lease_seconds: float
 
-    async def __call__(self, account: str, holder: str) -> PollOutcome:
+    async def __call__(self, account: PolledAccount, holder: str) -> PollOutcome:
         wait = await self.mailboxes.lease(account, holder, self.lease_seconds)
         if wait > 0:
             return PollOutcome(polled=False, queued=0, next_in=wait)
@@ -70,7 +74,7 @@ class PollMailbox:
             await self.mailboxes.release(account, holder)
             raise
 
-    async def _poll(self, account: str, holder: str) -> PollOutcome:
+    async def _poll(self, account: PolledAccount, holder: str) -> PollOutcome:
         state = await self.mailboxes.state(account)
         if not await self._active(account):
             return await self._forget(account, holder)
@@ -91,25 +95,25 @@ class PollMailbox:
         await self.mailboxes.hold(account, holder, next_in)
         return PollOutcome(polled=True, queued=len(found.messages), next_in=next_in)
 
-    async def _failed(self, account: str, holder: str, state: MailboxState, error: str) -> PollOutcome:
+    async def _failed(self, account: PolledAccount, holder: str, state: MailboxState, error: str) -> PollOutcome:
         failures = state.failures + 1
         next_in = _jitter(self.interval * min(2 ** (failures - 1), MAX_BACKOFF_FACTOR))
         await self.mailboxes.save(account, MailboxState(state.uidvalidity, state.last_uid, failures))
         await self.mailboxes.hold(account, holder, next_in)
         return PollOutcome(polled=True, queued=0, next_in=next_in, error=error)
 
-    async def _forget(self, account: str, holder: str) -> PollOutcome:
+    async def _forget(self, account: PolledAccount, holder: str) -> PollOutcome:
         await self.mailboxes.remove(account)
         await self.mailboxes.release(account, holder)
         return PollOutcome(polled=False, queued=0, next_in=self.interval)
 
-    async def _active(self, account: str) -> bool:
-        if account == SINGLE_USER_ID:
+    async def _active(self, account: PolledAccount) -> bool:
+        if account.customer_id == SINGLE_USER_ID:
             return True
-        customer = await self.directory.get(account)
+        customer = await self.directory.get(account.customer_id)
         return customer is not None and customer.active
 
-    async def _credentials(self, account: str) -> Credentials | None:
-        if account == SINGLE_USER_ID:
-            return self.env.get(Platform.EMAIL)
-        return await self.vault.load(account, Platform.EMAIL)
+    async def _credentials(self, account: PolledAccount) -> Credentials | None:
+        if account.customer_id == SINGLE_USER_ID:
+            return self.env.get(Platform.EMAIL) if account.account == DEFAULT_ACCOUNT else None
+        return await self.vault.load(account.customer_id, Platform.EMAIL, account.account)

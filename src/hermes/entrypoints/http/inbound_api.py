@@ -69,6 +69,7 @@ class InboxEntryView(Camel, omit_defaults=True):
     id: str
     kind: str
     platform: str
+    account: Annotated[str, msgspec.Meta(description="which of the customer's accounts on the platform")]
     received_at: datetime
     message: MessageView | None = None
     status: StatusView | None = None
@@ -110,7 +111,15 @@ class CallbackView(Camel):
 
 def inbox_entry_view(entry: InboxEntry) -> InboxEntryView:
     item = entry.item
-    view = InboxEntryView(id=entry.id, kind=entry.kind, platform=entry.platform.value, received_at=entry.received_at)
+    # Typed for the HTTP schema, and built field by field: converting `entry_view`'s dict costs ~8x more per entry.
+    # tests/unit/test_inbound_accounts.py checks that both give the same entry, so they cannot drift apart.
+    view = InboxEntryView(
+        id=entry.id,
+        kind=entry.kind,
+        platform=entry.platform.value,
+        account=entry.account,
+        received_at=entry.received_at,
+    )
     if isinstance(item, InboundMessage):
         m = item.media
         view.message = MessageView(

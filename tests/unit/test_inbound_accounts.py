@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import jsonschema
 import msgspec
 import pytest
 
 from hermes.adapters.env_credentials import EnvironmentCredentials
 from hermes.adapters.memory.conversations import InMemoryConversationStore
 from hermes.adapters.memory.inbound import InMemoryInbox, InMemoryUnroutedNumbers
+from hermes.application.builtin_tools import InboxListTool
 from hermes.application.conversation_recorder import ConversationRecorder
 from hermes.application.inbox_views import camel, entry_view
 from hermes.application.ports.routing import RouteOwner
@@ -212,6 +214,9 @@ def test_the_http_inbox_entry_is_the_tools_entry_in_camel_case() -> None:
         StatusUpdate(Platform.WHATSAPP, "111", "wamid.1", "failed", at, "1650", "131047", "title", "detail", "work"),
         ConnectionEvent(Platform.TELEGRAM, "work", "connection.needs_reauth", at),
     ]
+    tool_answer = InboxListTool.__dataclass_fields__["spec"].default.output_schema  # type: ignore[attr-defined]
     for item in items:
         entry = InboxEntry("1-0", at, item)
         assert msgspec.json.decode(msgspec.json.encode(inbox_entry_view(entry))) == camel(entry_view(entry))
+        # What the model is promised is what it gets, for every kind of entry (a client may validate it).
+        jsonschema.validate({"entries": [entry_view(entry)], "next_cursor": None}, tool_answer)

@@ -8,6 +8,7 @@ import time
 from email.utils import formatdate
 
 import httpx
+import msgspec
 import pytest
 
 from hermes.adapters.platforms.config import PlatformConfig
@@ -235,10 +236,43 @@ async def test_cookies_set_by_a_platform_never_reach_the_next_call() -> None:
     assert "cookie" not in script.last.headers
 
 
-async def test_httpx_log_lines_never_show_a_bot_token(caplog: pytest.LogCaptureFixture) -> None:
+async def test_platform_calls_log_no_bot_token_at_any_level(caplog: pytest.LogCaptureFixture) -> None:
     token = "123456:SECRETtokenSECRETtokenSECRETtoken"
-    with caplog.at_level(logging.INFO, logger="httpx"):
+    with caplog.at_level(logging.DEBUG):
         await gateway(Script(reply(200, {}))).call("GET", f"https://telegram.test/bot{token}/getMe", headers={})
-    assert caplog.records, "httpx logs each request at INFO"
+    assert all(token not in r.getMessage() for r in caplog.records)
+
+
+async def test_httpx_log_lines_of_the_shared_client_never_show_a_bot_token(caplog: pytest.LogCaptureFixture) -> None:
+    token = "123456:SECRETtokenSECRETtokenSECRETtoken"
+    client = gateway(Script(reply(200, {}))).http
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        await client.get(f"https://telegram.test/bot{token}/getMe")  # the client's other users go through send()
+    assert caplog.records, "httpx logs each request it sends at INFO"
     assert all(token not in r.getMessage() for r in caplog.records)
     assert any("/bot<redacted>/getMe" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "json", "params"),
+    [
+        ("POST", {"Authorization": "Bearer t", "Content-Type": "application/json"}, {"a": [1, "é"]}, None),
+        ("POST", {"Authorization": "Bearer t"}, None, None),
+        ("GET", {"Authorization": "Bearer t"}, None, {"fields": "a,b c", "limit": 5}),
+        ("DELETE", {}, None, None),
+        ("PUT", {"user-agent": "DiscordBot (https://example.com, 1)", "ACCEPT-ENCODING": "identity"}, "x", None),
+    ],
+)
+async def test_requests_go_out_as_the_client_would_build_them(
+    method: str, headers: dict[str, str], json: object, params: dict[str, str | int] | None
+) -> None:
+    script = Script(reply(200, {}))
+    client = gateway(script)
+    url = "https://discord.test/api/v10/channels/1/messages?after=2"
+    await client.call(method, url, headers=headers, json=json, params=params)
+    content = None if json is None else msgspec.json.encode(json)
+    expected = client.http.build_request(method, url, headers=headers, content=content, params=params)
+    sent = script.last
+    assert (sent.method, sent.url, sent.content) == (expected.method, expected.url, expected.content)
+    assert sorted(sent.headers.multi_items()) == sorted(expected.headers.multi_items())
+    assert sent.extensions["timeout"] == expected.extensions["timeout"]

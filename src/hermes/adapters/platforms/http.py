@@ -31,6 +31,7 @@ import logging
 import math
 import random
 import re
+import ssl
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -103,6 +104,18 @@ class _Client(httpx.AsyncClient):
     @cookies.setter
     def cookies(self, cookies: Any) -> None:
         return None  # nothing is ever kept (see _NoCookies)
+
+    async def dispatch(self, request: httpx.Request) -> httpx.Response:
+        """`request` straight to the transport, its body unread (`send(request, stream=True)`).
+
+        `send` also runs auth, redirects, event hooks and cookie extraction, none of which
+        this client has, and logs each request at INFO (a level production never shows):
+        a tenth of a platform call's CPU. The transport is looked up per call, so tracing
+        that wraps it (`trace_clients`) still sees every request.
+        """
+        response = await self._transport_for_url(request.url).handle_async_request(request)
+        response.request = request
+        return response
 
 
 _BOT_TOKEN = re.compile(r"/bot[^/\s]+")
@@ -210,16 +223,79 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class _Transport(AiohttpTransport):
+    """The httpx-aiohttp transport on an aiohttp session that keeps no cookies.
+
+    aiohttp's session has a cookie jar of its own, below httpx's: with it, a cookie a platform
+    set on customer A's call would ride along on customer B's next call to the same host.
+    """
+
+    def get_client(self) -> aiohttp.ClientSession:
+        if self.client is not None:
+            return super().get_client()
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections or 0, keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
+def aiohttp_transport(limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> httpx.AsyncBaseTransport:
+    """An outbound transport: aiohttp's connection pool, no proxy from the environment, no cookies kept."""
+    return _Transport(verify=verify, limits=limits, trust_env=False)
+
+
 def make_client(config: PlatformConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The instance's one client; `transport` replaces the aiohttp one (tests script replies with MockTransport)."""
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
     return _Client(
-        transport=transport or AiohttpTransport(limits=limits, trust_env=False),
+        transport=transport or aiohttp_transport(limits),
         timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
         headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         follow_redirects=False,
         trust_env=False,
     )
+
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _request(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    content: bytes | None,
+    params: Mapping[str, str | int] | None,
+) -> httpx.Request:
+    """The request `http.build_request` would make, at a third of its CPU.
+
+    `build_request` merges the URL with a base URL the client does not have, merges
+    cookies it never keeps, and builds the headers three times over (the body's,
+    the defaults', Host and Content-Length). Here the headers are put together once,
+    the caller's replacing the client's defaults of the same name, as httpx does.
+    """
+    target = httpx.URL(url) if params is None else httpx.URL(url, params=params)
+    given = {name.lower() for name in headers}
+    raw: list[tuple[bytes, bytes]] = []
+    if "host" not in given:
+        raw.append((b"Host", target.netloc))
+    raw += [(name, value) for name, value in http.headers.raw if name.lower().decode() not in given]
+    raw += [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]  # as httpx would
+    body = b"" if content is None else content
+    if (content is not None or method in _WITH_BODY) and "content-length" not in given:
+        raw.append((b"Content-Length", str(len(body)).encode()))
+    request = httpx.Request(
+        method, target, headers=raw, stream=httpx.ByteStream(body), extensions={"timeout": http.timeout.as_dict()}
+    )
+    request.read()  # the body is in memory: the transport sends it whole rather than as a stream
+    return request
+
+
+async def _dispatch(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """`request` sent with its body unread, as `http.send(request, stream=True)` does."""
+    if isinstance(http, _Client):
+        return await http.dispatch(request)
+    return await http.send(request, stream=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,8 +524,7 @@ class PlatformHttp:
         content: bytes | None,
         params: Mapping[str, str | int] | None,
     ) -> Reply:
-        request = self.http.build_request(method, url, content=content, params=params, headers=headers)
-        response = await self.http.send(request, stream=True)
+        response = await _dispatch(self.http, _request(self.http, method, url, headers, content, params))
         try:
             if response.status_code == 204:
                 return Reply(204, response.headers, b"")

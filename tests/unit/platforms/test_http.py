@@ -276,3 +276,21 @@ async def test_requests_go_out_as_the_client_would_build_them(
     assert (sent.method, sent.url, sent.content) == (expected.method, expected.url, expected.content)
     assert sorted(sent.headers.multi_items()) == sorted(expected.headers.multi_items())
     assert sent.extensions["timeout"] == expected.extensions["timeout"]
+
+
+async def test_kept_urls_each_reach_their_own_endpoint() -> None:
+    script = Script(reply(200, {}), reply(200, {}), reply(200, {}))
+    client = gateway(script)
+    urls = [f"https://graph.test/v23.0/{number}/messages" for number in ("111", "222", "111")]
+    for url in urls:
+        await client.call("POST", url, headers={}, json={}, keep_url=True)
+    assert [str(request.url) for request in script.requests] == urls
+
+
+@pytest.mark.parametrize("keep_url", [False, True])
+async def test_a_malformed_url_is_a_platform_error_whether_kept_or_not(keep_url: bool) -> None:
+    script = Script()
+    with pytest.raises(PlatformRejected) as caught:
+        await gateway(script).call("POST", "https://graph.test:port/v23.0/1/messages", headers={}, keep_url=keep_url)
+    assert caught.value.code == "unreachable"
+    assert not script.requests

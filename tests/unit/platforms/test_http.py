@@ -10,6 +10,7 @@ from email.utils import formatdate
 import httpx
 import msgspec
 import pytest
+from prometheus_client import REGISTRY
 
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, header_wait, make_client
@@ -294,3 +295,18 @@ async def test_a_malformed_url_is_a_platform_error_whether_kept_or_not(keep_url:
         await gateway(script).call("POST", "https://graph.test:port/v23.0/1/messages", headers={}, keep_url=keep_url)
     assert caught.value.code == "unreachable"
     assert not script.requests
+
+
+async def test_every_call_is_counted_once_by_platform_and_result() -> None:
+    def count(code: str) -> float:
+        labels = {"platform": "discord", "code": code}
+        return REGISTRY.get_sample_value("hermes_platform_call_duration_seconds_count", labels) or 0.0
+
+    before = {code: count(code) for code in ("ok", "http_403")}
+    client = gateway(Script(reply(200, {}), reply(200, {}), reply(403, {})))
+    await client.call("GET", URL, headers={})
+    await client.call("GET", URL, headers={})
+    with pytest.raises(PlatformRejected):
+        await client.call("GET", URL, headers={})
+    assert count("ok") - before["ok"] == 2
+    assert count("http_403") - before["http_403"] == 1

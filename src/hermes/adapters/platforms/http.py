@@ -46,6 +46,7 @@ import aiohttp
 import httpx
 import msgspec
 from httpx_aiohttp import AiohttpTransport
+from prometheus_client import Histogram
 
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.prometheus_metrics import PLATFORM_CALLS
@@ -193,8 +194,14 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
     plus one step. Codings that were not asked for pass through as they are (as httpx
     does), still counted.
     """
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
+    declared = coded = b""
+    for name, value in response.headers.raw:  # one pass over the raw pairs; `get` decodes and scans per name
+        lowered = name.lower()
+        if lowered == b"content-length":
+            declared = value if not declared else declared + b", " + value
+        elif lowered == b"content-encoding":
+            coded = value if not coded else coded + b", " + value
+    if declared.isdigit() and int(declared) > cap:
         raise BodyTooLarge
     try:
         loaded = response.content  # a body some transport already read whole (httpx's mock transport)
@@ -204,12 +211,15 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
         if len(loaded) > cap:
             raise BodyTooLarge
         return loaded
-    codings = [c.strip().lower() for c in response.headers.get("content-encoding", "").split(",")]
+    codings = [c.strip().lower() for c in coded.decode("latin-1").split(",")]
     layers = [_Inflater(c, cap) for c in reversed(codings) if c in _ZLIB_WBITS]
+    # The transport's stream itself: `aiter_raw` would re-chunk and book-keep around it for nothing.
+    # The caller closes the response.
+    stream = response.stream if isinstance(response.stream, httpx.AsyncByteStream) else response.aiter_raw()
     chunks: list[bytes] = []
     size = 0
     raw = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in stream:
         raw += len(chunk)
         if raw > cap:
             raise BodyTooLarge
@@ -482,7 +492,7 @@ class PlatformHttp:
             code = exc.code or "error"
             raise
         finally:
-            PLATFORM_CALLS.labels(self.platform.value, code).observe(time.perf_counter() - started)
+            _calls_metric(self.platform.value, code).observe(time.perf_counter() - started)
 
     async def _attempts(
         self,
@@ -608,6 +618,12 @@ class PlatformHttp:
             fix="ask for fewer items",
             sent=_sent(method),
         )
+
+
+@functools.lru_cache(maxsize=512)
+def _calls_metric(platform: str, code: str) -> Histogram:
+    """The histogram's child for one platform and result: `labels` takes a lock and a lookup on every call."""
+    return PLATFORM_CALLS.labels(platform, code)
 
 
 def _backoff(attempt: int) -> float:

@@ -305,8 +305,11 @@ def _request(
     if (content is not None or method in _WITH_BODY) and "content-length" not in given:
         raw.append((b"Content-Length", str(len(body)).encode()))
     request = httpx.Request(
-        method, target, headers=raw, stream=httpx.ByteStream(body), extensions={"timeout": http.timeout.as_dict()}
+        method, target, stream=httpx.ByteStream(body), extensions={"timeout": http.timeout.as_dict()}
     )
+    # Every name and value above is ASCII (httpx refused anything else when it encoded them): saying
+    # so spares the transport's first read of the headers a scan to find their encoding.
+    request.headers = httpx.Headers(raw, encoding="ascii")
     request.read()  # the body is in memory: the transport sends it whole rather than as a stream
     return request
 

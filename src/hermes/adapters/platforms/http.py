@@ -255,15 +255,20 @@ def aiohttp_transport(limits: httpx.Limits, verify: ssl.SSLContext | bool = True
     return _Transport(verify=verify, limits=limits, trust_env=False)
 
 
+def outbound_client(
+    transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout, headers: Mapping[str, str]
+) -> httpx.AsyncClient:
+    """A client that keeps no cookies, follows no redirects and takes no proxy from the environment."""
+    return _Client(transport=transport, timeout=timeout, headers=headers, follow_redirects=False, trust_env=False)
+
+
 def make_client(config: PlatformConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The instance's one client; `transport` replaces the aiohttp one (tests script replies with MockTransport)."""
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
-    return _Client(
-        transport=transport or aiohttp_transport(limits),
-        timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
-        headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-        follow_redirects=False,
-        trust_env=False,
+    return outbound_client(
+        transport or aiohttp_transport(limits),
+        httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+        {"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
     )
 
 

@@ -3,9 +3,10 @@
 httpx with the aiohttp transport: the default httpx transport costs ~3.5x more CPU
 per call here (PERFORMANCE.md), and connection reuse matters more than anything else.
 A platform call builds its request once and hands it straight to the transport
-(`_request`, `_Client.dispatch`): `build_request` and `send` cost more than half again
-as much CPU for work this client never needs (`python -m bench.platform_call`).
-Neither layer keeps cookies: the client is shared by every tenant.
+(`_request`, `_Client.dispatch`), past the URL merging, header rebuilding, hooks and
+cookie handling of `build_request` and `send` that this client never needs
+(`python -m bench.platform_call` measures it beside a bare `httpx.AsyncClient.post`).
+Neither httpx nor aiohttp below it keeps cookies: the client is shared by every tenant.
 
 The call policy (`PlatformHttp.call`):
 
@@ -293,7 +294,7 @@ def _request(
     params: Mapping[str, str | int] | None,
     keep_url: bool = False,
 ) -> httpx.Request:
-    """The request `http.build_request` would make, at a third of its CPU.
+    """The request `http.build_request` would make, for much less CPU.
 
     `build_request` merges the URL with a base URL the client does not have, merges
     cookies it never keeps, and builds the headers three times over (the body's,

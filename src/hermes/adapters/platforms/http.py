@@ -249,8 +249,10 @@ class _Transport(AiohttpTransport):
     def get_client(self) -> aiohttp.ClientSession:
         if self.client is not None:
             return super().get_client()
+        # The connector the parent class would build (the pool limit, keep-alive and TLS it was given).
+        limit = 100 if self.limits.max_connections is None else self.limits.max_connections  # 100: aiohttp's own
         connector = aiohttp.TCPConnector(
-            limit=self.limits.max_connections or 0, keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context
+            limit=limit, keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context
         )
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 

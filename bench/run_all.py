@@ -17,6 +17,7 @@ from bench.harness import PROFILE_SECONDS, machine
 BENCHMARKS = [
     "bench.connections",
     "bench.tool_call",
+    "bench.platform_call",
     "bench.send_guard",
     "bench.webhook",
     "bench.conversations",

@@ -41,8 +41,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import httpx
 import msgspec
-from httpx_aiohttp import AiohttpTransport
 
+from hermes.adapters.platforms.http import aiohttp_transport, outbound_client
 from hermes.adapters.platforms.network import HostGuard, UnresolvableHost, UnsafeHost
 from hermes.application.ports.oauth import ClientMetadataDocuments
 from hermes.domain.errors import Invalid
@@ -81,14 +81,10 @@ def _address_host(address: str) -> str:
 def make_metadata_client(
     verify: ssl.SSLContext | bool = True, user_agent: str = "Hermes/0.1 (+https://squaremcp.com)"
 ) -> httpx.AsyncClient:
-    """The fetcher's own client: `MAX_IN_FLIGHT` connections, no redirects, no proxy from the environment."""
+    """The fetcher's own client: `MAX_IN_FLIGHT` connections; no redirects, proxy from the environment or cookies."""
     limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT, keepalive_expiry=30)
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(verify=verify, limits=limits, trust_env=False),
-        timeout=httpx.Timeout(FETCH_SECONDS),
-        headers={"User-Agent": user_agent},
-        follow_redirects=False,
-        trust_env=False,
+    return outbound_client(
+        aiohttp_transport(limits, verify=verify), httpx.Timeout(FETCH_SECONDS), {"User-Agent": user_agent}
     )
 
 

@@ -243,6 +243,28 @@ async def test_nested_codings_are_each_bounded() -> None:
         await read_capped(response, MiB)
 
 
+async def test_codings_in_separate_headers_are_each_undone_in_order() -> None:
+    text = b"hello " * 10_000
+    response = await _response(zlib.compress(gzip.compress(text)), {})
+    response.headers = httpx.Headers([("Content-Encoding", "gzip"), ("content-encoding", "deflate")])
+    assert await read_capped(response, len(text)) == text
+
+
+async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
+    pulled: list[bytes] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        pulled.append(b"x" * 100)
+        yield pulled[-1]
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body())))
+    response = await client.send(client.build_request("GET", "https://big.test/"), stream=True)
+    response.headers = httpx.Headers([("Content-Length", "100")])
+    with pytest.raises(BodyTooLarge):
+        await read_capped(response, 99)
+    assert not pulled
+
+
 async def test_a_platform_gzip_bomb_is_a_tool_error() -> None:
     bomb = _gzip_bomb(16 * MiB)
     script = Script(

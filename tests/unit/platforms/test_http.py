@@ -7,11 +7,15 @@ import logging
 import time
 from email.utils import formatdate
 
+import aiohttp
 import httpx
+import msgspec
 import pytest
+from httpx_aiohttp import AiohttpTransport
+from prometheus_client import REGISTRY
 
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, header_wait, make_client
+from hermes.adapters.platforms.http import PlatformHttp, Reply, aiohttp_transport, fallback, header_wait, make_client
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
 
@@ -235,10 +239,88 @@ async def test_cookies_set_by_a_platform_never_reach_the_next_call() -> None:
     assert "cookie" not in script.last.headers
 
 
-async def test_httpx_log_lines_never_show_a_bot_token(caplog: pytest.LogCaptureFixture) -> None:
+async def test_platform_calls_log_no_bot_token_at_any_level(caplog: pytest.LogCaptureFixture) -> None:
     token = "123456:SECRETtokenSECRETtokenSECRETtoken"
-    with caplog.at_level(logging.INFO, logger="httpx"):
+    with caplog.at_level(logging.DEBUG):
         await gateway(Script(reply(200, {}))).call("GET", f"https://telegram.test/bot{token}/getMe", headers={})
-    assert caplog.records, "httpx logs each request at INFO"
+    assert all(token not in r.getMessage() for r in caplog.records)
+
+
+async def test_httpx_log_lines_of_the_shared_client_never_show_a_bot_token(caplog: pytest.LogCaptureFixture) -> None:
+    token = "123456:SECRETtokenSECRETtokenSECRETtoken"
+    client = gateway(Script(reply(200, {}))).http
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        await client.get(f"https://telegram.test/bot{token}/getMe")  # the client's other users go through send()
+    assert caplog.records, "httpx logs each request it sends at INFO"
     assert all(token not in r.getMessage() for r in caplog.records)
     assert any("/bot<redacted>/getMe" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "json", "params"),
+    [
+        ("POST", {"Authorization": "Bearer t", "Content-Type": "application/json"}, {"a": [1, "é"]}, None),
+        ("POST", {"Authorization": "Bearer t"}, None, None),
+        ("GET", {"Authorization": "Bearer t"}, None, {"fields": "a,b c", "limit": 5}),
+        ("DELETE", {}, None, None),
+        ("PUT", {"user-agent": "DiscordBot (https://example.com, 1)", "ACCEPT-ENCODING": "identity"}, "x", None),
+    ],
+)
+async def test_requests_go_out_as_the_client_would_build_them(
+    method: str, headers: dict[str, str], json: object, params: dict[str, str | int] | None
+) -> None:
+    script = Script(reply(200, {}))
+    client = gateway(script)
+    url = "https://discord.test/api/v10/channels/1/messages?after=2"
+    await client.call(method, url, headers=headers, json=json, params=params)
+    content = None if json is None else msgspec.json.encode(json)
+    expected = client.http.build_request(method, url, headers=headers, content=content, params=params)
+    sent = script.last
+    assert (sent.method, sent.url, sent.content) == (expected.method, expected.url, expected.content)
+    assert sorted(sent.headers.multi_items()) == sorted(expected.headers.multi_items())
+    assert sent.extensions["timeout"] == expected.extensions["timeout"]
+
+
+async def test_kept_urls_each_reach_their_own_endpoint() -> None:
+    script = Script(reply(200, {}), reply(200, {}), reply(200, {}))
+    client = gateway(script)
+    urls = [f"https://graph.test/v23.0/{number}/messages" for number in ("111", "222", "111")]
+    for url in urls:
+        await client.call("POST", url, headers={}, json={}, keep_url=True)
+    assert [str(request.url) for request in script.requests] == urls
+
+
+@pytest.mark.parametrize("keep_url", [False, True])
+async def test_a_malformed_url_is_a_platform_error_whether_kept_or_not(keep_url: bool) -> None:
+    script = Script()
+    with pytest.raises(PlatformRejected) as caught:
+        await gateway(script).call("POST", "https://graph.test:port/v23.0/1/messages", headers={}, keep_url=keep_url)
+    assert caught.value.code == "unreachable"
+    assert not script.requests
+
+
+async def test_every_call_is_counted_once_by_platform_and_result() -> None:
+    def count(code: str) -> float:
+        labels = {"platform": "discord", "code": code}
+        return REGISTRY.get_sample_value("hermes_platform_call_duration_seconds_count", labels) or 0.0
+
+    before = {code: count(code) for code in ("ok", "http_403")}
+    client = gateway(Script(reply(200, {}), reply(200, {}), reply(403, {})))
+    await client.call("GET", URL, headers={})
+    await client.call("GET", URL, headers={})
+    with pytest.raises(PlatformRejected):
+        await client.call("GET", URL, headers={})
+    assert count("ok") - before["ok"] == 2
+    assert count("http_403") - before["http_403"] == 1
+
+
+async def test_the_aiohttp_session_keeps_its_pool_limit_and_no_cookies() -> None:
+    transport = aiohttp_transport(httpx.Limits(max_connections=8, keepalive_expiry=30))
+    assert isinstance(transport, AiohttpTransport)
+    session = transport.get_client()
+    try:
+        assert session.connector is not None
+        assert session.connector.limit == 8
+        assert isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
+    finally:
+        await session.close()

@@ -239,9 +239,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         }
         if args.reply_to is not None:
             body["message_reference"] = {"message_id": args.reply_to, "channel_id": args.channel_id}
-        reply = await client.call(
-            "POST", f"{base}/channels/{args.channel_id}/messages", headers=headers(creds), json=body
-        )
+        url = f"{base}/channels/{args.channel_id}/messages"  # no secret in it: kept parsed
+        reply = await client.call("POST", url, headers=headers(creds), json=body, keep_url=True)
         message = read(P, _decode_message, reply.body, "the message")
         return {"success": True, "message_id": message.id, "channel_id": message.channel_id or args.channel_id}
 

@@ -2,6 +2,11 @@
 
 httpx with the aiohttp transport: the default httpx transport costs ~3.5x more CPU
 per call here (PERFORMANCE.md), and connection reuse matters more than anything else.
+A platform call builds its request once and hands it straight to the transport
+(`_request`, `_Client.dispatch`), past the URL merging, header rebuilding, hooks and
+cookie handling of `build_request` and `send` that this client never needs
+(`python -m bench.platform_call` measures it beside a bare `httpx.AsyncClient.post`).
+Neither httpx nor aiohttp below it keeps cookies: the client is shared by every tenant.
 
 The call policy (`PlatformHttp.call`):
 
@@ -27,10 +32,12 @@ in the path, and httpx/aiohttp exceptions quote the URL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
 import re
+import ssl
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -44,6 +51,7 @@ import aiohttp
 import httpx
 import msgspec
 from httpx_aiohttp import AiohttpTransport
+from prometheus_client import Histogram
 
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.prometheus_metrics import PLATFORM_CALLS
@@ -103,6 +111,18 @@ class _Client(httpx.AsyncClient):
     @cookies.setter
     def cookies(self, cookies: Any) -> None:
         return None  # nothing is ever kept (see _NoCookies)
+
+    async def dispatch(self, request: httpx.Request) -> httpx.Response:
+        """`request` straight to the transport, its body unread (`send(request, stream=True)`).
+
+        `send` also runs auth, redirects, event hooks and cookie extraction, none of which
+        this client has, and logs each request at INFO (a level production never shows):
+        a tenth of a platform call's CPU. The transport is looked up per call, so tracing
+        that wraps it (`trace_clients`) still sees every request.
+        """
+        response = await self._transport_for_url(request.url).handle_async_request(request)
+        response.request = request
+        return response
 
 
 _BOT_TOKEN = re.compile(r"/bot[^/\s]+")
@@ -179,8 +199,14 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
     plus one step. Codings that were not asked for pass through as they are (as httpx
     does), still counted.
     """
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
+    declared = coded = b""
+    for name, value in response.headers.raw:  # one pass over the raw pairs; `get` decodes and scans per name
+        lowered = name.lower()
+        if lowered == b"content-length":
+            declared = value if not declared else declared + b", " + value
+        elif lowered == b"content-encoding":
+            coded = value if not coded else coded + b", " + value
+    if declared.isdigit() and int(declared) > cap:
         raise BodyTooLarge
     try:
         loaded = response.content  # a body some transport already read whole (httpx's mock transport)
@@ -190,12 +216,15 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
         if len(loaded) > cap:
             raise BodyTooLarge
         return loaded
-    codings = [c.strip().lower() for c in response.headers.get("content-encoding", "").split(",")]
+    codings = [c.strip().lower() for c in coded.decode("latin-1").split(",")]
     layers = [_Inflater(c, cap) for c in reversed(codings) if c in _ZLIB_WBITS]
+    # The transport's stream itself: `aiter_raw` would re-chunk and book-keep around it for nothing.
+    # The caller closes the response.
+    stream = response.stream if isinstance(response.stream, httpx.AsyncByteStream) else response.aiter_raw()
     chunks: list[bytes] = []
     size = 0
     raw = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in stream:
         raw += len(chunk)
         if raw > cap:
             raise BodyTooLarge
@@ -210,16 +239,98 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class _Transport(AiohttpTransport):
+    """The httpx-aiohttp transport on an aiohttp session that keeps no cookies.
+
+    aiohttp's session has a cookie jar of its own, below httpx's: with it, a cookie a platform
+    set on customer A's call would ride along on customer B's next call to the same host.
+    """
+
+    def get_client(self) -> aiohttp.ClientSession:
+        if self.client is not None:
+            return super().get_client()
+        # The connector the parent class would build (the pool limit, keep-alive and TLS it was given).
+        limit = 100 if self.limits.max_connections is None else self.limits.max_connections  # 100: aiohttp's own
+        connector = aiohttp.TCPConnector(
+            limit=limit, keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
+def aiohttp_transport(limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> httpx.AsyncBaseTransport:
+    """An outbound transport: aiohttp's connection pool, no proxy from the environment, no cookies kept."""
+    return _Transport(verify=verify, limits=limits, trust_env=False)
+
+
+def outbound_client(
+    transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout, headers: Mapping[str, str]
+) -> httpx.AsyncClient:
+    """A client that keeps no cookies, follows no redirects and takes no proxy from the environment."""
+    return _Client(transport=transport, timeout=timeout, headers=headers, follow_redirects=False, trust_env=False)
+
+
 def make_client(config: PlatformConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The instance's one client; `transport` replaces the aiohttp one (tests script replies with MockTransport)."""
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
-    return _Client(
-        transport=transport or AiohttpTransport(limits=limits, trust_env=False),
-        timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
-        headers={"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-        follow_redirects=False,
-        trust_env=False,
+    return outbound_client(
+        transport or aiohttp_transport(limits),
+        httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+        {"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
     )
+
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _kept_url(url: str) -> httpx.URL:
+    return httpx.URL(url)
+
+
+def _request(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    content: bytes | None,
+    params: Mapping[str, str | int] | None,
+    keep_url: bool = False,
+) -> httpx.Request:
+    """The request `http.build_request` would make, for much less CPU.
+
+    `build_request` merges the URL with a base URL the client does not have, merges
+    cookies it never keeps, and builds the headers three times over (the body's,
+    the defaults', Host and Content-Length). Here the headers are put together once,
+    the caller's replacing the client's defaults of the same name, as httpx does.
+    """
+    if params is not None:
+        target = httpx.URL(url, params=params)
+    else:
+        target = _kept_url(url) if keep_url else httpx.URL(url)
+    given = {name.lower() for name in headers}
+    raw: list[tuple[bytes, bytes]] = []
+    if "host" not in given:
+        raw.append((b"Host", target.netloc))
+    raw += [(name, value) for name, value in http.headers.raw if name.lower().decode() not in given]
+    raw += [(name.encode("ascii"), value.encode("ascii")) for name, value in headers.items()]  # as httpx would
+    body = b"" if content is None else content
+    if (content is not None or method in _WITH_BODY) and "content-length" not in given:
+        raw.append((b"Content-Length", str(len(body)).encode()))
+    request = httpx.Request(
+        method, target, stream=httpx.ByteStream(body), extensions={"timeout": http.timeout.as_dict()}
+    )
+    # Every name and value above is ASCII (httpx refused anything else when it encoded them): saying
+    # so spares the transport's first read of the headers a scan to find their encoding.
+    request.headers = httpx.Headers(raw, encoding="ascii")
+    request.read()  # the body is in memory: the transport sends it whole rather than as a stream
+    return request
+
+
+async def _dispatch(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """`request` sent with its body unread, as `http.send(request, stream=True)` does."""
+    if isinstance(http, _Client):
+        return await http.dispatch(request)
+    return await http.send(request, stream=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,8 +480,14 @@ class PlatformHttp:
         json: Any = None,
         params: Mapping[str, str | int] | None = None,
         deadline: float | None = None,
+        keep_url: bool = False,
     ) -> Reply:
-        """A 2xx reply, or `PlatformRejected` saying what went wrong and what to do."""
+        """A 2xx reply, or `PlatformRejected` saying what went wrong and what to do.
+
+        `keep_url`: `url` holds no secret and is called again and again (a send endpoint), so it is
+        parsed once and kept (httpx's URL parser is a tenth of a call's CPU). Never for a URL with
+        a token in it (Telegram's path carries the bot token): the cache outlives the call.
+        """
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + self.config.total_timeout
@@ -380,7 +497,7 @@ class PlatformHttp:
         try:
             try:
                 async with asyncio.timeout_at(deadline):
-                    reply = await self._attempts(method, url, headers, content, params, deadline, loop)
+                    reply = await self._attempts(method, url, headers, content, params, keep_url, deadline, loop)
                 code = "ok"
                 return reply
             except TimeoutError:
@@ -390,7 +507,7 @@ class PlatformHttp:
             code = exc.code or "error"
             raise
         finally:
-            PLATFORM_CALLS.labels(self.platform.value, code).observe(time.perf_counter() - started)
+            _calls_metric(self.platform.value, code).observe(time.perf_counter() - started)
 
     async def _attempts(
         self,
@@ -399,6 +516,7 @@ class PlatformHttp:
         headers: Mapping[str, str],
         content: bytes | None,
         params: Mapping[str, str | int] | None,
+        keep_url: bool,
         deadline: float,
         loop: asyncio.AbstractEventLoop,
     ) -> Reply:
@@ -410,7 +528,7 @@ class PlatformHttp:
             failure: PlatformRejected | None = None
             reply: Reply | None = None
             try:
-                reply = await self._once(method, url, headers, content, params)
+                reply = await self._once(method, url, headers, content, params, keep_url)
             except _TRANSPORT_ERRORS as exc:
                 failure = self._transport_failure(method, exc)
             if reply is None:
@@ -447,9 +565,10 @@ class PlatformHttp:
         headers: Mapping[str, str],
         content: bytes | None,
         params: Mapping[str, str | int] | None,
+        keep_url: bool,
     ) -> Reply:
-        request = self.http.build_request(method, url, content=content, params=params, headers=headers)
-        response = await self.http.send(request, stream=True)
+        request = _request(self.http, method, url, headers, content, params, keep_url)
+        response = await _dispatch(self.http, request)
         try:
             if response.status_code == 204:
                 return Reply(204, response.headers, b"")
@@ -514,6 +633,12 @@ class PlatformHttp:
             fix="ask for fewer items",
             sent=_sent(method),
         )
+
+
+@functools.lru_cache(maxsize=512)
+def _calls_metric(platform: str, code: str) -> Histogram:
+    """The histogram's child for one platform and result: `labels` takes a lock and a lookup on every call."""
+    return PLATFORM_CALLS.labels(platform, code)
 
 
 def _backoff(attempt: int) -> float:

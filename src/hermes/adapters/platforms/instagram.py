@@ -202,7 +202,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         body: dict[str, Any] = {"image_url": args.image_url}
         if args.caption is not None:
             body["caption"] = args.caption
-        reply = await client.call("POST", f"{base}/{user}/media", headers=headers(creds), json=body, deadline=deadline)
+        url = f"{base}/{user}/media"  # no secret in it: kept parsed
+        reply = await client.call("POST", url, headers=headers(creds), json=body, deadline=deadline, keep_url=True)
         container = read(P, _decode_id, reply.body, "the media container").id
         await wait_until_finished(container, creds, deadline)
         reply = await client.call(

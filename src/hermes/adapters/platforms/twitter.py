@@ -227,7 +227,7 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         body: dict[str, Any] = {"text": args.text}
         if args.reply_to is not None:
             body["reply"] = {"in_reply_to_tweet_id": args.reply_to}
-        reply = await client.call("POST", f"{base}/2/tweets", headers=headers(creds), json=body)
+        reply = await client.call("POST", f"{base}/2/tweets", headers=headers(creds), json=body, keep_url=True)
         posted = read(P, _decode_posted, reply.body, "the post").data
         return {"success": True, "tweet_id": posted.id, "url": f"https://x.com/i/web/status/{posted.id}"}
 

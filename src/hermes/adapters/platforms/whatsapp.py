@@ -239,9 +239,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
         return {"Authorization": f"Bearer {creds['accessToken']}", "Content-Type": "application/json"}
 
     async def send(creds: Credentials, body: dict[str, Any], what: str) -> dict[str, Any]:
-        reply = await client.call(
-            "POST", f"{base}/{creds['phoneNumberId']}/messages", headers=headers(creds), json=body
-        )
+        url = f"{base}/{creds['phoneNumberId']}/messages"  # no secret in it: kept parsed
+        reply = await client.call("POST", url, headers=headers(creds), json=body, keep_url=True)
         try:
             sent = _decode_sent(reply.body)
             ref = sent.messages[0]
@@ -298,7 +297,8 @@ def plugin(http: httpx.AsyncClient, config: PlatformConfig) -> PlatformPlugin:
 
     async def mark_read(args: MarkReadArgs, creds: Credentials) -> dict[str, Any]:
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": args.message_id}
-        await client.call("POST", f"{base}/{creds['phoneNumberId']}/messages", headers=headers(creds), json=body)
+        url = f"{base}/{creds['phoneNumberId']}/messages"
+        await client.call("POST", url, headers=headers(creds), json=body, keep_url=True)
         return {"success": True, "message_id": args.message_id}
 
     async def verify(creds: Credentials) -> None:

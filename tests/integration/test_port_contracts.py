@@ -13,11 +13,23 @@ from hermes.adapters.redis.account_routes import RedisAccountRoutes
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache, RedisCustomerCache
-from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
+from hermes.adapters.redis.managed_oauth import (
+    RedisAccountOverview,
+    RedisAccountStatuses,
+    RedisConnectRequests,
+    RedisRefreshLocks,
+)
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.stores import SqlAccountRoutes, SqlAuditLog, SqlCredentialStore, SqlUsageMeter
-from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
+from hermes.domain.platform import Platform
+from tests.contracts.managed_oauth import (
+    AccountOverviewContract,
+    AccountStatusesContract,
+    ConnectRequestsContract,
+    OverviewStores,
+    RefreshLocksContract,
+)
 from tests.contracts.ports import (
     AccountRoutesContract,
     AuditLogContract,
@@ -26,6 +38,7 @@ from tests.contracts.ports import (
     CustomerDirectoryContract,
     RateLimiterContract,
     UsageMeterContract,
+    uid,
 )
 
 
@@ -247,6 +260,23 @@ class TestRedisAccountStatuses(AccountStatusesContract):
     @pytest.fixture
     def account_statuses(self, redis: Any) -> RedisAccountStatuses:
         return RedisAccountStatuses(redis)
+
+
+class TestRedisAccountOverview(AccountOverviewContract):
+    @pytest.fixture
+    def account_overview(self, redis: Any) -> OverviewStores:
+        return RedisCredentialStore(redis), RedisAccountStatuses(redis), RedisAccountOverview(redis)
+
+    async def test_reads_what_was_stored_before_the_overview(self, redis: Any) -> None:
+        """Keys written directly in the layout the stores have always used (an unknown platform is skipped)."""
+        cust = uid()
+        await redis.set(f"creds:{{{cust}}}:telegram", b"envelope")
+        await redis.sadd(f"credaccounts:{{{cust}}}", "twitter:work", "myspace:old")
+        await redis.hset(f"account:status:{{{cust}}}", "twitter:work", b"not a record of this version")
+        assert await RedisAccountOverview(redis).read(cust) == (
+            [(Platform.TELEGRAM, "default"), (Platform.TWITTER, "work")],
+            [],
+        )
 
 
 class TestRedisRefreshLocks(RefreshLocksContract):

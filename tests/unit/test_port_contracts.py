@@ -13,7 +13,14 @@ from hermes.adapters.memory.stores import (
     InMemoryRateLimiter,
     InMemoryUsageMeter,
 )
-from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
+from hermes.application.account_overview import SeparateAccountOverview
+from tests.contracts.managed_oauth import (
+    AccountOverviewContract,
+    AccountStatusesContract,
+    ConnectRequestsContract,
+    OverviewStores,
+    RefreshLocksContract,
+)
 from tests.contracts.ports import (
     AccountRoutesContract,
     AuditLogContract,
@@ -77,6 +84,13 @@ class TestInMemoryAccountStatuses(AccountStatusesContract):
     @pytest.fixture
     def account_statuses(self) -> InMemoryAccountStatuses:
         return InMemoryAccountStatuses()
+
+
+class TestSeparateAccountOverview(AccountOverviewContract):
+    @pytest.fixture
+    def account_overview(self) -> OverviewStores:
+        store, statuses = InMemoryCredentialStore(), InMemoryAccountStatuses()
+        return store, statuses, SeparateAccountOverview(store, statuses)
 
 
 class TestInMemoryRefreshLocks(RefreshLocksContract):

@@ -19,14 +19,22 @@ from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.managed_oauth import ClientRegistration, HttpPlatformAuthorization, OAuthFacts
 from hermes.adapters.platforms.registry import Registry
 from hermes.adapters.redis.client import RedisClient
-from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
+from hermes.adapters.redis.managed_oauth import (
+    RedisAccountOverview,
+    RedisAccountStatuses,
+    RedisConnectRequests,
+    RedisRefreshLocks,
+)
 from hermes.application.account_health import AccountHealthRecorder
+from hermes.application.account_overview import SeparateAccountOverview
 from hermes.application.connect_link_tool import ConnectLinkTool
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.fresh_credentials import FreshCredentials
 from hermes.application.ports.clock import Clock
+from hermes.application.ports.credentials import CredentialStore
 from hermes.application.ports.customers import CustomerDirectory
 from hermes.application.ports.managed_oauth import (
+    AccountOverview,
     AccountStatuses,
     ConnectRequests,
     PlatformAuthorization,
@@ -149,6 +157,7 @@ class RedisManagedOAuthProvider(Provider):
     scope = Scope.APP
     requests = provide(RedisConnectRequests, provides=ConnectRequests)
     statuses = provide(RedisAccountStatuses, provides=AccountStatuses)
+    overview = provide(RedisAccountOverview, provides=AccountOverview)
 
     @provide
     def locks(self, redis: RedisClient) -> RefreshLocks:
@@ -167,6 +176,10 @@ class EmbeddedManagedOAuthProvider(Provider):
     @provide
     def statuses(self) -> AccountStatuses:
         return InMemoryAccountStatuses()
+
+    @provide
+    def overview(self, store: CredentialStore, statuses: AccountStatuses) -> AccountOverview:
+        return SeparateAccountOverview(store, statuses)
 
     @provide
     def locks(self) -> RefreshLocks:

@@ -278,6 +278,13 @@ class TestRedisAccountOverview(AccountOverviewContract):
             [],
         )
 
+    async def test_a_server_that_lost_the_script_is_sent_it_again(self, redis: Any) -> None:
+        store, overview = RedisCredentialStore(redis), RedisAccountOverview(redis)
+        cust = uid()
+        await store.put(cust, Platform.TELEGRAM, b"envelope")
+        overview._store._accounts.sha = "0" * 40  # what a restarted server answers: NOSCRIPT
+        assert await overview.read(cust) == ([(Platform.TELEGRAM, "default")], [])
+
 
 class TestRedisRefreshLocks(RefreshLocksContract):
     @pytest.fixture

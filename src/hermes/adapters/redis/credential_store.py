@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
+from redis.exceptions import NoScriptError
+
 from hermes.adapters.redis.client import RedisClient, translate_errors
 from hermes.application.ports.credentials import CredentialStore
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT
@@ -89,7 +91,14 @@ class RedisCredentialStore(CredentialStore):
         if hash_key is not None:
             keys.append(hash_key)
         async with translate_errors():
-            defaults, others, flat = await self._accounts(keys=keys, args=[len(platforms)])
+            try:
+                # EVALSHA itself: redis-py's script object costs more per call than the command.
+                reply = await self._redis.execute_command(
+                    "EVALSHA", self._accounts.sha, len(keys), *keys, len(platforms)
+                )
+            except NoScriptError:  # a restarted or another server: load it, once
+                reply = await self._accounts(keys=keys, args=[len(platforms)])
+        defaults, others, flat = reply
         found = [(p, DEFAULT_ACCOUNT) for p, here in zip(platforms, defaults, strict=True) if here]
         for raw in others:
             member = raw.decode() if isinstance(raw, bytes) else raw

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.connection import HiredisRespSerializer
@@ -117,8 +118,14 @@ class _PackedInC:
     _serializer = HiredisRespSerializer()
 
     def pack_command(self, *args: Any) -> list[bytes]:
-        packed: list[bytes] = self._serializer.pack(*args)
-        return packed
+        name = args[0]
+        if (" " in name) if isinstance(name, str) else (b" " in name):  # "CONFIG GET": two arguments
+            args = (*name.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:  # a bytearray (copied), or a value Redis cannot take (DataError)
+            packed: list[bytes] = self._serializer.pack(*args)
+            return packed
 
 
 def _pack_in_c(client: Redis) -> None:

@@ -30,10 +30,14 @@ return {held, redis.call('SMEMBERS', KEYS[1]), hash}
 """
 
 
+def _creds_prefix(customer_id: str) -> str:
+    # The hash tag keeps all of a customer's credentials in one cluster slot, so one script reads them.
+    return f"creds:{{{customer_id}}}:"
+
+
 def creds_key(customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> str:
-    # The hash tag keeps all of a customer's credentials in one cluster slot, so MGET works.
     # The default account keeps the key it always had, so data stored before accounts existed stays readable.
-    base = f"creds:{{{customer_id}}}:{platform.value}"
+    base = _creds_prefix(customer_id) + platform.value
     return base if account == DEFAULT_ACCOUNT else f"{base}:{account}"
 
 
@@ -87,7 +91,8 @@ class RedisCredentialStore(CredentialStore):
     ) -> tuple[list[tuple[Platform, str]], list[bytes]]:
         """`accounts`, and the values of the hash at `hash_key` (under the customer's hash tag) read with them."""
         platforms = all_platforms()
-        keys = [_accounts_key(customer_id), *(creds_key(customer_id, p) for p in platforms)]
+        prefix = _creds_prefix(customer_id)
+        keys = [_accounts_key(customer_id), *[prefix + p for p in platforms]]  # creds_key of each default account
         if hash_key is not None:
             keys.append(hash_key)
         async with translate_errors():

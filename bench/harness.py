@@ -94,7 +94,7 @@ def serve(args: list[str], env: Mapping[str, str], health: str = "/healthz") -> 
     url = f"http://127.0.0.1:{port}"
     PIDS[url] = proc.pid
     LOGS[url] = log_path
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded machine imports slowly
     while True:
         try:
             if httpx.get(url + health, timeout=1).status_code < 500:
@@ -102,6 +102,8 @@ def serve(args: list[str], env: Mapping[str, str], health: str = "/healthz") -> 
         except httpx.TransportError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()  # a server too slow to start must not outlive the benchmark
+            proc.wait()
             log.seek(0)
             raise RuntimeError(f"server did not start: {' '.join(args)}\n{log.read().decode(errors='replace')}")
         time.sleep(0.1)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hermes.application.ports.managed_oauth import AccountStatuses, ConnectRequests, RefreshLocks
+from hermes.application.ports.credentials import CredentialStore
+from hermes.application.ports.managed_oauth import AccountOverview, AccountStatuses, ConnectRequests, RefreshLocks
 from hermes.domain.errors import Unavailable
 from hermes.domain.managed_oauth import AccountHealth, AccountStatus, ConnectRequest, state_digest
 from hermes.domain.platform import Platform
@@ -48,6 +49,37 @@ class AccountStatusesContract:
         await account_statuses.remove(a, Platform.TWITTER, "default")
         assert await account_statuses.all(a) == [replaced]
         assert await account_statuses.get(b, Platform.TWITTER, "work") is None
+
+
+# What an overview reads from: the credential store and the status records of the same backend.
+OverviewStores = tuple[CredentialStore, AccountStatuses, AccountOverview]
+
+
+class AccountOverviewContract:
+    async def test_accounts_and_their_records_of_one_customer(self, account_overview: OverviewStores) -> None:
+        store, statuses, overview = account_overview
+        a, b = uid(), uid()
+        now = datetime.now(UTC).replace(microsecond=0)
+        work = AccountStatus(Platform.TWITTER, "work", AccountHealth.NEEDS_REAUTH, now, last_error="refused")
+        await store.put(a, Platform.TWITTER, b"envelope", "work")
+        await store.put(a, Platform.TELEGRAM, b"envelope")
+        await store.put(a, Platform.LINKEDIN, b"envelope")
+        await statuses.put(a, work)
+        await store.put(b, Platform.WHATSAPP, b"envelope")
+        await statuses.put(b, AccountStatus(Platform.WHATSAPP, "default", AccountHealth.CONNECTED, now))
+        held, recorded = await overview.read(a)
+        assert held == [(Platform.LINKEDIN, "default"), (Platform.TELEGRAM, "default"), (Platform.TWITTER, "work")]
+        assert recorded == [work]
+        assert held == await store.accounts(a)
+        assert recorded == await statuses.all(a)
+
+    async def test_a_removed_account_and_an_unknown_customer(self, account_overview: OverviewStores) -> None:
+        store, _, overview = account_overview
+        cust = uid()
+        await store.put(cust, Platform.TWITTER, b"envelope", "work")
+        await store.delete(cust, Platform.TWITTER, "work")
+        assert await overview.read(cust) == ([], [])
+        assert await overview.read(uid()) == ([], [])
 
 
 class RefreshLocksContract:

@@ -15,13 +15,25 @@ from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.customer_cache import LayeredCustomerCache, RedisCustomerCache
-from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
+from hermes.adapters.redis.managed_oauth import (
+    RedisAccountOverview,
+    RedisAccountStatuses,
+    RedisConnectRequests,
+    RedisRefreshLocks,
+)
 from hermes.adapters.redis.metering import RedisRateLimiter, RedisUsageMeter
 from hermes.adapters.sql.account_statuses import SqlAccountStatuses
 from hermes.adapters.sql.customer_directory import SqlCustomerDirectory
 from hermes.adapters.sql.stores import SqlAccountRoutes, SqlAuditLog, SqlCredentialStore, SqlUsageMeter
+from hermes.domain.platform import Platform
 from tests.contracts.account_health import BackfillProgressContract, HealthScheduleContract
-from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
+from tests.contracts.managed_oauth import (
+    AccountOverviewContract,
+    AccountStatusesContract,
+    ConnectRequestsContract,
+    OverviewStores,
+    RefreshLocksContract,
+)
 from tests.contracts.ports import (
     AccountRoutesContract,
     AuditLogContract,
@@ -253,6 +265,30 @@ class TestRedisAccountStatuses(AccountStatusesContract):
     @pytest.fixture
     def account_statuses(self, redis: Any) -> RedisAccountStatuses:
         return RedisAccountStatuses(redis)
+
+
+class TestRedisAccountOverview(AccountOverviewContract):
+    @pytest.fixture
+    def account_overview(self, redis: Any) -> OverviewStores:
+        return RedisCredentialStore(redis), RedisAccountStatuses(redis), RedisAccountOverview(redis)
+
+    async def test_reads_what_was_stored_before_the_overview(self, redis: Any) -> None:
+        """Keys written directly in the layout the stores have always used (an unknown platform is skipped)."""
+        cust = uid()
+        await redis.set(f"creds:{{{cust}}}:telegram", b"envelope")
+        await redis.sadd(f"credaccounts:{{{cust}}}", "twitter:work", "myspace:old")
+        await redis.hset(f"account:status:{{{cust}}}", "twitter:work", b"not a record of this version")
+        assert await RedisAccountOverview(redis).read(cust) == (
+            [(Platform.TELEGRAM, "default"), (Platform.TWITTER, "work")],
+            [],
+        )
+
+    async def test_a_server_that_lost_the_script_is_sent_it_again(self, redis: Any) -> None:
+        store, overview = RedisCredentialStore(redis), RedisAccountOverview(redis)
+        cust = uid()
+        await store.put(cust, Platform.TELEGRAM, b"envelope")
+        overview._store._accounts.sha = "0" * 40  # what a restarted server answers: NOSCRIPT
+        assert await overview.read(cust) == ([(Platform.TELEGRAM, "default")], [])
 
 
 class TestRedisRefreshLocks(RefreshLocksContract):

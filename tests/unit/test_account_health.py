@@ -18,6 +18,7 @@ from hermes.adapters.memory.inbound import InMemoryCallbackStore, InMemoryInbox
 from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses
 from hermes.adapters.platforms.registry import PlatformPlugin, Registry
 from hermes.application.account_health import AccountHealthRecorder
+from hermes.application.account_overview import SeparateAccountOverview
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.inbound import InboundHandler
 from hermes.application.ports.managed_oauth import AccountStatuses
@@ -182,7 +183,7 @@ async def test_checks_are_spread_and_each_account_is_checked_at_most_once_per_in
     assert all(3 <= len(times) <= 4 for times in checked.values())
     # Spread: an even share is 2000 / 360 ≈ 5.6 a minute; no minute comes close to a stampede.
     assert max(per_minute) <= 25
-    states = await ListAccounts(world.vault, statuses)("c7")
+    states = await ListAccounts(SeparateAccountOverview(world.vault.store, statuses))("c7")
     assert [(s.status, s.last_checked_at is not None) for s in states] == [(AccountHealth.CONNECTED, True)]
 
 
@@ -270,7 +271,8 @@ async def test_a_call_acts_for_the_account_it_names_and_its_answer_sets_that_acc
     tool.fail = None
     await call(caller, "telegram_send_message", {"text": "b"})
     assert tool.tokens == ["theirs", "mine"]
-    states = {s.account: s.status for s in await ListAccounts(world.vault, health.statuses)(customer.customer.id)}
+    list_accounts = ListAccounts(SeparateAccountOverview(world.vault.store, health.statuses))
+    states = {s.account: s.status for s in await list_accounts(customer.customer.id)}
     assert states == {"default": AccountHealth.CONNECTED, "work": AccountHealth.NEEDS_REAUTH}
     entries, _ = await world.audit.list(customer.customer.id, world.clock.now().date())
     assert [e.account for e in entries] == ["work", "default"]

@@ -14,8 +14,15 @@ from hermes.adapters.memory.stores import (
     InMemoryRateLimiter,
     InMemoryUsageMeter,
 )
+from hermes.application.account_overview import SeparateAccountOverview
 from tests.contracts.account_health import BackfillProgressContract, HealthScheduleContract
-from tests.contracts.managed_oauth import AccountStatusesContract, ConnectRequestsContract, RefreshLocksContract
+from tests.contracts.managed_oauth import (
+    AccountOverviewContract,
+    AccountStatusesContract,
+    ConnectRequestsContract,
+    OverviewStores,
+    RefreshLocksContract,
+)
 from tests.contracts.ports import (
     AccountRoutesContract,
     AuditLogContract,
@@ -79,6 +86,13 @@ class TestInMemoryAccountStatuses(AccountStatusesContract):
     @pytest.fixture
     def account_statuses(self) -> InMemoryAccountStatuses:
         return InMemoryAccountStatuses()
+
+
+class TestSeparateAccountOverview(AccountOverviewContract):
+    @pytest.fixture
+    def account_overview(self) -> OverviewStores:
+        store, statuses = InMemoryCredentialStore(), InMemoryAccountStatuses()
+        return store, statuses, SeparateAccountOverview(store, statuses)
 
 
 class TestInMemoryRefreshLocks(RefreshLocksContract):

@@ -19,15 +19,23 @@ from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.managed_oauth import ClientRegistration, HttpPlatformAuthorization, OAuthFacts
 from hermes.adapters.platforms.registry import Registry
 from hermes.adapters.redis.client import RedisClient
-from hermes.adapters.redis.managed_oauth import RedisAccountStatuses, RedisConnectRequests, RedisRefreshLocks
+from hermes.adapters.redis.managed_oauth import (
+    RedisAccountOverview,
+    RedisAccountStatuses,
+    RedisConnectRequests,
+    RedisRefreshLocks,
+)
 from hermes.adapters.sql.account_statuses import SqlAccountStatuses
 from hermes.application.account_health import AccountHealthRecorder
+from hermes.application.account_overview import SeparateAccountOverview
 from hermes.application.connect_link_tool import ConnectLinkTool
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.fresh_credentials import FreshCredentials
 from hermes.application.ports.clock import Clock
+from hermes.application.ports.credentials import CredentialStore
 from hermes.application.ports.customers import CustomerDirectory
 from hermes.application.ports.managed_oauth import (
+    AccountOverview,
     AccountStatuses,
     ConnectRequests,
     PlatformAuthorization,
@@ -150,6 +158,7 @@ class RedisManagedOAuthProvider(Provider):
     scope = Scope.APP
     requests = provide(RedisConnectRequests, provides=ConnectRequests)
     statuses = provide(RedisAccountStatuses, provides=AccountStatuses)
+    overview = provide(RedisAccountOverview, provides=AccountOverview)
 
     @provide
     def locks(self, redis: RedisClient) -> RefreshLocks:
@@ -165,6 +174,10 @@ class EmbeddedManagedOAuthProvider(Provider):
     @provide
     def requests(self) -> ConnectRequests:
         return InMemoryConnectRequests()
+
+    @provide
+    def overview(self, store: CredentialStore, statuses: AccountStatuses) -> AccountOverview:
+        return SeparateAccountOverview(store, statuses)
 
     @provide
     def locks(self) -> RefreshLocks:

@@ -10,11 +10,11 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import Connection
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.utils import HIREDIS_AVAILABLE
 
 from hermes.domain.errors import Unavailable
 
@@ -99,41 +99,44 @@ def _settle(future: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
         future.set_result(task.result())
 
 
-class HiredisPackingConnection(Connection):
-    """A connection that packs commands with hiredis, in C, as redis-py's synchronous client does.
-
-    The asyncio client packs every argument in Python: about half the CPU a command costs the
-    client on the tool-call path. The bytes sent are the same, and so is the refusal of an argument
-    that is not bytes, str, int or float (`DataError`).
-    """
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        first = args[0]
-        # A command name with a space ('SCRIPT LOAD') is sent as separate words, as redis-py does.
-        if isinstance(first, str):
-            if " " in first:
-                args = (*first.encode().split(), *args[1:])
-        elif b" " in first:
-            args = (*first.split(), *args[1:])
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError:
-            # hiredis takes neither bytearray nor memoryview; redis-py's serializer copies them to bytes.
-            return _SERIALIZER.pack(*args)  # type: ignore[no-any-return]  # raises DataError for the rest
-
-    def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
-        return [self.pack_command(*command)[0] for command in commands]
-
-
-_SERIALIZER = HiredisRespSerializer()
-
-
 class BatchingRedis(_AutoPipeline, Redis):  # type: ignore[misc]  # redis-py's own mixins disagree
     """redis.asyncio.Redis whose commands share round trips with concurrent requests."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_batching()
+
+
+class PackedInC:
+    """Commands packed by hiredis in C, as redis-py's synchronous client packs them.
+
+    Its asyncio connections pack in Python, a few microseconds per argument: a script call
+    naming ten keys cost more to pack than to run. Mixed into whichever connection class the
+    URL chose (TCP, TLS or Unix socket).
+    """
+
+    _serializer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        name = args[0]
+        if (" " in name) if isinstance(name, str) else (b" " in name):  # "CONFIG GET": two arguments
+            args = (*name.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:  # a bytearray (copied), or a value Redis cannot take (DataError)
+            packed: list[bytes] = self._serializer.pack(*args)
+            return packed
+
+    def pack_commands(self, commands: Iterable[Iterable[Any]]) -> list[bytes]:
+        """A pipeline's commands, each packed the same way (redis-py's own loop would bypass `pack_command`)."""
+        return [b"".join(self.pack_command(*command)) for command in commands]
+
+
+def _pack_in_c(client: Redis) -> None:
+    pool = client.connection_pool
+    if HIREDIS_AVAILABLE and not issubclass(pool.connection_class, PackedInC):
+        base = pool.connection_class
+        pool.connection_class = type(base.__name__, (PackedInC, base), {})
 
 
 def connect(url: str, *, cluster: bool = False, batching: bool = True) -> RedisClient:
@@ -146,9 +149,9 @@ def connect(url: str, *, cluster: bool = False, batching: bool = True) -> RedisC
     if cluster:
         return RedisCluster.from_url(url, **options)
     factory = BatchingRedis if batching else Redis
-    if url.startswith("redis://"):  # TLS and Unix sockets keep their own connection class
-        options["connection_class"] = HiredisPackingConnection
-    return factory.from_url(url, max_connections=256, **options)
+    client = factory.from_url(url, max_connections=256, **options)
+    _pack_in_c(client)
+    return client
 
 
 class translate_errors:  # lower case: it reads as the function it was, `async with translate_errors():`

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from hermes.adapters.redis.client import RedisClient, translate_errors
 from hermes.application.ports.credentials import AccountsPage, CredentialStore
@@ -18,12 +18,28 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# A customer's accounts in one step: whether each platform's default account holds an envelope
+# (EXISTS: the envelopes stay in Redis), the set of its other accounts and, when a hash follows
+# the credential keys, that hash too (the accounts' health records). KEYS: the accounts set, the
+# ARGV[1] default-account keys, then the optional hash; all under the customer's hash tag.
+_ACCOUNTS = """
+local n = tonumber(ARGV[1])
+local held = {}
+for i = 1, n do held[i] = redis.call('EXISTS', KEYS[i + 1]) end
+local hash = {}
+if #KEYS > n + 1 then hash = redis.call('HGETALL', KEYS[n + 2]) end
+return {held, redis.call('SMEMBERS', KEYS[1]), hash}
+"""
+
+
+def _creds_prefix(customer_id: str) -> str:
+    # The hash tag keeps all of a customer's credentials in one cluster slot, so one script reads them.
+    return f"creds:{{{customer_id}}}:"
 
 
 def creds_key(customer_id: str, platform: Platform, account: str = DEFAULT_ACCOUNT) -> str:
-    # The hash tag keeps all of a customer's credentials in one cluster slot, so MGET works.
     # The default account keeps the key it always had, so data stored before accounts existed stays readable.
-    base = f"creds:{{{customer_id}}}:{platform.value}"
+    base = _creds_prefix(customer_id) + platform.value
     return base if account == DEFAULT_ACCOUNT else f"{base}:{account}"
 
 
@@ -62,6 +78,7 @@ class RedisCredentialStore(CredentialStore):
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._replace = redis.register_script(_REPLACE_IF_UNCHANGED)
+        self._accounts = redis.register_script(_ACCOUNTS)
 
     async def put(self, customer_id: str, platform: Platform, envelope: bytes, account: str = DEFAULT_ACCOUNT) -> None:
         async with translate_errors():
@@ -82,13 +99,28 @@ class RedisCredentialStore(CredentialStore):
         return removed
 
     async def accounts(self, customer_id: str) -> list[tuple[Platform, str]]:
+        held, _ = await self.accounts_and_hash(customer_id, None)
+        return held
+
+    async def accounts_and_hash(
+        self, customer_id: str, hash_key: str | None
+    ) -> tuple[list[tuple[Platform, str]], list[bytes]]:
+        """`accounts`, and the values of the hash at `hash_key` (under the customer's hash tag) read with them."""
         platforms = all_platforms()
+        prefix = _creds_prefix(customer_id)
+        keys = [_accounts_key(customer_id), *[prefix + p for p in platforms]]  # creds_key of each default account
+        if hash_key is not None:
+            keys.append(hash_key)
         async with translate_errors():
-            defaults, others = await asyncio.gather(
-                self._redis.mget([creds_key(customer_id, p) for p in platforms]),
-                self._redis.smembers(_accounts_key(customer_id)),
-            )
-        found = [(p, DEFAULT_ACCOUNT) for p, v in zip(platforms, defaults, strict=True) if v is not None]
+            try:
+                # EVALSHA itself: redis-py's script object costs more per call than the command.
+                reply = await self._redis.execute_command(
+                    "EVALSHA", self._accounts.sha, len(keys), *keys, len(platforms)
+                )
+            except NoScriptError:  # a restarted or another server: load it, once
+                reply = await self._accounts(keys=keys, args=[len(platforms)])
+        defaults, others, flat = reply
+        found = [(p, DEFAULT_ACCOUNT) for p, here in zip(platforms, defaults, strict=True) if here]
         for raw in others:
             member = raw.decode() if isinstance(raw, bytes) else raw
             platform, _, account = member.partition(":")
@@ -96,7 +128,7 @@ class RedisCredentialStore(CredentialStore):
                 found.append((Platform(platform), account))
             except ValueError:
                 continue
-        return sorted(set(found), key=lambda a: (a[0].value, a[1]))
+        return sorted(set(found), key=lambda a: (a[0].value, a[1])), flat[1::2]
 
     async def present(self, customer_id: str, platforms: Sequence[Platform]) -> list[bool]:
         held = {p for p, _ in await self.accounts(customer_id)}

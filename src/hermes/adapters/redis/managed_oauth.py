@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,8 @@ import msgspec
 
 from hermes.adapters.platform_codec import dec_hook, enc_hook
 from hermes.adapters.redis.client import RedisClient, translate_errors
-from hermes.application.ports.managed_oauth import AccountStatuses, ConnectRequests, RefreshLocks
+from hermes.adapters.redis.credential_store import RedisCredentialStore
+from hermes.application.ports.managed_oauth import AccountOverview, AccountStatuses, ConnectRequests, RefreshLocks
 from hermes.domain.errors import Unavailable
 from hermes.domain.managed_oauth import AccountStatus, ConnectRequest
 from hermes.domain.platform import Platform
@@ -77,12 +78,29 @@ class RedisAccountStatuses(AccountStatuses):
     async def all(self, customer_id: str) -> list[AccountStatus]:
         async with translate_errors():
             raw = await self._redis.hgetall(_status_key(customer_id))
-        found = [_decode(value, AccountStatus) for value in raw.values()]
-        return sorted((s for s in found if s is not None), key=lambda s: (s.platform.value, s.account))
+        return _statuses(raw.values())
 
     async def remove(self, customer_id: str, platform: Platform, account: str) -> None:
         async with translate_errors():
             await self._redis.hdel(_status_key(customer_id), f"{platform.value}:{account}")
+
+
+class RedisAccountOverview(AccountOverview):
+    """A customer's accounts and their health records in one round trip: one script reads the
+    credential keys and the status hash, which share the customer's hash tag."""
+
+    def __init__(self, redis: RedisClient) -> None:
+        self._store = RedisCredentialStore(redis)
+
+    async def read(self, customer_id: str) -> tuple[list[tuple[Platform, str]], list[AccountStatus]]:
+        held, records = await self._store.accounts_and_hash(customer_id, _status_key(customer_id))
+        return held, _statuses(records)
+
+
+def _statuses(records: Iterable[Any]) -> list[AccountStatus]:
+    """Status records, sorted; one left by another version reads as absent."""
+    found = [_decode(value, AccountStatus) for value in records]
+    return sorted((s for s in found if s is not None), key=lambda s: (s.platform.value, s.account))
 
 
 class RedisRefreshLocks(RefreshLocks):

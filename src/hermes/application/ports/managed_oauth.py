@@ -65,6 +65,18 @@ class AccountStatuses(Protocol):
     async def remove(self, customer_id: str, platform: Platform, account: str) -> None: ...
 
 
+class AccountOverview(Protocol):
+    """A customer's stored accounts and the health records kept for them, read together.
+
+    Listing accounts is among the most frequent reads: where the store allows it, both come
+    back in one round trip.
+    """
+
+    async def read(self, customer_id: str) -> tuple[list[tuple[Platform, str]], list[AccountStatus]]:
+        """Every (platform, account) holding credentials, and every status record; both sorted."""
+        ...
+
+
 class RefreshLocks(Protocol):
     """One holder at a time per key, across every instance sharing the store."""
 

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from hermes.application.credential_vault import CredentialVault
-from hermes.application.ports.managed_oauth import AccountStatuses
+from hermes.application.ports.managed_oauth import AccountOverview
 from hermes.domain.managed_oauth import AccountHealth
 from hermes.domain.platform import Platform
 
@@ -32,12 +30,10 @@ class ListAccounts:
     until its first call or check.
     """
 
-    vault: CredentialVault
-    statuses: AccountStatuses
+    overview: AccountOverview
 
     async def __call__(self, customer_id: str) -> list[AccountState]:
-        # Both reads at once: over Redis they share one round trip.
-        held, recorded = await asyncio.gather(self.vault.accounts(customer_id), self.statuses.all(customer_id))
+        held, recorded = await self.overview.read(customer_id)
         known = {(s.platform, s.account): s for s in recorded}
         states = []
         for platform, account in held:

@@ -47,7 +47,7 @@ def connections_document(customer_id: str, accounts: Sequence[AccountState]) -> 
     held = {a.platform for a in accounts}
     return Connections(
         customer_id=customer_id,
-        connections={p.value: p in held for p in all_platforms()},
+        connections={p: p in held for p in all_platforms()},  # a platform is a str: the key is its name
         accounts=[
             AccountView(
                 a.platform.value,

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from hermes.adapters.sql.migrate import upgrade_url
 from hermes.entrypoints.settings import Settings
+from tests.integration.own_redis import OwnRedis
 from tests.integration.server import HermesServer
 from tests.support import make_settings
 
@@ -72,6 +73,15 @@ def mariadb_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return REDIS_URL
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server of the test's own, which it may stop and start."""
+    server = OwnRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.close()
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ together walk the stored credentials once between them, and a restart does not w
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -81,14 +80,6 @@ class Counting(Provider):
     @decorate
     def progress(self, progress: BackfillProgress) -> BackfillProgress:
         return cast(BackfillProgress, CountingProgress(progress, self._counts))
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.close()
 
 
 @pytest.fixture

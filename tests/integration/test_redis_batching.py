@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import DataError, ResponseError
 
 from hermes.adapters.redis.client import BatchingRedis, PackedInC, connect
+from tests.integration.own_redis import OwnRedis
 
 
 async def test_concurrent_commands_each_get_their_own_reply(redis_url: str) -> None:
@@ -93,3 +94,19 @@ async def test_every_kind_of_argument_reaches_redis_as_the_python_client_would_s
 async def _packed_by_plain(plain: Redis, value: str | bytes | int | float) -> bytes:
     echoed = await plain.echo(value)
     return echoed if isinstance(echoed, bytes) else echoed.encode()
+
+
+async def test_connections_pooled_before_a_redis_restart_do_not_fail_the_next_requests(own_redis: OwnRedis) -> None:
+    client = connect(own_redis.url)
+    try:
+        # Several connections in the pool, all opened before the restart.
+        await asyncio.gather(*(client.blpop([f"idle:{i}"], timeout=0.2) for i in range(4)))
+        await client.set("before", "1")
+        own_redis.stop()
+        own_redis.start()
+        await asyncio.sleep(2.5)  # idle past the health-check interval, as between requests at night
+        for i in range(8):  # each would meet one of the old connections
+            assert await client.blpop([f"idle:{i}"], timeout=0.05) is None
+            assert await client.get("before") == b"1"
+    finally:
+        await client.aclose()

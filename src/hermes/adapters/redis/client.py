@@ -132,11 +132,28 @@ class PackedInC:
         return [b"".join(self.pack_command(*command)) for command in commands]
 
 
-def _pack_in_c(client: Redis) -> None:
+class ReconnectsWhenStale:
+    """A pooled connection that has sat idle past the health-check interval is checked with a PING
+    before it carries a command; if the PING fails (Redis restarted or failed over meanwhile), the
+    connection is made anew once and the command goes out on it. Without this, each connection left
+    in the pool from before a restart failed one request with a 503. Only the PING is ever repeated,
+    never a command; a Redis that is really down still fails the request at once."""
+
+    async def check_health(self) -> None:
+        try:
+            await super().check_health()  # type: ignore[misc]
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await self.disconnect()  # type: ignore[attr-defined]
+            await self.connect_check_health(check_health=False)  # type: ignore[attr-defined]
+
+
+def _tune_connections(client: Redis) -> None:
     pool = client.connection_pool
-    if HIREDIS_AVAILABLE and not issubclass(pool.connection_class, PackedInC):
-        base = pool.connection_class
-        pool.connection_class = type(base.__name__, (PackedInC, base), {})
+    base = pool.connection_class
+    if issubclass(base, ReconnectsWhenStale):
+        return
+    mixins: tuple[type, ...] = (ReconnectsWhenStale, PackedInC) if HIREDIS_AVAILABLE else (ReconnectsWhenStale,)
+    pool.connection_class = type(base.__name__, (*mixins, base), {})
 
 
 def connect(url: str, *, cluster: bool = False, batching: bool = True) -> RedisClient:
@@ -144,13 +161,15 @@ def connect(url: str, *, cluster: bool = False, batching: bool = True) -> RedisC
     options: dict[str, Any] = {
         "socket_connect_timeout": 2.0,
         "socket_timeout": 2.0,
-        "health_check_interval": 15,
+        # A connection idle this long is PINGed before use (and made anew if Redis restarted meanwhile);
+        # under load connections are never idle that long, so the PING costs nothing there.
+        "health_check_interval": 2,
     }
     if cluster:
         return RedisCluster.from_url(url, **options)
     factory = BatchingRedis if batching else Redis
     client = factory.from_url(url, max_connections=256, **options)
-    _pack_in_c(client)
+    _tune_connections(client)
     return client
 
 

@@ -28,6 +28,8 @@ def renews_at(authorization: PlatformAuthorization, platform: Platform, credenti
 
 @dataclass(slots=True)
 class TokenRenewals:
+    """Keeps each managed-OAuth account's turn in the renewal schedule in step with its stored tokens."""
+
     authorization: PlatformAuthorization
     schedule: RenewalSchedule
     _managed: frozenset[Platform] = field(init=False)

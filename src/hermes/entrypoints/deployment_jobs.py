@@ -28,17 +28,17 @@ class DeploymentJob:
     instance died, this one takes over where it stopped.
     """
 
-    def __init__(self, job: OncePerDeployment, spread: float, told: str) -> None:
+    def __init__(self, job: OncePerDeployment, spread: float, told: str | None = None) -> None:
         self._job = job
         self._spread = spread
-        self._told = told  # what a run that changed something logs, with %d for how much
+        self._told = told  # what a run that changed something logs, with %d for how much (None: the job logs it)
 
     async def run(self) -> None:
         await asyncio.sleep(random.uniform(0, self._spread))  # noqa: S311 - spreading load, not a secret
         while True:
             try:
                 result = await self._job()
-                if result.added:
+                if result.added and self._told is not None:
                     log.info(self._told, result.added)
                 if result.done:
                     return

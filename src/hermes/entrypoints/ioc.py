@@ -265,7 +265,7 @@ class RedisStoresProvider(Provider):
         unbraced = OncePerDeployment(unbrace, progress(ROUTES_UNBRACED), name="route key move", lease=300.0)
         return Workers(
             [
-                ("route-keys-unbraced", DeploymentJob(unbraced, 5.0, "moved %d WhatsApp route(s)").run),
+                ("route-keys-unbraced", DeploymentJob(unbraced, 5.0).run),
                 ("customer-cache-evictions", cache.listen),
                 ("inbound-router", inbound.run),
                 ("callback-dispatcher", callbacks.run),

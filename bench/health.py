@@ -26,7 +26,7 @@ from typing import Any
 from bench.connections import REDIS_URL
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
 from hermes.adapters.memory.inbound import InMemoryInbox
-from hermes.adapters.redis.account_health import RedisHealthSchedule
+from hermes.adapters.redis.account_health import RedisAccountSchedule
 from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.credential_store import RedisCredentialStore
 from hermes.adapters.redis.managed_oauth import RedisAccountStatuses
@@ -77,7 +77,7 @@ async def measure(accounts: int, hours: float, seed: int = 1) -> dict[str, Any]:
     clock = SimulatedClock()
     platform = CountingPlatform(clock)
     vault = CredentialVault(AesGcmCipher(parse_keyring(KEYRING)), RedisCredentialStore(redis))
-    schedule = RedisHealthSchedule(redis, key=f"{run_id}:due")
+    schedule = RedisAccountSchedule(redis, key=f"{run_id}:due")
     statuses = RedisAccountStatuses(redis)
     rng = random.Random(seed)
     health = AccountHealthRecorder(

@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench.conversations",
     "bench.load",
     "bench.health",
+    "bench.renewals",
 ]
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -25,6 +25,8 @@ from tests.support import make_settings
 MARIADB_ROOT = "mysql+asyncmy://root@127.0.0.1:3306"
 # Sessions run side by side (two checkouts) each pick their own database: HERMES_TEST_REDIS_URL.
 REDIS_URL = os.environ.get("HERMES_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# A database that a test empties before it runs (FLUSHDB): never one that another session uses.
+OWN_REDIS_URL = os.environ.get("HERMES_TEST_OWN_REDIS_URL", "redis://127.0.0.1:6379/3")
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import redis
 
+from tests.integration.conftest import OWN_REDIS_URL
 from tests.support import free_port, whatsapp_credentials
 
 HERMES = str(Path(sys.executable).with_name("hermes"))
@@ -100,8 +101,8 @@ def test_embedded_mode_keeps_connections_across_a_restart(workdir: Path, shared_
 
 
 def test_cli_customers_and_key_rotation_on_mariadb(workdir: Path, mariadb_url: str) -> None:
-    # Its own Redis database: rotation scans every credential, and other tests use other keys.
-    own_redis = "redis://127.0.0.1:6379/3"
+    # Its own Redis database (emptied first): rotation scans every credential, and other tests use other keys.
+    own_redis = OWN_REDIS_URL
     redis.Redis.from_url(own_redis).flushdb()
     old_keys = "old:" + "A" * 43 + "="
     env = clean_env(HERMES_DATABASE_URL=mariadb_url, HERMES_REDIS_URL=own_redis, HERMES_ENCRYPTION_KEYS=old_keys)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from redis import Redis as SyncRedis
 
+from hermes.adapters.redis.account_health import RENEWALS, RENEWALS_BACKFILL
 from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.managed_oauth import RedisAccountStatuses
 from hermes.adapters.sql.migrate import upgrade_url
@@ -24,7 +26,9 @@ from tests.fakes.graph import FakeGraph
 from tests.fakes.linkedin import FakeLinkedIn
 from tests.fakes.x import FakeX
 from tests.integration.oauth_support import start_public
+from tests.integration.own_redis import OwnRedis
 from tests.integration.server import HermesServer
+from tests.integration.test_inbound_flows import eventually
 from tests.support import make_settings
 
 pytestmark = pytest.mark.timeout(60)
@@ -302,18 +306,91 @@ async def test_instagram_exchanges_for_a_long_lived_token_and_renews_it(
         assert len(renewals) == 1 and renewals[0].query["grant_type"] == "ig_refresh_token"
 
 
-async def test_the_background_sweep_renews_a_token_nobody_uses(
-    mariadb_url: str, redis_url: str, x: FakeX, start_hermes: Start
-) -> None:
-    settings = x_settings(mariadb_url, redis_url, x).model_copy(update={"oauth_refresh_sweep_seconds": 0.3})
-    server = start_public(start_hermes, settings)
-    await connected(server, x, access_ttl=60)
-    x.access_ttl = 7200
-    for _ in range(100):
-        if x.token_requests("refresh_token"):
-            break
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """The sweep renews any account due in its Redis: other tests' accounts must not be in it."""
+    server = OwnRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.close()
+
+
+def sweeping(mariadb_url: str, own_redis: OwnRedis, x: FakeX) -> Settings:
+    return x_settings(mariadb_url, own_redis.url, x).model_copy(update={"oauth_refresh_sweep_seconds": 0.2})
+
+
+async def renewal_turn(redis_url: str, customer_id: str) -> float | None:
+    redis = connect(redis_url)
+    try:
+        score = await redis.zscore(RENEWALS, f"{customer_id}:twitter:default")
+    finally:
+        await redis.aclose()
+    return None if score is None else float(score)
+
+
+async def refreshed(x: FakeX, count: int = 1) -> None:
+    for _ in range(200):
+        if len(x.token_requests("refresh_token")) >= count:
+            return
         await asyncio.sleep(0.05)
-    await asyncio.sleep(0.7)  # two more sweeps: the renewed token is not due, nothing more is sent
+    raise AssertionError("no refresh reached the platform")
+
+
+async def test_the_background_sweep_renews_a_token_nobody_uses(
+    mariadb_url: str, own_redis: OwnRedis, x: FakeX, start_hermes: Start
+) -> None:
+    server = start_public(start_hermes, sweeping(mariadb_url, own_redis, x))
+    customer = await connected(server, x, access_ttl=60)
+    x.access_ttl = 7200
+    await refreshed(x)
+    await asyncio.sleep(0.7)  # more sweeps: the renewed token is not due, nothing more is sent
+    assert len(x.token_requests("refresh_token")) == 1
+    turn = await renewal_turn(own_redis.url, customer["id"])
+    assert turn is not None and 7200 - 20 * 60 - 30 < turn - time.time() <= 7200 - 20 * 60  # before it ends
+    reply = await post(server, customer["apiKey"], "with the renewed token")
+    assert reply.status_code == 200, reply.text
+    assert len(x.token_requests("refresh_token")) == 1
+
+
+async def test_two_instances_sweeping_at_once_call_the_token_endpoint_once(
+    mariadb_url: str, own_redis: OwnRedis, x: FakeX, start_hermes: Start
+) -> None:
+    settings = sweeping(mariadb_url, own_redis, x)
+    one, two = start_public(start_hermes, settings), start_public(start_hermes, settings)
+    customer = await connected(one, x, access_ttl=60)  # inside the refresh margin at once
+    x.access_ttl = 7200
+    x.delay_next(1.0, path="/2/oauth2/token")  # in flight through several sweeps of both instances
+    await refreshed(x)
+    await asyncio.sleep(1.5)
+    assert len(x.token_requests("refresh_token")) == 1
+    replies = await asyncio.gather(post(one, customer["apiKey"], "one"), post(two, customer["apiKey"], "two"))
+    assert [r.status_code for r in replies] == [200, 200], [r.text for r in replies]
+    assert len(x.token_requests("refresh_token")) == 1
+
+
+async def test_tokens_stored_before_the_renewal_schedule_existed_are_found_once_and_renewed(
+    mariadb_url: str, own_redis: OwnRedis, x: FakeX, start_hermes: Start
+) -> None:
+    settings = x_settings(mariadb_url, own_redis.url, x)
+    first = start_public(start_hermes, settings)  # sweeps only after minutes: the token stays as stored
+    customer = await connected(first, x, access_ttl=60)
+    first.stop()
+    redis = connect(own_redis.url)
+    try:
+        # As a version without the schedule left it: the token stored, no turn, the one-time walk not done.
+        await redis.delete(RENEWALS, f"{RENEWALS_BACKFILL}:done")
+        start_public(start_hermes, settings.model_copy(update={"oauth_refresh_sweep_seconds": 0.2}))
+        x.access_ttl = 7200
+        await refreshed(x)
+
+        async def walked() -> bool:
+            return bool(await redis.exists(f"{RENEWALS_BACKFILL}:done"))
+
+        await eventually(walked, timeout=10)
+        assert not await redis.exists(f"{RENEWALS_BACKFILL}:position", f"{RENEWALS_BACKFILL}:lease")
+    finally:
+        await redis.aclose()
+    assert await renewal_turn(own_redis.url, customer["id"]) is not None
     assert len(x.token_requests("refresh_token")) == 1
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hermes.adapters.redis.account_health import RedisBackfillProgress, RedisHealthSchedule
+from hermes.adapters.redis.account_health import RedisAccountSchedule, RedisBackfillProgress
 from hermes.adapters.redis.account_routes import RedisAccountRoutes
 from hermes.adapters.redis.audit_log import RedisAuditLog
 from hermes.adapters.redis.client import connect
@@ -305,9 +305,9 @@ class TestSqlAccountStatuses(AccountStatusesContract):
 
 class TestRedisHealthSchedule(HealthScheduleContract):
     @pytest.fixture
-    async def health_schedule(self, redis: Any) -> AsyncIterator[RedisHealthSchedule]:
+    async def health_schedule(self, redis: Any) -> AsyncIterator[RedisAccountSchedule]:
         key = f"test:{uid()}:due"  # the deployment's own schedule stays out of it
-        yield RedisHealthSchedule(redis, key=key)
+        yield RedisAccountSchedule(redis, key=key)
         await redis.delete(key)
 
 

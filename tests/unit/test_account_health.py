@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hermes.adapters.env_credentials import EnvironmentCredentials
-from hermes.adapters.memory.account_health import InMemoryHealthSchedule
+from hermes.adapters.memory.account_health import InMemoryAccountSchedule
 from hermes.adapters.memory.inbound import InMemoryCallbackStore, InMemoryInbox
 from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses
 from hermes.adapters.platforms.registry import PlatformPlugin, Registry
@@ -64,7 +64,7 @@ class CountingStatuses(InMemoryAccountStatuses):
 def recorder(world: World, statuses: AccountStatuses | None = None) -> tuple[AccountHealthRecorder, Told]:
     told = Told()
     health = AccountHealthRecorder(
-        statuses or InMemoryAccountStatuses(), InMemoryInbox(), told, world.clock, InMemoryHealthSchedule()
+        statuses or InMemoryAccountStatuses(), InMemoryInbox(), told, world.clock, InMemoryAccountSchedule()
     )
     return health, told
 

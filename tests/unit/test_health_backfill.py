@@ -7,15 +7,15 @@ import asyncio
 
 import pytest
 
-from hermes.adapters.memory.account_health import InMemoryBackfillProgress, InMemoryHealthSchedule
+from hermes.adapters.memory.account_health import InMemoryAccountSchedule, InMemoryBackfillProgress
 from hermes.adapters.memory.inbound import InMemoryInbox
 from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses
 from hermes.adapters.memory.stores import InMemoryCredentialStore
 from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.credentials import AccountsPage
-from hermes.application.use_cases.backfill_health_schedule import BackfillHealthSchedule
 from hermes.application.use_cases.check_account_health import CheckAccountHealth
+from hermes.application.use_cases.once_per_deployment import OncePerDeployment
 from hermes.domain.account_health import AccountRef
 from hermes.domain.errors import Unavailable
 from hermes.domain.platform import Platform
@@ -47,18 +47,18 @@ class CountingStore(InMemoryCredentialStore):
 
 async def stored(
     world: World, count: int = ACCOUNTS
-) -> tuple[CountingStore, InMemoryHealthSchedule, CheckAccountHealth]:
+) -> tuple[CountingStore, InMemoryAccountSchedule, CheckAccountHealth]:
     store = CountingStore()
     vault = CredentialVault(world.cipher, store)
     for i in range(count):
         await vault.save(f"c{i:04}", Platform.TELEGRAM, {"botToken": f"t{i}"})
-    schedule = InMemoryHealthSchedule()
+    schedule = InMemoryAccountSchedule()
     health = AccountHealthRecorder(InMemoryAccountStatuses(), InMemoryInbox(), Told(), world.clock, schedule)
     return store, schedule, CheckAccountHealth(vault, world.verifier, schedule, health, world.clock)
 
 
-def instance(check: CheckAccountHealth, progress: InMemoryBackfillProgress, **options: float) -> BackfillHealthSchedule:
-    return BackfillHealthSchedule(check, progress, page=100, pause=0.0, **options)  # type: ignore[arg-type]
+def instance(check: CheckAccountHealth, progress: InMemoryBackfillProgress, **options: float) -> OncePerDeployment:
+    return OncePerDeployment(check.schedule_page, progress, page=100, pause=0.0, **options)  # type: ignore[arg-type]
 
 
 async def test_the_backfill_gives_every_account_a_turn_once_and_a_later_start_walks_nothing(world: World) -> None:
@@ -127,6 +127,6 @@ async def test_the_background_job_waits_for_a_busy_backfill_takes_over_a_dead_on
     store, schedule, check = await stored(world, 250)
     progress = InMemoryBackfillProgress()
     assert await progress.take("an instance that died", lease=0.2) == ""
-    job = ScheduleBackfiller(instance(check, progress, lease=0.1), spread=0.0)
+    job = ScheduleBackfiller(instance(check, progress, lease=0.1), 0.0, "scheduled %d")
     await asyncio.wait_for(job.run(), timeout=5)  # returns once done
     assert await progress.done() and await schedule.size() == 250 and len(store.steps) == 3

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 import pytest
 
 from hermes.adapters.crypto.aes_gcm import AesGcmCipher, parse_keyring
+from hermes.adapters.memory.account_health import InMemoryAccountSchedule, InMemoryBackfillProgress
 from hermes.adapters.memory.customers import InMemoryCustomerDirectory
 from hermes.adapters.memory.inbound import InMemoryCallbackStore
 from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses, InMemoryConnectRequests, InMemoryRefreshLocks
 from hermes.adapters.memory.stores import InMemoryCredentialStore
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.fresh_credentials import FreshCredentials
+from hermes.application.token_renewals import TokenRenewals
 from hermes.application.use_cases.complete_platform_consent import CompletePlatformConsent
 from hermes.application.use_cases.create_connect_link import CreateConnectLink, pkce_challenge
+from hermes.application.use_cases.once_per_deployment import OncePerDeployment
 from hermes.application.use_cases.refresh_expiring_credentials import RefreshExpiringCredentials
 from hermes.application.use_cases.rotate_encryption_keys import RotateEncryptionKeys
+from hermes.domain.account_health import AccountRef
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Forbidden, NotConnected, NotFound, PlatformRejected
 from hermes.domain.managed_oauth import AccountHealth
@@ -82,12 +86,22 @@ class Setup:
         self.statuses = InMemoryAccountStatuses()
         self.directory = InMemoryCustomerDirectory()
         self.links = CreateConnectLink(self.auth, self.requests, self.clock, "https://hermes.example")
+        self.schedule = InMemoryAccountSchedule()
+        self.renewals = TokenRenewals(self.auth, self.schedule)
+        self.locks = InMemoryRefreshLocks()
         self.fresh = FreshCredentials(
-            self.vault, self.auth, self.statuses, InMemoryRefreshLocks(), self.clock, self.links
+            self.vault, self.auth, self.statuses, self.locks, self.clock, self.links, renewals=self.renewals
         )
         self.complete = CompletePlatformConsent(
-            self.auth, self.requests, self.vault, self.statuses, self.directory, self.clock
+            self.auth, self.requests, self.vault, self.statuses, self.directory, self.clock, renewals=self.renewals
         )
+        self.sweep = RefreshExpiringCredentials(self.fresh, self.renewals)
+
+    def renews_at(self, customer_id: str) -> float | None:
+        return self.schedule.due.get(AccountRef(customer_id, X, "default"))
+
+    def issued_renewal(self, credentials: Credentials) -> float:
+        return int(credentials["expiresAt"]) - self.auth.refresh_ahead(X)
 
 
 @pytest.fixture
@@ -209,12 +223,135 @@ async def test_a_refresh_never_brings_back_a_deleted_account(s: Setup) -> None:
     assert await s.vault.load("cust_1", X) is None
 
 
-async def test_the_sweep_renews_only_what_is_due(s: Setup) -> None:
+class CountingStore(InMemoryCredentialStore):
+    """Counts the envelopes read: what a sweep opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    async def get(self, customer_id: str, platform: Platform, account: str = "default") -> bytes | None:
+        self.reads.append(customer_id)
+        return await super().get(customer_id, platform, account)
+
+    async def scan(self) -> AsyncIterator[tuple[str, Platform, str, bytes]]:
+        async for entry in super().scan():
+            self.reads.append(entry[0])
+            yield entry
+
+
+async def stored_before_the_schedule(s: Setup) -> None:
+    """Tokens stored by a version that kept no renewal schedule: only the one-time walk finds them."""
     await s.vault.save("cust_due", X, s.auth._issued(0, 60))
     await s.vault.save("cust_fine", X, s.auth._issued(9, 7200))
     await s.vault.save("cust_bot", Platform.TELEGRAM, {"botToken": "123:abc"})
-    assert await RefreshExpiringCredentials(s.fresh)() == 1
+    await s.vault.save("cust_pasted", X, {"accessToken": "pasted by hand"})
+
+
+async def test_the_walk_schedules_stored_tokens_once_and_the_sweep_renews_only_what_is_due(s: Setup) -> None:
+    await stored_before_the_schedule(s)
+    assert (await s.sweep()).renewed == 0  # nothing scheduled yet
+    progress = InMemoryBackfillProgress()
+    walk = await OncePerDeployment(s.sweep.schedule_page, progress, page=2, pause=0.0)()
+    assert (walk.done, walk.added) == (True, 2)  # the two renewable X accounts; not the bot, not the pasted token
+    assert (await OncePerDeployment(s.sweep.schedule_page, progress)()).steps == 0  # once per deployment
+
+    assert (await s.sweep()).renewed == 1
     assert s.auth.refreshes == ["refresh-0"]
+    renewed = await s.vault.load("cust_due", X) or {}
+    assert s.renews_at("cust_due") == s.issued_renewal(renewed)  # its next turn: before the new token ends
+    assert (await s.sweep()).renewed == 0 and s.auth.refreshes == ["refresh-0"]
+
+
+async def test_a_sweep_opens_only_the_credentials_that_are_due(s: Setup) -> None:
+    store = CountingStore()
+    s.vault.store = store
+    for n in range(40):
+        fine = s.auth._issued(n, 7200)
+        await s.vault.save(f"cust_{n}", X, fine)
+        await s.renewals.track(f"cust_{n}", X, "default", fine)
+    due = s.auth._issued(99, 60)
+    await s.vault.save("cust_due", X, due)
+    await s.renewals.track("cust_due", X, "default", due)
+    store.reads.clear()
+    assert (await s.sweep()).renewed == 1
+    assert set(store.reads) == {"cust_due"}
+
+
+async def test_a_consent_schedules_the_renewal_and_an_unused_account_is_renewed_in_time(s: Setup) -> None:
+    customer = await _customer(s)
+    await s.complete(X, _state((await s.links(customer, X, "default")).url), "the-code")
+    stored = await s.vault.load(customer, X) or {}
+    assert s.renews_at(customer) == s.issued_renewal(stored)
+    assert (await s.sweep()).renewed == 1  # the consent's token lives 60 s: inside the margin at once
+    assert (await s.vault.load(customer, X) or {})["refreshToken"] == "refresh-1"
+
+
+async def test_two_instances_sweeping_at_once_renew_an_account_once(s: Setup) -> None:
+    await s.vault.save("cust_1", X, s.auth._issued(0, 60))
+    await s.renewals.track("cust_1", X, "default", s.auth._issued(0, 60))
+    other = RefreshExpiringCredentials(s.fresh, TokenRenewals(s.auth, s.schedule))
+    s.auth.pause = 0.05
+    passes = await asyncio.gather(s.sweep(), other())
+    assert sorted(p.renewed for p in passes) == [0, 1]
+    assert s.auth.refreshes == ["refresh-0"]
+
+
+async def test_a_refused_renewal_takes_the_account_out_until_the_owner_reconnects(s: Setup) -> None:
+    creds = s.auth._issued(0, 60)
+    await s.vault.save("cust_1", X, creds)
+    await s.renewals.track("cust_1", X, "default", creds)
+    s.auth.refuse = True
+    assert (await s.sweep()).renewed == 0
+    status = await s.statuses.get("cust_1", X, "default")
+    assert status is not None and status.status is AccountHealth.NEEDS_REAUTH
+    assert s.renews_at("cust_1") is None
+    s.clock.current += timedelta(hours=1)
+    await s.sweep()
+    assert s.auth.refreshes == ["refresh-0"]  # the refused grant is not offered again
+
+
+async def test_a_passing_failure_is_retried_when_the_lease_ends(s: Setup) -> None:
+    creds = s.auth._issued(0, 60 * 60)  # due (20 minutes ahead of 60) but still valid for an hour
+    s.clock.current += timedelta(minutes=41)
+    await s.vault.save("cust_1", X, creds)
+    await s.renewals.track("cust_1", X, "default", creds)
+    answer = s.auth.refresh
+
+    async def timed_out(platform: Platform, credentials: Credentials) -> Credentials:
+        raise PlatformRejected(platform.value, "X did not answer in time", code="timeout")
+
+    s.auth.refresh = timed_out  # type: ignore[method-assign]
+    assert (await s.sweep()).renewed == 0
+    s.auth.refresh = answer  # type: ignore[method-assign]
+    assert (await s.sweep()).renewed == 0  # leased: not claimed again at once
+    s.clock.current += timedelta(seconds=s.sweep.lease + 1)
+    assert (await s.sweep()).renewed == 1
+
+
+async def test_entries_that_no_longer_match_what_is_stored_are_dropped_without_a_renewal(s: Setup) -> None:
+    for customer in ("cust_gone", "cust_pasted", "cust_renewed"):
+        await s.renewals.track(customer, X, "default", s.auth._issued(0, 60))
+    await s.vault.save("cust_pasted", X, {"accessToken": "pasted by hand"})  # connected again by hand
+    fine = s.auth._issued(5, 7200)
+    await s.vault.save("cust_renewed", X, fine)  # renewed by a version that kept no schedule
+    assert (await s.sweep()).renewed == 0
+    assert s.auth.refreshes == []
+    assert s.renews_at("cust_gone") is None and s.renews_at("cust_pasted") is None
+    assert s.renews_at("cust_renewed") == s.issued_renewal(fine)
+
+
+async def test_a_renewal_in_flight_when_the_account_is_deleted_leaves_it_deleted(s: Setup) -> None:
+    creds = s.auth._issued(0, 60)
+    await s.vault.save("cust_1", X, creds)
+    await s.renewals.track("cust_1", X, "default", creds)
+    s.auth.pause = 0.1
+    sweeping = asyncio.create_task(s.sweep())
+    await asyncio.sleep(0.02)
+    await s.vault.remove("cust_1", X)
+    await s.renewals.forget("cust_1", X, "default")
+    assert (await sweeping).renewed == 0
+    assert await s.vault.load("cust_1", X) is None and s.renews_at("cust_1") is None
 
 
 async def test_key_rotation_reseals_refresh_tokens_with_the_rest_of_the_envelope(s: Setup) -> None:
@@ -249,3 +386,17 @@ async def test_the_connect_link_tool_names_the_argument_at_fault(s: Setup) -> No
     assert made["url"].startswith("https://x.test/authorize?state=") and made["expires_at"].endswith("Z")
     with pytest.raises(Conflict):
         await tool.run(tool.parse({"platform": "twitter"}), ToolContext(None))
+
+
+async def test_disconnecting_an_account_takes_it_out_of_the_renewal_schedule(s: Setup) -> None:
+    from hermes.adapters.memory.inbound import InMemoryInbox
+    from hermes.application.account_health import AccountHealthRecorder
+    from tests.unit.test_account_health import Told
+
+    recorder = AccountHealthRecorder(s.statuses, InMemoryInbox(), Told(), s.clock, renewals=s.renewals)
+    creds = s.auth._issued(0, 7200)
+    await s.renewals.track("cust_1", X, "default", creds)
+    await s.renewals.track("cust_1", Platform.TELEGRAM, "default", creds)  # not a managed platform: no turn
+    assert s.renews_at("cust_1") == s.issued_renewal(creds) and await s.schedule.size() == 1
+    await recorder.disconnected("cust_1", X, "default")
+    assert await s.schedule.size() == 0

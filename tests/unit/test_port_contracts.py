@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hermes.adapters.memory.account_health import InMemoryBackfillProgress, InMemoryHealthSchedule
+from hermes.adapters.memory.account_health import InMemoryAccountSchedule, InMemoryBackfillProgress
 from hermes.adapters.memory.customers import InMemoryCustomerCache, InMemoryCustomerDirectory
 from hermes.adapters.memory.managed_oauth import InMemoryAccountStatuses, InMemoryConnectRequests, InMemoryRefreshLocks
 from hermes.adapters.memory.stores import (
@@ -103,8 +103,8 @@ class TestInMemoryRefreshLocks(RefreshLocksContract):
 
 class TestInMemoryHealthSchedule(HealthScheduleContract):
     @pytest.fixture
-    def health_schedule(self) -> InMemoryHealthSchedule:
-        return InMemoryHealthSchedule()
+    def health_schedule(self) -> InMemoryAccountSchedule:
+        return InMemoryAccountSchedule()
 
 
 class TestInMemoryBackfillProgress(BackfillProgressContract):

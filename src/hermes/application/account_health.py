@@ -19,6 +19,7 @@ from hermes.application.ports.account_health import HealthSchedule
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.inbound import InboundHandler, Inbox
 from hermes.application.ports.managed_oauth import AccountStatuses
+from hermes.application.token_renewals import TokenRenewals
 from hermes.application.use_cases.create_connect_link import CreateConnectLink
 from hermes.domain.account_health import DEFAULT_CHECK_HOURS, AccountRef, next_check
 from hermes.domain.errors import HermesError, PlatformRejected
@@ -46,6 +47,7 @@ class AccountHealthRecorder:
     linked: frozenset[Platform] = frozenset()
     interval: float = DEFAULT_CHECK_HOURS * 3600
     uniform: Callable[[float, float], float] = field(default=random.uniform)
+    renewals: TokenRenewals | None = None  # a disconnected account's token is not renewed any more
 
     async def after_call(self, customer_id: str, platform: Platform, account: str, error: HermesError | None) -> None:
         """What a tool call's outcome says about the account; a store failure here never hides the call's own."""
@@ -74,6 +76,8 @@ class AccountHealthRecorder:
         await self.statuses.remove(customer_id, platform, account)
         if self.schedule is not None:
             await self.schedule.remove(AccountRef(customer_id, platform, account))
+        if self.renewals is not None:
+            await self.renewals.forget(customer_id, platform, account)
 
     async def succeeded(self, customer_id: str, platform: Platform, account: str, *, checked: bool = False) -> None:
         """The platform accepted the credentials; a check records the time even when nothing changed."""

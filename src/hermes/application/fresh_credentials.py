@@ -6,7 +6,8 @@ after another refreshed finds the new token and uses it. A refresh token is thus
 used once; X rotates it on every refresh and revokes the whole grant when an old
 one comes back. The new tokens replace the envelope only if it is still the one
 read under the lock, so an account deleted or reconnected meanwhile stays as
-its owner left it.
+its owner left it. Each renewal moves the account's turn in the renewal schedule
+(a refused one takes it out: only the owner can bring the account back).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.managed_oauth import AccountStatuses, PlatformAuthorization, RefreshLocks
+from hermes.application.token_renewals import TokenRenewals, renews_at
 from hermes.application.use_cases.create_connect_link import CreateConnectLink
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import NotConnected, PlatformRejected, Unavailable
@@ -50,6 +52,7 @@ class FreshCredentials:
     clock: Clock
     links: CreateConnectLink
     health: AccountHealthRecorder | None = None  # tells the customer's callback when a renewal is refused
+    renewals: TokenRenewals | None = None  # when each account's token is renewed next, for the background renewal
     _managed: frozenset[Platform] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -61,10 +64,10 @@ class FreshCredentials:
         return self._managed
 
     def due(self, platform: Platform, credentials: Credentials) -> bool:
-        ends = expires_at(credentials)
-        if platform not in self._managed or ends is None or not self.authorization.renewable(platform, credentials):
-            return False  # e.g. a LinkedIn app without refresh tokens: used until the platform refuses it
-        return (ends - self.clock.now()).total_seconds() < self.authorization.refresh_ahead(platform)
+        if platform not in self._managed:
+            return False
+        at = renews_at(self.authorization, platform, credentials)
+        return at is not None and at < self.clock.now().timestamp()
 
     def _still_valid(self, credentials: Credentials) -> bool:
         ends = expires_at(credentials)
@@ -131,6 +134,8 @@ class FreshCredentials:
                     platform, account, AccountHealth.CONNECTED, self.clock.now(), expires_at=expires_at(renewed)
                 ),
             )
+            if self.renewals is not None:
+                await self.renewals.track(customer_id, platform, account, renewed)
             log.info("customer %s: %s tokens refreshed", customer_id, platform.value)
             return renewed
 
@@ -138,6 +143,8 @@ class FreshCredentials:
         self, customer_id: str, platform: Platform, account: str, current: Credentials, exc: PlatformRejected
     ) -> None:
         error = f"{platform.display_name} refused to renew the access: {exc.detail}"
+        if self.renewals is not None:
+            await self.renewals.forget(customer_id, platform, account)
         if self.health is not None:
             await self.health.needs_reauth(customer_id, platform, account, error)
         else:

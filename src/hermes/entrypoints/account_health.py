@@ -11,9 +11,9 @@ import random
 
 from dishka import Provider, Scope, decorate, provide
 
-from hermes.adapters.memory.account_health import InMemoryBackfillProgress, InMemoryHealthSchedule
+from hermes.adapters.memory.account_health import InMemoryAccountSchedule
 from hermes.adapters.platforms.registry import Registry
-from hermes.adapters.redis.account_health import RedisBackfillProgress, RedisHealthSchedule
+from hermes.adapters.redis.account_health import BACKFILL, KEY, RedisAccountSchedule
 from hermes.adapters.redis.client import RedisClient
 from hermes.application.account_health import AccountHealthRecorder
 from hermes.application.builtin_tools import ConnectionsStatusTool
@@ -24,11 +24,13 @@ from hermes.application.ports.clock import Clock
 from hermes.application.ports.inbound import InboundHandler, Inbox
 from hermes.application.ports.managed_oauth import AccountStatuses, PlatformAuthorization
 from hermes.application.ports.tools import CredentialVerifier
-from hermes.application.use_cases.backfill_health_schedule import BackfillHealthSchedule
+from hermes.application.token_renewals import TokenRenewals
 from hermes.application.use_cases.check_account_health import CheckAccountHealth
 from hermes.application.use_cases.create_connect_link import CreateConnectLink
 from hermes.application.use_cases.list_accounts import ListAccounts
+from hermes.application.use_cases.once_per_deployment import OncePerDeployment
 from hermes.domain.errors import HermesError
+from hermes.entrypoints.deployment_jobs import DeploymentJob, JobProgress
 from hermes.entrypoints.settings import Settings
 
 log = logging.getLogger("hermes.accounts")
@@ -56,29 +58,8 @@ class HealthChecker:
                 await asyncio.sleep(self._every)
 
 
-class ScheduleBackfiller:
-    """Runs the schedule's backfill until it is done, here or on another instance, then stops.
-
-    While another instance holds it, this one asks again once per lease: if that
-    instance died, this one takes over where it stopped.
-    """
-
-    def __init__(self, backfill: BackfillHealthSchedule, spread: float) -> None:
-        self._backfill = backfill
-        self._spread = spread
-
-    async def run(self) -> None:
-        await asyncio.sleep(random.uniform(0, self._spread))  # noqa: S311 - spreading load, not a secret
-        while True:
-            try:
-                result = await self._backfill()
-                if result.added:
-                    log.info("scheduled health checks for %d account(s) that had none", result.added)
-                if result.done:
-                    return
-            except HermesError as exc:
-                log.warning("health schedule backfill paused: %s", exc.detail)
-            await asyncio.sleep(self._backfill.lease)
+class ScheduleBackfiller(DeploymentJob):
+    """Gives every stored account a turn in the health schedule, once per deployment."""
 
 
 class AccountHealthProvider(Provider):
@@ -95,6 +76,7 @@ class AccountHealthProvider(Provider):
         schedule: HealthSchedule,
         links: CreateConnectLink,
         authorization: PlatformAuthorization,
+        renewals: TokenRenewals,
         settings: Settings,
     ) -> AccountHealthRecorder:
         return AccountHealthRecorder(
@@ -106,6 +88,7 @@ class AccountHealthProvider(Provider):
             links,
             frozenset(authorization.platforms()),
             interval=settings.health_check_hours * 3600,
+            renewals=renewals,
         )
 
     @provide
@@ -128,6 +111,10 @@ class AccountHealthProvider(Provider):
         )
 
     @provide
+    def backfill(self, progress: JobProgress) -> BackfillProgress:
+        return progress(BACKFILL)
+
+    @provide
     def checker(self, check: CheckAccountHealth, settings: Settings) -> HealthChecker:
         return HealthChecker(check, settings.health_check_poll_seconds)
 
@@ -135,7 +122,9 @@ class AccountHealthProvider(Provider):
     def backfiller(
         self, check: CheckAccountHealth, progress: BackfillProgress, settings: Settings
     ) -> ScheduleBackfiller:
-        return ScheduleBackfiller(BackfillHealthSchedule(check, progress), min(5.0, settings.health_check_poll_seconds))
+        job = OncePerDeployment(check.schedule_page, progress, name="health schedule backfill")
+        told = "scheduled health checks for %d account(s) that had none"
+        return ScheduleBackfiller(job, min(5.0, settings.health_check_poll_seconds), told)
 
     @decorate
     def registry(self, registry: Registry, list_accounts: ListAccounts) -> Registry:
@@ -153,11 +142,7 @@ class RedisHealthScheduleProvider(Provider):
 
     @provide
     def schedule(self, redis: RedisClient) -> HealthSchedule:
-        return RedisHealthSchedule(redis)
-
-    @provide
-    def backfill(self, redis: RedisClient) -> BackfillProgress:
-        return RedisBackfillProgress(redis)
+        return RedisAccountSchedule(redis, KEY)
 
 
 class EmbeddedHealthScheduleProvider(Provider):
@@ -167,8 +152,4 @@ class EmbeddedHealthScheduleProvider(Provider):
 
     @provide
     def schedule(self) -> HealthSchedule:
-        return InMemoryHealthSchedule()
-
-    @provide
-    def backfill(self) -> BackfillProgress:
-        return InMemoryBackfillProgress()
+        return InMemoryAccountSchedule()

@@ -49,6 +49,7 @@ from hermes.adapters.prometheus_metrics import (
     CountingRateLimiter,
     CountingUsageMeter,
 )
+from hermes.adapters.redis.account_health import ROUTES_UNBRACED
 from hermes.adapters.redis.account_routes import RedisAccountRoutes
 from hermes.adapters.redis.address_limiter import RedisAddressLimiter
 from hermes.adapters.redis.audit_log import RedisAuditLog
@@ -85,6 +86,7 @@ from hermes.application.conversation_recorder import ConversationRecorder
 from hermes.application.conversation_sends import ConversationSends
 from hermes.application.conversation_tools import ConversationReadTool, ConversationReplyTool, ConversationsListTool
 from hermes.application.credential_vault import CredentialVault
+from hermes.application.fresh_credentials import FreshCredentials
 from hermes.application.held_sends import HeldSends
 from hermes.application.inbound_handlers import InboundHandlers, InboxWaitersHandler, LoggingInboundHandler
 from hermes.application.ports.address_limits import AddressLimiter
@@ -138,6 +140,7 @@ from hermes.application.use_cases.list_inbox import ListInbox
 from hermes.application.use_cases.list_pending_sends import ListPendingSends
 from hermes.application.use_cases.list_tools import ListTools
 from hermes.application.use_cases.name_account_routes import NameAccountRoutes
+from hermes.application.use_cases.once_per_deployment import OncePerDeployment
 from hermes.application.use_cases.poll_mailbox import PollMailbox
 from hermes.application.use_cases.read_conversation import ReadConversation
 from hermes.application.use_cases.refresh_access_token import RefreshAccessToken
@@ -173,6 +176,12 @@ from hermes.entrypoints.account_health import (
     ScheduleBackfiller,
 )
 from hermes.entrypoints.approval_sweeper import ApprovalSweeper
+from hermes.entrypoints.deployment_jobs import (
+    DeploymentJob,
+    EmbeddedJobProgressProvider,
+    JobProgress,
+    RedisJobProgressProvider,
+)
 from hermes.entrypoints.http.client_address import TrustedProxies
 from hermes.entrypoints.http.webhooks import PlatformWebhooks
 from hermes.entrypoints.inbound_worker import CallbackWorker, InboundWorker, consumer_name
@@ -182,6 +191,7 @@ from hermes.entrypoints.managed_oauth import (
     ManagedOAuthProvider,
     RedisManagedOAuthProvider,
     RefreshSweep,
+    RenewalBackfiller,
 )
 from hermes.entrypoints.settings import Settings
 
@@ -247,10 +257,16 @@ class RedisStoresProvider(Provider):
         inbox_signals: RedisInboxSignals,
         sweeper: ApprovalSweeper,
         routes: RedisAccountRoutes,
+        progress: JobProgress,
     ) -> Workers:
+        async def unbrace(position: str, size: int) -> tuple[int, None]:
+            return await routes.unbrace(), None  # one step: it walks the keyspace with SCAN itself
+
+        # Idempotent, so a step retaken after its holder died (or its lease lapsed mid-scan) does no harm.
+        unbraced = OncePerDeployment(unbrace, progress(ROUTES_UNBRACED), name="route key move", lease=300.0)
         return Workers(
             [
-                ("route-keys-unbraced", routes.unbrace_once),
+                ("route-keys-unbraced", DeploymentJob(unbraced, 5.0).run),
                 ("customer-cache-evictions", cache.listen),
                 ("inbound-router", inbound.run),
                 ("callback-dispatcher", callbacks.run),
@@ -754,8 +770,12 @@ class RefreshSweepProvider(Provider):
     scope = Scope.APP
 
     @decorate
-    def workers(self, workers: Workers, sweep: RefreshSweep) -> Workers:
-        return Workers([*workers, ("oauth-refresh-sweep", sweep.run)])
+    def workers(
+        self, workers: Workers, sweep: RefreshSweep, backfiller: RenewalBackfiller, fresh: FreshCredentials
+    ) -> Workers:
+        if not fresh.platforms:
+            return workers  # no OAuth client configured: no token of Hermes's to renew
+        return Workers([*workers, ("oauth-refresh-sweep", sweep.run), ("oauth-renewal-backfill", backfiller.run)])
 
 
 def declared_webhooks(settings: Settings, secrets: RouteSecrets) -> WebhookTable:
@@ -800,6 +820,7 @@ def providers_for(settings: Settings) -> list[Provider]:
         RefreshSweepProvider(),
         AccountHealthProvider(),
         EmbeddedHealthScheduleProvider() if settings.embedded else RedisHealthScheduleProvider(),
+        EmbeddedJobProgressProvider() if settings.embedded else RedisJobProgressProvider(),
         HealthCheckProvider(),
     ]
 

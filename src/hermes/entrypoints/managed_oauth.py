@@ -1,4 +1,4 @@
-"""Wiring of managed OAuth (connect links, token refresh) and its background sweep.
+"""Wiring of managed OAuth (connect links, token refresh), its background sweep and the sweep's schedule.
 
 Kept out of `ioc.py`'s body so the composition root only lists these providers.
 """
@@ -13,11 +13,13 @@ from dataclasses import replace
 import httpx
 from dishka import Provider, Scope, decorate, provide
 
+from hermes.adapters.memory.account_health import InMemoryAccountSchedule
 from hermes.adapters.memory.managed_oauth import InMemoryConnectRequests, InMemoryRefreshLocks
 from hermes.adapters.platforms import instagram, linkedin, twitter
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.managed_oauth import ClientRegistration, HttpPlatformAuthorization, OAuthFacts
 from hermes.adapters.platforms.registry import Registry
+from hermes.adapters.redis.account_health import RENEWALS, RENEWALS_BACKFILL, RedisAccountSchedule
 from hermes.adapters.redis.client import RedisClient
 from hermes.adapters.redis.managed_oauth import (
     RedisAccountOverview,
@@ -40,12 +42,16 @@ from hermes.application.ports.managed_oauth import (
     ConnectRequests,
     PlatformAuthorization,
     RefreshLocks,
+    RenewalSchedule,
 )
+from hermes.application.token_renewals import TokenRenewals
 from hermes.application.use_cases.complete_platform_consent import CompletePlatformConsent
 from hermes.application.use_cases.create_connect_link import CreateConnectLink
+from hermes.application.use_cases.once_per_deployment import OncePerDeployment
 from hermes.application.use_cases.refresh_expiring_credentials import RefreshExpiringCredentials
 from hermes.domain.errors import HermesError
 from hermes.domain.platform import Platform
+from hermes.entrypoints.deployment_jobs import DeploymentJob, JobProgress
 from hermes.entrypoints.settings import Settings
 
 log = logging.getLogger("hermes.oauth.refresh")
@@ -73,7 +79,8 @@ def configured_facts(settings: Settings) -> dict[Platform, OAuthFacts]:
 
 
 class RefreshSweep:
-    """Every few minutes (spread by a random offset per instance), renew the tokens about to expire."""
+    """Every few minutes (spread by a random offset per instance), renew the tokens whose turn has come;
+    at once again while a pass finds more due than it takes."""
 
     def __init__(self, refresh: RefreshExpiringCredentials, every: float) -> None:
         self._refresh = refresh
@@ -82,15 +89,22 @@ class RefreshSweep:
     async def run(self) -> None:
         await asyncio.sleep(random.uniform(0, self._every))  # noqa: S311 - spreading load, not a secret
         while True:
+            more = False
             try:
-                renewed = await self._refresh()
-                if renewed:
-                    log.info("renewed %d expiring token(s)", renewed)
+                result = await self._refresh()
+                more = result.more
+                if result.renewed:
+                    log.info("renewed %d expiring token(s)", result.renewed)
             except HermesError as exc:
                 log.warning("token refresh sweep skipped: %s", exc.detail)
             except Exception:
                 log.exception("token refresh sweep failed; trying again at the next one")
-            await asyncio.sleep(self._every)
+            if not more:
+                await asyncio.sleep(self._every)
+
+
+class RenewalBackfiller(DeploymentJob):
+    """Puts every stored managed-OAuth account in the renewal schedule, once per deployment."""
 
 
 class ManagedOAuthProvider(Provider):
@@ -122,8 +136,13 @@ class ManagedOAuthProvider(Provider):
         directory: CustomerDirectory,
         clock: Clock,
         health: AccountHealthRecorder,
+        renewals: TokenRenewals,
     ) -> CompletePlatformConsent:
-        return CompletePlatformConsent(authorization, requests, vault, statuses, directory, clock, health)
+        return CompletePlatformConsent(authorization, requests, vault, statuses, directory, clock, health, renewals)
+
+    @provide
+    def renewals(self, authorization: PlatformAuthorization, schedule: RenewalSchedule) -> TokenRenewals:
+        return TokenRenewals(authorization, schedule)
 
     @provide
     def fresh(
@@ -135,16 +154,26 @@ class ManagedOAuthProvider(Provider):
         clock: Clock,
         links: CreateConnectLink,
         health: AccountHealthRecorder,
+        renewals: TokenRenewals,
     ) -> FreshCredentials:
-        return FreshCredentials(vault, authorization, statuses, locks, clock, links, health)
+        return FreshCredentials(vault, authorization, statuses, locks, clock, links, health, renewals)
 
     @provide
     def maybe_fresh(self, fresh: FreshCredentials) -> FreshCredentials | None:
         return fresh
 
     @provide
-    def sweep(self, fresh: FreshCredentials, settings: Settings) -> RefreshSweep:
-        return RefreshSweep(RefreshExpiringCredentials(fresh), settings.oauth_refresh_sweep_seconds)
+    def refresh(self, fresh: FreshCredentials, renewals: TokenRenewals) -> RefreshExpiringCredentials:
+        return RefreshExpiringCredentials(fresh, renewals)
+
+    @provide
+    def sweep(self, refresh: RefreshExpiringCredentials, settings: Settings) -> RefreshSweep:
+        return RefreshSweep(refresh, settings.oauth_refresh_sweep_seconds)
+
+    @provide
+    def backfiller(self, refresh: RefreshExpiringCredentials, progress: JobProgress) -> RenewalBackfiller:
+        job = OncePerDeployment(refresh.schedule_page, progress(RENEWALS_BACKFILL), name="token renewal backfill")
+        return RenewalBackfiller(job, 5.0, "scheduled the renewal of %d stored token(s)")
 
     @decorate
     def registry(self, registry: Registry, authorization: PlatformAuthorization, links: CreateConnectLink) -> Registry:
@@ -161,12 +190,17 @@ class RedisManagedOAuthProvider(Provider):
     overview = provide(RedisAccountOverview, provides=AccountOverview)
 
     @provide
+    def renewal_schedule(self, redis: RedisClient) -> RenewalSchedule:
+        return RedisAccountSchedule(redis, RENEWALS)
+
+    @provide
     def locks(self, redis: RedisClient) -> RefreshLocks:
         return RedisRefreshLocks(redis)
 
 
 class EmbeddedManagedOAuthProvider(Provider):
-    """One process: its memory holds pending links and the locks; health records stay in the database."""
+    """One process: its memory holds pending links, the locks and the renewal schedule; health records stay in
+    the database."""
 
     scope = Scope.APP
     statuses = provide(SqlAccountStatuses, provides=AccountStatuses)
@@ -182,3 +216,7 @@ class EmbeddedManagedOAuthProvider(Provider):
     @provide
     def locks(self) -> RefreshLocks:
         return InMemoryRefreshLocks()
+
+    @provide
+    def renewal_schedule(self) -> RenewalSchedule:
+        return InMemoryAccountSchedule()  # rebuilt from the stored credentials after each start

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     instagram_token_base: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_TOKEN_BASE")
     # Instagram Login's own Graph host (graph.instagram.com): long-lived token exchange, refresh, /me.
     instagram_login_api_base: str | None = Field(None, validation_alias="HERMES_INSTAGRAM_LOGIN_API_BASE")
-    # How often each instance looks for tokens about to expire (the per-account lock keeps it to one renewal).
+    # How often each instance claims the tokens whose renewal is due (a claim and the per-account lock: one renewal).
     oauth_refresh_sweep_seconds: float = Field(300.0, gt=0, validation_alias="HERMES_OAUTH_REFRESH_SWEEP_SECONDS")
     # Each connected account is checked with its platform at most this often (and a little later, spread).
     health_check_hours: float = Field(6.0, gt=0, validation_alias="HERMES_HEALTH_CHECK_HOURS")

@@ -1,4 +1,5 @@
-"""The health-check schedule and its backfill in one process: embedded mode (one server) and unit tests."""
+"""Schedules of accounts (health checks, token renewals) and the progress of once-per-deployment jobs, in one
+process: embedded mode (one server) and unit tests."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import heapq
 import time
 from collections.abc import Mapping
 
-from hermes.application.ports.account_health import BackfillProgress, HealthSchedule
+from hermes.application.ports.account_health import AccountSchedule, BackfillProgress
 from hermes.domain.account_health import AccountRef
 
 
-class InMemoryHealthSchedule(HealthSchedule):
+class InMemoryAccountSchedule(AccountSchedule):
     def __init__(self) -> None:
         self.due: dict[AccountRef, float] = {}
         self._heap: list[tuple[float, str, AccountRef]] = []  # may hold stale times; `due` is the truth
@@ -50,7 +51,7 @@ class InMemoryHealthSchedule(HealthSchedule):
 
 
 class InMemoryBackfillProgress(BackfillProgress):
-    """One process: the schedule lives as long as this record, so each start backfills once."""
+    """One process: a schedule lives as long as this record, so each start runs the job once."""
 
     def __init__(self) -> None:
         self.finished = False

@@ -1,16 +1,20 @@
-"""The health-check schedule in Redis, shared by every instance, and its one-time backfill.
+"""Schedules of accounts in Redis, shared by every instance, and the progress of jobs run once per deployment.
 
 | key | value | TTL |
 |---|---|---|
 | `health:due` | sorted set: `{cust}:{platform}:{account}` scored by when its next check is due (epoch s) | none |
-| `{health:backfill:v1}:done` | when the backfill finished: every stored account had a turn by then | none |
-| `{health:backfill:v1}:lease` | the token of the instance running the backfill | 30 s, renewed at each step |
-| `{health:backfill:v1}:position` | where the walk through the credentials stopped | none (removed when done) |
+| `oauth:renewal:due` | sorted set: accounts with a renewable managed-OAuth token, scored by when to renew it | none |
+| `{JOB}:done` | when the job finished (for a backfill: every stored account had a turn by then) | none |
+| `{JOB}:lease` | the token of the instance running the job | renewed at each step |
+| `{JOB}:position` | where the job's walk stopped | none (removed when done) |
 
-The backfill keys share one hash tag, so each step is one script on a cluster too. Deleting
-the `done` key makes the next instance to start run the backfill again (a lost schedule).
+The jobs (`{JOB}`): `{health:backfill:v1}` gives every stored account a turn in `health:due`,
+`{oauth:renewal:backfill:v1}` puts every stored managed-OAuth account in `oauth:renewal:due`, and
+`{routes:unbraced:v1}` moves WhatsApp routes to the seed's spelling. A job's keys share one hash tag, so
+each step is one script on a cluster too. Deleting a job's `done` key makes the next instance to start
+run it again (a lost schedule).
 
-One sorted set for all customers: the checker asks "what is due now, in any
+One sorted set per schedule for all customers: an instance asks "what is due now, in any
 account", which a per-customer key could not answer without a scan.
 """
 
@@ -20,10 +24,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from hermes.adapters.redis.client import RedisClient, translate_errors
-from hermes.application.ports.account_health import BackfillProgress, HealthSchedule
+from hermes.application.ports.account_health import AccountSchedule, BackfillProgress
 from hermes.domain.account_health import AccountRef
 
 KEY = "health:due"
+RENEWALS = "oauth:renewal:due"
 # Take what is due and push it a lease ahead in one step, so two instances never claim the same turn.
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -34,7 +39,9 @@ return due
 """
 
 
-class RedisHealthSchedule(HealthSchedule):
+class RedisAccountSchedule(AccountSchedule):
+    """One sorted set: the health checks (`KEY`) or the token renewals (`RENEWALS`)."""
+
     def __init__(self, redis: RedisClient, key: str = KEY) -> None:
         self._redis = redis
         self._key = key
@@ -70,6 +77,8 @@ class RedisHealthSchedule(HealthSchedule):
 
 
 BACKFILL = "{health:backfill:v1}"
+RENEWALS_BACKFILL = "{oauth:renewal:backfill:v1}"
+ROUTES_UNBRACED = "{routes:unbraced:v1}"
 _TAKE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then

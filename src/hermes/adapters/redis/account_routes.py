@@ -106,7 +106,3 @@ class RedisAccountRoutes(AccountRoutes):
         if moved:
             log.info("moved %d WhatsApp route(s) to the unbraced spelling", moved)
         return moved
-
-    async def unbrace_once(self) -> None:
-        """`unbrace` as a background job that ends when done (a failure is retried by the supervisor)."""
-        await self.unbrace()

@@ -1,4 +1,5 @@
-"""When each connected account is checked next, shared by every instance."""
+"""When something is due for each connected account (its next health check, its token's renewal), shared by
+every instance; and the progress of jobs that run once per deployment."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Protocol
 from hermes.domain.account_health import AccountRef
 
 
-class HealthSchedule(Protocol):
-    """Accounts by the time (epoch seconds) their next check is due."""
+class AccountSchedule(Protocol):
+    """Accounts by the time (epoch seconds) something is due for each."""
 
     async def add(self, due: Mapping[AccountRef, float]) -> int:
         """Schedule the accounts not scheduled yet, in one step (existing times are kept); how many were added."""
@@ -24,8 +25,8 @@ class HealthSchedule(Protocol):
     async def claim(self, now: float, limit: int, lease: float) -> list[AccountRef]:
         """Up to `limit` accounts due at `now`, moved to `now + lease` in the same step.
 
-        An instance that claimed an account checks it, then `set`s its next time; one
-        that dies meanwhile leaves it to be claimed again when the lease ends. No two
+        An instance that claimed an account does what is due, then `set`s its next time;
+        one that dies meanwhile leaves it to be claimed again when the lease ends. No two
         instances claim an account for the same turn.
         """
         ...
@@ -33,9 +34,14 @@ class HealthSchedule(Protocol):
     async def size(self) -> int: ...
 
 
+class HealthSchedule(AccountSchedule, Protocol):
+    """Accounts by the time their next health check is due."""
+
+
 class BackfillProgress(Protocol):
-    """The one-time backfill of the schedule, shared by every instance: finished or not, who runs it
-    now (a lease that lapses when its holder dies) and where it stopped."""
+    """A job that runs once per deployment (such as giving every stored account a turn in a schedule),
+    shared by every instance: finished or not, who runs it now (a lease that lapses when its holder dies)
+    and where it stopped."""
 
     async def done(self) -> bool: ...
 

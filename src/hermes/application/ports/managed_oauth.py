@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from hermes.application.ports.account_health import AccountSchedule
 from hermes.domain.credentials import Credentials
 from hermes.domain.managed_oauth import AccountStatus, ConnectRequest
 from hermes.domain.platform import Platform
@@ -83,3 +84,7 @@ class RefreshLocks(Protocol):
     def hold(self, key: str, ttl: float, wait: float) -> AbstractAsyncContextManager[None]:
         """Held for at most `ttl` seconds; `Unavailable` when not obtained within `wait` seconds."""
         ...
+
+
+class RenewalSchedule(AccountSchedule, Protocol):
+    """Accounts holding a renewable managed-OAuth token, by the time it must be renewed."""

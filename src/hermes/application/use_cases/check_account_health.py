@@ -79,7 +79,10 @@ class CheckAccountHealth:
 
     async def schedule_page(self, position: str, size: int) -> tuple[int, str | None]:
         """One bounded step of that walk: the stored accounts after `position` without a turn get one.
-        How many were added, and where the next step starts (None at the end)."""
+        How many were added, and where the next step starts (None at the end).
+
+        Accounts connected since checks exist get their turn when they connect; the walk covers
+        the ones stored before, or a schedule that was lost."""
         page = await self.vault.store.page(position, size)
         now = self.clock.now().timestamp()
         due = {AccountRef(*account): first_check(now, self.interval, self.uniform) for account in page.accounts}

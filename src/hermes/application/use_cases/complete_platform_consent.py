@@ -9,6 +9,7 @@ from hermes.application.fresh_credentials import expires_at
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.customers import CustomerDirectory
 from hermes.application.ports.managed_oauth import AccountStatuses, ConnectRequests, PlatformAuthorization
+from hermes.application.token_renewals import TokenRenewals
 from hermes.domain.errors import Forbidden, Invalid
 from hermes.domain.managed_oauth import AccountHealth, AccountStatus, ConnectRequest, state_digest
 from hermes.domain.platform import Platform
@@ -23,7 +24,8 @@ class CompletePlatformConsent:
     """The platform sent the owner back: trade the code for tokens and store them as the account's credentials.
 
     The `state` must be one Hermes handed out for this platform, unused and not
-    expired; it is spent by the first attempt, whatever its outcome.
+    expired; it is spent by the first attempt, whatever its outcome. The tokens are
+    renewed in the background before they expire, whether or not the account is used.
     """
 
     authorization: PlatformAuthorization
@@ -33,6 +35,7 @@ class CompletePlatformConsent:
     directory: CustomerDirectory
     clock: Clock
     health: AccountHealthRecorder | None = None  # also schedules the account's health checks
+    renewals: TokenRenewals | None = None  # schedules the renewal of the tokens
 
     async def take(self, platform: Platform, state: str | None) -> ConnectRequest:
         if not state or len(state) > MAX_STATE:
@@ -51,6 +54,8 @@ class CompletePlatformConsent:
             raise Forbidden("the account this link was made for no longer exists")
         credentials = await self.authorization.exchange(platform, code, request.code_verifier, request.redirect_uri)
         await self.vault.save(request.customer_id, platform, credentials, request.account)
+        if self.renewals is not None:
+            await self.renewals.track(request.customer_id, platform, request.account, credentials)
         if self.health is not None:
             await self.health.connected(request.customer_id, platform, request.account, expires_at(credentials))
         else:

@@ -26,8 +26,9 @@ from bench.harness import (
 )
 from hermes.adapters.sql.migrate import upgrade_url
 
-# A database of its own, emptied after every benchmark: nothing left behind for the test suite.
-REDIS_URL = "redis://127.0.0.1:6379/1"
+# A database of its own, emptied after every benchmark: nothing left behind for the test suite
+# (BENCH_REDIS_URL picks another, so that two checkouts can measure side by side).
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1")
 CUSTOMERS = 40  # 40 x 30,000 requests a minute (enterprise): far above what one instance serves
 
 

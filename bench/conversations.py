@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env
-from bench.harness import WrkRequest, command_line, median_of, report, serve, wrk_requests
+from bench.harness import PROFILE_SECONDS, WrkRequest, command_line, median_of, profile, report, serve, wrk_requests
 from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.conversations import RedisConversationStore
 from hermes.domain.conversations import IN, OUT, ConversationKey, MessageView, Participant, Recorded
@@ -66,9 +66,8 @@ async def seed(customer_ids: list[str]) -> float:
 
 
 def run(
-    duration: int = 10, runs: int = 3, connections: int = 50, *, profile_seconds: int = 0
+    duration: int = 10, runs: int = 3, connections: int = 50, *, profile_seconds: int = PROFILE_SECONDS
 ) -> list[dict[str, object]]:
-    del profile_seconds  # a comparison of two Hermes figures: the tool-call figure profiles the same path
     database_url = bench_database()
     admin = {"Authorization": "Bearer bench-admin"}
     try:
@@ -96,6 +95,7 @@ def run(
 
             connections_result = median_of(runs, measure(baseline))
             conversations_result = median_of(runs, measure(listing))
+            profiled = profile("conversations", url, listing, seconds=profile_seconds, connections=connections)
     finally:
         drop_database(database_url)
     total = CONVERSATIONS * MESSAGES_EACH
@@ -110,6 +110,7 @@ def run(
         "Hermes conversations",
         conversations_result,
         ">= 0.8x",
+        profiled,
     )
     row["goal"] = f"{row['goal']}; Redis {per_thousand / 1024:.0f} KiB per 1,000 messages"
     return [row]

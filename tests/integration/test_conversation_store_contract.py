@@ -18,6 +18,16 @@ class TestRedisConversationStore(ConversationStoreContract):
         return RedisConversationStore(redis)
 
 
+class TestRedisConversationStoreShortPages(ConversationStoreContract):
+    """Each page looks at only three list entries: a page that runs out of them still pages on to every match."""
+
+    @pytest.fixture
+    def conversations(self, redis: Any) -> RedisConversationStore:
+        store = RedisConversationStore(redis)
+        store.page_budget = 3
+        return store
+
+
 class TestSqlConversationStore(ConversationStoreContract):
     @pytest.fixture
     def conversations(self, engine: AsyncEngine) -> SqlConversationStore:

@@ -21,18 +21,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from hermes.adapters.conversation_records import (
-    decode_cursor,
     decode_message,
     decode_participants,
-    encode_cursor,
     encode_message,
     encode_participants,
     from_ms,
     ms,
 )
 from hermes.adapters.redis.client import RedisClient, translate_errors
-from hermes.application.ports.conversations import ConversationStore
+from hermes.application.ports.conversations import ConversationStore, Position
 from hermes.domain.conversations import (
     CONVERSATION_RETENTION_SECONDS,
     MAX_MESSAGES_PER_CONVERSATION,
@@ -94,18 +94,66 @@ if (rank[ARGV[2]] or 0) > ((current and rank[current]) or 0) then
 end
 return 0
 """
-# KEYS: recent. ARGV: head key prefix, top score, offset, count. One reply: (id, score, head fields)* in list
-# order. The heads share the recent list's hash tag, so they sit in its cluster slot.
+# KEYS: recent. ARGV: 1 head key prefix, 2 time (ms) of the position to continue past ('': from the newest),
+# 3 its id, 4 platform ('': any), 5 account ('': any), 6 '1': unread only, 7 heads wanted, 8 most list entries to
+# look at. The heads share the recent list's hash tag, so they sit in its cluster slot.
+# Reply: the heads found, as one msgpack array of maps named as `Conversation`'s fields (times in seconds), then
+# the time and id of the last entry looked at, then 1 when the list ended before the heads wanted were found.
 _PAGE = """
-local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
-local out = {}
-for i = 1, #ids, 2 do
-  out[#out + 1] = ids[i]
-  out[#out + 1] = ids[i + 1]
-  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. ids[i])
+local function below(a, b)  -- a < b byte by byte, as the list orders ids, whatever the server's locale
+  for i = 1, math.min(#a, #b) do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
 end
-return out
+local want, budget = tonumber(ARGV[7]), tonumber(ARGV[8])
+local start = 0
+if ARGV[2] ~= '' then
+  -- Newest first, equal times by id descending: the entries at the position's time sit between these two
+  -- ranks; the page starts at the first of them below the position's id.
+  local lo = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[2], '+inf')
+  local hi = redis.call('ZCOUNT', KEYS[1], ARGV[2], '+inf')
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if below(redis.call('ZREVRANGE', KEYS[1], mid, mid)[1], ARGV[3]) then hi = mid else lo = mid + 1 end
+  end
+  start = lo
+end
+local chunk = want
+if ARGV[4] ~= '' or ARGV[5] ~= '' or ARGV[6] == '1' then chunk = math.max(want, 100) end
+local heads, seen, ended = {}, 0, 0
+local last_ms, last_id = '', ''
+while #heads < want and seen < budget do
+  local n = math.min(chunk, budget - seen)
+  local ids = redis.call('ZREVRANGE', KEYS[1], start + seen, start + seen + n - 1, 'WITHSCORES')
+  for i = 1, #ids, 2 do
+    local id = ids[i]
+    seen = seen + 1
+    last_ms, last_id = ids[i + 1], id
+    local h = redis.call('HMGET', ARGV[1] .. id, 'p', 'a', 'peer', 'title', 'parts', 'last', 'prev', 'unread', 'lin')
+    local unread = tonumber(h[8] or '0')
+    if h[1] and h[6] and (ARGV[4] == '' or h[1] == ARGV[4]) and (ARGV[5] == '' or h[2] == ARGV[5])
+        and (ARGV[6] ~= '1' or unread > 0) then
+      local people = {}
+      if h[5] then
+        for _, p in ipairs(cmsgpack.unpack(h[5])) do people[#people + 1] = {id = p[1], name = p[2]} end
+      end
+      heads[#heads + 1] = {
+        id = id, platform = h[1], account = h[2], peer = h[3], title = h[4], participants = people,
+        last_message_at = tonumber(h[6]) / 1000, last_message_preview = h[7] or '', unread_count = unread,
+        last_inbound_at = h[9] and tonumber(h[9]) / 1000 or nil
+      }
+      if #heads == want then break end
+    end
+  end
+  if #ids < 2 * n then ended = 1 break end
+end
+return {cmsgpack.pack(heads), last_ms, last_id, ended}
 """
+# Look at most this many list entries per page: a filter that matches little answers a short page with a
+# cursor rather than hold Redis for the whole list.
+PAGE_BUDGET = 500
 _MARK_READ = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'unread', 0) end return 0"
 _RANKED = [s for s, _ in sorted(STATUS_RANK.items(), key=lambda kv: kv[1])]
 
@@ -116,6 +164,16 @@ def _prefix(customer_id: str) -> str:
 
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _platform(kind: type, value: Any) -> Any:
+    if kind is Platform:
+        return Platform(value)
+    raise NotImplementedError(kind)
+
+
+# The page script's heads straight into `Conversation`s (numbers as times: seconds since the epoch).
+_decode_heads = msgspec.msgpack.Decoder(list[Conversation], strict=False, dec_hook=_platform).decode
 
 
 def _head(conv: str, raw: Any) -> Conversation | None:
@@ -137,6 +195,8 @@ def _head(conv: str, raw: Any) -> Conversation | None:
 
 
 class RedisConversationStore(ConversationStore):
+    page_budget = PAGE_BUDGET  # the most list entries one page looks at
+
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._record = redis.register_script(_RECORD)
@@ -187,38 +247,30 @@ class RedisConversationStore(ConversationStore):
         platform: Platform | None,
         account: str | None,
         unread_only: bool,
-        cursor: str | None,
+        after: Position | None,
         limit: int,
-    ) -> tuple[list[Conversation], str | None]:
+    ) -> tuple[list[Conversation], Position | None]:
         p = _prefix(customer_id)
-        after = decode_cursor(cursor) if cursor else None
-        top = str(after[0]) if after else "+inf"
-        filtered = platform is not None or account is not None or unread_only
-        chunk = max(limit + 1, 100) if filtered else limit + 1
-        found: list[Conversation] = []
-        offset = 0
+        args: list[str | int] = [
+            f"{p}:h:",
+            after[0] if after else "",
+            after[1] if after else "",
+            platform.value if platform is not None else "",
+            account if account is not None else "",
+            "1" if unread_only else "",
+            limit + 1,
+            self.page_budget,
+        ]
         async with translate_errors():
-            for _ in range(20 if filtered else 3):
-                batch: Any = await self._page(keys=[f"{p}:recent"], args=[f"{p}:h:", top, offset, chunk])
-                rows = len(batch) // 3
-                offset += rows
-                for i in range(0, len(batch), 3):
-                    c, score, fields = _s(batch[i]), batch[i + 1], batch[i + 2]
-                    if after is not None and (int(score), c) >= after:
-                        continue
-                    head = _head(c, dict(zip(fields[::2], fields[1::2], strict=True)))
-                    if head is None:
-                        continue  # expired: the list forgets it on the next write
-                    if platform is not None and head.platform is not platform:
-                        continue
-                    if (account is not None and head.account != account) or (unread_only and not head.unread_count):
-                        continue
-                    found.append(head)
-                if len(found) > limit or rows < chunk:
-                    break
-        page = found[:limit]
-        more = len(found) > limit
-        return page, encode_cursor(ms(page[-1].last_message_at), page[-1].id) if more else None
+            reply: Any = await self._page(keys=[f"{p}:recent"], args=args)
+        blob, last_ms, last_id, ended = reply
+        found = _decode_heads(blob)
+        if len(found) > limit:
+            page = found[:limit]
+            return page, (ms(page[-1].last_message_at), page[-1].id)
+        if ended:
+            return found, None
+        return found, (int(float(last_ms)), _s(last_id))  # the budget ran out: go on from the last one looked at
 
     async def get(self, customer_id: str, conversation_id: str) -> Conversation | None:
         async with translate_errors():
@@ -226,10 +278,9 @@ class RedisConversationStore(ConversationStore):
         return _head(conversation_id, raw)
 
     async def messages(
-        self, customer_id: str, conversation_id: str, cursor: str | None, limit: int
-    ) -> tuple[list[MessageView], str | None]:
+        self, customer_id: str, conversation_id: str, before: Position | None, limit: int
+    ) -> tuple[list[MessageView], Position | None]:
         p, c = _prefix(customer_id), conversation_id
-        before = decode_cursor(cursor) if cursor else None
         top = str(before[0]) if before else "+inf"
         picked: list[tuple[str, int]] = []
         offset = 0
@@ -259,7 +310,7 @@ class RedisConversationStore(ConversationStore):
         ]
         messages.reverse()
         oldest = picked[-1]
-        return messages, encode_cursor(oldest[1], oldest[0]) if more else None
+        return messages, (oldest[1], oldest[0]) if more else None
 
     async def note_receiving(self, customer_id: str, platform: Platform, business_id: str, now: datetime) -> None:
         async with translate_errors():

@@ -10,6 +10,7 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody, Parameter, PathParameter, QueryParameter
 
 from hermes.application import request_context
+from hermes.application.conversation_cursor import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from hermes.application.use_cases import list_conversations as lc
 from hermes.application.use_cases import read_conversation as rc
 from hermes.application.use_cases.call_tool import Caller, CallTool
@@ -29,7 +30,8 @@ ConversationBody = camel_twin(ConversationMessages)
 ReplySentBody = camel_twin(ReplySent)
 
 Cursor = Annotated[
-    str | None, Parameter(description="nextCursor of the previous page", pattern=lc.CURSOR_PATTERN, max_length=1216)
+    str | None,
+    Parameter(description="nextCursor of the previous page", pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH),
 ]
 ConversationId = Annotated[
     str, PathParameter(description="conversationId from the list", pattern=rc.CONVERSATION_ID_PATTERN)

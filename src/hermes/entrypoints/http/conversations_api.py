@@ -26,6 +26,7 @@ from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import live_platform_names
 
 ConversationsBody = camel_twin(ConversationPage)
+UNREAD_ONLY = "unreadOnly"  # the query parameter's name (camelCase, as the API's fields)
 ConversationBody = camel_twin(ConversationMessages)
 ReplySentBody = camel_twin(ReplySent)
 
@@ -59,7 +60,7 @@ class ConversationsApi(Controller):
             Parameter(description="only this platform", schema_extra={"enum": live_platform_names()}),
         ] = None,
         account: Annotated[str | None, Parameter(description="only this account", pattern=lc.ACCOUNT_PATTERN)] = None,
-        unread_only: Annotated[bool, QueryParameter(name="unreadOnly", description="only unread ones")] = False,
+        unread_only: Annotated[bool, QueryParameter(name=UNREAD_ONLY, description="only unread ones")] = False,
         cursor: Cursor = None,
         limit: Annotated[int | None, Parameter(description="page size, default 20", ge=1, le=lc.MAX_LIMIT)] = None,
     ) -> ConversationsBody:  # type: ignore[valid-type]

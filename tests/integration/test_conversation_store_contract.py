@@ -9,7 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hermes.adapters.redis.conversations import RedisConversationStore
 from hermes.adapters.sql.conversations import SqlConversationStore
-from tests.contracts.conversations import ConversationStoreContract
+from hermes.domain.conversations import ConversationKey
+from hermes.domain.platform import Platform
+from tests.contracts.conversations import T0, ConversationStoreContract, received
+from tests.contracts.ports import uid
 
 
 class TestRedisConversationStore(ConversationStoreContract):
@@ -26,6 +29,24 @@ class TestRedisConversationStoreShortPages(ConversationStoreContract):
         store = RedisConversationStore(redis)
         store.page_budget = 3
         return store
+
+
+async def test_heads_written_before_their_list_blob_are_listed(redis: Any) -> None:
+    """Heads stored before the list kept a packed copy of each (only their fields) are listed all the same, and
+    packed on the way."""
+    store = RedisConversationStore(redis)
+    cust = uid()
+    keys = [ConversationKey(cust, Platform.WHATSAPP, f"1555{i}") for i in range(3)]
+    await store.record(cust, [received(k, i) for i, k in enumerate(keys)], T0)
+    before, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
+    for key in keys:
+        await redis.hdel(f"conv:{{{cust}}}:h:{key.id}", "b")
+
+    after, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
+
+    assert after == before
+    assert [c.peer for c in after] == ["15552", "15551", "15550"]
+    assert all([await redis.hexists(f"conv:{{{cust}}}:h:{key.id}", "b") for key in keys])
 
 
 class TestSqlConversationStore(ConversationStoreContract):

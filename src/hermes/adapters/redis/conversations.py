@@ -3,7 +3,8 @@
 Keys (`{cust}` is the hash tag, `{conv}` the conversation id):
 - `conv:{cust}:recent`: ZSET conversation id -> time (ms) of its newest message: the list, newest first.
 - `conv:{cust}:h:{conv}`: HASH, the conversation's head (platform, account, peer, title, participants,
-  newest message time and preview, the peer's last message time, unread count).
+  newest message time and preview, the peer's last message time, unread count), and the same as one msgpack
+  map (`b`), what a page of the list returns.
 - `conv:{cust}:m:{conv}`: HASH message id -> the message (msgpack); `...:t:{conv}` ZSET message id -> its
   time (ms), the order; `...:s:{conv}` HASH message id -> status of a sent message.
 
@@ -45,11 +46,34 @@ from hermes.domain.conversations import (
 )
 from hermes.domain.platform import Platform
 
+# The head's list entry, kept beside its fields as one msgpack map named as `Conversation`'s fields (times in
+# seconds since the epoch) in the head's field `b`, so that a page is its blobs strung together and decodes in
+# one call. Every script that changes a head's fields repacks it; a head written before `b` existed is packed
+# the first time a page shows it.
+_PACK_HEAD = """
+local function pack_head(key, id)
+  local h = redis.call('HMGET', key, 'p', 'a', 'peer', 'title', 'parts', 'last', 'prev', 'unread', 'lin')
+  if not h[1] or not h[6] then return nil end
+  local people = {}
+  if h[5] then
+    for _, p in ipairs(cmsgpack.unpack(h[5])) do people[#people + 1] = {id = p[1], name = p[2]} end
+  end
+  local blob = cmsgpack.pack({
+    id = id, platform = h[1], account = h[2], peer = h[3], title = h[4], participants = people,
+    last_message_at = tonumber(h[6]) / 1000, last_message_preview = h[7] or '', unread_count = tonumber(h[8] or '0'),
+    last_inbound_at = h[9] and tonumber(h[9]) / 1000 or nil
+  })
+  redis.call('HSET', key, 'b', blob)
+  return blob
+end
+"""
 # KEYS: recent, head, messages, order, statuses.
 # ARGV: 1 conv id, 2 message id, 3 message, 4 time ms, 5 direction, 6 platform, 7 account, 8 peer,
 #       9 title ('' keeps it), 10 participants ('' keeps them), 11 preview, 12 cap, 13 ttl, 14 status (''),
 #       15 oldest time kept (ms)
-_RECORD = """
+_RECORD = (
+    _PACK_HEAD
+    + """
 if redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[3]) == 0 then return 0 end
 local at = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[4], at, ARGV[2])
@@ -78,10 +102,12 @@ if ARGV[5] == 'in' then
   redis.call('HINCRBY', KEYS[2], 'unread', 1)
   if at > tonumber(redis.call('HGET', KEYS[2], 'lin') or '-1') then redis.call('HSET', KEYS[2], 'lin', ARGV[4]) end
 end
+pack_head(KEYS[2], ARGV[1])
 for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[13]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[15])
 return 1
 """
+)
 # KEYS: messages, statuses. ARGV: message id, new status, then every status in rank order.
 _STATUS = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -97,9 +123,11 @@ return 0
 # KEYS: recent. ARGV: 1 head key prefix, 2 time (ms) of the position to continue past ('': from the newest),
 # 3 its id, 4 platform ('': any), 5 account ('': any), 6 '1': unread only, 7 heads wanted, 8 most list entries to
 # look at. The heads share the recent list's hash tag, so they sit in its cluster slot.
-# Reply: the heads found, as one msgpack array of maps named as `Conversation`'s fields (times in seconds), then
-# the time and id of the last entry looked at, then 1 when the list ended before the heads wanted were found.
-_PAGE = """
+# Reply: the heads found as one msgpack array (their blobs behind an array header), then the time and id of the
+# last entry looked at, then 1 when the list ended before the heads wanted were found.
+_PAGE = (
+    _PACK_HEAD
+    + """
 local function below(a, b)  -- a < b byte by byte, as the list orders ids, whatever the server's locale
   for i = 1, math.min(#a, #b) do
     local x, y = a:byte(i), b:byte(i)
@@ -129,32 +157,40 @@ while #heads < want and seen < budget do
   local ids = redis.call('ZREVRANGE', KEYS[1], start + seen, start + seen + n - 1, 'WITHSCORES')
   for i = 1, #ids, 2 do
     local id = ids[i]
+    local key = ARGV[1] .. id
     seen = seen + 1
     last_ms, last_id = ids[i + 1], id
-    local h = redis.call('HMGET', ARGV[1] .. id, 'p', 'a', 'peer', 'title', 'parts', 'last', 'prev', 'unread', 'lin')
-    local unread = tonumber(h[8] or '0')
-    if h[1] and h[6] and (ARGV[4] == '' or h[1] == ARGV[4]) and (ARGV[5] == '' or h[2] == ARGV[5])
-        and (ARGV[6] ~= '1' or unread > 0) then
-      local people = {}
-      if h[5] then
-        for _, p in ipairs(cmsgpack.unpack(h[5])) do people[#people + 1] = {id = p[1], name = p[2]} end
+    local h = redis.call('HMGET', key, 'b', 'p', 'a', 'unread')
+    if h[2] and (ARGV[4] == '' or h[2] == ARGV[4]) and (ARGV[5] == '' or h[3] == ARGV[5])
+        and (ARGV[6] ~= '1' or tonumber(h[4] or '0') > 0) then
+      local blob = h[1] or pack_head(key, id)
+      if blob then
+        heads[#heads + 1] = blob
+        if #heads == want then break end
       end
-      heads[#heads + 1] = {
-        id = id, platform = h[1], account = h[2], peer = h[3], title = h[4], participants = people,
-        last_message_at = tonumber(h[6]) / 1000, last_message_preview = h[7] or '', unread_count = unread,
-        last_inbound_at = h[9] and tonumber(h[9]) / 1000 or nil
-      }
-      if #heads == want then break end
     end
   end
   if #ids < 2 * n then ended = 1 break end
 end
-return {cmsgpack.pack(heads), last_ms, last_id, ended}
+local header
+if #heads < 16 then header = string.char(0x90 + #heads) else header = string.char(0xdc, 0, #heads) end
+return {header .. table.concat(heads), last_ms, last_id, ended}
 """
+)
 # Look at most this many list entries per page: a filter that matches little answers a short page with a
 # cursor rather than hold Redis for the whole list.
 PAGE_BUDGET = 500
-_MARK_READ = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'unread', 0) end return 0"
+# KEYS: head. ARGV: conv id.
+_MARK_READ = (
+    _PACK_HEAD
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'unread', 0)
+  pack_head(KEYS[1], ARGV[1])
+end
+return 0
+"""
+)
 _RANKED = [s for s, _ in sorted(STATUS_RANK.items(), key=lambda kv: kv[1])]
 
 
@@ -324,4 +360,4 @@ class RedisConversationStore(ConversationStore):
 
     async def mark_read(self, customer_id: str, conversation_id: str) -> None:
         async with translate_errors():
-            await self._mark_read(keys=[f"{_prefix(customer_id)}:h:{conversation_id}"], args=[])
+            await self._mark_read(keys=[f"{_prefix(customer_id)}:h:{conversation_id}"], args=[conversation_id])

@@ -27,7 +27,8 @@ class ListConversations:
     Each shows its peer, the last message (time and a short preview), how many received
     messages are unread, and whether a free-form reply is possible now: WhatsApp and
     Instagram accept one only within 24 hours of the peer's last message
-    (`reply_window_expires_at`). Pass the returned cursor to read older conversations.
+    (`reply_window_expires_at`). Pass the returned cursor to read older conversations; a filtered
+    page may hold fewer than `limit` while a cursor says more follow.
     """
 
     store: ConversationStore

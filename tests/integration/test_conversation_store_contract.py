@@ -39,14 +39,17 @@ async def test_heads_written_before_their_list_blob_are_listed(redis: Any) -> No
     keys = [ConversationKey(cust, Platform.WHATSAPP, f"1555{i}") for i in range(3)]
     await store.record(cust, [received(k, i) for i, k in enumerate(keys)], T0)
     before, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
-    for key in keys:
-        await redis.hdel(f"conv:{{{cust}}}:h:{key.id}", "b")
+    await redis.delete(f"conv:{{{cust}}}:heads")
 
     after, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
 
     assert after == before
     assert [c.peer for c in after] == ["15552", "15551", "15550"]
-    assert all([await redis.hexists(f"conv:{{{cust}}}:h:{key.id}", "b") for key in keys])
+    assert sorted(await redis.hkeys(f"conv:{{{cust}}}:heads")) == sorted(k.id.encode() for k in keys)
+    # A head whose key expired (idle 90 days) while the list lived on is not listed.
+    await redis.delete(f"conv:{{{cust}}}:h:{keys[2].id}")
+    left, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
+    assert [c.peer for c in left] == ["15551", "15550"]
 
 
 class TestSqlConversationStore(ConversationStoreContract):

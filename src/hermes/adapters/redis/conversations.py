@@ -3,8 +3,9 @@
 Keys (`{cust}` is the hash tag, `{conv}` the conversation id):
 - `conv:{cust}:recent`: ZSET conversation id -> time (ms) of its newest message: the list, newest first.
 - `conv:{cust}:h:{conv}`: HASH, the conversation's head (platform, account, peer, title, participants,
-  newest message time and preview, the peer's last message time, unread count), and the same as one msgpack
-  map (`b`), what a page of the list returns.
+  newest message time and preview, the peer's last message time, unread count).
+- `conv:{cust}:heads`: HASH conversation id -> its head as one msgpack map, what a page of the list returns
+  (a page is the list's ids and one HMGET here).
 - `conv:{cust}:m:{conv}`: HASH message id -> the message (msgpack); `...:t:{conv}` ZSET message id -> its
   time (ms), the order; `...:s:{conv}` HASH message id -> status of a sent message.
 
@@ -46,12 +47,12 @@ from hermes.domain.conversations import (
 )
 from hermes.domain.platform import Platform
 
-# The head's list entry, kept beside its fields as one msgpack map named as `Conversation`'s fields (times in
-# seconds since the epoch) in the head's field `b`, so that a page is its blobs strung together and decodes in
-# one call. Every script that changes a head's fields repacks it; a head written before `b` existed is packed
+# A head's list entry: one msgpack map named as `Conversation`'s fields (times in seconds since the epoch), kept
+# in the customer's `heads` hash, so that a page is one HMGET whose blobs strung together decode in one call.
+# Every script that changes a head's fields repacks it; a head stored before the `heads` hash existed is packed
 # the first time a page shows it.
 _PACK_HEAD = """
-local function pack_head(key, id)
+local function pack_head(key, id, heads)
   local h = redis.call('HMGET', key, 'p', 'a', 'peer', 'title', 'parts', 'last', 'prev', 'unread', 'lin')
   if not h[1] or not h[6] then return nil end
   local people = {}
@@ -63,11 +64,11 @@ local function pack_head(key, id)
     last_message_at = tonumber(h[6]) / 1000, last_message_preview = h[7] or '', unread_count = tonumber(h[8] or '0'),
     last_inbound_at = h[9] and tonumber(h[9]) / 1000 or nil
   })
-  redis.call('HSET', key, 'b', blob)
+  redis.call('HSET', heads, id, blob)
   return blob
 end
 """
-# KEYS: recent, head, messages, order, statuses.
+# KEYS: recent, head, messages, order, statuses, heads.
 # ARGV: 1 conv id, 2 message id, 3 message, 4 time ms, 5 direction, 6 platform, 7 account, 8 peer,
 #       9 title ('' keeps it), 10 participants ('' keeps them), 11 preview, 12 cap, 13 ttl, 14 status (''),
 #       15 oldest time kept (ms)
@@ -102,9 +103,14 @@ if ARGV[5] == 'in' then
   redis.call('HINCRBY', KEYS[2], 'unread', 1)
   if at > tonumber(redis.call('HGET', KEYS[2], 'lin') or '-1') then redis.call('HSET', KEYS[2], 'lin', ARGV[4]) end
 end
-pack_head(KEYS[2], ARGV[1])
-for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[13]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[15])
+pack_head(KEYS[2], ARGV[1], KEYS[6])
+for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ARGV[13]) end
+-- Conversations idle past the retention leave the list and the heads (a bounded number per write).
+local idle = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[15], 'LIMIT', 0, 500)
+if #idle > 0 then
+  redis.call('ZREM', KEYS[1], unpack(idle))
+  redis.call('HDEL', KEYS[6], unpack(idle))
+end
 return 1
 """
 )
@@ -120,9 +126,9 @@ if (rank[ARGV[2]] or 0) > ((current and rank[current]) or 0) then
 end
 return 0
 """
-# KEYS: recent. ARGV: 1 head key prefix, 2 time (ms) of the position to continue past ('': from the newest),
-# 3 its id, 4 platform ('': any), 5 account ('': any), 6 '1': unread only, 7 heads wanted, 8 most list entries to
-# look at. The heads share the recent list's hash tag, so they sit in its cluster slot.
+# KEYS: recent, heads. ARGV: 1 head key prefix, 2 time (ms) of the position to continue past ('': from the
+# newest), 3 its id, 4 platform ('': any), 5 account ('': any), 6 '1': unread only, 7 heads wanted, 8 most list
+# entries to look at. The heads share the list's hash tag, so they sit in its slot.
 # Reply: the heads found as one msgpack array (their blobs behind an array header), then the time and id of the
 # last entry looked at, then 1 when the list ended before the heads wanted were found.
 _PAGE = (
@@ -148,29 +154,40 @@ if ARGV[2] ~= '' then
   end
   start = lo
 end
+local filtered = ARGV[4] ~= '' or ARGV[5] ~= '' or ARGV[6] == '1'
 local chunk = want
-if ARGV[4] ~= '' or ARGV[5] ~= '' or ARGV[6] == '1' then chunk = math.max(want, 100) end
+if filtered then chunk = math.max(want, 100) end
 local heads, seen, ended = {}, 0, 0
 local last_ms, last_id = '', ''
 while #heads < want and seen < budget do
   local n = math.min(chunk, budget - seen)
-  local ids = redis.call('ZREVRANGE', KEYS[1], start + seen, start + seen + n - 1, 'WITHSCORES')
-  for i = 1, #ids, 2 do
+  local listed = redis.call('ZREVRANGE', KEYS[1], start + seen, start + seen + n - 1, 'WITHSCORES')
+  local ids, keys = {}, {}
+  for i = 1, #listed, 2 do
+    ids[#ids + 1] = listed[i]
+    keys[#keys + 1] = ARGV[1] .. listed[i]
+  end
+  if #ids == 0 then ended = 1 break end
+  local blobs = redis.call('HMGET', KEYS[2], unpack(ids))
+  -- A head whose key expired (idle 90 days) while the list lived on is left out; one count tells that none did.
+  local all_alive = redis.call('EXISTS', unpack(keys)) == #keys
+  for i = 1, #ids do
     local id = ids[i]
-    local key = ARGV[1] .. id
     seen = seen + 1
-    last_ms, last_id = ids[i + 1], id
-    local h = redis.call('HMGET', key, 'b', 'p', 'a', 'unread')
-    if h[2] and (ARGV[4] == '' or h[2] == ARGV[4]) and (ARGV[5] == '' or h[3] == ARGV[5])
-        and (ARGV[6] ~= '1' or tonumber(h[4] or '0') > 0) then
-      local blob = h[1] or pack_head(key, id)
-      if blob then
-        heads[#heads + 1] = blob
-        if #heads == want then break end
-      end
+    last_ms, last_id = listed[2 * i], id
+    local blob = nil
+    if all_alive or redis.call('EXISTS', keys[i]) == 1 then blob = blobs[i] or pack_head(keys[i], id, KEYS[2]) end
+    if blob and filtered then
+      local h = cmsgpack.unpack(blob)
+      if (ARGV[4] ~= '' and h.platform ~= ARGV[4]) or (ARGV[5] ~= '' and h.account ~= ARGV[5])
+          or (ARGV[6] == '1' and h.unread_count == 0) then blob = nil end
+    end
+    if blob then
+      heads[#heads + 1] = blob
+      if #heads == want then break end
     end
   end
-  if #ids < 2 * n then ended = 1 break end
+  if #ids < n then ended = 1 break end
 end
 local header
 if #heads < 16 then header = string.char(0x90 + #heads) else header = string.char(0xdc, 0, #heads) end
@@ -180,13 +197,13 @@ return {header .. table.concat(heads), last_ms, last_id, ended}
 # Look at most this many list entries per page: a filter that matches little answers a short page with a
 # cursor rather than hold Redis for the whole list.
 PAGE_BUDGET = 500
-# KEYS: head. ARGV: conv id.
+# KEYS: head, heads. ARGV: conv id.
 _MARK_READ = (
     _PACK_HEAD
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'unread', 0)
-  pack_head(KEYS[1], ARGV[1])
+  pack_head(KEYS[1], ARGV[1], KEYS[2])
 end
 return 0
 """
@@ -246,7 +263,7 @@ class RedisConversationStore(ConversationStore):
         calls = []
         for r in records:
             c, m = r.key.id, r.message
-            keys = [f"{p}:recent", f"{p}:h:{c}", f"{p}:m:{c}", f"{p}:t:{c}", f"{p}:s:{c}"]
+            keys = [f"{p}:recent", f"{p}:h:{c}", f"{p}:m:{c}", f"{p}:t:{c}", f"{p}:s:{c}", f"{p}:heads"]
             args: list[str | int | bytes] = [
                 c,
                 m.message_id,
@@ -298,7 +315,7 @@ class RedisConversationStore(ConversationStore):
             self.page_budget,
         ]
         async with translate_errors():
-            reply: Any = await self._page(keys=[f"{p}:recent"], args=args)
+            reply: Any = await self._page(keys=[f"{p}:recent", f"{p}:heads"], args=args)
         blob, last_ms, last_id, ended = reply
         found = _decode_heads(blob)
         if len(found) > limit:
@@ -360,4 +377,5 @@ class RedisConversationStore(ConversationStore):
 
     async def mark_read(self, customer_id: str, conversation_id: str) -> None:
         async with translate_errors():
-            await self._mark_read(keys=[f"{_prefix(customer_id)}:h:{conversation_id}"], args=[conversation_id])
+            p = _prefix(customer_id)
+            await self._mark_read(keys=[f"{p}:h:{conversation_id}", f"{p}:heads"], args=[conversation_id])

@@ -15,7 +15,17 @@ from collections.abc import Callable
 import httpx
 
 from bench.connections import CUSTOMERS, bench_database, create_customer, drop_database, hermes_env
-from bench.harness import WrkRequest, WrkResult, command_line, median_of, report, serve, wrk_requests
+from bench.harness import (
+    PROFILE_SECONDS,
+    WrkRequest,
+    WrkResult,
+    command_line,
+    median_of,
+    profile,
+    report,
+    serve,
+    wrk_requests,
+)
 from bench.tool_call import call_body, check
 
 PROTOCOL = "2025-11-25"
@@ -39,9 +49,8 @@ def _customer(url: str, n: int) -> str:
 
 
 def run(
-    duration: int = 10, runs: int = 3, connections: int = 50, *, profile_seconds: int = 0
+    duration: int = 10, runs: int = 3, connections: int = 50, *, profile_seconds: int = PROFILE_SECONDS
 ) -> list[dict[str, object]]:
-    del profile_seconds  # a comparison of two Hermes figures: the tool-call figure profiles the same path
     body, headers = call_body(PROTOCOL, "whatsapp_send_message", {"to": RECIPIENT, "message": "hello from the bench"})
     database_url = bench_database()
     try:
@@ -56,16 +65,23 @@ def run(
                     reply = httpx.put(url + "/api/policy", json=POLICY, headers={"x-api-key": key})
                     reply.raise_for_status()
 
-                def measure(keys: list[str]) -> Callable[[], WrkResult]:
+                def calls(keys: list[str]) -> list[WrkRequest]:
                     requests: list[WrkRequest] = [
                         ("POST", None, {**headers, "Authorization": f"Bearer {k}"}, body) for k in keys
                     ]
                     check(url + "/mcp", body, dict(requests[0][2]))
+                    return requests
+
+                def measure(requests: list[WrkRequest]) -> Callable[[], WrkResult]:
                     return lambda: wrk_requests(url + "/mcp", requests, connections=connections, duration=duration)
 
-                without, with_policy = measure(plain), measure(guarded)
+                plain_calls, guarded_calls = calls(plain), calls(guarded)
+                without, with_policy = measure(plain_calls), measure(guarded_calls)
                 # Interleaved, so that drift in the machine's load falls on both sides alike.
                 pairs = [(without(), with_policy()) for _ in range(runs)]
+                profiled = profile(
+                    "send-guard", url + "/mcp", guarded_calls, seconds=profile_seconds, connections=connections
+                )
     finally:
         drop_database(database_url)
     baseline = median_of(len(pairs), iter(p[0] for p in pairs).__next__)
@@ -78,6 +94,7 @@ def run(
             "with patterns, hourly cap, new-recipient approval",
             guarded_result,
             ">= 0.9x",
+            profiled,
         )
     ]
 

@@ -77,7 +77,7 @@ class ConversationStoreContract:
         cursor = None
         for _ in range(3):
             page, cursor = await conversations.recent(
-                cust, platform=None, account=None, unread_only=False, cursor=cursor, limit=2
+                cust, platform=None, account=None, unread_only=False, after=cursor, limit=2
             )
             seen += [c.peer for c in page]
             if cursor is None:
@@ -95,15 +95,64 @@ class ConversationStoreContract:
             return [c.peer for c in found]
 
         by_platform, _ = await conversations.recent(
-            cust, platform=Platform.TELEGRAM, account=None, unread_only=False, cursor=None, limit=10
+            cust, platform=Platform.TELEGRAM, account=None, unread_only=False, after=None, limit=10
         )
         unread, _ = await conversations.recent(
-            cust, platform=None, account=None, unread_only=True, cursor=None, limit=10
+            cust, platform=None, account=None, unread_only=True, after=None, limit=10
         )
         other_account, _ = await conversations.recent(
-            cust, platform=None, account="sales", unread_only=False, cursor=None, limit=10
+            cust, platform=None, account="sales", unread_only=False, after=None, limit=10
         )
         assert (peers(by_platform), peers(unread), peers(other_account)) == (["42"], ["1555"], [])
+
+    async def test_a_filtered_listing_pages_to_every_match(self, conversations: ConversationStore) -> None:
+        cust = uid()
+        same_time = T0 + timedelta(hours=1)
+        keys = [
+            ConversationKey(cust, Platform.TELEGRAM if i in (0, 4, 8) else Platform.DISCORD, f"{i}") for i in range(9)
+        ]
+        # Some at one time, so that the order falls back to the id and a cursor lands between equal times.
+        await conversations.record(cust, [sent(k, i, at=same_time if i % 2 else None) for i, k in enumerate(keys)], T0)
+        seen: dict[Platform | None, list[str]] = {Platform.TELEGRAM: [], None: []}
+        for platform, into in seen.items():
+            after = None
+            for _ in range(30):
+                page, after = await conversations.recent(
+                    cust, platform=platform, account=None, unread_only=False, after=after, limit=1
+                )
+                assert len(page) <= 1
+                into += [c.peer for c in page]
+                if after is None:
+                    break
+        # Newest first, equal times by id: the odd ones (all at one time, after every even one), then the even ones.
+        odd = sorted((k for k in keys if int(k.peer) % 2), key=lambda k: k.id, reverse=True)
+        everything = odd + [keys[i] for i in (8, 6, 4, 2, 0)]
+        assert seen[None] == [k.peer for k in everything], (seen, [k.peer for k in everything])
+        assert seen[Platform.TELEGRAM] == [p for p in seen[None] if p in ("0", "4", "8")], seen
+
+    async def test_a_listed_head_has_every_field(self, conversations: ConversationStore) -> None:
+        cust = uid()
+        key = ConversationKey(cust, Platform.INSTAGRAM, "17841400000000001", account="shop")
+        other = ConversationKey(cust, Platform.EMAIL, "<root@example.com>")
+        await conversations.record(cust, [received(key, 1, text="  héllo\n there 🙂 " + "x" * 300), sent(key, 2)], T0)
+        await conversations.record(cust, [Recorded(other, MessageView("m1", OUT, "me", None, T0))], T0)
+
+        listed, _ = await conversations.recent(
+            cust, platform=None, account=None, unread_only=False, after=None, limit=10
+        )
+
+        assert listed == [await conversations.get(cust, key.id), await conversations.get(cust, other.id)]
+        first = listed[0]
+        assert (first.platform, first.account, first.peer, first.title) == (
+            Platform.INSTAGRAM,
+            "shop",
+            key.peer,
+            "Sheena",
+        )
+        assert first.participants == (Participant(key.peer, "Sheena"),)
+        assert (first.last_message_at, first.last_message_preview) == (T0 + timedelta(minutes=2), "answer 2")
+        assert (first.unread_count, first.last_inbound_at) == (1, T0 + timedelta(minutes=1))
+        assert (listed[1].participants, listed[1].last_inbound_at, listed[1].title) == ((), None, other.peer)
 
     async def test_read_marker(self, conversations: ConversationStore) -> None:
         cust = uid()
@@ -174,7 +223,7 @@ class ConversationStoreContract:
         key = ConversationKey(a, Platform.WHATSAPP, "1555")
         await conversations.record(a, [received(key, 1)], T0)
         assert await conversations.get(b, key.id) is None
-        assert await conversations.recent(b, platform=None, account=None, unread_only=False, cursor=None, limit=5) == (
+        assert await conversations.recent(b, platform=None, account=None, unread_only=False, after=None, limit=5) == (
             [],
             None,
         )

@@ -377,6 +377,6 @@ async def test_what_a_send_writes_after_the_platform_answered_is_issued_at_once(
     entries, _ = await world.audit.list(setup.customer.id, world.clock.now().date())
     assert [(e.tool, e.outcome) for e in entries] == [("whatsapp_send_template", "success")]
     [conversation], _ = await store.recent(
-        setup.customer.id, platform=None, account=None, unread_only=False, cursor=None, limit=10
+        setup.customer.id, platform=None, account=None, unread_only=False, after=None, limit=10
     )
     assert conversation.peer == CONTACT

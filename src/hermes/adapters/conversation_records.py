@@ -1,4 +1,4 @@
-"""How conversation messages and heads are stored (Redis values, SQL payloads), and the stores' cursors."""
+"""How conversation messages and heads are stored (Redis values, SQL payloads)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import msgspec
 
 from hermes.domain.conversations import Media, MessageView, Participant
-from hermes.domain.errors import Invalid
 
 
 class _Media(msgspec.Struct, omit_defaults=True, array_like=True):
@@ -79,21 +78,3 @@ def encode_participants(participants: tuple[Participant, ...]) -> bytes:
 
 def decode_participants(raw: bytes) -> tuple[Participant, ...]:
     return tuple(Participant(p.id, p.name) for p in _decode_participants(raw))
-
-
-def encode_cursor(at_ms: int, member: str) -> str:
-    """An opaque cursor: a position (time, then id) in a time-ordered listing. Every string matching
-    `CURSOR_PATTERN` decodes (to some position), so a well-formed cursor is never refused."""
-    return f"{at_ms}.{member.encode().hex()}"
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        at, member = cursor.split(".", 1)
-        if not at.isascii() or not at.isdigit():
-            raise ValueError(at)
-        return int(at), bytes.fromhex(member).decode("utf-8", "replace")
-    except ValueError:
-        raise Invalid(
-            "cursor is not a cursor returned by an earlier call", {"cursor": "must be a next_cursor returned earlier"}
-        ) from None

@@ -8,15 +8,17 @@ from typing import Any
 
 from hermes.application.inbox_views import entry_view
 from hermes.application.ports.tools import EnvCredentials, ToolContext, ToolSpec
-from hermes.application.tool_arguments import checked
+from hermes.application.tool_arguments import NEXT_CURSOR, checked, cursor_argument, limit_argument
 from hermes.application.untrusted import UntrustedText
 from hermes.application.use_cases.get_connections import GetConnections
 from hermes.application.use_cases.list_accounts import ListAccounts
-from hermes.application.use_cases.list_inbox import DEFAULT_LIMIT, MAX_LIMIT, ListInbox
+from hermes.application.use_cases.list_inbox import CURSOR_MAX_LENGTH, DEFAULT_LIMIT, MAX_LIMIT, ListInbox
 from hermes.application.use_cases.wait_for_inbox import MAX_WAIT_SECONDS, WaitForInbox
 from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.conversations import TWO_WAY_PLATFORMS
 from hermes.domain.platform import all_platforms
+
+_CURSOR = cursor_argument(CURSOR_MAX_LENGTH)
 
 
 def _when(value: Any) -> str | None:
@@ -116,14 +118,8 @@ class InboxListTool:
                 "type": "object",
                 "properties": {
                     "platform": {"enum": [p.value for p in TWO_WAY_PLATFORMS], "description": "Only this one."},
-                    "cursor": {"type": "string", "description": "A next_cursor."},
-                    "limit": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                        "description": "Max entries",
-                    },
+                    "cursor": _CURSOR,
+                    "limit": limit_argument(DEFAULT_LIMIT, MAX_LIMIT),
                 },
                 "additionalProperties": False,
             },
@@ -147,7 +143,7 @@ class InboxListTool:
                             "required": ["id", "kind", "platform", "account", "received_at"],
                         },
                     },
-                    "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                    "next_cursor": NEXT_CURSOR,
                 },
                 "required": ["entries", "next_cursor"],
             },
@@ -185,7 +181,7 @@ class InboxWaitTool:
             input_schema={
                 "type": "object",
                 "properties": {
-                    "cursor": {"type": "string", "description": "A next_cursor."},
+                    "cursor": _CURSOR,
                     "timeout_seconds": {
                         "type": "number",
                         "minimum": 0,
@@ -200,7 +196,7 @@ class InboxWaitTool:
                 "type": "object",
                 "properties": {
                     "entries": {"type": "array", "items": {"type": "object"}, "description": "as in inbox_list"},
-                    "next_cursor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+                    "next_cursor": NEXT_CURSOR,
                     "timed_out": {"type": "boolean"},
                 },
                 "required": ["entries", "next_cursor", "timed_out"],

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hermes.application.conversation_cursor import CURSOR_MAX_LENGTH
 from hermes.application.conversation_views import plain
 from hermes.application.ports.tools import ToolContext, ToolSpec
-from hermes.application.tool_arguments import checked
+from hermes.application.tool_arguments import NEXT_CURSOR, checked, cursor_argument, limit_argument
 from hermes.application.untrusted import UntrustedText
 from hermes.application.use_cases import list_conversations as lc
 from hermes.application.use_cases import read_conversation as rc
@@ -19,9 +20,8 @@ from hermes.domain.audit import SINGLE_USER_ID
 from hermes.domain.conversations import TWO_WAY_PLATFORMS
 from hermes.domain.platform import Platform
 
-_CURSOR = {"type": "string", "maxLength": 1216, "description": "A next_cursor."}
+_CURSOR = cursor_argument(CURSOR_MAX_LENGTH)
 _ID = {"type": "string", "maxLength": 24, "description": "From conversations_list."}
-_NEXT = {"anyOf": [{"type": "string"}, {"type": "null"}]}
 _CONVERSATION_UNTRUSTED = (
     UntrustedText("conversations[]", ("title", "last_message_preview"), ("title",)),
     UntrustedText("conversations[].participants[]", ("name",), ("id",)),
@@ -36,10 +36,6 @@ _MESSAGES_UNTRUSTED = (
 
 def _customer(context: ToolContext) -> str:
     return context.customer_id or SINGLE_USER_ID
-
-
-def _limit(default: int, maximum: int) -> dict[str, Any]:
-    return {"type": "integer", "minimum": 1, "maximum": maximum, "description": f"Page size ({default})."}
 
 
 @dataclass(slots=True)
@@ -58,7 +54,7 @@ class ConversationsListTool:
                     "account": {"type": "string", "pattern": lc.ACCOUNT_PATTERN, "description": "Account name."},
                     "unread_only": {"type": "boolean", "description": "Only unread"},
                     "cursor": _CURSOR,
-                    "limit": _limit(lc.DEFAULT_LIMIT, lc.MAX_LIMIT),
+                    "limit": limit_argument(lc.DEFAULT_LIMIT, lc.MAX_LIMIT),
                 },
                 "additionalProperties": False,
             },
@@ -66,7 +62,7 @@ class ConversationsListTool:
                 "type": "object",
                 "properties": {
                     "conversations": {"type": "array", "items": {"type": "object"}},
-                    "next_cursor": _NEXT,
+                    "next_cursor": NEXT_CURSOR,
                 },
                 "required": ["conversations", "next_cursor"],
             },
@@ -109,7 +105,7 @@ class ConversationReadTool:
                 "properties": {
                     "conversation_id": _ID,
                     "cursor": _CURSOR,
-                    "limit": _limit(rc.DEFAULT_LIMIT, rc.MAX_LIMIT),
+                    "limit": limit_argument(rc.DEFAULT_LIMIT, rc.MAX_LIMIT),
                 },
                 "required": ["conversation_id"],
                 "additionalProperties": False,
@@ -119,7 +115,7 @@ class ConversationReadTool:
                 "properties": {
                     "conversation": {"type": "object"},
                     "messages": {"type": "array", "items": {"type": "object"}},
-                    "next_cursor": _NEXT,
+                    "next_cursor": NEXT_CURSOR,
                 },
                 "required": ["conversation", "messages", "next_cursor"],
             },

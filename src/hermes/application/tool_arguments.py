@@ -16,6 +16,18 @@ from hermes.domain.errors import Invalid
 
 MISSING: Any = object()
 _SHOWN_CHARS = 40
+# What a paged listing returns to continue from: its cursor, or null after the last page.
+NEXT_CURSOR: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+
+
+def cursor_argument(max_length: int) -> dict[str, Any]:
+    """A paged listing's `cursor` argument: the `next_cursor` of an earlier page (absent: the first page)."""
+    return {"type": "string", "maxLength": max_length, "description": "A next_cursor."}
+
+
+def limit_argument(default: int, maximum: int) -> dict[str, Any]:
+    """A paged listing's `limit` argument: the page size."""
+    return {"type": "integer", "minimum": 1, "maximum": maximum, "default": default, "description": "Page size."}
 
 
 def accepted(prop: Mapping[str, Any]) -> str:

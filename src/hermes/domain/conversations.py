@@ -115,7 +115,9 @@ class Conversation:
     last_inbound_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a list page makes many of these, and a frozen dataclass's __init__ (object.__setattr__ per field)
+# costs about five times a plain one's. Nothing changes a view once made.
+@dataclass(slots=True)
 class ConversationView:
     conversation_id: str
     platform: str

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from hermes.adapters.conversation_records import decode_cursor, encode_cursor, ms
-from hermes.application.ports.conversations import ConversationStore
+from hermes.adapters.conversation_records import ms
+from hermes.application.ports.conversations import ConversationStore, Position
 from hermes.domain.conversations import (
     IN,
     MAX_MESSAGES_PER_CONVERSATION,
@@ -93,16 +93,15 @@ class InMemoryConversationStore(ConversationStore):
         platform: Platform | None,
         account: str | None,
         unread_only: bool,
-        cursor: str | None,
+        after: Position | None,
         limit: int,
-    ) -> tuple[list[Conversation], str | None]:
+    ) -> tuple[list[Conversation], Position | None]:
         heads = sorted(
             (t.head for (cust, _), t in self._threads.items() if cust == customer_id),
             key=lambda h: (ms(h.last_message_at), h.id),
             reverse=True,
         )
-        if cursor:
-            after = decode_cursor(cursor)
+        if after is not None:
             heads = [h for h in heads if (ms(h.last_message_at), h.id) < after]
         found = [
             h
@@ -113,25 +112,24 @@ class InMemoryConversationStore(ConversationStore):
         ]
         page = found[:limit]
         more = len(found) > limit
-        return page, encode_cursor(ms(page[-1].last_message_at), page[-1].id) if more else None
+        return page, (ms(page[-1].last_message_at), page[-1].id) if more else None
 
     async def get(self, customer_id: str, conversation_id: str) -> Conversation | None:
         thread = self._threads.get((customer_id, conversation_id))
         return thread.head if thread else None
 
     async def messages(
-        self, customer_id: str, conversation_id: str, cursor: str | None, limit: int
-    ) -> tuple[list[MessageView], str | None]:
+        self, customer_id: str, conversation_id: str, before: Position | None, limit: int
+    ) -> tuple[list[MessageView], Position | None]:
         thread = self._threads.get((customer_id, conversation_id))
         if thread is None:
             return [], None
         ordered = sorted(thread.messages.values(), key=lambda v: (ms(v.sent_at), v.message_id))
-        if cursor:
-            before = decode_cursor(cursor)
+        if before is not None:
             ordered = [v for v in ordered if (ms(v.sent_at), v.message_id) < before]
         page = ordered[-limit:]
         more = len(ordered) > limit
-        return page, encode_cursor(ms(page[0].sent_at), page[0].message_id) if more else None
+        return page, (ms(page[0].sent_at), page[0].message_id) if more else None
 
     async def note_receiving(self, customer_id: str, platform: Platform, business_id: str, now: datetime) -> None:
         self._receiving[(customer_id, platform, business_id)] = now

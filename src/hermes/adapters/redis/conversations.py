@@ -4,6 +4,8 @@ Keys (`{cust}` is the hash tag, `{conv}` the conversation id):
 - `conv:{cust}:recent`: ZSET conversation id -> time (ms) of its newest message: the list, newest first.
 - `conv:{cust}:h:{conv}`: HASH, the conversation's head (platform, account, peer, title, participants,
   newest message time and preview, the peer's last message time, unread count).
+- `conv:{cust}:heads`: HASH conversation id -> its head as one msgpack map, what a page of the list returns
+  (a page is the list's ids and one HMGET here).
 - `conv:{cust}:m:{conv}`: HASH message id -> the message (msgpack); `...:t:{conv}` ZSET message id -> its
   time (ms), the order; `...:s:{conv}` HASH message id -> status of a sent message.
 
@@ -21,18 +23,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from hermes.adapters.conversation_records import (
-    decode_cursor,
     decode_message,
     decode_participants,
-    encode_cursor,
     encode_message,
     encode_participants,
     from_ms,
     ms,
 )
 from hermes.adapters.redis.client import RedisClient, translate_errors
-from hermes.application.ports.conversations import ConversationStore
+from hermes.application.ports.conversations import ConversationStore, Position
 from hermes.domain.conversations import (
     CONVERSATION_RETENTION_SECONDS,
     MAX_MESSAGES_PER_CONVERSATION,
@@ -45,11 +47,34 @@ from hermes.domain.conversations import (
 )
 from hermes.domain.platform import Platform
 
-# KEYS: recent, head, messages, order, statuses.
+# A head's list entry: one msgpack map named as `Conversation`'s fields (times in seconds since the epoch), kept
+# in the customer's `heads` hash, so that a page is one HMGET whose blobs strung together decode in one call.
+# Every script that changes a head's fields repacks it; a head stored before the `heads` hash existed is packed
+# the first time a page shows it.
+_PACK_HEAD = """
+local function pack_head(key, id, heads)
+  local h = redis.call('HMGET', key, 'p', 'a', 'peer', 'title', 'parts', 'last', 'prev', 'unread', 'lin')
+  if not h[1] or not h[6] then return nil end
+  local people = {}
+  if h[5] then
+    for _, p in ipairs(cmsgpack.unpack(h[5])) do people[#people + 1] = {id = p[1], name = p[2]} end
+  end
+  local blob = cmsgpack.pack({
+    id = id, platform = h[1], account = h[2], peer = h[3], title = h[4], participants = people,
+    last_message_at = tonumber(h[6]) / 1000, last_message_preview = h[7] or '', unread_count = tonumber(h[8] or '0'),
+    last_inbound_at = h[9] and tonumber(h[9]) / 1000 or nil
+  })
+  redis.call('HSET', heads, id, blob)
+  return blob
+end
+"""
+# KEYS: recent, head, messages, order, statuses, heads.
 # ARGV: 1 conv id, 2 message id, 3 message, 4 time ms, 5 direction, 6 platform, 7 account, 8 peer,
 #       9 title ('' keeps it), 10 participants ('' keeps them), 11 preview, 12 cap, 13 ttl, 14 status (''),
 #       15 oldest time kept (ms)
-_RECORD = """
+_RECORD = (
+    _PACK_HEAD
+    + """
 if redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[3]) == 0 then return 0 end
 local at = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[4], at, ARGV[2])
@@ -78,10 +103,17 @@ if ARGV[5] == 'in' then
   redis.call('HINCRBY', KEYS[2], 'unread', 1)
   if at > tonumber(redis.call('HGET', KEYS[2], 'lin') or '-1') then redis.call('HSET', KEYS[2], 'lin', ARGV[4]) end
 end
-for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[13]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[15])
+pack_head(KEYS[2], ARGV[1], KEYS[6])
+for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ARGV[13]) end
+-- Conversations idle past the retention leave the list and the heads (a bounded number per write).
+local idle = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[15], 'LIMIT', 0, 500)
+if #idle > 0 then
+  redis.call('ZREM', KEYS[1], unpack(idle))
+  redis.call('HDEL', KEYS[6], unpack(idle))
+end
 return 1
 """
+)
 # KEYS: messages, statuses. ARGV: message id, new status, then every status in rank order.
 _STATUS = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -94,19 +126,88 @@ if (rank[ARGV[2]] or 0) > ((current and rank[current]) or 0) then
 end
 return 0
 """
-# KEYS: recent. ARGV: head key prefix, top score, offset, count. One reply: (id, score, head fields)* in list
-# order. The heads share the recent list's hash tag, so they sit in its cluster slot.
-_PAGE = """
-local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORES', 'LIMIT', ARGV[3], ARGV[4])
-local out = {}
-for i = 1, #ids, 2 do
-  out[#out + 1] = ids[i]
-  out[#out + 1] = ids[i + 1]
-  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. ids[i])
+# KEYS: recent, heads. ARGV: 1 head key prefix, 2 time (ms) of the position to continue past ('': from the
+# newest), 3 its id, 4 platform ('': any), 5 account ('': any), 6 '1': unread only, 7 heads wanted, 8 most list
+# entries to look at. The heads share the list's hash tag, so they sit in its slot.
+# Reply: the heads found as one msgpack array (their blobs behind an array header), then the time and id of the
+# last entry looked at, then 1 when the list ended before the heads wanted were found.
+_PAGE = (
+    _PACK_HEAD
+    + """
+local function below(a, b)  -- a < b byte by byte, as the list orders ids, whatever the server's locale
+  for i = 1, math.min(#a, #b) do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
 end
-return out
+local want, budget = tonumber(ARGV[7]), tonumber(ARGV[8])
+local start = 0
+if ARGV[2] ~= '' then
+  -- Newest first, equal times by id descending: the entries at the position's time sit between these two
+  -- ranks; the page starts at the first of them below the position's id.
+  local lo = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[2], '+inf')
+  local hi = redis.call('ZCOUNT', KEYS[1], ARGV[2], '+inf')
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if below(redis.call('ZREVRANGE', KEYS[1], mid, mid)[1], ARGV[3]) then hi = mid else lo = mid + 1 end
+  end
+  start = lo
+end
+local filtered = ARGV[4] ~= '' or ARGV[5] ~= '' or ARGV[6] == '1'
+local chunk = want
+if filtered then chunk = math.max(want, 100) end
+local heads, seen, ended = {}, 0, 0
+local last_ms, last_id = '', ''
+while #heads < want and seen < budget do
+  local n = math.min(chunk, budget - seen)
+  local listed = redis.call('ZREVRANGE', KEYS[1], start + seen, start + seen + n - 1, 'WITHSCORES')
+  local ids, keys = {}, {}
+  for i = 1, #listed, 2 do
+    ids[#ids + 1] = listed[i]
+    keys[#keys + 1] = ARGV[1] .. listed[i]
+  end
+  if #ids == 0 then ended = 1 break end
+  local blobs = redis.call('HMGET', KEYS[2], unpack(ids))
+  -- A head whose key expired (idle 90 days) while the list lived on is left out; one count tells that none did.
+  local all_alive = redis.call('EXISTS', unpack(keys)) == #keys
+  for i = 1, #ids do
+    local id = ids[i]
+    seen = seen + 1
+    last_ms, last_id = listed[2 * i], id
+    local blob = nil
+    if all_alive or redis.call('EXISTS', keys[i]) == 1 then blob = blobs[i] or pack_head(keys[i], id, KEYS[2]) end
+    if blob and filtered then
+      local h = cmsgpack.unpack(blob)
+      if (ARGV[4] ~= '' and h.platform ~= ARGV[4]) or (ARGV[5] ~= '' and h.account ~= ARGV[5])
+          or (ARGV[6] == '1' and h.unread_count == 0) then blob = nil end
+    end
+    if blob then
+      heads[#heads + 1] = blob
+      if #heads == want then break end
+    end
+  end
+  if #ids < n then ended = 1 break end
+end
+local header
+if #heads < 16 then header = string.char(0x90 + #heads) else header = string.char(0xdc, 0, #heads) end
+return {header .. table.concat(heads), last_ms, last_id, ended}
 """
-_MARK_READ = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'unread', 0) end return 0"
+)
+# Look at most this many list entries per page: a filter that matches little answers a short page with a
+# cursor rather than hold Redis for the whole list.
+PAGE_BUDGET = 500
+# KEYS: head, heads. ARGV: conv id.
+_MARK_READ = (
+    _PACK_HEAD
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'unread', 0)
+  pack_head(KEYS[1], ARGV[1], KEYS[2])
+end
+return 0
+"""
+)
 _RANKED = [s for s, _ in sorted(STATUS_RANK.items(), key=lambda kv: kv[1])]
 
 
@@ -116,6 +217,16 @@ def _prefix(customer_id: str) -> str:
 
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _platform(kind: type, value: Any) -> Any:
+    if kind is Platform:
+        return Platform(value)
+    raise NotImplementedError(kind)
+
+
+# The page script's heads straight into `Conversation`s (numbers as times: seconds since the epoch).
+_decode_heads = msgspec.msgpack.Decoder(list[Conversation], strict=False, dec_hook=_platform).decode
 
 
 def _head(conv: str, raw: Any) -> Conversation | None:
@@ -137,6 +248,8 @@ def _head(conv: str, raw: Any) -> Conversation | None:
 
 
 class RedisConversationStore(ConversationStore):
+    page_budget = PAGE_BUDGET  # the most list entries one page looks at
+
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._record = redis.register_script(_RECORD)
@@ -150,7 +263,7 @@ class RedisConversationStore(ConversationStore):
         calls = []
         for r in records:
             c, m = r.key.id, r.message
-            keys = [f"{p}:recent", f"{p}:h:{c}", f"{p}:m:{c}", f"{p}:t:{c}", f"{p}:s:{c}"]
+            keys = [f"{p}:recent", f"{p}:h:{c}", f"{p}:m:{c}", f"{p}:t:{c}", f"{p}:s:{c}", f"{p}:heads"]
             args: list[str | int | bytes] = [
                 c,
                 m.message_id,
@@ -188,38 +301,30 @@ class RedisConversationStore(ConversationStore):
         platform: Platform | None,
         account: str | None,
         unread_only: bool,
-        cursor: str | None,
+        after: Position | None,
         limit: int,
-    ) -> tuple[list[Conversation], str | None]:
+    ) -> tuple[list[Conversation], Position | None]:
         p = _prefix(customer_id)
-        after = decode_cursor(cursor) if cursor else None
-        top = str(after[0]) if after else "+inf"
-        filtered = platform is not None or account is not None or unread_only
-        chunk = max(limit + 1, 100) if filtered else limit + 1
-        found: list[Conversation] = []
-        offset = 0
+        args: list[str | int] = [
+            f"{p}:h:",
+            after[0] if after else "",
+            after[1] if after else "",
+            platform.value if platform is not None else "",
+            account if account is not None else "",
+            "1" if unread_only else "",
+            limit + 1,
+            self.page_budget,
+        ]
         async with translate_errors():
-            for _ in range(20 if filtered else 3):
-                batch: Any = await self._page(keys=[f"{p}:recent"], args=[f"{p}:h:", top, offset, chunk])
-                rows = len(batch) // 3
-                offset += rows
-                for i in range(0, len(batch), 3):
-                    c, score, fields = _s(batch[i]), batch[i + 1], batch[i + 2]
-                    if after is not None and (int(score), c) >= after:
-                        continue
-                    head = _head(c, dict(zip(fields[::2], fields[1::2], strict=True)))
-                    if head is None:
-                        continue  # expired: the list forgets it on the next write
-                    if platform is not None and head.platform is not platform:
-                        continue
-                    if (account is not None and head.account != account) or (unread_only and not head.unread_count):
-                        continue
-                    found.append(head)
-                if len(found) > limit or rows < chunk:
-                    break
-        page = found[:limit]
-        more = len(found) > limit
-        return page, encode_cursor(ms(page[-1].last_message_at), page[-1].id) if more else None
+            reply: Any = await self._page(keys=[f"{p}:recent", f"{p}:heads"], args=args)
+        blob, last_ms, last_id, ended = reply
+        found = _decode_heads(blob)
+        if len(found) > limit:
+            page = found[:limit]
+            return page, (ms(page[-1].last_message_at), page[-1].id)
+        if ended:
+            return found, None
+        return found, (int(float(last_ms)), _s(last_id))  # the budget ran out: go on from the last one looked at
 
     async def get(self, customer_id: str, conversation_id: str) -> Conversation | None:
         async with translate_errors():
@@ -227,10 +332,9 @@ class RedisConversationStore(ConversationStore):
         return _head(conversation_id, raw)
 
     async def messages(
-        self, customer_id: str, conversation_id: str, cursor: str | None, limit: int
-    ) -> tuple[list[MessageView], str | None]:
+        self, customer_id: str, conversation_id: str, before: Position | None, limit: int
+    ) -> tuple[list[MessageView], Position | None]:
         p, c = _prefix(customer_id), conversation_id
-        before = decode_cursor(cursor) if cursor else None
         top = str(before[0]) if before else "+inf"
         picked: list[tuple[str, int]] = []
         offset = 0
@@ -260,7 +364,7 @@ class RedisConversationStore(ConversationStore):
         ]
         messages.reverse()
         oldest = picked[-1]
-        return messages, encode_cursor(oldest[1], oldest[0]) if more else None
+        return messages, (oldest[1], oldest[0]) if more else None
 
     async def note_receiving(self, customer_id: str, platform: Platform, business_id: str, now: datetime) -> None:
         async with translate_errors():
@@ -274,4 +378,5 @@ class RedisConversationStore(ConversationStore):
 
     async def mark_read(self, customer_id: str, conversation_id: str) -> None:
         async with translate_errors():
-            await self._mark_read(keys=[f"{_prefix(customer_id)}:h:{conversation_id}"], args=[])
+            p = _prefix(customer_id)
+            await self._mark_read(keys=[f"{p}:h:{conversation_id}", f"{p}:heads"], args=[conversation_id])

@@ -11,10 +11,8 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hermes.adapters.conversation_records import (
-    decode_cursor,
     decode_message,
     decode_participants,
-    encode_cursor,
     encode_message,
     encode_participants,
     from_ms,
@@ -22,7 +20,7 @@ from hermes.adapters.conversation_records import (
 )
 from hermes.adapters.sql.engine import translate_errors
 from hermes.adapters.sql.tables import conversation_messages, conversation_receivers, conversations
-from hermes.application.ports.conversations import ConversationStore
+from hermes.application.ports.conversations import ConversationStore, Position
 from hermes.domain.conversations import (
     CONVERSATION_RETENTION_SECONDS,
     IN,
@@ -181,17 +179,17 @@ class SqlConversationStore(ConversationStore):
         platform: Platform | None,
         account: str | None,
         unread_only: bool,
-        cursor: str | None,
+        after: Position | None,
         limit: int,
-    ) -> tuple[list[Conversation], str | None]:
+    ) -> tuple[list[Conversation], Position | None]:
         query = (
             select(conversations)
             .where(_c.customer_id == customer_id)
             .order_by(_c.last_at.desc(), _c.conversation_id.desc())
             .limit(limit + 1)
         )
-        if cursor:
-            at, conv = decode_cursor(cursor)
+        if after is not None:
+            at, conv = after
             query = query.where(or_(_c.last_at < at, and_(_c.last_at == at, _c.conversation_id < conv)))
         if platform is not None:
             query = query.where(_c.platform == platform.value)
@@ -202,7 +200,7 @@ class SqlConversationStore(ConversationStore):
         async with translate_errors(), self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         page = [_head(r) for r in rows[:limit]]
-        return page, encode_cursor(ms(page[-1].last_message_at), page[-1].id) if len(rows) > limit else None
+        return page, (ms(page[-1].last_message_at), page[-1].id) if len(rows) > limit else None
 
     async def get(self, customer_id: str, conversation_id: str) -> Conversation | None:
         async with translate_errors(), self._engine.connect() as conn:
@@ -214,23 +212,23 @@ class SqlConversationStore(ConversationStore):
         return _head(row) if row else None
 
     async def messages(
-        self, customer_id: str, conversation_id: str, cursor: str | None, limit: int
-    ) -> tuple[list[MessageView], str | None]:
+        self, customer_id: str, conversation_id: str, before: Position | None, limit: int
+    ) -> tuple[list[MessageView], Position | None]:
         query = (
             select(_m.message_id, _m.at, _m.record, _m.status)
             .where(_m.customer_id == customer_id, _m.conversation_id == conversation_id)
             .order_by(_m.at.desc(), _m.message_id.desc())
             .limit(limit + 1)
         )
-        if cursor:
-            at, message_id = decode_cursor(cursor)
+        if before is not None:
+            at, message_id = before
             query = query.where(or_(_m.at < at, and_(_m.at == at, _m.message_id < message_id)))
         async with translate_errors(), self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         page = rows[:limit]
         messages = [decode_message(r.message_id, bytes(r.record), r.status) for r in reversed(page)]
         more = len(rows) > limit
-        return messages, encode_cursor(page[-1].at, page[-1].message_id) if more else None
+        return messages, (page[-1].at, page[-1].message_id) if more else None
 
     async def note_receiving(self, customer_id: str, platform: Platform, business_id: str, now: datetime) -> None:
         r = conversation_receivers.c

@@ -9,6 +9,9 @@ from typing import Protocol
 from hermes.domain.conversations import Conversation, MessageView, Recorded
 from hermes.domain.platform import Platform
 
+# A place in a time-ordered listing: (time in ms since the epoch, id). A listing continues strictly past it.
+Position = tuple[int, str]
+
 
 class ConversationStore(Protocol):
     async def record(self, customer_id: str, records: Sequence[Recorded], now: datetime) -> int:
@@ -31,18 +34,20 @@ class ConversationStore(Protocol):
         platform: Platform | None,
         account: str | None,
         unread_only: bool,
-        cursor: str | None,
+        after: Position | None,
         limit: int,
-    ) -> tuple[list[Conversation], str | None]:
-        """Most recent activity first; the cursor continues after the last one returned (None: no more)."""
+    ) -> tuple[list[Conversation], Position | None]:
+        """Most recent activity first (by time, then id), past `after`; at most `limit`, and the position the
+        next page starts from (None: no more). A filtered page may hold fewer while more follow."""
         ...
 
     async def get(self, customer_id: str, conversation_id: str) -> Conversation | None: ...
 
     async def messages(
-        self, customer_id: str, conversation_id: str, cursor: str | None, limit: int
-    ) -> tuple[list[MessageView], str | None]:
-        """The newest `limit` messages older than the cursor, in time order; the cursor of the next older page."""
+        self, customer_id: str, conversation_id: str, before: Position | None, limit: int
+    ) -> tuple[list[MessageView], Position | None]:
+        """The newest `limit` messages before `before` (by time, then id), in time order; where the next older
+        page starts (None: this page reaches the first message kept)."""
         ...
 
     async def mark_read(self, customer_id: str, conversation_id: str) -> None: ...

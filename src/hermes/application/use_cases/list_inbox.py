@@ -13,6 +13,7 @@ MAX_LIMIT = 200
 # At most 18 digits a part: both a Redis stream id and a signed 64-bit SQL key hold them.
 # `(?!\n)`: Python's `$` also matches before a final newline; published schemas keep plain `$` semantics.
 CURSOR_PATTERN = r"^[0-9]{1,18}(-[0-9]{1,18})?$(?!\n)"
+CURSOR_MAX_LENGTH = 37  # the pattern's longest match
 _CURSOR = re.compile(CURSOR_PATTERN)
 
 

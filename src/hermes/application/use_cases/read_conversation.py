@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from hermes.application.conversation_cursor import decode_cursor, encode_cursor
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.conversations import ConversationStore
 from hermes.domain.conversations import ConversationView, MessageView, view
@@ -52,8 +53,8 @@ class ReadConversation:
         conversation = await self.store.get(customer_id, conversation_id)
         if conversation is None:
             raise not_found(conversation_id)
-        messages, next_cursor = await self.store.messages(customer_id, conversation_id, cursor, size)
+        messages, older = await self.store.messages(customer_id, conversation_id, decode_cursor(cursor), size)
         if mark_read and conversation.unread_count:
             await self.store.mark_read(customer_id, conversation_id)
             conversation = replace(conversation, unread_count=0)
-        return ConversationMessages(view(conversation, self.clock.now()), messages, next_cursor)
+        return ConversationMessages(view(conversation, self.clock.now()), messages, encode_cursor(older))

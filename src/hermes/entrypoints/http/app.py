@@ -25,6 +25,7 @@ from hermes.entrypoints.http.auth import CustomerProvider, admin_guard
 from hermes.entrypoints.http.connections_route import connections_route
 from hermes.entrypoints.http.console import ConsolePages
 from hermes.entrypoints.http.conversations_api import ConversationsApi
+from hermes.entrypoints.http.conversations_route import conversations_route
 from hermes.entrypoints.http.customer_api import CustomerApi
 from hermes.entrypoints.http.health import healthz, readyz
 from hermes.entrypoints.http.inbound_api import InboundApi
@@ -168,5 +169,6 @@ def make_app(
         webhook_max_body_bytes=settings.webhook_max_body_bytes,
     )
     # Outermost: request ids and request metrics for every path, the fast ones included.
-    app.asgi_handler = trace_asgi(observe(connections_route(router, container)))  # type: ignore[arg-type]
+    fast = connections_route(conversations_route(router, container), container)  # type: ignore[arg-type]
+    app.asgi_handler = trace_asgi(observe(fast))  # type: ignore[arg-type]
     return app

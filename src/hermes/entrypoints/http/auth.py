@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from typing import Any
 
 from dishka import Provider, Scope, provide
@@ -25,6 +26,18 @@ def bearer_token(authorization: str | None) -> str | None:
 
 def api_key_of(headers: Any) -> str | None:
     return headers.get("x-api-key") or bearer_token(headers.get("authorization"))
+
+
+def raw_api_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """`api_key_of` over an ASGI scope's raw headers: the first x-api-key, else the first Authorization's bearer
+    token (for the routes answered ahead of Litestar)."""
+    api_key = authorization = None
+    for name, value in headers:
+        if name == b"x-api-key" and api_key is None:
+            api_key = value.decode("latin-1")
+        elif name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+    return api_key or bearer_token(authorization)
 
 
 class CustomerProvider(Provider):

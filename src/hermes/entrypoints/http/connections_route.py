@@ -12,8 +12,7 @@ or path goes to the app.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any, cast
+from typing import cast
 
 import msgspec
 from dishka import AsyncContainer
@@ -25,8 +24,8 @@ from hermes.application import request_context
 from hermes.application.use_cases.list_accounts import ListAccounts
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.domain.errors import HermesError
-from hermes.entrypoints.http.auth import bearer_token
-from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS, problem
+from hermes.entrypoints.http.auth import raw_api_key
+from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS, problem, respond_with
 from hermes.entrypoints.http.raw_asgi import respond
 from hermes.entrypoints.http.schemas import connections_document
 
@@ -49,35 +48,19 @@ def connections_route(app: ASGIApp, container: AsyncContainer) -> ASGIApp:
             use_cases.append((await container.get(ResolveCustomer), await container.get(ListAccounts)))
         resolve, list_accounts = use_cases[0]
         try:
-            customer = await resolve(_api_key(scope["headers"]))
+            customer = await resolve(raw_api_key(scope["headers"]))
             request_context.customer_id.set(customer.id)  # for this request's log lines
             accounts = await list_accounts(customer.id)
         except HermesError as exc:
-            await _respond(send, EXCEPTION_HANDLERS[HermesError](None, exc))  # type: ignore[arg-type,operator]
+            await respond_with(send, EXCEPTION_HANDLERS[HermesError](None, exc))  # type: ignore[arg-type,operator]
             return
         except Exception as exc:
             log.error("unexpected error on GET %s", PATH, exc_info=exc)
-            await _respond(send, problem(500, "Internal error", "something went wrong on our side; it has been logged"))
+            await respond_with(
+                send, problem(500, "Internal error", "something went wrong on our side; it has been logged")
+            )
             return
         body = _encode(connections_document(customer.id, accounts))
         await respond(cast(RawSend, send), 200, body, [_JSON])
 
     return handle
-
-
-def _api_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """`api_key_of` over raw headers: the first x-api-key, else the first Authorization's bearer token."""
-    api_key = authorization = None
-    for name, value in headers:
-        if name == b"x-api-key" and api_key is None:
-            api_key = value.decode("latin-1")
-        elif name == b"authorization" and authorization is None:
-            authorization = value.decode("latin-1")
-    return api_key or bearer_token(authorization)
-
-
-async def _respond(send: Send, response: Any) -> None:
-    """A Litestar `Response` of bytes (a problem), written as Litestar writes it."""
-    headers = [(b"content-type", response.media_type.encode())]
-    headers += [(k.lower().encode(), v.encode("latin-1")) for k, v in (response.headers or {}).items()]
-    await respond(cast(RawSend, send), response.status_code, response.content, headers)

@@ -10,6 +10,7 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody, Parameter, PathParameter, QueryParameter
 
 from hermes.application import request_context
+from hermes.application.conversation_cursor import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from hermes.application.use_cases import list_conversations as lc
 from hermes.application.use_cases import read_conversation as rc
 from hermes.application.use_cases.call_tool import Caller, CallTool
@@ -25,11 +26,13 @@ from hermes.entrypoints.http.problems import problem_responses
 from hermes.entrypoints.http.schemas import live_platform_names
 
 ConversationsBody = camel_twin(ConversationPage)
+UNREAD_ONLY = "unreadOnly"  # the query parameter's name (camelCase, as the API's fields)
 ConversationBody = camel_twin(ConversationMessages)
 ReplySentBody = camel_twin(ReplySent)
 
 Cursor = Annotated[
-    str | None, Parameter(description="nextCursor of the previous page", pattern=lc.CURSOR_PATTERN, max_length=1216)
+    str | None,
+    Parameter(description="nextCursor of the previous page", pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH),
 ]
 ConversationId = Annotated[
     str, PathParameter(description="conversationId from the list", pattern=rc.CONVERSATION_ID_PATTERN)
@@ -57,7 +60,7 @@ class ConversationsApi(Controller):
             Parameter(description="only this platform", schema_extra={"enum": live_platform_names()}),
         ] = None,
         account: Annotated[str | None, Parameter(description="only this account", pattern=lc.ACCOUNT_PATTERN)] = None,
-        unread_only: Annotated[bool, QueryParameter(name="unreadOnly", description="only unread ones")] = False,
+        unread_only: Annotated[bool, QueryParameter(name=UNREAD_ONLY, description="only unread ones")] = False,
         cursor: Cursor = None,
         limit: Annotated[int | None, Parameter(description="page size, default 20", ge=1, le=lc.MAX_LIMIT)] = None,
     ) -> ConversationsBody:  # type: ignore[valid-type]

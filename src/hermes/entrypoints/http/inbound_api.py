@@ -11,7 +11,7 @@ from litestar import Controller, delete, get, put
 from litestar.params import JSONBody, Parameter
 
 from hermes.application.use_cases.get_callback import GetCallback
-from hermes.application.use_cases.list_inbox import CURSOR_PATTERN, MAX_LIMIT, ListInbox
+from hermes.application.use_cases.list_inbox import CURSOR_MAX_LENGTH, CURSOR_PATTERN, MAX_LIMIT, ListInbox
 from hermes.application.use_cases.register_callback import RegisterCallback
 from hermes.application.use_cases.remove_callback import RemoveCallback
 from hermes.domain.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER
@@ -180,7 +180,9 @@ class InboundApi(Controller):
         ] = None,
         cursor: Annotated[
             str | None,
-            Parameter(description="nextCursor of the previous page", pattern=CURSOR_PATTERN, max_length=64),
+            Parameter(
+                description="nextCursor of the previous page", pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH
+            ),
         ] = None,
         limit: Annotated[int | None, Parameter(description="page size, default 50", ge=1, le=MAX_LIMIT)] = None,
     ) -> InboxView:

@@ -22,7 +22,7 @@ from hermes.domain.errors import (
     Unavailable,
     display_name,
 )
-from hermes.entrypoints.http.raw_asgi import status_of, too_large_detail
+from hermes.entrypoints.http.raw_asgi import respond, status_of, too_large_detail
 
 log = logging.getLogger("hermes.http")
 PROBLEM_JSON = "application/problem+json"
@@ -79,6 +79,14 @@ def problem(
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     body.update({k: v for k, v in extra.items() if v is not None})
     return Response(msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def respond_with(send: Any, response: Any) -> None:
+    """A problem `Response` written on a plain ASGI path, as Litestar writes it (for the routes answered
+    ahead of Litestar)."""
+    headers = [(b"content-type", (response.media_type or PROBLEM_JSON).encode())]
+    headers += [(k.lower().encode(), v.encode("latin-1")) for k, v in (response.headers or {}).items()]
+    await respond(send, response.status_code, response.content, headers)
 
 
 def _ended(text: str) -> str:

@@ -104,7 +104,7 @@ async def test_each_number_routes_to_its_account_in_inbox_conversations_and_hand
     handed = [(c, [e.account for e in es]) for c, es in receiving.handler.calls]
     assert handed == [(customer.id, ["default"]), (customer.id, ["work"])]
     conversations, _ = await receiving.conversations.recent(
-        customer.id, platform=None, account=None, unread_only=False, cursor=None, limit=10
+        customer.id, platform=None, account=None, unread_only=False, after=None, limit=10
     )
     assert sorted((c.account, c.last_message_preview) for c in conversations) == [
         ("default", "to the shop"),

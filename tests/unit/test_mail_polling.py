@@ -206,7 +206,7 @@ async def test_every_email_account_with_imap_is_polled_into_its_own_inbox_entrie
     [entry] = (await pipe.inbox.list(customer.id, None, 10))[0]
     assert entry_view(entry)["account"] == "work" and entry_view(entry)["message"]["subject"] == "Budget"
     [conversation], _ = await store.recent(
-        customer.id, platform=Platform.EMAIL, account=None, unread_only=False, cursor=None, limit=10
+        customer.id, platform=Platform.EMAIL, account=None, unread_only=False, after=None, limit=10
     )
     assert conversation.account == "work"
 

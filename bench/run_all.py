@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench.tool_call",
     "bench.send_guard",
     "bench.webhook",
+    "bench.inbound_mix",
     "bench.conversations",
     "bench.load",
     "bench.health",
@@ -58,8 +59,8 @@ def main() -> None:
         f"Total {time.monotonic() - started:.0f} s. Regenerate with `make bench`.",
         "",
         "CPU µs/req: user + system CPU of the server process during the measured runs (for the webhook, until",
-        "what the bursts queued was routed; for ack to inbox, all it did in that run), divided by the requests",
-        "completed. wrk's CPU is not counted, nor the fake platform's.",
+        "what the bursts queued was routed; for ack to inbox and ack to conversation, all it did in that run),",
+        "divided by the requests completed. wrk's CPU is not counted, nor the fake platform's.",
         "",
         "| figure | baseline | baseline req/s | Hermes req/s | ratio | baseline p99 ms | Hermes p50 ms "
         "| Hermes p99 ms | baseline CPU µs/req | Hermes CPU µs/req | goal |",

@@ -24,7 +24,7 @@ from litestar import Litestar, Request, Response, get, post
 from redis.asyncio import Redis
 
 import hermes.adapters.platforms  # noqa: F401  (declares the platforms inbox entries name)
-from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env
+from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env, new_customer
 from bench.harness import (
     PIDS,
     PROFILE_SECONDS,
@@ -254,11 +254,7 @@ def run(
                 env | {"HERMES_WHATSAPP_API_BASE": graph + "/v23.0"},
             ) as url,
         ):
-            created = httpx.post(
-                url + "/admin/customers",
-                json={"email": "bench@example.com", "plan": "enterprise"},
-                headers={"Authorization": "Bearer bench-admin"},
-            ).json()
+            created = new_customer(url, "bench@example.com")
             key = {"x-api-key": created["apiKey"]}
             connected = httpx.post(
                 url + "/api/connect/whatsapp",

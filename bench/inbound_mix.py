@@ -355,6 +355,10 @@ def report(results: list[Run], baseline: list[tuple[OpenLoop, float]], duration:
         f"  lost {lost}; duplicated {in_conversations} in conversations, {in_inbox} in the inbox; "
         f"never sent yet stored {unexpected}   (goal {GOAL})"
     )
+    answers = Counter(s for r in results for s in r.sent.statuses if s != 200)
+    if answers:
+        named = ", ".join(f"{n} x {s or 'no answer'}" for s, n in sorted(answers.items()))
+        print(f"  Hermes answered other than 200: {named}")
     if unseen:
         print(f"  {unseen} acknowledged messages were stored but not seen by the look-ups: their latency is missing")
     print(

@@ -498,8 +498,17 @@ def ensure_py_spy() -> str | None:
     return found if Path(found).exists() else None
 
 
-def profile(name: str, url: str, requests: list[WrkRequest], *, seconds: int, connections: int = 50) -> Profile | None:
-    """A separate short wrk run under py-spy (sampling slows the server, so never the measured run).
+def profile(
+    name: str,
+    url: str,
+    requests: list[WrkRequest],
+    *,
+    seconds: int,
+    connections: int = 50,
+    load: Callable[[], object] | None = None,
+) -> Profile | None:
+    """A separate short wrk run under py-spy (sampling slows the server, so never the measured run); `load`,
+    when given, drives the server for about `seconds` instead of wrk.
 
     The whole sample is kept as bench/out/profile-<name>.txt, collapsed stacks that speedscope or
     flamegraph.pl open.
@@ -520,7 +529,10 @@ def profile(name: str, url: str, requests: list[WrkRequest], *, seconds: int, co
         stderr=subprocess.PIPE,
     )
     time.sleep(0.5)  # py-spy attaches before the load starts
-    wrk_requests(url, requests, connections=connections, duration=seconds)
+    if load is None:
+        wrk_requests(url, requests, connections=connections, duration=seconds)
+    else:
+        load()
     try:
         _, err = sampler.communicate(timeout=30)
     except subprocess.TimeoutExpired:

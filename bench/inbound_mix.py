@@ -15,9 +15,10 @@ While it runs, the acknowledged messages are looked up in their conversations ev
 order set `conversation_read` pages through); afterwards every conversation and inbox is read in full through
 the stores to count what was lost (acknowledged, never in its conversation) and duplicated (a message twice in
 a conversation, or a retried delivery stored twice in the inbox). Hermes's CPU per webhook counts everything
-it did from the first request until the last message was in its conversation.
+it did from the first request until the last message was in its conversation. The same open loop, run again
+under py-spy, shows where that CPU went.
 
-Run: `.venv/bin/python -m bench.inbound_mix [--duration 5 --runs 1]`.
+Run: `.venv/bin/python -m bench.inbound_mix [--duration 5 --runs 1 --profile-seconds 5]`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from tests.support import WHATSAPP_GRAPHS
 from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env, new_customer
 from bench.harness import (
     PIDS,
+    PROFILE_SECONDS,
     OpenLoop,
     WrkRequest,
     command_line,
@@ -48,9 +50,11 @@ from bench.harness import (
     machine,
     open_loop,
     pct,
+    profile,
+    profile_row,
     serve,
 )
-from bench.webhook import APP_SECRET, delete_baseline_stream, drain_seconds, signed_requests
+from bench.webhook import APP_SECRET, delete_baseline_stream, drain, drain_seconds, signed_requests
 from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.conversations import RedisConversationStore
 from hermes.adapters.redis.inbox import RedisInbox
@@ -184,8 +188,11 @@ def plan(fakes: Fakes, accounts: list[Account], messages: int) -> list[Message]:
     return planned
 
 
-async def measure(url: str, fakes: Fakes, duration: int) -> Run:
-    """One run, with three customers of its own (so that the census reads this run's messages only)."""
+async def prepare(
+    url: str, fakes: Fakes, duration: int
+) -> tuple[list[Account], list[int], list[Message], list[WrkRequest]]:
+    """Three customers of their own (so that a census reads one run's messages only), and `duration` seconds of
+    webhooks to them: the accounts, the posting order, the messages, and the requests in that order."""
     accounts = await connect_accounts(url, fakes)
     order = schedule(messages_for(RATE * duration))
     messages = plan(fakes, accounts, max(order) + 1)
@@ -193,6 +200,12 @@ async def measure(url: str, fakes: Fakes, duration: int) -> Run:
         ("POST", m.delivery.path, {"Content-Type": "application/json", **m.delivery.headers}, m.delivery.body)
         for m in (messages[n] for n in order)
     ]
+    return accounts, order, messages, requests
+
+
+async def measure(url: str, fakes: Fakes, duration: int) -> Run:
+    """One run: the open loop, the look-ups while it runs and until every message is in, then the census."""
+    accounts, order, messages, requests = await prepare(url, fakes, duration)
     redis = Redis.from_url(REDIS_URL)
     acked_at: dict[int, float] = {}
     pending: dict[str, dict[str, int]] = {}  # order-set key -> message id -> message
@@ -280,11 +293,11 @@ async def take_census(accounts: list[Account], messages: list[Message], acked: I
 
 
 def run(
-    duration: int = 5, runs: int = 1, connections: int = 50, *, profile_seconds: int = 0
+    duration: int = 5, runs: int = 1, connections: int = 50, *, profile_seconds: int = PROFILE_SECONDS
 ) -> list[dict[str, object]]:
     """The figure, printed and returned as a row for bench/run_all.py; of several runs, the one with the median
     p99 is shown, and what any run lost or duplicated is counted."""
-    del connections, profile_seconds  # an open loop at a fixed rate; the webhook figure profiles the same path
+    del connections  # an open loop at a fixed rate
     database_url = bench_database()
     try:
         with FakeGraph() as graph, FakeTelegram() as telegram:
@@ -306,11 +319,22 @@ def run(
                 asyncio.run(delete_baseline_stream())
                 with serve(["--factory", "hermes.entrypoints.http.app:make_app"], env) as url:
                     results = [asyncio.run(measure(url, fakes, duration)) for _ in range(runs)]
+                    profiled = None
+                    if profile_seconds > 0:  # the same open loop again, for as long, under py-spy
+                        *_, requests = asyncio.run(prepare(url, fakes, profile_seconds))
+                        profiled = profile(
+                            "ack to conversation",
+                            url,
+                            requests,
+                            seconds=profile_seconds,
+                            load=lambda: asyncio.run(open_loop(url, requests, RATE)),
+                        )
+                        asyncio.run(drain())
             finally:
                 WHATSAPP_GRAPHS.remove(graph)
     finally:
         drop_database(database_url)
-    return [report(results, baseline, duration)]
+    return [report(results, baseline, duration) | profile_row(profiled)]
 
 
 async def bare_open_loop(url: str, duration: int) -> tuple[OpenLoop, float]:

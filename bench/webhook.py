@@ -275,7 +275,7 @@ def run(
             for _ in range(args.runs):
                 results.append(measure(url)())
                 before = cpu_seconds(pid)
-                drains.append(asyncio.run(_drain()))
+                drains.append(asyncio.run(drain()))
                 results[-1].cpu_s += cpu_seconds(pid) - before
             result = median(results)
             before = cpu_seconds(pid)
@@ -288,7 +288,7 @@ def run(
                 seconds=profile_seconds,
                 connections=args.connections,
             )
-            asyncio.run(_drain())
+            asyncio.run(drain())
     finally:
         drop_database(database_url)
 
@@ -359,7 +359,7 @@ async def _free_number() -> None:
     await redis.aclose()
 
 
-async def _drain() -> float:
+async def drain() -> float:
     redis = Redis.from_url(REDIS_URL)
     try:
         return await drain_seconds(redis)

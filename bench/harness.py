@@ -286,6 +286,12 @@ class OpenLoop:
         span = max(answered) - min(self.sent_at) if answered else 0.0
         return len(self.sent_at) / span if span > 0 else float("nan")
 
+    @property
+    def offered(self) -> float:
+        """Requests per second the sender managed to send (below the asked rate: the sender itself fell behind)."""
+        span = max(self.sent_at) - min(self.sent_at) if self.sent_at else 0.0
+        return (len(self.sent_at) - 1) / span if span > 0 else float("nan")
+
     def round_trip_ms(self) -> list[float]:
         """Each answered request's time from send to answer, sorted."""
         return sorted((a - s) * 1000 for s, a in zip(self.sent_at, self.answered_at, strict=True) if a == a)

@@ -125,7 +125,8 @@ def test_an_open_loop_reports_its_rate_and_round_trips_of_answered_requests_only
     nan = float("nan")
     loop = OpenLoop(sent_at=[10.0, 10.5, 11.0], answered_at=[10.002, nan, 12.0], statuses=[200, 0, 500])
 
-    assert loop.rate == 3 / 2.0
+    assert loop.rate == 3 / 2.0  # from the first send to the last answer
+    assert loop.offered == 2 / 1.0  # three sends in one second
     assert loop.round_trip_ms() == [pytest.approx(2.0), 1000.0]
 
 

@@ -33,13 +33,18 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1")
 CUSTOMERS = 40  # 40 x 30,000 requests a minute (enterprise): far above what one instance serves
 
 
-def create_customer(url: str, email: str, plan: str = "enterprise") -> str:
+def new_customer(url: str, email: str, plan: str = "enterprise") -> dict[str, str]:
+    """A customer created through the admin API: its `id` and `apiKey`."""
     created = httpx.post(
         url + "/admin/customers", json={"email": email, "plan": plan}, headers={"Authorization": "Bearer bench-admin"}
     )
     created.raise_for_status()
-    key: str = created.json()["apiKey"]
-    return key
+    customer: dict[str, str] = created.json()
+    return customer
+
+
+def create_customer(url: str, email: str, plan: str = "enterprise") -> str:
+    return new_customer(url, email, plan)["apiKey"]
 
 
 def hermes_env(database_url: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ server logged; `profile` then samples Hermes with py-spy in a separate run for i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -19,11 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,6 +265,76 @@ def parse_wrk(out: str) -> WrkResult:
     return WrkResult(rps, p50, p99, non_2xx, errors, done)
 
 
+def pct(values: Sequence[float], p: float) -> float:
+    """The p-th percentile of sorted `values` (nearest rank); NaN when there are none."""
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+@dataclass
+class OpenLoop:
+    """When each request of an open-loop run left, when its answer came (NaN: none), and the answer's status
+    (0: no answer, a socket error)."""
+
+    sent_at: list[float]
+    answered_at: list[float]
+    statuses: list[int]
+
+    @property
+    def rate(self) -> float:
+        """Requests per second achieved, from the first send to the last answer."""
+        answered = [t for t in self.answered_at if t == t]
+        span = max(answered) - min(self.sent_at) if answered else 0.0
+        return len(self.sent_at) / span if span > 0 else float("nan")
+
+    @property
+    def offered(self) -> float:
+        """Requests per second the sender managed to send (below the asked rate: the sender itself fell behind)."""
+        span = max(self.sent_at) - min(self.sent_at) if self.sent_at else 0.0
+        return (len(self.sent_at) - 1) / span if span > 0 else float("nan")
+
+    def round_trip_ms(self) -> list[float]:
+        """Each answered request's time from send to answer, sorted."""
+        return sorted((a - s) * 1000 for s, a in zip(self.sent_at, self.answered_at, strict=True) if a == a)
+
+
+async def open_loop(
+    url: str,
+    requests: Sequence[WrkRequest],
+    rate: float,
+    on_answer: Callable[[int, int, float], None] | None = None,
+) -> OpenLoop:
+    """Send request n at n / `rate` seconds, whatever became of the ones before (an open loop: a slow server
+    shows as latency, not as a lower rate). `on_answer(n, status, time)` runs as each answer arrives."""
+    count = len(requests)
+    result = OpenLoop([float("nan")] * count, [float("nan")] * count, [0] * count)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
+
+        async def one(n: int, method: str, path: str | None, headers: Mapping[str, str], body: bytes | None) -> None:
+            result.sent_at[n] = time.time()
+            try:
+                async with session.request(method, url + (path or ""), data=body, headers=headers) as reply:
+                    await reply.read()
+                    result.statuses[n] = reply.status
+            except aiohttp.ClientError:
+                pass
+            result.answered_at[n] = time.time()
+            if on_answer is not None:
+                on_answer(n, result.statuses[n], result.answered_at[n])
+
+        loop = asyncio.get_running_loop()
+        tasks = []
+        begin = loop.time()
+        for n, request in enumerate(requests):
+            delay = begin + n / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n, *request)))
+        await asyncio.gather(*tasks)
+    return result
+
+
 def median_of(runs: int, measure: object) -> WrkResult:
     results = [measure() for _ in range(runs)]  # type: ignore[operator]
     return median(results)
@@ -434,8 +506,17 @@ def ensure_py_spy() -> str | None:
     return found if Path(found).exists() else None
 
 
-def profile(name: str, url: str, requests: list[WrkRequest], *, seconds: int, connections: int = 50) -> Profile | None:
-    """A separate short wrk run under py-spy (sampling slows the server, so never the measured run).
+def profile(
+    name: str,
+    url: str,
+    requests: list[WrkRequest],
+    *,
+    seconds: int,
+    connections: int = 50,
+    load: Callable[[], object] | None = None,
+) -> Profile | None:
+    """A separate short wrk run under py-spy (sampling slows the server, so never the measured run); `load`,
+    when given, drives the server for about `seconds` instead of wrk.
 
     The whole sample is kept as bench/out/profile-<name>.txt, collapsed stacks that speedscope or
     flamegraph.pl open.
@@ -456,7 +537,10 @@ def profile(name: str, url: str, requests: list[WrkRequest], *, seconds: int, co
         stderr=subprocess.PIPE,
     )
     time.sleep(0.5)  # py-spy attaches before the load starts
-    wrk_requests(url, requests, connections=connections, duration=seconds)
+    if load is None:
+        wrk_requests(url, requests, connections=connections, duration=seconds)
+    else:
+        load()
     try:
         _, err = sampler.communicate(timeout=30)
     except subprocess.TimeoutExpired:

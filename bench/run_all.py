@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench.platform_call",
     "bench.send_guard",
     "bench.webhook",
+    "bench.inbound_mix",
     "bench.conversations",
     "bench.load",
     "bench.health",
@@ -60,18 +61,14 @@ def main() -> None:
         f"Total {time.monotonic() - started:.0f} s. Regenerate with `make bench`.",
         "",
         "CPU µs/req: user + system CPU of the server process during the measured runs (for the webhook, until",
-        "what the bursts queued was routed; for ack to inbox, all it did in that run), divided by the requests",
-        "completed. wrk's CPU is not counted, nor the fake platform's.",
+        "what the bursts queued was routed; for ack to inbox and ack to conversation, all it did in that run),",
+        "divided by the requests completed. wrk's CPU is not counted, nor the fake platform's.",
         "",
         "| figure | baseline | baseline req/s | Hermes req/s | ratio | baseline p99 ms | Hermes p50 ms "
         "| Hermes p99 ms | baseline CPU µs/req | Hermes CPU µs/req | goal |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for row in rows:
-        cells = [row["figure"], row["baseline"]]
-        cells += [row.get(key, "-") for key in ("baseline_rps", "hermes_rps", "ratio", "baseline_p99_ms")]
-        cells += [row.get(key, "-") for key in ("p50_ms", "p99_ms", "baseline_cpu_us", "hermes_cpu_us")]
-        lines.append("| " + " | ".join(str(cell) for cell in [*cells, row["goal"]]) + " |")
+    lines += [table_row(row) for row in rows]
     profiled = [row for row in rows if row.get("profile")]
     if profiled:
         lines += [
@@ -87,11 +84,23 @@ def main() -> None:
             "",
         ]
         for row in profiled:
-            lines.append(f"- {row.get('profile_figure', row['figure'])}")
-            lines += [f"  - {line}" for line in row["profile"]]  # type: ignore[attr-defined]
+            lines += profile_lines(row)
     lines += ["", *notes] if notes else []
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"\nwrote {RESULTS}")
+
+
+def table_row(row: dict[str, object]) -> str:
+    """A figure's line in the RESULTS.md table."""
+    cells = [row["figure"], row["baseline"]]
+    cells += [row.get(key, "-") for key in ("baseline_rps", "hermes_rps", "ratio", "baseline_p99_ms")]
+    cells += [row.get(key, "-") for key in ("p50_ms", "p99_ms", "baseline_cpu_us", "hermes_cpu_us")]
+    return "| " + " | ".join(str(cell) for cell in [*cells, row["goal"]]) + " |"
+
+
+def profile_lines(row: dict[str, object]) -> list[str]:
+    """A profiled figure's entry under "Where Hermes spends its CPU"."""
+    return [f"- {row.get('profile_figure', row['figure'])}", *(f"  - {line}" for line in row["profile"])]  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

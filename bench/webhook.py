@@ -19,13 +19,12 @@ import os
 import time
 from typing import Any
 
-import aiohttp
 import httpx
 from litestar import Litestar, Request, Response, get, post
 from redis.asyncio import Redis
 
 import hermes.adapters.platforms  # noqa: F401  (declares the platforms inbox entries name)
-from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env
+from bench.connections import REDIS_URL, bench_database, drop_database, hermes_env, new_customer
 from bench.harness import (
     PIDS,
     PROFILE_SECONDS,
@@ -36,6 +35,8 @@ from bench.harness import (
     machine,
     median,
     median_of,
+    open_loop,
+    pct,
     profile,
     profile_row,
     serve,
@@ -53,7 +54,8 @@ WEBHOOK_GOAL = ">= 1.0x, p99 no worse than the baseline's"
 
 # --- the baseline: what any webhook receiver must at least do ------------------------------------
 
-_redis = Redis.from_url(REDIS_URL)
+# Hermes's pool bound (redis-py's default, 100, answers "Too many connections" once more requests are in flight).
+_redis = Redis.from_url(REDIS_URL, max_connections=256)
 _secret = os.environ.get("BENCH_APP_SECRET", APP_SECRET).encode()
 
 
@@ -149,39 +151,21 @@ async def ack_to_inbox(url: str, customer_id: str, rate: int, seconds: int) -> d
     newest = await redis.xrevrange(inbox, count=1)
     if newest:
         start_id = newest[0][0].decode()
-    sent_at: dict[str, float] = {}
-    acked_at: dict[str, float] = {}
-    statuses: list[int] = []
     prefix = f"lat{os.getpid()}{int(time.time())}"
-    bodies = [(f"wamid.{prefix}.{n}", meta_batch(f"wamid.{prefix}.{n}")) for n in range(rate * seconds)]
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
-
-        async def one(message_id: str, body: bytes) -> None:
-            sent_at[message_id] = time.time()
-            async with session.post(
-                url + "/webhook/whatsapp",
-                data=body,
-                headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)},
-            ) as reply:
-                await reply.read()
-                acked_at[message_id] = time.time()
-                statuses.append(reply.status)
-
-        tasks = []
-        loop = asyncio.get_running_loop()
-        begin = loop.time()
-        for n, (message_id, body) in enumerate(bodies):
-            delay = begin + n / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(message_id, body)))
-        await asyncio.gather(*tasks)
-    achieved = len(bodies) / (max(acked_at.values()) - min(sent_at.values()))
+    ids = [f"wamid.{prefix}.{n}" for n in range(rate * seconds)]
+    requests: list[WrkRequest] = []
+    for message_id in ids:
+        body = meta_batch(message_id)
+        requests.append(
+            ("POST", "/webhook/whatsapp", {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}, body)
+        )
+    sent = await open_loop(url, requests, rate)
+    sent_at = dict(zip(ids, sent.sent_at, strict=True))
+    acked_at = {m: t for m, t in zip(ids, sent.answered_at, strict=True) if t == t}
 
     routed: dict[str, float] = {}
     deadline = time.monotonic() + 60
-    while len(routed) < len(bodies) and time.monotonic() < deadline:
+    while len(routed) < len(ids) and time.monotonic() < deadline:
         batch = await redis.xrange(inbox, min=f"({start_id}", count=5000)
         for entry_id, fields in batch:
             start_id = entry_id.decode()
@@ -192,11 +176,11 @@ async def ack_to_inbox(url: str, customer_id: str, rate: int, seconds: int) -> d
     await redis.aclose()
     ack_ms = sorted(max(0.0, routed[m] - acked_at[m]) * 1000 for m in routed if m in acked_at)
     send_ms = sorted((routed[m] - sent_at[m]) * 1000 for m in routed)
-    rt_ms = sorted((acked_at[m] - sent_at[m]) * 1000 for m in acked_at)
+    rt_ms = sent.round_trip_ms()
     return {
-        "rate": achieved,
-        "sent": len(bodies),
-        "acked_200": sum(1 for s in statuses if s == 200),
+        "rate": sent.rate,
+        "sent": len(ids),
+        "acked_200": sum(1 for s in sent.statuses if s == 200),
         "routed": len(routed),
         "ack_p50": pct(ack_ms, 50),
         "ack_p99": pct(ack_ms, 99),
@@ -205,12 +189,6 @@ async def ack_to_inbox(url: str, customer_id: str, rate: int, seconds: int) -> d
         "rt_p50": pct(rt_ms, 50),
         "rt_p99": pct(rt_ms, 99),
     }
-
-
-def pct(values: list[float], p: int) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def main() -> None:
@@ -263,7 +241,7 @@ def run(
 
     with serve(["--factory", "bench.webhook:baseline_app"], {"BENCH_APP_SECRET": APP_SECRET}) as base:
         baseline = median_of(args.runs, measure(base))
-    asyncio.run(_cleanup_baseline())
+    asyncio.run(delete_baseline_stream())
 
     database_url = bench_database()
     env = {**hermes_env(database_url), "HERMES_WHATSAPP_APP_SECRET": APP_SECRET}
@@ -276,11 +254,7 @@ def run(
                 env | {"HERMES_WHATSAPP_API_BASE": graph + "/v23.0"},
             ) as url,
         ):
-            created = httpx.post(
-                url + "/admin/customers",
-                json={"email": "bench@example.com", "plan": "enterprise"},
-                headers={"Authorization": "Bearer bench-admin"},
-            ).json()
+            created = new_customer(url, "bench@example.com")
             key = {"x-api-key": created["apiKey"]}
             connected = httpx.post(
                 url + "/api/connect/whatsapp",
@@ -301,7 +275,7 @@ def run(
             for _ in range(args.runs):
                 results.append(measure(url)())
                 before = cpu_seconds(pid)
-                drains.append(asyncio.run(_drain()))
+                drains.append(asyncio.run(drain()))
                 results[-1].cpu_s += cpu_seconds(pid) - before
             result = median(results)
             before = cpu_seconds(pid)
@@ -314,7 +288,7 @@ def run(
                 seconds=profile_seconds,
                 connections=args.connections,
             )
-            asyncio.run(_drain())
+            asyncio.run(drain())
     finally:
         drop_database(database_url)
 
@@ -372,7 +346,7 @@ def run(
     ]
 
 
-async def _cleanup_baseline() -> None:
+async def delete_baseline_stream() -> None:
     redis = Redis.from_url(REDIS_URL)
     await redis.delete(BASELINE_STREAM)
     await redis.aclose()
@@ -385,7 +359,7 @@ async def _free_number() -> None:
     await redis.aclose()
 
 
-async def _drain() -> float:
+async def drain() -> float:
     redis = Redis.from_url(REDIS_URL)
     try:
         return await drain_seconds(redis)

@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from hermes.entrypoints.settings import Settings
+from tests import whatsapp_payloads as wa
 
 ADMIN_TOKEN = "admin-" + base64.urlsafe_b64encode(os.urandom(18)).decode()
 MCP_API_KEY = "mcp-single-" + base64.urlsafe_b64encode(os.urandom(18)).decode()
@@ -39,7 +40,7 @@ def make_settings(**overrides: Any) -> Settings:
         "HERMES_ALLOW_PRIVATE_NETWORKS": True,
         "HERMES_LOG_LEVEL": "DEBUG",
         "HERMES_WHATSAPP_VERIFY_TOKEN": "verify-me",
-        "HERMES_WHATSAPP_APP_SECRET": "app-secret",
+        "HERMES_WHATSAPP_APP_SECRET": wa.APP_SECRET,
         # Every test calls from 127.0.0.1; the per-address limits are tested on their own, from distinct addresses.
         "HERMES_OAUTH_REGISTER_PER_MINUTE": 100_000,
         "HERMES_OAUTH_REGISTER_PER_DAY": 10_000_000,

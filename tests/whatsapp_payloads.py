@@ -10,13 +10,14 @@ import secrets
 from typing import Any
 
 WABA_ID = "102290129340398"
+APP_SECRET = "app-secret"  # HERMES_WHATSAPP_APP_SECRET of the test settings
 
 
 def wamid() -> str:
     return "wamid.HBgL" + secrets.token_hex(16).upper()
 
 
-def sign(body: bytes, secret: str = "app-secret") -> str:
+def sign(body: bytes, secret: str = APP_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 

@@ -65,7 +65,8 @@ class Side:
         """Credentials another customer could hold for the same account."""
         raise NotImplementedError
 
-    def deliver(self, fakes: Fakes, account: str, text: str) -> Delivery:
+    def deliver(self, fakes: Fakes, account: str, text: str, sender: str | None = None) -> Delivery:
+        """One message from `sender` (the platform's id of the person writing; None: any) to `account`."""
         raise NotImplementedError
 
     def forged(self, fakes: Fakes, account: str) -> Delivery:
@@ -88,10 +89,15 @@ class WhatsAppSide(Side):
     def same_account(self, fakes: Fakes, account: str) -> dict[str, Any]:
         return whatsapp_credentials(account)
 
-    def deliver(self, fakes: Fakes, account: str, text: str) -> Delivery:
+    def deliver(self, fakes: Fakes, account: str, text: str, sender: str | None = None) -> Delivery:
         mid = wa.wamid()
-        message = {**wa.text_message(mid, text), "timestamp": str(int(time.time()))}  # sent now, as Meta says it
-        body = wa.encode(wa.batch(wa.change(account, contacts=[wa.contact()], messages=[message])))
+        contact, message = (
+            (wa.contact(), wa.text_message(mid, text))
+            if sender is None
+            else (wa.contact(sender), wa.text_message(mid, text, sender))
+        )
+        message["timestamp"] = str(int(time.time()))  # sent now: conversations order and keep messages by it
+        body = wa.encode(wa.batch(wa.change(account, contacts=[contact], messages=[message])))
         return Delivery("/webhook/whatsapp", body, {"X-Hub-Signature-256": wa.sign(body)}, mid)
 
     def forged(self, fakes: Fakes, account: str) -> Delivery:
@@ -112,8 +118,8 @@ class InstagramSide(Side):
         fakes.graph.grant(token, account)
         return {"accessToken": token, "igUserId": account}
 
-    def deliver(self, fakes: Fakes, account: str, text: str) -> Delivery:
-        batch = instagram_messaging_batch(account, "1789" + _digits(), text)
+    def deliver(self, fakes: Fakes, account: str, text: str, sender: str | None = None) -> Delivery:
+        batch = instagram_messaging_batch(account, sender or "1789" + _digits(), text)
         body = json.dumps(batch).encode()
         mid = batch["entry"][0]["messaging"][0]["message"]["mid"]
         return Delivery("/webhook/instagram", body, {"X-Hub-Signature-256": wa.sign(body, INSTAGRAM_SECRET)}, mid)
@@ -140,10 +146,11 @@ class TelegramSide(Side):
     def same_account(self, fakes: Fakes, account: str) -> dict[str, Any]:
         return {"botToken": self.tokens[account]}
 
-    def deliver(self, fakes: Fakes, account: str, text: str) -> Delivery:
-        """The update Telegram posts to the webhook Hermes set, with the secret Hermes gave it."""
+    def deliver(self, fakes: Fakes, account: str, text: str, sender: str | None = None) -> Delivery:
+        """The update Telegram posts to the webhook Hermes set, with the secret Hermes gave it; `sender` writes
+        in the private chat it has with the bot (a private chat's id is the user's)."""
         token = self.tokens[account]
-        message = fakes.telegram.push_message(token, 424242, text)
+        message = fakes.telegram.push_message(token, int(sender or 424242), text)
         update = fakes.telegram.bot(token).updates.pop()  # delivered by the test, not polled
         webhook = fakes.telegram.bot(token).webhook
         assert webhook is not None, "connecting the bot sets its webhook"

@@ -233,6 +233,26 @@ async def test_telegram_sends_and_replies_share_the_chat_conversation(setup: Set
     assert setup.platforms.sent[-1][1].reply_to == 7
 
 
+async def test_a_telegram_groups_messages_and_the_reply_share_the_groups_conversation(setup: Setup) -> None:
+    group, now = "-1001234567890", setup.world.clock.now()
+    for n, (member, name) in enumerate((("5151", "Alice"), ("6262", "Bob")), start=1):
+        message = InboundMessage(
+            Platform.TELEGRAM, "123456", str(n), member, now, "text", f"hi from {name}", name, chat_id=group
+        )
+        await setup.recorder.inbound(setup.customer.id, [message])
+
+    [listed] = (await setup.tool("conversations_list", platform="telegram"))["conversations"]
+    assert listed["title"] == group
+    await setup.tool("conversation_reply", conversation_id=listed["conversation_id"], text="hello both")
+    assert str(setup.platforms.sent[-1][1].chat_id) == group  # the reply goes to the group, not to a member
+    read = await setup.tool("conversation_read", conversation_id=listed["conversation_id"])
+    assert [(m["sender"], m["text"]) for m in read["messages"]] == [
+        ("5151", "hi from Alice"),
+        ("6262", "hi from Bob"),
+        ("me", "hello both"),
+    ]
+
+
 async def test_unknown_or_foreign_conversation_is_not_found(setup: Setup, world: World) -> None:
     await setup.receive("hi", setup.world.clock.now())
     cid = ConversationKey(setup.customer.id, Platform.WHATSAPP, CONTACT).id

@@ -165,8 +165,11 @@ def _peer(platform: Platform, raw: str) -> str:
 
 
 def _inbound_record(customer_id: str, m: InboundMessage) -> Recorded:
-    peer = _peer(m.platform, m.sender)
+    sender = _peer(m.platform, m.sender)
+    # A message in a group belongs to the group's conversation (where a reply goes), not its sender's.
+    peer = m.chat_id or sender
     key = ConversationKey(customer_id, m.platform, peer, m.account)
     media = Media(m.media.kind, m.media.media_id, m.media.caption, m.media.filename) if m.media else None
     message = MessageView(m.message_id, IN, m.sender, kept_text(m.text), m.sent_at, media=media, reply_to=m.reply_to)
-    return Recorded(key, message, title=m.contact_name, participants=(Participant(peer, m.contact_name),))
+    title = m.contact_name if peer == sender else None  # a group is not named after whoever wrote last
+    return Recorded(key, message, title=title, participants=(Participant(sender, m.contact_name),))

@@ -18,10 +18,9 @@ from tests.fakes.graph import FakeGraph
 from tests.fakes.telegram import FakeTelegram
 from tests.integration.callback_receiver import CallbackReceiver
 from tests.integration.own_redis import OwnRedis
-from tests.integration.test_inbound_flows import eventually, own_redis, trusting
+from tests.integration.test_inbound_flows import eventually, trusting
 
 CHAT = 4242
-__all__ = ["own_redis"]  # the fixture, shared with the inbound tests
 
 
 @pytest.fixture

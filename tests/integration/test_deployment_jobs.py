@@ -6,8 +6,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -60,14 +59,6 @@ class Counting(Provider):
     @decorate
     def progress(self, progress: JobProgress) -> JobProgress:
         return JobProgress(lambda key: cast(BackfillProgress, CountingProgress(progress(key), key, self._counts)))
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.close()
 
 
 @pytest.fixture

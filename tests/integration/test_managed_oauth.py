@@ -306,15 +306,6 @@ async def test_instagram_exchanges_for_a_long_lived_token_and_renews_it(
         assert len(renewals) == 1 and renewals[0].query["grant_type"] == "ig_refresh_token"
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    """The sweep renews any account due in its Redis: other tests' accounts must not be in it."""
-    server = OwnRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.close()
-
-
 def sweeping(mariadb_url: str, own_redis: OwnRedis, x: FakeX) -> Settings:
     return x_settings(mariadb_url, own_redis.url, x).model_copy(update={"oauth_refresh_sweep_seconds": 0.2})
 

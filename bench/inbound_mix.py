@@ -58,6 +58,7 @@ from bench.webhook import APP_SECRET, delete_baseline_stream, drain, drain_secon
 from hermes.adapters.redis.client import connect
 from hermes.adapters.redis.conversations import RedisConversationStore
 from hermes.adapters.redis.inbox import RedisInbox
+from hermes.application.ports.conversations import Position
 from hermes.domain.conversations import MAX_MESSAGES_PER_CONVERSATION, ConversationKey
 from hermes.domain.platform import Platform
 
@@ -265,19 +266,19 @@ async def take_census(accounts: list[Account], messages: list[Message], acked: I
     entries: list[tuple[str, str]] = []
     try:
         for account in accounts:
-            cursor: str | None = None
+            position: Position | None = None
             while True:
-                page, cursor = await conversations.recent(
-                    account.customer_id, platform=None, account=None, unread_only=False, cursor=cursor, limit=100
+                page, position = await conversations.recent(
+                    account.customer_id, platform=None, account=None, unread_only=False, after=position, limit=100
                 )
                 for conversation in page:
-                    older: str | None = None
+                    older: Position | None = None
                     while True:
                         found, older = await conversations.messages(account.customer_id, conversation.id, older, 100)
                         stored += [(conversation.id, m.message_id) for m in found]
                         if older is None:
                             break
-                if cursor is None:
+                if position is None:
                     break
             after: str | None = None
             while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,7 +53,11 @@ def main() -> None:
             notes.append(f"- {name}: not run ({exc})")
             continue
         duration = args.load_duration if name == "bench.load" else args.duration
-        rows.extend(module.run(duration=duration, runs=args.runs, profile_seconds=args.profile_seconds))
+        try:
+            rows.extend(module.run(duration=duration, runs=args.runs, profile_seconds=args.profile_seconds))
+        except Exception as exc:  # one broken figure must not cost the others theirs
+            traceback.print_exc()
+            notes.append(f"- {name}: failed ({type(exc).__name__}: {exc})")
     lines = [
         "# Benchmark results",
         "",

@@ -400,3 +400,25 @@ async def test_what_a_send_writes_after_the_platform_answered_is_issued_at_once(
         setup.customer.id, platform=None, account=None, unread_only=False, after=None, limit=10
     )
     assert conversation.peer == CONTACT
+
+
+async def test_the_reply_window_is_judged_from_reads_issued_together(world: World) -> None:
+    # Whether Hermes receives the number's webhooks and when the contact last wrote: a batching store (Redis)
+    # answers both in one round trip before the send.
+    store = InMemoryConversationStore()
+    recorder = ConversationRecorder(store, world.clock)
+    at = world.clock.now() - timedelta(hours=24, seconds=1)
+    await recorder.inbound("c1", [InboundMessage(Platform.WHATSAPP, NUMBER, "wamid.in", CONTACT, at, "text", "hi")])
+    log: list[tuple[str, str]] = []
+    sends = ConversationSends(recorder, Overlapping(store, "conversations", log), world.clock)
+    late = whatsapp.SendMessageArgs(to=f"+{CONTACT}", message="late")
+
+    with pytest.raises(Conflict):
+        await sends.before("c1", "whatsapp_send_message", late, whatsapp_credentials(NUMBER))
+
+    assert log == [
+        ("start", "conversations.receiving"),
+        ("start", "conversations.get"),
+        ("end", "conversations.receiving"),
+        ("end", "conversations.get"),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 from hermes.application.conversation_recorder import SENDS, ConversationRecorder
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.conversations import ConversationStore
-from hermes.domain.conversations import DEFAULT_ACCOUNT, ConversationKey, reply_window_expires_at
+from hermes.domain.conversations import DEFAULT_ACCOUNT, Conversation, ConversationKey, reply_window_expires_at
 from hermes.domain.credentials import Credentials
 from hermes.domain.errors import Actor, Conflict, HermesError, Sent
 from hermes.domain.platform import Platform
@@ -65,13 +66,21 @@ class ConversationSends:
         shape = SENDS.get(tool)
         if shape is None or not shape.free_form or shape.platform is not Platform.WHATSAPP or credentials is None:
             return
-        if not await self.store.receiving(customer_id, shape.platform, str(credentials.get("phoneNumberId", ""))):
-            return
         peer = shape.peer(parsed, {})
-        await self.check_window(ConversationKey(customer_id, shape.platform, peer, account), f"+{peer}")
+        key = ConversationKey(customer_id, shape.platform, peer, account)
+        # Both reads at once, so a batching store answers them in one round trip; the conversation counts
+        # only where Hermes receives this number's webhooks (elsewhere it cannot know the window).
+        receiving, conversation = await asyncio.gather(
+            self.store.receiving(customer_id, shape.platform, str(credentials.get("phoneNumberId", ""))),
+            self.store.get(customer_id, key.id),
+        )
+        if receiving:
+            self._judge(key, f"+{peer}", conversation)
 
     async def check_window(self, key: ConversationKey, peer_label: str) -> None:
-        conversation = await self.store.get(key.customer_id, key.id)
+        self._judge(key, peer_label, await self.store.get(key.customer_id, key.id))
+
+    def _judge(self, key: ConversationKey, peer_label: str, conversation: Conversation | None) -> None:
         last = conversation.last_inbound_at if conversation else None
         expires = reply_window_expires_at(key.platform, last)
         if expires is None or self.clock.now() >= expires:

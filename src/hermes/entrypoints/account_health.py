@@ -5,9 +5,7 @@ Kept out of `ioc.py`'s body so the composition root only lists these providers.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 
 from dishka import Provider, Scope, decorate, provide
 
@@ -29,33 +27,25 @@ from hermes.application.use_cases.check_account_health import CheckAccountHealth
 from hermes.application.use_cases.create_connect_link import CreateConnectLink
 from hermes.application.use_cases.list_accounts import ListAccounts
 from hermes.application.use_cases.once_per_deployment import OncePerDeployment
-from hermes.domain.errors import HermesError
 from hermes.entrypoints.deployment_jobs import DeploymentJob, JobProgress
+from hermes.entrypoints.recurring import RecurringPasses
 from hermes.entrypoints.settings import Settings
 
 log = logging.getLogger("hermes.accounts")
 
 
-class HealthChecker:
+class HealthChecker(RecurringPasses):
     """Checks the accounts that are due, every few seconds (offset at random per instance)."""
 
-    def __init__(self, check: CheckAccountHealth, every: float) -> None:
-        self._check = check
-        self._every = every
+    what = "health check pass"
+    log = log
 
-    async def run(self) -> None:
-        await asyncio.sleep(random.uniform(0, self._every))  # noqa: S311 - spreading load, not a secret
-        while True:
-            more = False
-            try:
-                result = await self._check()
-                more = result.more
-            except HermesError as exc:
-                log.warning("health check pass skipped: %s", exc.detail)
-            except Exception:
-                log.exception("health check pass failed; trying again at the next one")
-            if not more:
-                await asyncio.sleep(self._every)
+    def __init__(self, check: CheckAccountHealth, every: float) -> None:
+        super().__init__(every)
+        self._check = check
+
+    async def one_pass(self) -> bool:
+        return (await self._check()).more
 
 
 class ScheduleBackfiller(DeploymentJob):

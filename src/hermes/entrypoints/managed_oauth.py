@@ -5,9 +5,7 @@ Kept out of `ioc.py`'s body so the composition root only lists these providers.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from dataclasses import replace
 
 import httpx
@@ -49,9 +47,9 @@ from hermes.application.use_cases.complete_platform_consent import CompletePlatf
 from hermes.application.use_cases.create_connect_link import CreateConnectLink
 from hermes.application.use_cases.once_per_deployment import OncePerDeployment
 from hermes.application.use_cases.refresh_expiring_credentials import RefreshExpiringCredentials
-from hermes.domain.errors import HermesError
 from hermes.domain.platform import Platform
 from hermes.entrypoints.deployment_jobs import DeploymentJob, JobProgress
+from hermes.entrypoints.recurring import RecurringPasses
 from hermes.entrypoints.settings import Settings
 
 log = logging.getLogger("hermes.oauth.refresh")
@@ -78,29 +76,22 @@ def configured_facts(settings: Settings) -> dict[Platform, OAuthFacts]:
     return facts
 
 
-class RefreshSweep:
+class RefreshSweep(RecurringPasses):
     """Every few minutes (spread by a random offset per instance), renew the tokens whose turn has come;
     at once again while a pass finds more due than it takes."""
 
-    def __init__(self, refresh: RefreshExpiringCredentials, every: float) -> None:
-        self._refresh = refresh
-        self._every = every
+    what = "token refresh sweep"
+    log = log
 
-    async def run(self) -> None:
-        await asyncio.sleep(random.uniform(0, self._every))  # noqa: S311 - spreading load, not a secret
-        while True:
-            more = False
-            try:
-                result = await self._refresh()
-                more = result.more
-                if result.renewed:
-                    log.info("renewed %d expiring token(s)", result.renewed)
-            except HermesError as exc:
-                log.warning("token refresh sweep skipped: %s", exc.detail)
-            except Exception:
-                log.exception("token refresh sweep failed; trying again at the next one")
-            if not more:
-                await asyncio.sleep(self._every)
+    def __init__(self, refresh: RefreshExpiringCredentials, every: float) -> None:
+        super().__init__(every)
+        self._refresh = refresh
+
+    async def one_pass(self) -> bool:
+        result = await self._refresh()
+        if result.renewed:
+            log.info("renewed %d expiring token(s)", result.renewed)
+        return result.more
 
 
 class RenewalBackfiller(DeploymentJob):

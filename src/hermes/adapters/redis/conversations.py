@@ -220,9 +220,11 @@ def _s(value: bytes | str) -> str:
 
 
 def _platform(kind: type, value: Any) -> Any:
+    """msgspec's decode hook: the heads hold one custom type, `Platform`; any other is refused the way
+    msgspec's hooks refuse one (it turns the error into a validation error)."""
     if kind is Platform:
         return Platform(value)
-    raise NotImplementedError(kind)
+    raise NotImplementedError(f"no decoding for {kind!r}")
 
 
 # The page script's heads straight into `Conversation`s (numbers as times: seconds since the epoch).

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hermes.adapters.redis.conversations import RedisConversationStore
+from hermes.adapters.redis.conversations import ID_LENGTH, RedisConversationStore
 from hermes.adapters.sql.conversations import SqlConversationStore
 from hermes.domain.conversations import ConversationKey
 from hermes.domain.platform import Platform
@@ -31,23 +31,34 @@ class TestRedisConversationStoreShortPages(ConversationStoreContract):
         return store
 
 
-async def test_heads_written_before_their_list_blob_are_listed(redis: Any) -> None:
-    """Heads stored before the list kept a packed copy of each (only their fields) are listed all the same, and
-    packed on the way."""
+async def test_lists_kept_in_the_old_form_are_rewritten_once(redis: Any) -> None:
+    """A list kept as ids, with the heads packed aside, is rewritten as entries: the same page as before, the
+    old keys gone, a head whose key expired left out; a second run finds nothing to do."""
     store = RedisConversationStore(redis)
     cust = uid()
+    p = f"conv:{{{cust}}}"
     keys = [ConversationKey(cust, Platform.WHATSAPP, f"1555{i}") for i in range(3)]
     await store.record(cust, [received(k, i) for i, k in enumerate(keys)], T0)
     before, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
-    await redis.delete(f"conv:{{{cust}}}:heads")
+    for entry, score in await redis.zrange(f"{p}:list", 0, -1, withscores=True):
+        conv = entry[:ID_LENGTH]
+        await redis.zadd(f"{p}:recent", {conv: score})
+        await redis.hset(f"{p}:heads", conv, entry[ID_LENGTH:])
+    await redis.delete(f"{p}:list")
+    assert await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10) == ([], None)
+
+    assert await store.relist_all() >= 3
 
     after, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
-
     assert after == before
     assert [c.peer for c in after] == ["15552", "15551", "15550"]
-    assert sorted(await redis.hkeys(f"conv:{{{cust}}}:heads")) == sorted(k.id.encode() for k in keys)
-    # A head whose key expired (idle 90 days) while the list lived on is not listed.
-    await redis.delete(f"conv:{{{cust}}}:h:{keys[2].id}")
+    assert not await redis.exists(f"{p}:recent", f"{p}:heads")
+    assert await store.relist(cust) == 0
+    # A head whose key expired while the old list lived on is not carried over.
+    await redis.delete(f"{p}:list")
+    await redis.zadd(f"{p}:recent", {k.id: 1 for k in keys})
+    await redis.delete(f"{p}:h:{keys[2].id}")
+    assert await store.relist(cust, batch=2) == 2
     left, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
     assert [c.peer for c in left] == ["15551", "15550"]
 

@@ -152,3 +152,47 @@ async def test_the_openapi_document_still_describes_the_list(hermes: HermesServe
     listed = document["paths"]["/api/conversations"]["get"]
     assert {p["name"] for p in listed["parameters"]} >= {"platform", "account", "unreadOnly", "cursor", "limit"}
     assert "200" in listed["responses"]
+
+
+async def test_a_kept_page_gives_way_to_every_change_made_elsewhere(hermes: HermesServer, redis: Any) -> None:
+    """The page an agent polls is rendered once per change: a message recorded by another instance (here, straight
+    into Redis) and a read through the framework's route both show at the very next call, as the route shows them."""
+    created = await hermes.create_customer()
+    cust = created["id"]
+    await _seed(redis, cust)
+    store = RedisConversationStore(redis)
+    async with httpx.AsyncClient(base_url=hermes.url, headers={"x-api-key": created["apiKey"]}) as client:
+        first = await client.get("/api/conversations")
+        again = await client.get("/api/conversations")
+        assert _wire(again) == _wire(first)
+
+        key = ConversationKey(cust, Platform.WHATSAPP, "16505550000")
+        now = datetime.now(UTC)
+        arriving = Recorded(key, MessageView("wamid.new", IN, key.peer, "new here", now), "Newcomer")
+        await store.record(cust, [arriving], now)
+        arrived = await client.get("/api/conversations")
+        assert [c["title"] for c in arrived.json()["conversations"]][:2] == ["Newcomer", "Sheena"]
+        assert _wire(arrived) == _wire(await client.get("/api/conversations/"))
+
+        newest = arrived.json()["conversations"][0]
+        assert newest["unreadCount"] == 1
+        assert (await client.get(f"/api/conversations/{newest['conversationId']}")).status_code == 200
+        read = await client.get("/api/conversations")
+        assert read.json()["conversations"][0]["unreadCount"] == 0
+        assert _wire(read) == _wire(await client.get("/api/conversations/"))
+
+        # A status update changes nothing the list shows: the kept page stays as it is.
+        version = await redis.get(f"conv:{{{cust}}}:v")
+        await store.set_status(cust, Platform.TELEGRAM, "default", "-100200300", "tg.1", "read")
+        assert await redis.get(f"conv:{{{cust}}}:v") == version
+        assert _wire(await client.get("/api/conversations")) == _wire(read)
+
+
+async def test_kept_pages_are_each_customer_s_own(hermes: HermesServer, redis: Any) -> None:
+    first, second = await hermes.create_customer(), await hermes.create_customer()
+    await _seed(redis, first["id"])
+    async with httpx.AsyncClient(base_url=hermes.url) as client:
+        mine = await client.get("/api/conversations", headers={"x-api-key": first["apiKey"]})
+        theirs = await client.get("/api/conversations", headers={"x-api-key": second["apiKey"]})
+    assert len(mine.json()["conversations"]) == 4
+    assert theirs.json() == {"conversations": [], "nextCursor": None}

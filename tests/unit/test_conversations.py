@@ -278,6 +278,22 @@ async def test_list_pages_with_an_opaque_cursor(setup: Setup) -> None:
     assert second["next_cursor"] is None
 
 
+async def test_a_conversation_idle_past_the_retention_is_no_longer_listed(setup: Setup) -> None:
+    """Stores drop such a conversation at their next write; until then the list leaves it out and ends there."""
+    clock = setup.world.clock
+    await setup.receive("old", clock.now() - timedelta(days=89), sender="15550001")
+    await setup.receive("new", clock.now() - timedelta(days=1), sender="15550002")
+    assert len((await setup.tool("conversations_list", limit=1))["conversations"]) == 1
+
+    clock.current += timedelta(days=2)  # type: ignore[attr-defined]
+
+    listed = await setup.tool("conversations_list", limit=1)
+    assert [c["last_message_preview"] for c in listed["conversations"]] == ["new"]
+    assert listed["next_cursor"] is not None
+    following = await setup.tool("conversations_list", limit=1, cursor=listed["next_cursor"])
+    assert following == {"conversations": [], "next_cursor": None}
+
+
 async def test_a_bad_cursor_names_the_field(setup: Setup) -> None:
     from hermes.domain.errors import Invalid
 

@@ -49,7 +49,7 @@ from hermes.adapters.prometheus_metrics import (
     CountingRateLimiter,
     CountingUsageMeter,
 )
-from hermes.adapters.redis.account_health import ROUTES_UNBRACED
+from hermes.adapters.redis.account_health import CONVERSATIONS_RELISTED, ROUTES_UNBRACED
 from hermes.adapters.redis.account_routes import RedisAccountRoutes
 from hermes.adapters.redis.address_limiter import RedisAddressLimiter
 from hermes.adapters.redis.audit_log import RedisAuditLog
@@ -257,16 +257,22 @@ class RedisStoresProvider(Provider):
         inbox_signals: RedisInboxSignals,
         sweeper: ApprovalSweeper,
         routes: RedisAccountRoutes,
+        conversations: RedisConversationStore,
         progress: JobProgress,
     ) -> Workers:
         async def unbrace(position: str, size: int) -> tuple[int, None]:
             return await routes.unbrace(), None  # one step: it walks the keyspace with SCAN itself
 
+        async def relist(position: str, size: int) -> tuple[int, None]:
+            return await conversations.relist_all(), None  # one step, like `unbrace`
+
         # Idempotent, so a step retaken after its holder died (or its lease lapsed mid-scan) does no harm.
         unbraced = OncePerDeployment(unbrace, progress(ROUTES_UNBRACED), name="route key move", lease=300.0)
+        relisted = OncePerDeployment(relist, progress(CONVERSATIONS_RELISTED), name="conversation relist", lease=300.0)
         return Workers(
             [
                 ("route-keys-unbraced", DeploymentJob(unbraced, 5.0).run),
+                ("conversations-relisted", DeploymentJob(relisted, 5.0, "rewrote %d conversation list entries").run),
                 ("customer-cache-evictions", cache.listen),
                 ("inbound-router", inbound.run),
                 ("callback-dispatcher", callbacks.run),
@@ -545,7 +551,8 @@ class RedisInboundProvider(Provider):
     signals = alias(source=RedisInboxSignals, provides=InboxSignals)
     wait_slots = provide(RedisWaitSlots, provides=WaitSlots)
     mailboxes = provide(RedisMailboxes, provides=Mailboxes)
-    conversations = provide(RedisConversationStore, provides=ConversationStore)
+    conversation_store = provide(RedisConversationStore)
+    conversations = alias(source=RedisConversationStore, provides=ConversationStore)
 
 
 class EmbeddedInboundProvider(Provider):

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     inbound_max_deliveries: int = Field(5, ge=1, validation_alias="HERMES_INBOUND_MAX_DELIVERIES")
     # inbox_wait: at most this many waits open at once per customer, across instances.
     inbox_waits_per_customer: int = Field(5, ge=1, le=100, validation_alias="HERMES_INBOX_WAITS_PER_CUSTOMER")
+    # GET /api/conversations: pages each instance keeps rendered for agents that poll them (0: none kept).
+    conversation_pages_kept: int = Field(256, ge=0, le=100_000, validation_alias="HERMES_CONVERSATION_PAGES_KEPT")
     callback_sweep_seconds: float = Field(5.0, gt=0, validation_alias="HERMES_CALLBACK_SWEEP_SECONDS")
     # The customer console (/console): a session ends after this much idle time or this age, and
     # sign-in attempts are limited per client address.

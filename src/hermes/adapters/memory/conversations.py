@@ -32,12 +32,22 @@ class InMemoryConversationStore(ConversationStore):
     def __init__(self) -> None:
         self._threads: dict[tuple[str, str], _Thread] = {}
         self._receiving: dict[tuple[str, Platform, str], datetime] = {}
+        self._versions: dict[str, int] = {}
 
     async def record(self, customer_id: str, records: Sequence[Recorded], now: datetime) -> int:
         added = 0
         for r in records:
             added += self._record(customer_id, r)
+        if added:
+            self._changed(customer_id)
         return added
+
+    def _changed(self, customer_id: str) -> None:
+        self._versions[customer_id] = self._versions.get(customer_id, 0) + 1
+
+    async def list_version(self, customer_id: str) -> str | None:
+        version = self._versions.get(customer_id)
+        return None if version is None else str(version)
 
     def _record(self, customer_id: str, r: Recorded) -> int:
         key: ConversationKey = r.key
@@ -139,5 +149,6 @@ class InMemoryConversationStore(ConversationStore):
 
     async def mark_read(self, customer_id: str, conversation_id: str) -> None:
         thread = self._threads.get((customer_id, conversation_id))
-        if thread is not None:
+        if thread is not None and thread.head.unread_count:
             thread.head = replace(thread.head, unread_count=0)
+            self._changed(customer_id)

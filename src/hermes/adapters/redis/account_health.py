@@ -10,7 +10,8 @@
 
 The jobs (`{JOB}`): `{health:backfill:v1}` gives every stored account a turn in `health:due`,
 `{oauth:renewal:backfill:v1}` puts every stored managed-OAuth account in `oauth:renewal:due`, and
-`{routes:unbraced:v1}` moves WhatsApp routes to the seed's spelling. A job's keys share one hash tag, so
+`{routes:unbraced:v1}` moves WhatsApp routes to the seed's spelling, and `{conversations:relisted:v1}`
+rewrites conversation lists kept in their first form. A job's keys share one hash tag, so
 each step is one script on a cluster too. Deleting a job's `done` key makes the next instance to start
 run it again (a lost schedule).
 
@@ -79,6 +80,7 @@ class RedisAccountSchedule(AccountSchedule):
 BACKFILL = "{health:backfill:v1}"
 RENEWALS_BACKFILL = "{oauth:renewal:backfill:v1}"
 ROUTES_UNBRACED = "{routes:unbraced:v1}"
+CONVERSATIONS_RELISTED = "{conversations:relisted:v1}"
 _TAKE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then

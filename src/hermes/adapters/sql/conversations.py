@@ -264,6 +264,9 @@ class SqlConversationStore(ConversationStore):
             )
             return found.first() is not None
 
+    async def list_version(self, customer_id: str) -> str | None:
+        return None  # none kept: every page is read afresh
+
     async def mark_read(self, customer_id: str, conversation_id: str) -> None:
         async with translate_errors(), self._engine.begin() as conn:
             await conn.execute(

@@ -41,6 +41,11 @@ class ConversationStore(Protocol):
         next page starts from (None: no more). A filtered page may hold fewer while more follow."""
         ...
 
+    async def list_version(self, customer_id: str) -> str | None:
+        """A token that changes whenever anything the list shows changes (a message, a read); None when this
+        store keeps none. Read before a page, it tells whether a page read since is still the same."""
+        ...
+
     async def get(self, customer_id: str, conversation_id: str) -> Conversation | None: ...
 
     async def messages(

@@ -2,7 +2,10 @@
 container.
 
 An agent that waits for replies reads this list again and again; through the framework, routing, parameter
-parsing and the per-request dishka container cost about as much as the read itself (one Redis script). Here
+parsing and the per-request dishka container cost about as much as the read itself (one Redis command). And
+between two messages that agent gets the same page every time: a page rendered here is kept and sent again
+while the customer's list keeps its version (one Redis GET, read before the page) and no reply window closes
+on it (`RenderedPages`); any change, through any instance, is seen at the next call. Here
 the same use cases answer it, as `connections_route` answers GET /api/connections: the customer is resolved
 and metered as `CustomerProvider` does, refusals are the API's problem details (the same `EXCEPTION_HANDLERS`
 build them) and the body is the route's own `ConversationsBody`. Only queries this module reads exactly as
@@ -27,7 +30,7 @@ from starlette.types import Send as RawSend
 from hermes.application import request_context
 from hermes.application.conversation_cursor import CURSOR_PATTERN
 from hermes.application.use_cases import list_conversations as lc
-from hermes.application.use_cases.list_conversations import ListConversations
+from hermes.application.use_cases.list_conversations import ListConversations, RenderedPages
 from hermes.application.use_cases.resolve_customer import ResolveCustomer
 from hermes.domain.errors import HermesError
 from hermes.domain.platform import Platform
@@ -35,6 +38,7 @@ from hermes.entrypoints.http.auth import raw_api_key
 from hermes.entrypoints.http.conversations_api import UNREAD_ONLY, ConversationsBody
 from hermes.entrypoints.http.problems import EXCEPTION_HANDLERS, problem, respond_with
 from hermes.entrypoints.http.raw_asgi import respond
+from hermes.entrypoints.settings import Settings
 
 PATH = "/api/conversations"
 log = logging.getLogger("hermes.http")
@@ -89,6 +93,7 @@ def _declared(name: str) -> bool:
 def conversations_route(app: ASGIApp, container: AsyncContainer) -> ASGIApp:
     """Answer `GET /api/conversations` here; everything else goes on to `app`."""
     use_cases: list[tuple[ResolveCustomer, ListConversations]] = []
+    pages: list[RenderedPages[bytes]] = []
 
     async def handle(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or scope["path"] != PATH or scope["method"] != "GET":
@@ -101,13 +106,22 @@ def conversations_route(app: ASGIApp, container: AsyncContainer) -> ASGIApp:
         scope["path_template"] = PATH  # the request metrics' route label, as Litestar would set it
         if not use_cases:
             use_cases.append((await container.get(ResolveCustomer), await container.get(ListConversations)))
-        resolve, list_conversations = use_cases[0]
+            pages.append(RenderedPages((await container.get(Settings)).conversation_pages_kept))
+        (resolve, list_conversations), kept = use_cases[0], pages[0]
         try:
             customer = await resolve(raw_api_key(scope["headers"]))
             request_context.customer_id.set(customer.id)  # for this request's log lines
-            page = await list_conversations(
-                customer.id, query.platform, query.account, query.unread_only, query.cursor, query.limit
-            )
+            raw = scope["query_string"].decode("latin-1")
+            # Read before the page (see RenderedPages); not at all where no page is kept.
+            version = await list_conversations.version(customer.id) if kept.size else None
+            now = list_conversations.clock.now()
+            body = kept.get(customer.id, raw, version, now)
+            if body is None:
+                page = await list_conversations(
+                    customer.id, query.platform, query.account, query.unread_only, query.cursor, query.limit
+                )
+                body = _encode(msgspec.convert(page, ConversationsBody, from_attributes=True))
+                kept.put(customer.id, raw, version, page, now, body)
         except HermesError as exc:
             await respond_with(send, EXCEPTION_HANDLERS[HermesError](None, exc))  # type: ignore[arg-type,operator]
             return
@@ -117,7 +131,6 @@ def conversations_route(app: ASGIApp, container: AsyncContainer) -> ASGIApp:
                 send, problem(500, "Internal error", "something went wrong on our side; it has been logged")
             )
             return
-        body = _encode(msgspec.convert(page, ConversationsBody, from_attributes=True))
         await respond(cast(RawSend, send), 200, body, [_JSON])
 
     return handle

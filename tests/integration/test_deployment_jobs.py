@@ -12,11 +12,16 @@ from typing import Any, cast
 import pytest
 from dishka import Provider, Scope, decorate
 
-from hermes.adapters.redis.account_health import ROUTES_UNBRACED
+from hermes.adapters.redis.account_health import CONVERSATIONS_RELISTED, ROUTES_UNBRACED
 from hermes.adapters.redis.client import connect
+from hermes.adapters.redis.conversations import ID_LENGTH, RedisConversationStore
 from hermes.application.ports.account_health import BackfillProgress
+from hermes.domain.conversations import ConversationKey
+from hermes.domain.platform import Platform
 from hermes.entrypoints.deployment_jobs import JobProgress
 from hermes.entrypoints.settings import Settings
+from tests.contracts.conversations import T0, received
+from tests.contracts.ports import uid
 from tests.integration.own_redis import OwnRedis
 from tests.integration.test_inbound_flows import eventually
 
@@ -103,3 +108,33 @@ async def test_braced_route_keys_move_once_per_deployment_not_at_every_start(
     assert again.finished[ROUTES_UNBRACED] == 0
     assert await redis.get(braced(after)) == b"cust_late"
     assert await redis.get(f"wa_phone_id:{after}") is None
+
+
+async def test_conversation_lists_in_their_first_form_are_rewritten_once(
+    settings: Settings, start_hermes: Any, own_redis: OwnRedis, redis: Any
+) -> None:
+    """Lists kept as ids (with the heads packed aside) are rewritten as entries by one of two starting instances."""
+    store = RedisConversationStore(redis)
+    cust = uid()
+    p = f"conv:{{{cust}}}"
+    keys = [ConversationKey(cust, Platform.WHATSAPP, f"1555{i}") for i in range(3)]
+    await store.record(cust, [received(k, i) for i, k in enumerate(keys)], T0)
+    listed, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
+    for entry, score in await redis.zrange(f"{p}:list", 0, -1, withscores=True):
+        await redis.zadd(f"{p}:recent", {entry[:ID_LENGTH]: score})
+        await redis.hset(f"{p}:heads", entry[:ID_LENGTH], entry[ID_LENGTH:])
+    await redis.delete(f"{p}:list")
+    shared = settings.model_copy(update={"redis_url": own_redis.url})
+    counts = Counts()
+    first, second = start_hermes(shared, None, Counting(counts)), start_hermes(shared, None, Counting(counts))
+
+    async def both_looked() -> bool:
+        return bool(await redis.exists(f"{CONVERSATIONS_RELISTED}:done")) and counts.looked[CONVERSATIONS_RELISTED] >= 2
+
+    await eventually(both_looked, timeout=20)
+    first.stop()
+    second.stop()
+    assert counts.finished[CONVERSATIONS_RELISTED] == 1
+    assert not await redis.exists(f"{p}:recent", f"{p}:heads")
+    now, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
+    assert now == listed and len(now) == 3

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextvars
+import math
+from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -19,6 +21,9 @@ from redis.utils import HIREDIS_AVAILABLE
 from hermes.domain.errors import Unavailable
 
 RedisClient = Redis | RedisCluster
+
+# Set while a round trip runs under one deadline for all of it (`_AutoPipeline`): its reads take no timer each.
+_ONE_DEADLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("redis_one_deadline", default=False)
 
 # Commands that block server-side must keep a connection to themselves.
 _UNBATCHED = frozenset({"BLPOP", "BRPOP", "BLMOVE", "BZPOPMIN", "BZPOPMAX", "XREAD", "XREADGROUP", "WAIT"})
@@ -59,19 +64,41 @@ class _AutoPipeline:
         self._flush_scheduled = False
         if len(batch) == 1:
             args, options, future = batch[0]
-            task = asyncio.ensure_future(super().execute_command(*args, **options))  # type: ignore[misc]
+            task = asyncio.ensure_future(self._bounded(super().execute_command(*args, **options)))  # type: ignore[misc]
             task.add_done_callback(lambda t: _settle(future, t))
         else:
             task = asyncio.ensure_future(self._run(batch))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
+    async def _bounded(self, call: Coroutine[Any, Any, Any]) -> Any:
+        """One round trip under one deadline (the socket timeout), with no timer per write and per reply.
+
+        redis-py bounds every write with `asyncio.wait_for` (a task each) and every reply with a timer of its
+        own; for a pipeline of ten replies that was a tenth of a tool call's CPU. Here one timer bounds the
+        whole round trip, retries included; when it fires, the read under way disconnects the connection
+        (redis-py does so on any interruption), so no reply is left on it for the next user.
+        """
+        token = _ONE_DEADLINE.set(True)
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await call
+        except TimeoutError:
+            raise RedisTimeoutError("Timeout talking to Redis") from None
+        finally:
+            _ONE_DEADLINE.reset(token)
+
+    @property
+    def _deadline(self) -> float | None:
+        timeout = self.connection_pool.connection_kwargs.get("socket_timeout")  # type: ignore[attr-defined]
+        return float(timeout) if timeout else None
+
     async def _run(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
         pipe = self.pipeline(transaction=False)  # type: ignore[attr-defined]
         for args, options, _ in batch:
             pipe.execute_command(*args, **options)
         try:
-            results = await pipe.execute(raise_on_error=False)
+            results = await self._bounded(pipe.execute(raise_on_error=False))
         except BaseException as exc:
             for *_, future in batch:
                 if not future.done():
@@ -132,6 +159,41 @@ class PackedInC:
         return [b"".join(self.pack_command(*command)) for command in commands]
 
 
+class OneTimerPerRoundTrip:
+    """A connection whose writes and reads take no timer of their own inside a round trip that has one deadline
+    for all of it (`_AutoPipeline._bounded`); elsewhere (blocking reads, pub/sub) they keep redis-py's.
+    A write bounded alone uses a timer rather than redis-py's `asyncio.wait_for`, which makes a task per write."""
+
+    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+        if not self.is_connected:  # type: ignore[attr-defined]
+            await self.connect_check_health(check_health=False)  # type: ignore[attr-defined]
+        if check_health:
+            await self.check_health()  # type: ignore[attr-defined]
+        if isinstance(command, str):
+            command = command.encode()
+        if isinstance(command, bytes):
+            command = [command]
+        writer = self._writer  # type: ignore[attr-defined]
+        try:
+            async with asyncio.timeout(None if _ONE_DEADLINE.get() else self.socket_timeout):  # type: ignore[attr-defined]
+                writer.writelines(command)
+                await writer.drain()
+        except TimeoutError:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        except OSError as e:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise RedisConnectionError(f"Error while writing to socket: {e}") from e
+        except BaseException:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]  # part of it may have gone out
+            raise
+
+    async def read_response(self, disable_decoding: bool = False, timeout: float | None = None, **options: Any) -> Any:
+        if timeout is None and _ONE_DEADLINE.get():
+            timeout = math.inf  # redis-py's "no timer of its own"; the round trip's deadline bounds it
+        return await super().read_response(disable_decoding, timeout, **options)  # type: ignore[misc]
+
+
 class ReconnectsWhenStale:
     """A pooled connection that has sat idle past the health-check interval is checked with a PING
     before it carries a command; if the PING fails (Redis restarted or failed over meanwhile), the
@@ -152,7 +214,9 @@ def _tune_connections(client: Redis) -> None:
     base = pool.connection_class
     if issubclass(base, ReconnectsWhenStale):
         return
-    mixins: tuple[type, ...] = (ReconnectsWhenStale, PackedInC) if HIREDIS_AVAILABLE else (ReconnectsWhenStale,)
+    mixins: tuple[type, ...] = (ReconnectsWhenStale, OneTimerPerRoundTrip)
+    if HIREDIS_AVAILABLE:
+        mixins += (PackedInC,)
     pool.connection_class = type(base.__name__, (*mixins, base), {})
 
 

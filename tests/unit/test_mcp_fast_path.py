@@ -84,3 +84,22 @@ async def test_a_tool_whose_schema_changes_is_judged_by_its_new_schema() -> None
     assert (await _serve(fast, "send"))[0]
     schemas["send"] = ANNOTATED
     assert not (await _serve(fast, "send"))[0]
+
+
+async def test_what_a_handler_leaves_on_its_connection_is_cleaned_up() -> None:
+    """The lean path unwinds the request's connection only when something was pushed on it, as the SDK would."""
+    closed: list[str] = []
+
+    async def call_tool(ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+        if params.name == "opens":
+            ctx.session._connection.exit_stack.callback(closed.append, "closed")  # what SDK-level code may do
+        return CallToolResult(content=[TextContent(type="text", text="ok")])
+
+    server: Server[Any] = Server("t", on_call_tool=call_tool, get_tool_input_schema={}.get)
+    fast = McpFastPath(
+        server, allowed_hosts=["testserver"], allowed_origins=[], lifespan_state=lambda: None, max_body_bytes=1 << 20
+    )
+    for name in ("plain", "opens"):
+        done, sent = await _serve(fast, name)
+        assert done and sent[0]["status"] == 200
+    assert closed == ["closed"]

@@ -26,7 +26,7 @@ import anyio
 import msgspec
 from mcp.server.connection import Connection
 from mcp.server.lowlevel import Server
-from mcp.server.runner import modern_error_data, serve_one
+from mcp.server.runner import ServerRunner, aclose_shielded, modern_error_data
 from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
@@ -65,7 +65,14 @@ class _Exchange:
     message_metadata: MessageMetadata = None
     progress_token: str | int | None = None
     can_send_request: bool = False
-    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+    _cancel: anyio.Event | None = field(default=None, repr=False)
+
+    @property
+    def cancel_requested(self) -> anyio.Event:
+        # Made when a handler first asks (none of Hermes's do): an anyio event looks up the async backend.
+        if self._cancel is None:
+            self._cancel = anyio.Event()
+        return self._cancel
 
     async def send_raw_request(self, method: str, params: Mapping[str, Any] | None, opts: Any = None) -> Any:
         raise NoBackChannelError(method)
@@ -166,9 +173,7 @@ class McpFastPath:
             progress_token=progress_token_from_params(params),
         )
         try:
-            result = await serve_one(
-                self._server, exchange, method, params, connection=connection, lifespan_state=self._lifespan_state()
-            )
+            result = await _serve_one(self._server, exchange, method, params, connection, self._lifespan_state())
         except Exception as exc:
             await _error(send, request_id, exc, modern)
             return None
@@ -210,6 +215,25 @@ class McpFastPath:
             declares = find_invalid_x_mcp_header(schema) is None and bool(x_mcp_header_map(schema))
             known = self._param_headers[name] = (schema, declares)
         return known[1]
+
+
+async def _serve_one(
+    server: Server[Any],
+    exchange: _Exchange,
+    method: str,
+    params: dict[str, Any] | None,
+    connection: Connection,
+    lifespan_state: Any,
+) -> dict[str, Any]:
+    """The SDK's `serve_one`, but the connection's exit stack is unwound (shielded, bounded) only when something
+    was pushed on it: unwinding an empty one does nothing, yet its shielded scope costs as much as the
+    JSON-RPC envelope. No Hermes handler pushes anything; a handler of the SDK's that does is unwound as there."""
+    try:
+        return await ServerRunner(server, connection, lifespan_state).on_request(exchange, method, params)
+    finally:
+        # The stack's pending callbacks (a stack without that attribute is always unwound).
+        if getattr(connection.exit_stack, "_exit_callbacks", True):
+            await aclose_shielded(connection)
 
 
 def _request(body: bytes) -> tuple[str | int, str, dict[str, Any] | None] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import math
 from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any
@@ -14,7 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -189,9 +188,22 @@ class OneTimerPerRoundTrip:
             raise
 
     async def read_response(self, disable_decoding: bool = False, timeout: float | None = None, **options: Any) -> Any:
-        if timeout is None and _ONE_DEADLINE.get():
-            timeout = math.inf  # redis-py's "no timer of its own"; the round trip's deadline bounds it
-        return await super().read_response(disable_decoding, timeout, **options)  # type: ignore[misc]
+        if timeout is not None or options or not _ONE_DEADLINE.get():
+            return await super().read_response(disable_decoding, timeout, **options)  # type: ignore[misc]
+        # A reply of a round trip under one deadline: redis-py's own steps, without a timer.
+        try:
+            response = await self._read_response_from_parser(disable_decoding=disable_decoding)  # type: ignore[attr-defined]
+        except OSError as e:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise RedisConnectionError(f"Error while reading from Redis: {e.args}") from e
+        except BaseException:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]  # its reply may still come
+            raise
+        if self.health_check_interval:  # type: ignore[attr-defined]
+            self.next_health_check = asyncio.get_running_loop().time() + self.health_check_interval  # type: ignore[attr-defined]
+        if isinstance(response, ResponseError):
+            raise response from None
+        return response
 
 
 class ReconnectsWhenStale:

@@ -9,8 +9,10 @@ shape clients see: tools return them snake_case, the HTTP API camelCase.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from hermes.domain.inbound import INBOX_RETENTION_SECONDS
 from hermes.domain.managed_oauth import DEFAULT_ACCOUNT as DEFAULT_ACCOUNT  # declared once, with account names
@@ -131,6 +133,9 @@ class ConversationView:
     reply_window_expires_at: datetime | None = None
 
 
+V = TypeVar("V")
+
+
 def reply_window_expires_at(platform: Platform, last_inbound_at: datetime | None) -> datetime | None:
     window = REPLY_WINDOWS.get(platform)
     if window is None or last_inbound_at is None:
@@ -138,9 +143,11 @@ def reply_window_expires_at(platform: Platform, last_inbound_at: datetime | None
     return last_inbound_at + window
 
 
-def view(conversation: Conversation, now: datetime) -> ConversationView:
+def view(conversation: Conversation, now: datetime, shape: Callable[..., V] = ConversationView) -> V:  # type: ignore[assignment]
+    """The conversation as a list shows it at `now`; `shape` builds it from `ConversationView`'s fields by name (an
+    edge may build its own wire form directly, rather than convert each view once made)."""
     expires = reply_window_expires_at(conversation.platform, conversation.last_inbound_at)
-    return ConversationView(
+    return shape(
         conversation_id=conversation.id,
         platform=conversation.platform.value,
         account=conversation.account,

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from hermes.application.conversation_cursor import decode_cursor, encode_cursor
 from hermes.application.ports.clock import Clock
@@ -16,6 +17,7 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 ACCOUNT_PATTERN = r"^[a-z0-9_-]{1,32}$(?!\n)"
 _RETENTION = timedelta(seconds=CONVERSATION_RETENTION_SECONDS)
+V = TypeVar("V")
 # A kept page is rendered afresh at least this often, whatever the version says.
 PAGE_MAX_AGE = timedelta(minutes=5)
 
@@ -49,6 +51,20 @@ class ListConversations:
         cursor: str | None = None,
         limit: int | None = None,
     ) -> ConversationPage:
+        views, cursor = await self.page(ConversationView, customer_id, platform, account, unread_only, cursor, limit)
+        return ConversationPage(views, cursor)
+
+    async def page(
+        self,
+        shape: Callable[..., V],
+        customer_id: str,
+        platform: Platform | None = None,
+        account: str | None = None,
+        unread_only: bool = False,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[list[V], str | None]:
+        """The page as `shape`s (built from `ConversationView`'s fields by name), and the next page's cursor."""
         size = DEFAULT_LIMIT if limit is None else limit
         if isinstance(size, bool) or not 1 <= size <= MAX_LIMIT:
             raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", {"limit": f"must be between 1 and {MAX_LIMIT}"})
@@ -62,22 +78,30 @@ class ListConversations:
         idle = now - _RETENTION
         if found and found[-1].last_message_at < idle:
             found, following = [c for c in found if c.last_message_at >= idle], None
-        return ConversationPage([view(c, now) for c in found], encode_cursor(following))
+        return [view(c, now, shape) for c in found], encode_cursor(following)
 
     async def version(self, customer_id: str) -> str | None:
         """What `RenderedPages` compares: read it before the page it is kept with (None: pages are not kept)."""
         return await self.store.list_version(customer_id)
 
 
-def unchanged_until(page: ConversationPage, now: datetime) -> datetime:
-    """Until when the page reads the same if nothing is written: a reply window closing changes `can_reply`, and
+class Listed(Protocol):
+    """What `unchanged_until` reads of a conversation shown (a `ConversationView`, or an edge's twin of it)."""
+
+    last_message_at: datetime
+    can_reply: bool
+    reply_window_expires_at: datetime | None
+
+
+def unchanged_until(conversations: Sequence[Listed], now: datetime) -> datetime:
+    """Until when a page reads the same if nothing is written: a reply window closing changes `can_reply`, and
     the oldest conversation shown leaves the list once idle past the retention."""
     until = now + PAGE_MAX_AGE
-    for c in page.conversations:
+    for c in conversations:
         if c.can_reply and c.reply_window_expires_at is not None and c.reply_window_expires_at < until:
             until = c.reply_window_expires_at
-    if page.conversations:
-        until = min(until, page.conversations[-1].last_message_at + _RETENTION)
+    if conversations:
+        until = min(until, conversations[-1].last_message_at + _RETENTION)
     return until
 
 
@@ -110,13 +134,13 @@ class RenderedPages(Generic[Rendered]):
         customer_id: str,
         query: str,
         version: str | None,
-        page: ConversationPage,
+        conversations: Sequence[Listed],
         now: datetime,
         rendered: Rendered,
     ) -> None:
         if version is None or not self.size:
             return
-        self._pages[(customer_id, query)] = (version, unchanged_until(page, now), rendered)
+        self._pages[(customer_id, query)] = (version, unchanged_until(conversations, now), rendered)
         self._pages.move_to_end((customer_id, query))
         while len(self._pages) > self.size:
             self._pages.popitem(last=False)

@@ -63,6 +63,32 @@ async def test_lists_kept_in_the_old_form_are_rewritten_once(redis: Any) -> None
     assert [c.peer for c in left] == ["15551", "15550"]
 
 
+async def test_a_write_moves_what_an_older_instance_still_wrote_in_the_old_form(redis: Any) -> None:
+    """During a rolling upgrade an older instance writes the old form after the one-time rewrite: the customer's
+    next message moves it, and the list shows every conversation again."""
+    store = RedisConversationStore(redis)
+    cust = uid()
+    p = f"conv:{{{cust}}}"
+    keys = [ConversationKey(cust, Platform.WHATSAPP, f"1555{i}") for i in range(3)]
+    await store.record(cust, [received(k, i) for i, k in enumerate(keys)], T0)
+    version = await redis.get(f"{p}:v")
+    old = keys[1].id
+    for entry, score in await redis.zrangebyscore(f"{p}:list", "-inf", "+inf", withscores=True):
+        if entry[:ID_LENGTH].decode() == old:  # as the older instance keeps it
+            await redis.zrem(f"{p}:list", entry)
+            await redis.zadd(f"{p}:recent", {old: score})
+            await redis.hset(f"{p}:heads", old, entry[ID_LENGTH:])
+    missing, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
+    assert [c.peer for c in missing] == ["15552", "15550"]
+
+    await store.record(cust, [received(keys[0], 7)], T0)
+
+    listed, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
+    assert sorted(c.peer for c in listed) == ["15550", "15551", "15552"]
+    assert not await redis.exists(f"{p}:recent", f"{p}:heads")
+    assert await redis.get(f"{p}:v") != version
+
+
 class TestSqlConversationStore(ConversationStoreContract):
     @pytest.fixture
     def conversations(self, engine: AsyncEngine) -> SqlConversationStore:

@@ -167,7 +167,7 @@ async def test_a_kept_page_gives_way_to_every_change_made_elsewhere(hermes: Herm
         assert _wire(again) == _wire(first)
 
         key = ConversationKey(cust, Platform.WHATSAPP, "16505550000")
-        now = datetime.now(UTC)
+        now = datetime.now(UTC) + timedelta(seconds=2)  # after every seeded message, whose times are rounded
         arriving = Recorded(key, MessageView("wamid.new", IN, key.peer, "new here", now), "Newcomer")
         await store.record(cust, [arriving], now)
         arrived = await client.get("/api/conversations")

@@ -16,7 +16,8 @@ One script adds a message and updates the head and its list entry, so concurrent
 add it once and unread counts stay exact. A conversation keeps its newest `MAX_MESSAGES_PER_CONVERSATION`
 messages; its keys expire 90 days after its last message, and the list forgets conversations idle that long.
 Lists written before entries held the head (`conv:{cust}:recent`, ids only, with `conv:{cust}:heads`) are
-rewritten once per deployment (`relist`).
+rewritten once per deployment (`relist`); what an instance of that version still writes during a rolling
+upgrade is moved by the customer's next message.
 """
 
 from __future__ import annotations
@@ -80,13 +81,38 @@ local function pack_head(key, id, list, was)
   return entry
 end
 """
-# KEYS: list, head, messages, order, statuses, version.
+# Moves up to `n` of the newest ids of a list kept in the old form (`old`, ids only, with `heads` packed aside)
+# into `list`, head by head, and drops the old keys once empty; returns how many heads moved, and whether the
+# old list is gone. A head whose key expired is not carried over.
+_RELIST_SOME = """
+local function relist_some(old, heads, list, prefix, n)
+  local moved = 0
+  for _, id in ipairs(redis.call('ZREVRANGE', old, 0, n - 1)) do
+    local key = prefix .. id
+    if pack_head(key, id, list, redis.call('HGET', key, 'last')) then moved = moved + 1 end
+    redis.call('ZREM', old, id)
+  end
+  if redis.call('EXISTS', old) == 0 then
+    redis.call('DEL', heads)
+    return moved, 1
+  end
+  return moved, 0
+end
+"""
+# KEYS: list, head, messages, order, statuses, version, the old-form list and heads (see `relist`).
 # ARGV: 1 conv id, 2 message id, 3 message, 4 time ms, 5 direction, 6 platform, 7 account, 8 peer,
 #       9 title ('' keeps it), 10 participants ('' keeps them), 11 preview, 12 cap, 13 ttl, 14 status (''),
-#       15 oldest time kept (ms)
+#       15 oldest time kept (ms), 16 head key prefix
 _RECORD = (
     _PACK_HEAD
+    + _RELIST_SOME
     + """
+-- An instance of the version before lists held entries may still have written the old form (a rolling
+-- upgrade): a write moves a bounded part of it, so the customer's list heals at its next messages.
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  local moved = relist_some(KEYS[7], KEYS[8], KEYS[1], ARGV[16], 500)
+  if moved > 0 then redis.call('INCR', KEYS[6]) end
+end
 if redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[3]) == 0 then return 0 end
 local was = redis.call('HGET', KEYS[2], 'last')
 local at = tonumber(ARGV[4])
@@ -201,24 +227,16 @@ return {{found, redis.call('ZSCORE', KEYS[1], last), string.sub(last, 1, ID), en
 # Reply: how many heads moved, then 1 when the old list is gone.
 _RELIST = (
     _PACK_HEAD
+    + _RELIST_SOME
     + """
-local moved = 0
-for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)) do
-  local key = ARGV[1] .. id
-  if pack_head(key, id, KEYS[3], redis.call('HGET', key, 'last')) then moved = moved + 1 end
-  redis.call('ZREM', KEYS[1], id)
-end
+local moved, gone = relist_some(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]))
 if moved > 0 then
   redis.call('INCR', KEYS[4])
   for i = 3, 4 do
     if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
   end
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('DEL', KEYS[2])
-  return {moved, 1}
-end
-return {moved, 0}
+return {moved, gone}
 """
 )
 # Look at most this many list entries per page: a filter that matches little answers a short page with a
@@ -308,7 +326,16 @@ class RedisConversationStore(ConversationStore):
         calls = []
         for r in records:
             c, m = r.key.id, r.message
-            keys = [f"{p}:list", f"{p}:h:{c}", f"{p}:m:{c}", f"{p}:t:{c}", f"{p}:s:{c}", f"{p}:v"]
+            keys = [
+                f"{p}:list",
+                f"{p}:h:{c}",
+                f"{p}:m:{c}",
+                f"{p}:t:{c}",
+                f"{p}:s:{c}",
+                f"{p}:v",
+                f"{p}:recent",
+                f"{p}:heads",
+            ]
             args: list[str | int | bytes] = [
                 c,
                 m.message_id,
@@ -325,6 +352,7 @@ class RedisConversationStore(ConversationStore):
                 CONVERSATION_RETENTION_SECONDS,
                 m.status or "",
                 oldest,
+                f"{p}:h:",
             ]
             calls.append(self._record(keys=keys, args=args))
         async with translate_errors():

@@ -31,6 +31,16 @@ class TestRedisConversationStoreShortPages(ConversationStoreContract):
         return store
 
 
+async def as_old_form(redis: Any, customer_id: str) -> None:
+    """Rewrite the customer's list as the version before entries kept it: ids, with the heads packed aside."""
+    p = f"conv:{{{customer_id}}}"
+    for entry, score in await redis.zrange(f"{p}:list", 0, -1, withscores=True):
+        conv = entry[:ID_LENGTH]
+        await redis.zadd(f"{p}:recent", {conv: score})
+        await redis.hset(f"{p}:heads", conv, entry[ID_LENGTH:])
+    await redis.delete(f"{p}:list")
+
+
 async def test_lists_kept_in_the_old_form_are_rewritten_once(redis: Any) -> None:
     """A list kept as ids, with the heads packed aside, is rewritten as entries: the same page as before, the
     old keys gone, a head whose key expired left out; a second run finds nothing to do."""
@@ -40,11 +50,7 @@ async def test_lists_kept_in_the_old_form_are_rewritten_once(redis: Any) -> None
     keys = [ConversationKey(cust, Platform.WHATSAPP, f"1555{i}") for i in range(3)]
     await store.record(cust, [received(k, i) for i, k in enumerate(keys)], T0)
     before, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
-    for entry, score in await redis.zrange(f"{p}:list", 0, -1, withscores=True):
-        conv = entry[:ID_LENGTH]
-        await redis.zadd(f"{p}:recent", {conv: score})
-        await redis.hset(f"{p}:heads", conv, entry[ID_LENGTH:])
-    await redis.delete(f"{p}:list")
+    await as_old_form(redis, cust)
     assert await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10) == ([], None)
 
     assert await store.relist_all() >= 3

@@ -14,7 +14,7 @@ from dishka import Provider, Scope, decorate
 
 from hermes.adapters.redis.account_health import CONVERSATIONS_RELISTED, ROUTES_UNBRACED
 from hermes.adapters.redis.client import connect
-from hermes.adapters.redis.conversations import ID_LENGTH, RedisConversationStore
+from hermes.adapters.redis.conversations import RedisConversationStore
 from hermes.application.ports.account_health import BackfillProgress
 from hermes.domain.conversations import ConversationKey
 from hermes.domain.platform import Platform
@@ -23,6 +23,7 @@ from hermes.entrypoints.settings import Settings
 from tests.contracts.conversations import T0, received
 from tests.contracts.ports import uid
 from tests.integration.own_redis import OwnRedis
+from tests.integration.test_conversation_store_contract import as_old_form
 from tests.integration.test_inbound_flows import eventually
 
 
@@ -120,10 +121,7 @@ async def test_conversation_lists_in_their_first_form_are_rewritten_once(
     keys = [ConversationKey(cust, Platform.WHATSAPP, f"1555{i}") for i in range(3)]
     await store.record(cust, [received(k, i) for i, k in enumerate(keys)], T0)
     listed, _ = await store.recent(cust, platform=None, account=None, unread_only=False, after=None, limit=10)
-    for entry, score in await redis.zrange(f"{p}:list", 0, -1, withscores=True):
-        await redis.zadd(f"{p}:recent", {entry[:ID_LENGTH]: score})
-        await redis.hset(f"{p}:heads", entry[:ID_LENGTH], entry[ID_LENGTH:])
-    await redis.delete(f"{p}:list")
+    await as_old_form(redis, cust)
     shared = settings.model_copy(update={"redis_url": own_redis.url})
     counts = Counts()
     first, second = start_hermes(shared, None, Counting(counts)), start_hermes(shared, None, Counting(counts))

@@ -266,17 +266,11 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-_PLATFORMS: dict[str, Platform] = {}  # by name, as met: a platform once declared stays declared
-
-
 def _platform(kind: type, value: Any) -> Any:
     """msgspec's decode hook: the heads hold one custom type, `Platform`; any other is refused the way
     msgspec's hooks refuse one (it turns the error into a validation error)."""
     if kind is Platform:
-        found = _PLATFORMS.get(value)
-        if found is None:
-            found = _PLATFORMS[value] = Platform(value)
-        return found
+        return Platform(value)
     raise NotImplementedError(f"no decoding for {kind!r}")
 
 

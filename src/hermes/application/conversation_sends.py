@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hermes.application.at_once import at_once
 from hermes.application.conversation_recorder import SENDS, ConversationRecorder
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.conversations import ConversationStore
@@ -70,10 +70,13 @@ class ConversationSends:
         key = ConversationKey(customer_id, shape.platform, peer, account)
         # Both reads at once, so a batching store answers them in one round trip; the conversation counts
         # only where Hermes receives this number's webhooks (elsewhere it cannot know the window).
-        receiving, conversation = await asyncio.gather(
+        receiving, conversation = await at_once(
             self.store.receiving(customer_id, shape.platform, str(credentials.get("phoneNumberId", ""))),
             self.store.get(customer_id, key.id),
         )
+        for outcome in (receiving, conversation):
+            if isinstance(outcome, BaseException):
+                raise outcome
         if receiving:
             self._judge(key, f"+{peer}", conversation)
 

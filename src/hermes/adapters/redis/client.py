@@ -29,14 +29,22 @@ _UNBATCHED = frozenset({"BLPOP", "BRPOP", "BLMOVE", "BZPOPMIN", "BZPOPMAX", "XRE
 
 
 class _AutoPipeline:
-    """Coalesce commands issued in the same event-loop turn into one pipeline.
+    """Coalesce commands issued in the same event-loop turn into one round trip.
 
     Under load many requests are in flight on one loop; each redis-py round trip
     costs ~75 us of CPU here (PERFORMANCE.md), most of it per call rather than per
-    command. Sending whatever was issued during one loop turn as a single
-    non-transactional pipeline keeps every command's own semantics (each gets its own
-    reply or error) while paying that cost once per batch. Dependent commands within
-    one request still run in order: a caller awaits its reply before issuing the next.
+    command. Sending whatever was issued during one loop turn as one write, and
+    reading each command's reply in turn, keeps every command's own semantics (each
+    gets its own reply or error) while paying that cost once per batch. Dependent
+    commands within one request still run in order: a caller awaits its reply before
+    issuing the next.
+
+    A round trip takes a connection of the client's own (`_idle`), not one from the pool:
+    the pool's lock, its connection checks and its metrics hooks cost more than the
+    commands of a small batch, and a connection here never goes back with a reply
+    unread (one cut short is disconnected). At most `max_connections` round trips are
+    in flight; past that, what is issued waits for the next one to come back and
+    goes out with it, in one larger batch.
     """
 
     _batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]
@@ -44,7 +52,10 @@ class _AutoPipeline:
     def _init_batching(self) -> None:
         self._batch = []
         self._flush_scheduled = False
-        self._in_flight: set[asyncio.Future[Any]] = set()  # keeps flush tasks referenced until done
+        self._idle: list[Any] = []  # connected (or closed) connections between round trips
+        self._busy = 0
+        self._held_back = False  # a batch waits for a connection to come back
+        self._in_flight: set[asyncio.Future[Any]] = set()  # keeps round-trip tasks referenced until done
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         name = str(args[0]).upper() if args else ""
@@ -59,14 +70,16 @@ class _AutoPipeline:
         return await future
 
     def _flush(self) -> None:
+        if not self._batch:
+            self._flush_scheduled = False
+            return
+        if self._busy >= self.connection_pool.max_connections:  # type: ignore[attr-defined]
+            self._held_back = True  # sent when a round trip comes back (`_round_trip`), still scheduled till then
+            return
         batch, self._batch = self._batch, []
         self._flush_scheduled = False
-        if len(batch) == 1:
-            args, options, future = batch[0]
-            task = asyncio.ensure_future(self._bounded(super().execute_command(*args, **options)))  # type: ignore[misc]
-            task.add_done_callback(lambda t: _settle(future, t))
-        else:
-            task = asyncio.ensure_future(self._run(batch))
+        self._busy += 1
+        task = asyncio.ensure_future(self._round_trip(batch))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
@@ -75,8 +88,8 @@ class _AutoPipeline:
 
         redis-py bounds every write with `asyncio.wait_for` (a task each) and every reply with a timer of its
         own; for a pipeline of ten replies that was a tenth of a tool call's CPU. Here one timer bounds the
-        whole round trip, retries included; when it fires, the read under way disconnects the connection
-        (redis-py does so on any interruption), so no reply is left on it for the next user.
+        whole round trip; when it fires, the read under way disconnects the connection (redis-py does so on
+        any interruption), so no reply is left on it for the next user.
         """
         token = _ONE_DEADLINE.set(True)
         try:
@@ -92,19 +105,24 @@ class _AutoPipeline:
         timeout = self.connection_pool.connection_kwargs.get("socket_timeout")  # type: ignore[attr-defined]
         return float(timeout) if timeout else None
 
-    async def _run(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
-        pipe = self.pipeline(transaction=False)  # type: ignore[attr-defined]
-        for args, options, _ in batch:
-            pipe.execute_command(*args, **options)
+    async def _round_trip(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
+        connection = self._idle.pop() if self._idle else self.connection_pool.make_connection()  # type: ignore[attr-defined]
         try:
-            results = await self._bounded(pipe.execute(raise_on_error=False))
+            results = await self._bounded(self._exchange(connection, batch))
         except BaseException as exc:
+            await connection.disconnect(nowait=True)  # whatever it still had on the wire is not read by anyone
             for *_, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        finally:
+            self._idle.append(connection)
+            self._busy -= 1
+            if self._held_back:
+                self._held_back = False
+                self._flush()
         for (*_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
@@ -113,16 +131,25 @@ class _AutoPipeline:
             else:
                 future.set_result(result)
 
+    async def _exchange(
+        self, connection: Any, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]
+    ) -> list[Any]:
+        """Every command written at once (connecting first if need be, PINGing a connection idle past the
+        health-check interval), then each reply read and shaped as redis-py shapes it; an error reply is kept
+        as that command's result."""
+        await connection.send_packed_command(connection.pack_commands([args for args, _, _ in batch]))
+        results: list[Any] = []
+        for args, options, _ in batch:
+            try:
+                results.append(await self.parse_response(connection, args[0], **options))  # type: ignore[attr-defined]
+            except ResponseError as e:
+                results.append(e)
+        return results
 
-def _settle(future: asyncio.Future[Any], task: asyncio.Task[Any]) -> None:
-    if future.done():
-        return
-    if task.cancelled():
-        future.cancel()
-    elif (exc := task.exception()) is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(task.result())
+    async def _close_own(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.disconnect()
 
 
 class BatchingRedis(_AutoPipeline, Redis):  # type: ignore[misc]  # redis-py's own mixins disagree
@@ -131,6 +158,10 @@ class BatchingRedis(_AutoPipeline, Redis):  # type: ignore[misc]  # redis-py's o
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_batching()
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await self._close_own()
+        await super().aclose(close_connection_pool)
 
 
 class PackedInC:

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from hermes.application.account_health import AccountHealthRecorder
+from hermes.application.at_once import at_once
 from hermes.application.conversation_sends import ConversationSends
 from hermes.application.credential_vault import CredentialVault
 from hermes.application.fresh_credentials import FreshCredentials
@@ -75,6 +76,13 @@ def _single_user_fix(platform: Platform) -> str:
 
 async def _nothing() -> None:
     return None
+
+
+def _read(value: Any) -> asyncio.Future[Any]:
+    """A value already read, as the awaitable the send guard takes."""
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
 
 
 def _ms_since(started: float) -> float:
@@ -149,24 +157,25 @@ class CallTool:
                 raise
             entry = replace(entry, target=tool.target(parsed), account=account if platform else None)
             send = None
-            policy: asyncio.Future[Any] | None = None
+            read: Awaitable[Any] | None = None
             if sends(tool.spec):
                 send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
                 read = self.guard.policy_of(send)
-                policy = None if read is None else asyncio.ensure_future(read)  # the guard awaits it
             # Quota, credentials, the write-ahead entry and a send's policy go out together: one Redis round trip.
-            counted, credentials, written, _ = await asyncio.gather(
+            counted, credentials, written, policy_read = await at_once(
                 self._consume_quota(caller),
-                self._credentials(caller, platform, account) if platform else _nothing(),
+                self._stored_credentials(caller, platform, account) if platform else _nothing(),
                 self.audit.append(entry),
-                policy or _nothing(),
-                return_exceptions=True,
+                read or _nothing(),
             )
             entry_id = written if isinstance(written, str) else None
-            for outcome_or_error in (counted, credentials, written):
+            for outcome_or_error in (counted, credentials, written, policy_read):
                 if isinstance(outcome_or_error, BaseException):
                     raise outcome_or_error  # in that order: a call past its quota is refused as such first
-            assert not isinstance(credentials, BaseException)
+            if credentials is not None and platform and self.fresh is not None and caller.customer is not None:
+                # Renewing a token may call the platform: awaited on its own, never among the store calls above.
+                credentials = await self.fresh(caller.customer.id, platform, credentials, account)
+            policy = None if read is None else _read(policy_read)
             if self.conversations:
                 await self.conversations.before(caller.id, name, parsed, credentials, account)
             context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
@@ -219,7 +228,10 @@ class CallTool:
                 else:
                     await self.audit.complete(entry_id, final)
 
-    async def _credentials(self, caller: Caller, platform: Platform, account: str = DEFAULT_ACCOUNT) -> Credentials:
+    async def _stored_credentials(
+        self, caller: Caller, platform: Platform, account: str = DEFAULT_ACCOUNT
+    ) -> Credentials:
+        """The account's credentials as stored (or, for the single user, as configured), not yet renewed."""
         if caller.customer is None:
             credentials = self.env.get(platform)
         else:
@@ -235,8 +247,6 @@ class CallTool:
                 ) from None
         if credentials is None:
             raise _not_connected(caller, platform, account)
-        if self.fresh is not None and caller.customer is not None:
-            credentials = await self.fresh(caller.customer.id, platform, credentials, account)
         return credentials
 
     async def _consume_quota(self, caller: Caller) -> None:

@@ -11,9 +11,10 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -24,8 +25,16 @@ RedisClient = Redis | RedisCluster
 # Set while a round trip runs under one deadline for all of it (`_AutoPipeline`): its reads take no timer each.
 _ONE_DEADLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("redis_one_deadline", default=False)
 
-# Commands that block server-side must keep a connection to themselves.
-_UNBATCHED = frozenset({"BLPOP", "BRPOP", "BLMOVE", "BZPOPMIN", "BZPOPMAX", "XREAD", "XREADGROUP", "WAIT"})
+# Commands that block server-side must keep a connection to themselves (as redis-py names them, in any case).
+_BLOCKING = ("BLPOP", "BRPOP", "BLMOVE", "BZPOPMIN", "BZPOPMAX", "XREAD", "XREADGROUP", "WAIT")
+_UNBATCHED = frozenset(
+    [
+        *_BLOCKING,
+        *(n.lower() for n in _BLOCKING),
+        *(n.encode() for n in _BLOCKING),
+        *(n.lower().encode() for n in _BLOCKING),
+    ]
+)
 
 
 class _AutoPipeline:
@@ -58,8 +67,7 @@ class _AutoPipeline:
         self._in_flight: set[asyncio.Future[Any]] = set()  # keeps round-trip tasks referenced until done
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        name = str(args[0]).upper() if args else ""
-        if name in _UNBATCHED or getattr(self, "_batch", None) is None:
+        if not args or args[0] in _UNBATCHED or getattr(self, "_batch", None) is None:
             return await super().execute_command(*args, **options)  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -152,12 +160,32 @@ class _AutoPipeline:
             await connection.disconnect()
 
 
+class _Script(AsyncScript):
+    """A script of the batching client, called as redis-py calls it (EVALSHA; on NOSCRIPT, one SCRIPT LOAD and
+    a second try) but straight through `execute_command`: redis-py's own call imports its pipeline class and
+    copies the keys and arguments twice on every call, more than the command's share of its round trip."""
+
+    async def __call__(self, keys: Any = None, args: Any = None, client: Any = None) -> Any:
+        if client is not None:
+            return await super().__call__(keys, args, client)
+        keys = keys or ()
+        target = self.registered_client
+        try:
+            return await target.execute_command("EVALSHA", self.sha, len(keys), *keys, *(args or ()))
+        except NoScriptError:
+            self.sha = await target.script_load(self.script)
+            return await target.execute_command("EVALSHA", self.sha, len(keys), *keys, *(args or ()))
+
+
 class BatchingRedis(_AutoPipeline, Redis):  # type: ignore[misc]  # redis-py's own mixins disagree
     """redis.asyncio.Redis whose commands share round trips with concurrent requests."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_batching()
+
+    def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]  # redis-py types the sync one
+        return _Script(self, script)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         await self._close_own()

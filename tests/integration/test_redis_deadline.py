@@ -84,3 +84,23 @@ async def test_a_round_trip_cut_short_leaves_no_reply_for_the_next(slow: SlowRed
     assert await redis.get("next") == b"next"  # not "late-1", arriving on the connection that was cut
     assert await asyncio.gather(redis.get("x"), redis.get("y")) == [b"x", b"y"]
     await redis.aclose()
+
+
+async def test_past_the_connection_limit_commands_wait_and_go_out_together_when_one_comes_back(
+    slow: SlowRedis,
+) -> None:
+    redis = connect(f"redis://127.0.0.1:{slow.port}/0")
+    redis.connection_pool.max_connections = 1
+    slow.delay = 0.2
+    first = asyncio.ensure_future(redis.get("first"))
+    await asyncio.sleep(0.05)  # its round trip holds the only connection
+    later = [asyncio.ensure_future(redis.get(f"later-{n}")) for n in range(3)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    more = asyncio.ensure_future(redis.get("more"))  # issued in another loop turn while they wait
+    assert await first == b"first"
+    assert await asyncio.gather(*later, more) == [b"later-0", b"later-1", b"later-2", b"more"]
+    assert len(slow._open) == 1  # never a second connection
+    await redis.aclose()
+    await asyncio.sleep(0.05)
+    assert not slow._open  # closing the client closed its own connection too

@@ -104,3 +104,16 @@ async def test_past_the_connection_limit_commands_wait_and_go_out_together_when_
     await redis.aclose()
     await asyncio.sleep(0.05)
     assert not slow._open  # closing the client closed its own connection too
+
+
+async def test_a_round_trip_under_way_when_the_client_closes_leaves_no_connection_open(slow: SlowRedis) -> None:
+    redis = connect(f"redis://127.0.0.1:{slow.port}/0")
+    slow.delay = 0.2
+    under_way = asyncio.ensure_future(redis.get("key"))
+    await asyncio.sleep(0.05)
+    await redis.aclose()
+    assert await under_way == b"key"  # it still gets its answer
+    await asyncio.sleep(0.05)
+    assert not slow._open
+    assert await redis.get("again") == b"again"  # a closed client can still be used, as redis-py's can
+    await redis.aclose()

@@ -64,6 +64,7 @@ class _AutoPipeline:
         self._idle: list[Any] = []  # connected (or closed) connections between round trips
         self._busy = 0
         self._held_back = False  # a batch waits for a connection to come back
+        self._closings = 0  # how many times the client was closed: a round trip under way then does not return
         self._in_flight: set[asyncio.Future[Any]] = set()  # keeps round-trip tasks referenced until done
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
@@ -115,6 +116,7 @@ class _AutoPipeline:
 
     async def _round_trip(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
         connection = self._idle.pop() if self._idle else self.connection_pool.make_connection()  # type: ignore[attr-defined]
+        closings = self._closings
         try:
             results = await self._bounded(self._exchange(connection, batch))
         except BaseException as exc:
@@ -126,11 +128,15 @@ class _AutoPipeline:
                 raise
             return
         finally:
-            self._idle.append(connection)
             self._busy -= 1
+            closed = self._closings != closings  # the client was closed while this round trip ran
+            if not closed:
+                self._idle.append(connection)
             if self._held_back:
                 self._held_back = False
                 self._flush()
+            if closed:
+                await connection.disconnect(nowait=True)
         for (*_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
@@ -155,6 +161,7 @@ class _AutoPipeline:
         return results
 
     async def _close_own(self) -> None:
+        self._closings += 1
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.disconnect()

@@ -438,3 +438,73 @@ async def test_the_reply_window_is_judged_from_reads_issued_together(world: Worl
         ("end", "conversations.receiving"),
         ("end", "conversations.get"),
     ]
+
+
+async def test_from_an_accounts_second_send_the_window_is_read_with_the_credentials(setup: Setup) -> None:
+    # The window's reads need the business number, which only the opened credentials name. Hermes remembers it
+    # from the account's previous send, so a batching store answers the window with the credentials, the quota
+    # and the audit entry: one round trip fewer.
+    world = setup.world
+    log: list[tuple[str, str]] = []
+    store = Overlapping(InMemoryConversationStore(), "conversations", log)
+    recorder = ConversationRecorder(store, world.clock)
+    await recorder.inbound(
+        setup.customer.id,
+        [InboundMessage(Platform.WHATSAPP, NUMBER, "wamid.in", CONTACT, world.clock.now(), "text", "hi")],
+    )
+    call = CallTool(
+        Registry(plugins=setup.platforms.plugins()),
+        world.vault,
+        EnvironmentCredentials({}),
+        world.usage,
+        Overlapping(world.audit, "audit", log),
+        world.clock,
+        world.guard,
+        conversations=ConversationSends(recorder, store, world.clock),
+    )
+    arguments = {"to": f"+{CONTACT}", "message": "hello"}
+
+    def first_round_trip() -> list[str]:
+        # What started before the write-ahead audit entry was written.
+        names = [name for _, name in log]
+        return [name for event, name in log[: names.index("audit.append", names.index("audit.append") + 1)]]
+
+    log.clear()
+    await call(Caller(setup.customer), "whatsapp_send_message", arguments)
+    window = ["conversations.receiving", "conversations.get"]
+    assert not set(window) & set(first_round_trip())  # the first send learns the number
+    log.clear()
+    await call(Caller(setup.customer), "whatsapp_send_message", arguments)
+    assert set(window) <= set(first_round_trip())
+    assert [name for event, name in log if name in window] == [  # and is not read a second time
+        "conversations.receiving",
+        "conversations.get",
+        "conversations.receiving",
+        "conversations.get",
+    ]
+    assert len(setup.platforms.sent) == 2
+
+
+async def test_a_window_read_for_a_number_the_account_no_longer_has_is_read_again(setup: Setup) -> None:
+    # The account sends from the number Hermes receives, within the contact's window: its number is remembered.
+    await setup.receive("hi", setup.world.clock.now() - timedelta(hours=23))
+    await setup.tool("whatsapp_send_message", to=f"+{CONTACT}", message="in time")
+    # It is reconnected to a number whose webhooks Hermes does not receive, and the window has closed since.
+    connect = ConnectPlatform(
+        setup.world.vault,
+        setup.world.routes,
+        setup.world.verifier,
+        EnvironmentCredentials({}),
+        setup.world.inbound,
+        setup.world.mailboxes,
+    )
+    await connect(setup.customer, Platform.WHATSAPP, whatsapp_credentials("222", "EAAG-own"), verify=False)
+    setup.world.clock.current += timedelta(hours=2)
+    # Read for the remembered number, the window would refuse; for the number the account has now, WhatsApp decides.
+    await setup.tool("whatsapp_send_message", to=f"+{CONTACT}", message="from the new number")
+    assert [p.message for _, p in setup.platforms.sent] == ["in time", "from the new number"]
+    # And back on the first number, the closed window refuses again.
+    await connect(setup.customer, Platform.WHATSAPP, whatsapp_credentials(NUMBER, "EAAG-own"), verify=False)
+    with pytest.raises(Conflict):
+        await setup.tool("whatsapp_send_message", to=f"+{CONTACT}", message="late")
+    assert len(setup.platforms.sent) == 2

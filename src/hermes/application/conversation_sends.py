@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from hermes.application.at_once import at_once
@@ -43,6 +43,20 @@ def window_closed(platform: Platform, peer: str, last_inbound: Any) -> Conflict:
     )
 
 
+# Business numbers remembered per (customer, account), at most this many: a guess for the next send's reads.
+NUMBERS_KEPT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class WindowReads:
+    """The reads a send's window check needs, issued before the credentials are opened: whether the number
+    Hermes last saw this account send from receives webhooks, and the contact's conversation."""
+
+    number: str
+    receiving: bool
+    conversation: Conversation | None
+
+
 @dataclass(slots=True)
 class ConversationSends:
     """Free-form WhatsApp messages (text, media) to a contact whose last message is more than 24 hours old, by
@@ -54,6 +68,39 @@ class ConversationSends:
     recorder: ConversationRecorder
     store: ConversationStore
     clock: Clock
+    # (customer, account) -> the business number its credentials named at its last send. Not a secret (it is in
+    # every webhook and Graph URL); it lets the next send read the window together with the credentials.
+    _numbers: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
+
+    def early_reads(
+        self, customer_id: str, tool: str, parsed: Any, account: str = DEFAULT_ACCOUNT
+    ) -> Awaitable[WindowReads] | None:
+        """The window reads to issue together with the credentials' (an awaitable of `WindowReads`), or None when
+        this send has no window to check or its number is not known yet. `before` uses them when the
+        credentials name the number they were read for; otherwise it reads again."""
+        shape = SENDS.get(tool)
+        if shape is None or not shape.free_form or shape.platform is not Platform.WHATSAPP:
+            return None
+        number = self._numbers.get((customer_id, account))
+        if number is None:
+            return None
+        key = ConversationKey(customer_id, shape.platform, shape.peer(parsed, {}), account)
+        return self._reads(key, number)
+
+    async def _reads(self, key: ConversationKey, number: str) -> WindowReads:
+        receiving, conversation = await self._window(key, number)
+        return WindowReads(number, receiving, conversation)
+
+    async def _window(self, key: ConversationKey, number: str) -> tuple[bool, Conversation | None]:
+        # Both reads at once, so a batching store answers them in one round trip; the conversation counts
+        # only where Hermes receives this number's webhooks (elsewhere it cannot know the window).
+        receiving, conversation = await at_once(
+            self.store.receiving(key.customer_id, key.platform, number), self.store.get(key.customer_id, key.id)
+        )
+        for outcome in (receiving, conversation):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return receiving, conversation
 
     async def before(
         self,
@@ -62,23 +109,27 @@ class ConversationSends:
         parsed: Any,
         credentials: Credentials | None,
         account: str = DEFAULT_ACCOUNT,
+        early: WindowReads | None = None,
     ) -> None:
         shape = SENDS.get(tool)
         if shape is None or not shape.free_form or shape.platform is not Platform.WHATSAPP or credentials is None:
             return
         peer = shape.peer(parsed, {})
         key = ConversationKey(customer_id, shape.platform, peer, account)
-        # Both reads at once, so a batching store answers them in one round trip; the conversation counts
-        # only where Hermes receives this number's webhooks (elsewhere it cannot know the window).
-        receiving, conversation = await at_once(
-            self.store.receiving(customer_id, shape.platform, str(credentials.get("phoneNumberId", ""))),
-            self.store.get(customer_id, key.id),
-        )
-        for outcome in (receiving, conversation):
-            if isinstance(outcome, BaseException):
-                raise outcome
+        number = str(credentials.get("phoneNumberId", ""))
+        if early is not None and early.number == number:
+            receiving, conversation = early.receiving, early.conversation
+        else:
+            receiving, conversation = await self._window(key, number)
+            self._remember(customer_id, account, number)
         if receiving:
             self._judge(key, f"+{peer}", conversation)
+
+    def _remember(self, customer_id: str, account: str, number: str) -> None:
+        key = (customer_id, account)
+        if key not in self._numbers and len(self._numbers) >= NUMBERS_KEPT:
+            self._numbers.pop(next(iter(self._numbers)))  # the first remembered goes
+        self._numbers[key] = number
 
     async def check_window(self, key: ConversationKey, peer_label: str) -> None:
         self._judge(key, peer_label, await self.store.get(key.customer_id, key.id))

@@ -161,15 +161,18 @@ class CallTool:
             if sends(tool.spec):
                 send = Send(caller.id, tool.spec, entry.target, arguments, key, caller.customer is not None, approved)
                 read = self.guard.policy_of(send)
-            # Quota, credentials, the write-ahead entry and a send's policy go out together: one Redis round trip.
-            counted, credentials, written, policy_read = await at_once(
+            window = self.conversations.early_reads(caller.id, name, parsed, account) if self.conversations else None
+            # Quota, credentials, the write-ahead entry, a send's policy and its reply window go out together:
+            # one Redis round trip.
+            counted, credentials, written, policy_read, early = await at_once(
                 self._consume_quota(caller),
                 self._stored_credentials(caller, platform, account) if platform else _nothing(),
                 self.audit.append(entry),
                 read or _nothing(),
+                window or _nothing(),
             )
             entry_id = written if isinstance(written, str) else None
-            for outcome_or_error in (counted, credentials, written, policy_read):
+            for outcome_or_error in (counted, credentials, written, policy_read, early):
                 if isinstance(outcome_or_error, BaseException):
                     raise outcome_or_error  # in that order: a call past its quota is refused as such first
             if credentials is not None and platform and self.fresh is not None and caller.customer is not None:
@@ -177,7 +180,7 @@ class CallTool:
                 credentials = await self.fresh(caller.customer.id, platform, credentials, account)
             policy = None if read is None else _read(policy_read)
             if self.conversations:
-                await self.conversations.before(caller.id, name, parsed, credentials, account)
+                await self.conversations.before(caller.id, name, parsed, credentials, account, early)
             context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))
 
             def after(result: dict[str, Any], how: str) -> list[Awaitable[Any]]:

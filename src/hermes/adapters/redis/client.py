@@ -120,10 +120,14 @@ class _AutoPipeline:
         try:
             results = await self._bounded(self._exchange(connection, batch))
         except BaseException as exc:
-            await connection.disconnect(nowait=True)  # whatever it still had on the wire is not read by anyone
             for *_, future in batch:
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
                     future.set_exception(exc)
+            await connection.disconnect(nowait=True)  # whatever it still had on the wire is not read by anyone
             if not isinstance(exc, Exception):
                 raise
             return

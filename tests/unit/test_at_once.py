@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hermes.application.at_once import at_once
+from hermes.application.at_once import all_at_once, at_once
 
 
 class Batching:
@@ -116,3 +116,24 @@ async def test_a_deadline_around_it_still_ends_as_a_timeout() -> None:
             await at_once(slow(), slow())
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0  # the deadline's cancellation was taken back
+
+
+async def test_all_at_once_raises_the_first_failure_in_order_once_every_call_has_ended() -> None:
+    store = Batching()
+    ended: list[str] = []
+
+    async def fails(name: str, after: int) -> None:
+        for _ in range(after):
+            await store.command(name)
+        ended.append(name)
+        raise ValueError(name)
+
+    async def succeeds() -> str:
+        result = await store.command("ok")
+        ended.append("ok")
+        return result
+
+    with pytest.raises(ValueError, match=r"^late$"):
+        await all_at_once(fails("late", 2), fails("early", 1), succeeds())
+    assert sorted(ended) == ["early", "late", "ok"]  # every call ran to its end first
+    assert await all_at_once(succeeds(), store.command("x")) == ["OK", "X"]

@@ -22,6 +22,7 @@ from hermes.application.conversation_recorder import ConversationRecorder
 from hermes.application.conversation_sends import ConversationSends
 from hermes.application.conversation_tools import ConversationReadTool, ConversationReplyTool, ConversationsListTool
 from hermes.application.inbound_handlers import LoggingInboundHandler
+from hermes.application.send_guard import SendGuard
 from hermes.application.use_cases.call_tool import Caller, CallTool
 from hermes.application.use_cases.connect_platform import ConnectPlatform
 from hermes.application.use_cases.list_conversations import ListConversations
@@ -378,6 +379,28 @@ class Overlapping:
         return call
 
 
+def logged_call_tool(
+    setup: Setup,
+    log: list[tuple[str, str]],
+    conversations: ConversationSends,
+    health: AccountHealthRecorder | None = None,
+    guard: SendGuard | None = None,
+) -> CallTool:
+    """CallTool over the setup's platforms and stores, its audit log's calls logged (`Overlapping`)."""
+    world = setup.world
+    return CallTool(
+        Registry(plugins=setup.platforms.plugins()),
+        world.vault,
+        EnvironmentCredentials({}),
+        world.usage,
+        Overlapping(world.audit, "audit", log),
+        world.clock,
+        guard or world.guard,
+        conversations=conversations,
+        health=health,
+    )
+
+
 async def test_what_a_send_writes_after_the_platform_answered_is_issued_at_once(setup: Setup) -> None:
     # The ledger, the idempotency record, the conversation, the account's health and the audit entry: a batching
     # store (Redis) sends writes issued together in one round trip, so the call's answer waits for one, not five.
@@ -391,17 +414,7 @@ async def test_what_a_send_writes_after_the_platform_answered_is_issued_at_once(
     health = AccountHealthRecorder(
         Overlapping(InMemoryAccountStatuses(), "health", log), InMemoryInbox(), LoggingInboundHandler(), world.clock
     )
-    call = CallTool(
-        Registry(plugins=setup.platforms.plugins()),
-        world.vault,
-        EnvironmentCredentials({}),
-        world.usage,
-        Overlapping(world.audit, "audit", log),
-        world.clock,
-        guard,
-        conversations=ConversationSends(recorder, store, world.clock),
-        health=health,
-    )
+    call = logged_call_tool(setup, log, ConversationSends(recorder, store, world.clock), health, guard)
 
     arguments = {"to": f"+{CONTACT}", "template": "hello_world", "language": "en_US", "idempotency_key": "k1"}
     await call(Caller(setup.customer), "whatsapp_send_template", arguments)
@@ -452,16 +465,7 @@ async def test_from_an_accounts_second_send_the_window_is_read_with_the_credenti
         setup.customer.id,
         [InboundMessage(Platform.WHATSAPP, NUMBER, "wamid.in", CONTACT, world.clock.now(), "text", "hi")],
     )
-    call = CallTool(
-        Registry(plugins=setup.platforms.plugins()),
-        world.vault,
-        EnvironmentCredentials({}),
-        world.usage,
-        Overlapping(world.audit, "audit", log),
-        world.clock,
-        world.guard,
-        conversations=ConversationSends(recorder, store, world.clock),
-    )
+    call = logged_call_tool(setup, log, ConversationSends(recorder, store, world.clock))
     arguments = {"to": f"+{CONTACT}", "message": "hello"}
 
     def first_round_trip() -> list[str]:

@@ -83,3 +83,12 @@ async def _drive(call: Coroutine[Any, Any, Any], yielded: Any, task: asyncio.Tas
             return done.value
         except (Exception, asyncio.CancelledError) as exc:
             return exc
+
+
+async def all_at_once(*calls: Awaitable[Any]) -> list[Any]:
+    """`at_once`, raising the first failure (in the order given) once every call has ended."""
+    results = await at_once(*calls)
+    for outcome in results:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return results

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hermes.application.at_once import at_once
+from hermes.application.at_once import all_at_once
 from hermes.application.conversation_recorder import SENDS, ConversationRecorder
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.conversations import ConversationStore
@@ -94,12 +94,9 @@ class ConversationSends:
     async def _window(self, key: ConversationKey, number: str) -> tuple[bool, Conversation | None]:
         # Both reads at once, so a batching store answers them in one round trip; the conversation counts
         # only where Hermes receives this number's webhooks (elsewhere it cannot know the window).
-        receiving, conversation = await at_once(
+        receiving, conversation = await all_at_once(
             self.store.receiving(key.customer_id, key.platform, number), self.store.get(key.customer_id, key.id)
         )
-        for outcome in (receiving, conversation):
-            if isinstance(outcome, BaseException):
-                raise outcome
         return receiving, conversation
 
     async def before(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from hermes.application.at_once import at_once
+from hermes.application.at_once import all_at_once
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.credentials import Cipher
 from hermes.application.ports.sends import IdempotencyKeys, PendingSends, PolicyStore, RecipientLedger
@@ -263,12 +263,9 @@ class SendGuard:
         cap = policy.max_sends_per_recipient_per_hour
         asking = policy.approval is Approval.NEW_RECIPIENTS
         # Together, so that a batching store answers both in one round trip.
-        waits, known = await at_once(
+        waits, known = await all_at_once(
             self._count(send.customer_id, digests, cap), self._known(send.customer_id, digests if asking else [])
         )
-        for outcome in (waits, known):
-            if isinstance(outcome, BaseException):
-                raise outcome
         for recipient, wait in zip(recipients, waits, strict=False):
             if wait is not None:
                 raise SendCapReached(
@@ -331,9 +328,7 @@ async def together(writes: list[Awaitable[Any]]) -> None:
         for write in writes:
             await write
         return
-    for outcome in await at_once(*writes):
-        if isinstance(outcome, BaseException):
-            raise outcome
+    await all_at_once(*writes)
 
 
 def split_key(spec: ToolSpec, arguments: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:

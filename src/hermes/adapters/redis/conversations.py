@@ -267,11 +267,11 @@ def _s(value: bytes | str) -> str:
 
 
 def _platform(kind: type, value: Any) -> Any:
-    """msgspec's decode hook: the heads hold one custom type, `Platform`; any other is refused the way
-    msgspec's hooks refuse one (it turns the error into a validation error)."""
+    """msgspec's decode hook: the heads hold one custom type, `Platform`; any other is refused with a TypeError,
+    which msgspec turns into a validation error."""
     if kind is Platform:
         return Platform(value)
-    raise NotImplementedError(f"no decoding for {kind!r}")
+    raise TypeError(f"no decoding for {kind!r}")
 
 
 # List entries' heads straight into `Conversation`s (numbers as times: seconds since the epoch).

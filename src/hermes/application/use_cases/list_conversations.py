@@ -9,7 +9,7 @@ from typing import Generic, Protocol, TypeVar
 from hermes.application.conversation_cursor import decode_cursor, encode_cursor
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.conversations import ConversationStore
-from hermes.domain.conversations import CONVERSATION_RETENTION_SECONDS, ConversationView, view
+from hermes.domain.conversations import CONVERSATION_RETENTION_SECONDS, ConversationView, V, view
 from hermes.domain.errors import Invalid
 from hermes.domain.platform import Platform
 
@@ -17,7 +17,6 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 ACCOUNT_PATTERN = r"^[a-z0-9_-]{1,32}$(?!\n)"
 _RETENTION = timedelta(seconds=CONVERSATION_RETENTION_SECONDS)
-V = TypeVar("V")
 # A kept page is rendered afresh at least this often, whatever the version says.
 PAGE_MAX_AGE = timedelta(minutes=5)
 

@@ -1,12 +1,16 @@
-"""/mcp's lean path hands the SDK every 2026-07-28 call whose `Mcp-Param-*` headers the SDK would judge."""
+"""/mcp's lean path: it hands the SDK every 2026-07-28 call whose `Mcp-Param-*` headers the SDK would judge, and
+answers a plain tools/call without the SDK's kernel exactly as the kernel would."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
 from mcp.server.lowlevel import Server
-from mcp.types import CallToolRequestParams, CallToolResult, TextContent
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, TextContent
 
 from hermes.entrypoints.mcp_fast import McpFastPath
 
@@ -103,3 +107,149 @@ async def test_what_a_handler_leaves_on_its_connection_is_cleaned_up() -> None:
         done, sent = await _serve(fast, name)
         assert done and sent[0]["status"] == 200
     assert closed == ["closed"]
+
+
+class _Tools:
+    """A server's tools, answered directly or through the SDK's kernel: the same outcomes either way."""
+
+    def __init__(self, asks: bool = False) -> None:
+        self.direct: list[str] = []
+        self.asks = asks
+
+    def answers(self, meta: Any) -> bool:
+        return not self.asks
+
+    async def call(self, name: str, arguments: dict[str, Any], meta: Any) -> tuple[str, dict[str, Any] | None]:
+        self.direct.append(name)
+        return self.outcome(name, arguments)
+
+    @staticmethod
+    def outcome(name: str, arguments: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        if name == "fails":
+            return "refused: the recipient is not reachable", None
+        if name == "unknown":
+            raise MCPError(INVALID_PARAMS, "Unknown tool: unknown")
+        structured = {"status": "sent", "to": arguments.get("to"), "nested": {"n": None, "list": [1, 2.5, "ü"]}}
+        return json.dumps(structured), structured
+
+    async def kernel_handler(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult:
+        text, structured = self.outcome(params.name, params.arguments or {})
+        if structured is None:
+            return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+def _both(asks: bool = False, traced: bool = False) -> tuple[McpFastPath, McpFastPath, _Tools]:
+    """A lean path that answers tools/call directly, and one that sends every call through the kernel."""
+    tools = _Tools(asks)
+    paths = []
+    for direct in (True, False):
+        server: Server[Any] = Server("t", version="1", on_call_tool=tools.kernel_handler, get_tool_input_schema={}.get)
+        if not traced:
+            server.middleware[:] = []
+        server.middleware.append(RequestStateBoundary(RequestStateSecurity(keys=[b"k" * 32], ttl=60), default_audience="t"))
+        paths.append(
+            McpFastPath(
+                server,
+                allowed_hosts=["testserver"],
+                allowed_origins=[],
+                lifespan_state=lambda: None,
+                max_body_bytes=1 << 20,
+                tools=tools if direct else None,
+            )
+        )
+    return paths[0], paths[1], tools
+
+
+async def _exchange(fast: McpFastPath, version: str, params: dict[str, Any]) -> tuple[bool, int, bytes]:
+    """Whether the lean path answered, its status and its body, for one tools/call."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).encode()
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"application/json"),
+        (b"accept", b"application/json"),
+        (b"mcp-protocol-version", version.encode()),
+    ]
+    if version == MODERN:
+        headers += [(b"mcp-method", b"tools/call")]
+        if isinstance(params.get("name"), str):
+            headers += [(b"mcp-name", params["name"].encode())]
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    rest = await fast.serve({"type": "http", "headers": headers}, receive, send)
+    if rest is not None:
+        return False, 0, b""
+    return True, sent[0]["status"], sent[1]["body"]
+
+
+def _envelope(**capabilities: Any) -> dict[str, Any]:
+    return {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    }
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", MODERN])
+@pytest.mark.parametrize("name", ["send", "fails", "unknown"])
+async def test_a_call_answered_directly_is_byte_for_byte_what_the_kernel_answers(version: str, name: str) -> None:
+    direct, kernel, tools = _both()
+    params: dict[str, Any] = {"name": name, "arguments": {"to": "+1555"}}
+    if version == MODERN:
+        params["_meta"] = _envelope()
+    answered = await _exchange(direct, version, params)
+    assert answered == await _exchange(kernel, version, params)
+    assert answered[0]
+    reply = json.loads(answered[2])
+    if name == "unknown":  # a JSON-RPC error, which 2026-07-28 also says with its HTTP status
+        assert reply["error"]["code"] == INVALID_PARAMS and answered[1] == (400 if version == MODERN else 200)
+    else:
+        assert reply["result"]["isError"] is (name == "fails") and answered[1] == 200
+    assert tools.direct == [name]  # the direct answer did not go through the kernel
+
+
+@pytest.mark.parametrize(
+    ("version", "params"),
+    [
+        ("2025-11-25", {"name": "send", "arguments": None}),  # an explicit null
+        ("2025-11-25", {"name": "send", "arguments": ["+1555"]}),
+        ("2025-11-25", {"name": 5}),
+        ("2025-11-25", {"name": "send", "_meta": {"progressToken": 1.5}}),  # the SDK refuses this token
+        ("2025-11-25", {"name": "send", "requestState": "opaque"}),  # state to unseal: the boundary's
+        ("2025-11-25", {"name": "send", "task": {"ttl": 60}}),
+        (MODERN, {"name": "send", "_meta": {**_envelope(), "progressToken": [1]}}),
+        (MODERN, {"name": "send", "arguments": {}, "_meta": _envelope(), "inputResponses": {}}),
+    ],
+)
+async def test_a_call_the_kernel_would_treat_apart_goes_through_the_kernel(version: str, params: dict[str, Any]) -> None:
+    direct, kernel, tools = _both()
+    assert await _exchange(direct, version, params) == await _exchange(kernel, version, params)
+    assert tools.direct == []
+
+
+async def test_a_call_whose_tools_would_ask_a_question_goes_through_the_kernel() -> None:
+    direct, kernel, tools = _both(asks=True)
+    params = {"name": "send", "arguments": {"to": "+1555"}, "_meta": _envelope(elicitation={})}
+    assert await _exchange(direct, MODERN, params) == await _exchange(kernel, MODERN, params)
+    assert tools.direct == []
+
+
+async def test_a_traced_server_answers_every_call_through_the_kernel_so_each_gets_its_span() -> None:
+    direct, kernel, tools = _both(traced=True)
+    params = {"name": "send", "arguments": {"to": "+1555"}}
+    assert await _exchange(direct, "2025-11-25", params) == await _exchange(kernel, "2025-11-25", params)
+    assert tools.direct == []
+
+
+async def test_a_meta_is_judged_once_and_the_judgement_is_kept() -> None:
+    direct, _, tools = _both()
+    for _ in range(3):
+        await _exchange(direct, MODERN, {"name": "send", "arguments": {}, "_meta": _envelope()})
+    assert tools.direct == ["send"] * 3
+    assert list(direct._metas.values()) == [True]

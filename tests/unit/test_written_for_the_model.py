@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +32,8 @@ from hermes.entrypoints.http.problems import error_text, hermes_error
 from hermes.entrypoints.ioc import make_container
 from hermes.entrypoints.mcp_server import McpEndpoint
 from tests.support import SPEC_HINTS, effective_hints, make_settings
+
+NO_CONTEXT = SimpleNamespace(meta=None)  # a handler's request context, with no `_meta` sent
 
 # -- errors: one remedy, phrased once ------------------------------------------------------------------
 
@@ -319,7 +322,7 @@ async def test_inbox_text_reaches_the_model_fenced_and_the_instructions_say_so(r
     )
     token = mcp_server._caller.set(Caller(None))
     try:
-        result = await endpoint._on_call_tool(None, CallToolRequestParams(name="inbox_list", arguments={}))
+        result = await endpoint._on_call_tool(NO_CONTEXT, CallToolRequestParams(name="inbox_list", arguments={}))
     finally:
         mcp_server._caller.reset(token)
     assert result.structured_content == entry
@@ -350,8 +353,8 @@ async def test_an_unexpected_failure_of_a_send_says_it_may_have_gone_out(
     )
     token = mcp_server._caller.set(Caller(None))
     try:
-        send = await endpoint._on_call_tool(None, CallToolRequestParams(name="whatsapp_send_message", arguments={}))
-        read = await endpoint._on_call_tool(None, CallToolRequestParams(name="inbox_list", arguments={}))
+        send = await endpoint._on_call_tool(NO_CONTEXT, CallToolRequestParams(name="whatsapp_send_message", arguments={}))
+        read = await endpoint._on_call_tool(NO_CONTEXT, CallToolRequestParams(name="inbox_list", arguments={}))
     finally:
         mcp_server._caller.reset(token)
     assert send.is_error and read.is_error

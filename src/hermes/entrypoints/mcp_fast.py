@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 import msgspec
 from mcp.server.connection import Connection
 from mcp.server.lowlevel import Server
+from mcp.server.request_state import RequestStateBoundary
 from mcp.server.runner import ServerRunner, aclose_shielded, modern_error_data
 from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.inbound import (
@@ -39,8 +40,10 @@ from mcp.shared.inbound import (
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data, progress_token_from_params
 from mcp.shared.message import MessageMetadata
 from mcp.shared.transport_context import TransportContext
-from mcp_types import DEFAULT_NEGOTIATED_VERSION, ErrorData, JSONRPCError
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from mcp_types import DEFAULT_NEGOTIATED_VERSION, SERVER_INFO_META_KEY, ErrorData, JSONRPCError
+from mcp_types.methods import validate_client_request
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
 log = logging.getLogger("hermes.mcp")
@@ -52,6 +55,11 @@ _WATCHED: Final = frozenset(
     {b"content-type", b"accept", b"host", b"origin", b"mcp-protocol-version", b"mcp-method", b"mcp-name"}
 )
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+# What a tools/call's parameters may hold for `DirectTools` to answer it; anything else goes to the kernel.
+_DIRECT_KEYS: Final = frozenset({"name", "arguments", "_meta"})
+_NO_ARGUMENTS: Final[dict[str, Any]] = {}
+_METAS_KEPT: Final = 1024
+_DirectCall = tuple[str, dict[str, Any], Mapping[str, Any] | None]  # a tools/call's name, arguments and `_meta`
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
@@ -85,6 +93,24 @@ class _Exchange:
         return None
 
 
+class DirectTools(Protocol):
+    """A server's tools/call answered without the SDK's request kernel: the same handler work, no per-request
+    context, parameter model or result model (the kernel's validation, middleware and result sieve cost as
+    much as the rest of the route). Only for calls the kernel would pass through unchanged (`_direct_call`)."""
+
+    def answers(self, meta: Mapping[str, Any] | None) -> bool:
+        """Whether a call with this `_meta` gets a plain result (never a question for the client)."""
+        ...
+
+    async def call(
+        self, name: str, arguments: dict[str, Any], meta: Mapping[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """The result's text and its structured content; None in place of the latter marks an error result.
+
+        Raises what the kernel maps to a JSON-RPC error (an unknown tool's `MCPError`), like the handler."""
+        ...
+
+
 def accepts_json(accept: str) -> bool:
     """The SDK's Accept rule for a JSON response (`check_accept_headers`, RFC 7231 wildcards)."""
     for part in accept.split(","):
@@ -112,6 +138,7 @@ class McpFastPath:
         allowed_origins: list[str],
         lifespan_state: Callable[[], Any],
         max_body_bytes: int,
+        tools: DirectTools | None = None,
     ) -> None:
         self._server = server
         self._hosts = allowed_hosts
@@ -120,6 +147,11 @@ class McpFastPath:
         self._max_body = max_body_bytes
         # Tool name -> (its input schema, whether the SDK's Mcp-Param-* check has anything to compare in it).
         self._param_headers: dict[str, tuple[Mapping[str, Any], bool]] = {}
+        self._tools = tools
+        # The `_meta` of a tools/call as sent (JSON) and its protocol version -> whether the SDK admits it.
+        self._metas: dict[tuple[str, bytes], bool] = {}
+        # The 2026-07-28 result stamp, built once: each response is encoded at once and never holds on to it.
+        self._stamp = {SERVER_INFO_META_KEY: server.server_info_stamp}
 
     def _headers(self, scope: Scope) -> dict[str, str] | None:
         """The request's headers by lowercase name, or None when one the SDK reads comes twice."""
@@ -158,22 +190,21 @@ class McpFastPath:
             return _replaying(first, receive)
         request_id, method, params = request
         version = headers.get("mcp-protocol-version")
+        route: InboundModernRoute | None = None
         if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS:
-            connection = Connection.from_envelope(version or DEFAULT_NEGOTIATED_VERSION, None, None)
-            modern = False
+            version = version or DEFAULT_NEGOTIATED_VERSION
         else:
             route = self._modern_route(request, headers)
             if route is None:
                 return _replaying(first, receive)
-            connection = Connection.from_envelope(route.protocol_version, route.client_info, route.client_capabilities)
-            modern = True
-        exchange = _Exchange(
-            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=headers),
-            request_id=request_id,
-            progress_token=progress_token_from_params(params),
-        )
+            version = route.protocol_version
+        modern = route is not None
         try:
-            result = await _serve_one(self._server, exchange, method, params, connection, self._lifespan_state())
+            call = self._direct_call(method, params, version)
+            if call is not None:
+                result = await self._call_result(call, version)
+            else:
+                result = await self._kernel(request, headers, route, version)
         except Exception as exc:
             await _error(send, request_id, exc, modern)
             return None
@@ -181,6 +212,78 @@ class McpFastPath:
         await send({"type": "http.response.start", "status": 200, "headers": _with_length(payload)})
         await send({"type": "http.response.body", "body": payload})
         return None
+
+    async def _kernel(
+        self,
+        request: tuple[str | int, str, dict[str, Any] | None],
+        headers: dict[str, str],
+        route: InboundModernRoute | None,
+        version: str,
+    ) -> dict[str, Any]:
+        """The request through the SDK's request kernel, as its stateless transport would serve it."""
+        request_id, method, params = request
+        if route is None:
+            connection = Connection.from_envelope(version, None, None)
+        else:
+            connection = Connection.from_envelope(version, route.client_info, route.client_capabilities)
+        exchange = _Exchange(
+            transport=TransportContext(kind="streamable-http", can_send_request=False, headers=headers),
+            request_id=request_id,
+            progress_token=progress_token_from_params(params),
+        )
+        return await _serve_one(self._server, exchange, method, params, connection, self._lifespan_state())
+
+    def _direct_call(self, method: str, params: dict[str, Any] | None, version: str) -> _DirectCall | None:
+        """(name, arguments, `_meta`) of a tools/call that `DirectTools` answers exactly as the kernel would.
+
+        That is one whose parameters the SDK admits (checked here for the plain shape; its `_meta` by the SDK's
+        own validation, once per distinct value), with no multi-round-trip state to unseal, on a server whose
+        only middleware is the `requestState` boundary (which passes such a call through untouched), and that
+        the tools do not want to answer with a question.
+        """
+        tools = self._tools
+        if tools is None or method != "tools/call" or params is None or not params.keys() <= _DIRECT_KEYS:
+            return None
+        name = params.get("name")
+        arguments = params.get("arguments", _NO_ARGUMENTS)
+        if type(name) is not str or type(arguments) is not dict:
+            return None
+        meta = params.get("_meta")
+        if "_meta" in params and (type(meta) is not dict or not self._admitted(version, meta)):
+            return None
+        if version in MODERN_PROTOCOL_VERSIONS and meta is None:
+            return None  # the SDK refuses it (the envelope is required): its refusal
+        if not all(type(m) is RequestStateBoundary for m in self._server.middleware) or not tools.answers(meta):
+            return None
+        return name, arguments, meta
+
+    def _admitted(self, version: str, meta: dict[str, Any]) -> bool:
+        """Whether the SDK's validation of a tools/call admits this `_meta` (the rest of the call is checked apart)."""
+        key = (version, _encode(meta))
+        known = self._metas.get(key)
+        if known is None:
+            try:
+                validate_client_request("tools/call", version, {"name": "t", "_meta": meta})
+                known = True
+            except (ValidationError, ValueError, KeyError):
+                known = False
+            if len(self._metas) < _METAS_KEPT:
+                self._metas[key] = known
+        return known
+
+    async def _call_result(self, call: _DirectCall, version: str) -> dict[str, Any]:
+        """The tool's answer in the wire shape the kernel gives a `CallToolResult` (same keys, same order)."""
+        assert self._tools is not None
+        text, structured = await self._tools.call(*call)
+        result: dict[str, Any] = {"content": [{"text": text, "type": "text"}], "isError": structured is None}
+        modern = version in MODERN_PROTOCOL_VERSIONS
+        if modern:
+            result["resultType"] = "complete"
+        if structured is not None:
+            result["structuredContent"] = structured
+        if modern:
+            result["_meta"] = self._stamp
+        return result
 
     def _modern_route(
         self, request: tuple[str | int, str, dict[str, Any] | None], headers: Mapping[str, str]

@@ -169,6 +169,7 @@ class McpEndpoint:
             allowed_origins=allowed_origins,
             lifespan_state=lambda: getattr(self.session_manager, "_lifespan_state", None),
             max_body_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE,
+            tools=self,
         )
 
     def run(self) -> AbstractAsyncContextManager[None]:
@@ -243,49 +244,76 @@ class McpEndpoint:
         return ListToolsResult(tools=tools)
 
     async def _on_call_tool(self, ctx: Any, params: CallToolRequestParams) -> CallToolResult | InputRequiredResult:
-        tool = self._catalog.get(params.name)
+        outcome = await self._outcome(
+            params.name, params.arguments or {}, ctx.meta, params.request_state, params.input_responses
+        )
+        if isinstance(outcome, InputRequiredResult):
+            return outcome
+        text, structured = outcome
+        if structured is None:
+            return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+    def answers(self, meta: Mapping[str, Any] | None) -> bool:
+        """Whether a call with this `_meta` gets a plain result: no form to ask the owner through the client."""
+        return self._decide is None or not mcp_approval.can_ask(meta)
+
+    async def call(
+        self, name: str, arguments: dict[str, Any], meta: Mapping[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        """A tools/call served without the SDK's kernel (`McpFastPath`): what `_on_call_tool` answers, unwrapped."""
+        outcome = await self._outcome(name, arguments, meta, None, None)
+        assert not isinstance(outcome, InputRequiredResult)  # `answers` said no form is asked
+        return outcome
+
+    async def _outcome(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        meta: Mapping[str, Any] | None,
+        request_state: str | None,
+        input_responses: Mapping[str, Any] | None,
+    ) -> tuple[str, dict[str, Any] | None] | InputRequiredResult:
+        """The result's text and structured content (None for an error result), or the form asking the owner."""
+        tool = self._catalog.get(name)
         if tool is None:
             # A name outside the catalogue is a protocol error, not a tool failure (MCP spec, tools/call).
-            raise MCPError(INVALID_PARAMS, f"Unknown tool: {params.name}; tools/list names the tools you can call")
-        decided = mcp_approval.answer(params.request_state, params.input_responses)
+            raise MCPError(INVALID_PARAMS, f"Unknown tool: {name}; tools/list names the tools you can call")
+        decided = mcp_approval.answer(request_state, input_responses)
         customer = _caller.get().customer
         if decided is not None and self._decide is not None and customer is not None:
             # The repeated call carries the owner's answer to the form: decide, do not hold the send again.
             call = self._decided(customer, *decided)
         else:
-            call = self._call_tool(_caller.get(), params.name, params.arguments or {})
-        request_context.tool.set(params.name)
+            call = self._call_tool(_caller.get(), name, arguments)
+        request_context.tool.set(name)
         try:
             # A read-only call loses nothing when abandoned, and one may wait long (inbox_wait): it ends
             # when its client goes away. Other calls run to the end, so their outcome is audited.
             result = await (_unless_client_leaves(call) if tool.spec.read_only else call)
         except _ClientLeft:
-            return CallToolResult(content=[TextContent(type="text", text="the client went away")], is_error=True)
+            return "the client went away", None
         except HermesError as exc:
-            return CallToolResult(content=[TextContent(type="text", text=tool_error_text(exc))], is_error=True)
+            return tool_error_text(exc), None
         except Exception:
-            log.exception("tool %s failed unexpectedly", params.name)
-            tool = self._catalog.get(params.name)
+            log.exception("tool %s failed unexpectedly", name)
+            tool = self._catalog.get(name)
             failure = HermesError(
-                f"{params.name} failed on our side; it has been logged",
+                f"{name} failed on our side; it has been logged",
                 actor=Actor.NOBODY,
                 sent=None if tool is None or tool.spec.read_only else Sent.UNKNOWN,
             )
-            return CallToolResult(content=[TextContent(type="text", text=tool_error_text(failure))], is_error=True)
-        if self._decide is not None and decided is None and mcp_approval.can_ask(ctx.meta):
-            form = mcp_approval.ask(
-                result, params.name, _recipient(tool, params.arguments or {}), params.arguments or {}
-            )
+            return tool_error_text(failure), None
+        if self._decide is not None and decided is None and mcp_approval.can_ask(meta):
+            form = mcp_approval.ask(result, name, _recipient(tool, arguments), arguments)
             if form is not None:
                 return form
-        tool = self._catalog.get(params.name)
+        tool = self._catalog.get(name)
         shown = result
         if tool is not None and tool.spec.untrusted:
             source = tool.spec.platform.value if tool.spec.platform else "hermes"
             shown = fenced(result, tool.spec.untrusted, source)
-        return CallToolResult(
-            content=[TextContent(type="text", text=_json.encode(shown).decode())], structured_content=result
-        )
+        return _json.encode(shown).decode(), result
 
     async def _decided(self, customer: Customer, approval_id: str, approve: bool) -> dict[str, Any]:
         assert self._decide is not None

@@ -147,7 +147,9 @@ def _both(asks: bool = False, traced: bool = False) -> tuple[McpFastPath, McpFas
         server: Server[Any] = Server("t", version="1", on_call_tool=tools.kernel_handler, get_tool_input_schema={}.get)
         if not traced:
             server.middleware[:] = []
-        server.middleware.append(RequestStateBoundary(RequestStateSecurity(keys=[b"k" * 32], ttl=60), default_audience="t"))
+        server.middleware.append(
+            RequestStateBoundary(RequestStateSecurity(keys=[b"k" * 32], ttl=60), default_audience="t")
+        )
         paths.append(
             McpFastPath(
                 server,
@@ -227,7 +229,9 @@ async def test_a_call_answered_directly_is_byte_for_byte_what_the_kernel_answers
         (MODERN, {"name": "send", "arguments": {}, "_meta": _envelope(), "inputResponses": {}}),
     ],
 )
-async def test_a_call_the_kernel_would_treat_apart_goes_through_the_kernel(version: str, params: dict[str, Any]) -> None:
+async def test_a_call_the_kernel_would_treat_apart_goes_through_the_kernel(
+    version: str, params: dict[str, Any]
+) -> None:
     direct, kernel, tools = _both()
     assert await _exchange(direct, version, params) == await _exchange(kernel, version, params)
     assert tools.direct == []

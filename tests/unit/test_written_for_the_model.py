@@ -353,7 +353,9 @@ async def test_an_unexpected_failure_of_a_send_says_it_may_have_gone_out(
     )
     token = mcp_server._caller.set(Caller(None))
     try:
-        send = await endpoint._on_call_tool(NO_CONTEXT, CallToolRequestParams(name="whatsapp_send_message", arguments={}))
+        send = await endpoint._on_call_tool(
+            NO_CONTEXT, CallToolRequestParams(name="whatsapp_send_message", arguments={})
+        )
         read = await endpoint._on_call_tool(NO_CONTEXT, CallToolRequestParams(name="inbox_list", arguments={}))
     finally:
         mcp_server._caller.reset(token)

@@ -6,7 +6,9 @@ parses the body twice. For a plain single request with well-formed headers this 
 those do, with the SDK's own pieces: the same header checks, the same envelope classification
 (`classify_inbound_request`), the same request kernel (`serve_one`: parameter validation, the
 registered handlers, result shaping per protocol version) and the same exception-to-error mapping,
-and it writes one JSON response.
+and it writes one JSON response. A plain `tools/call` (`McpFastPath._direct_call`) does not even go
+through the kernel: the server's `DirectTools` answers it, and its result is put in the wire shape the
+kernel gives a `CallToolResult`.
 
 It only takes a request it can answer exactly as the SDK would. Anything else - another method,
 a batch, a notification, a header the SDK would refuse or that is repeated, `Mcp-Param-*`

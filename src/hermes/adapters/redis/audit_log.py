@@ -86,8 +86,9 @@ class RedisAuditLog(AuditLog):
 
     async def complete(self, entry_id: str, entry: AuditEntry) -> None:
         async with translate_errors():
-            # XX KEEPTTL: only ever replaces the entry written by append, with its 90-day expiry.
-            await self._redis.set(entry_id, _encode(_record(entry)), xx=True, keepttl=True)
+            # XX KEEPTTL: only ever replaces the entry written by append, with its 90-day expiry. The command as
+            # such: redis-py's `set` inspects its arguments for experimental ones on every call.
+            await self._redis.execute_command("SET", entry_id, _encode(_record(entry)), "XX", "KEEPTTL")
 
     async def list(
         self, customer_id: str, day: date, after: int = 0, limit: int = 1000

@@ -223,6 +223,11 @@ async def test_a_call_answered_directly_is_byte_for_byte_what_the_kernel_answers
         ("2025-11-25", {"name": "send", "arguments": ["+1555"]}),
         ("2025-11-25", {"name": 5}),
         ("2025-11-25", {"name": "send", "_meta": {"progressToken": 1.5}}),  # the SDK refuses this token
+        (
+            "2025-11-25",
+            {"name": "send", "_meta": {"progressToken": None}},
+        ),  # the surface admits it, the handler's model not
+        (MODERN, {"name": "send", "arguments": {}, "_meta": {**_envelope(), "progressToken": None}}),
         ("2025-11-25", {"name": "send", "requestState": "opaque"}),  # state to unseal: the boundary's
         ("2025-11-25", {"name": "send", "task": {"ttl": 60}}),
         (MODERN, {"name": "send", "_meta": {**_envelope(), "progressToken": [1]}}),
@@ -257,3 +262,15 @@ async def test_a_meta_is_judged_once_and_the_judgement_is_kept() -> None:
         await _exchange(direct, MODERN, {"name": "send", "arguments": {}, "_meta": _envelope()})
     assert tools.direct == ["send"] * 3
     assert list(direct._metas.values()) == [True]
+
+
+async def test_what_is_kept_of_metas_stays_small_whatever_callers_send() -> None:
+    direct, _, tools = _both()
+    for n in range(50):  # a new progress token with every call: one judgement for them all
+        await _exchange(direct, "2025-11-25", {"name": "send", "_meta": {"progressToken": f"call-{n}"}})
+    assert len(tools.direct) == 50 and len(direct._metas) == 1
+    await _exchange(direct, "2025-11-25", {"name": "send", "_meta": {"padding": "x" * 100_000}})
+    assert len(tools.direct) == 51 and len(direct._metas) == 1  # judged, answered, not kept
+    for n in range(1100):  # distinct values past the limit: the kept judgements start over
+        await _exchange(direct, "2025-11-25", {"name": "send", "_meta": {"n": n}})
+    assert len(tools.direct) == 1151 and len(direct._metas) <= 1024

@@ -59,8 +59,8 @@ _WATCHED: Final = frozenset(
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
 # What a tools/call's parameters may hold for `DirectTools` to answer it; anything else goes to the kernel.
 _DIRECT_KEYS: Final = frozenset({"name", "arguments", "_meta"})
-_NO_ARGUMENTS: Final[dict[str, Any]] = {}
 _METAS_KEPT: Final = 1024
+_META_KEPT_BYTES: Final = 1024
 _DirectCall = tuple[str, dict[str, Any], Mapping[str, Any] | None]  # a tools/call's name, arguments and `_meta`
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -109,7 +109,9 @@ class DirectTools(Protocol):
     ) -> tuple[str, dict[str, Any] | None]:
         """The result's text and its structured content; None in place of the latter marks an error result.
 
-        Raises what the kernel maps to a JSON-RPC error (an unknown tool's `MCPError`), like the handler."""
+        The structured content holds JSON values only (what a tool returns), which the kernel's result model
+        would dump unchanged. Raises what the kernel maps to a JSON-RPC error (an unknown tool's `MCPError`),
+        like the handler."""
         ...
 
 
@@ -247,7 +249,7 @@ class McpFastPath:
         if tools is None or method != "tools/call" or params is None or not params.keys() <= _DIRECT_KEYS:
             return None
         name = params.get("name")
-        arguments = params.get("arguments", _NO_ARGUMENTS)
+        arguments = params["arguments"] if "arguments" in params else {}
         if type(name) is not str or type(arguments) is not dict:
             return None
         meta = params.get("_meta")
@@ -260,16 +262,32 @@ class McpFastPath:
         return name, arguments, meta
 
     def _admitted(self, version: str, meta: dict[str, Any]) -> bool:
-        """Whether the SDK's validation of a tools/call admits this `_meta` (the rest of the call is checked apart)."""
-        key = (version, _encode(meta))
+        """Whether the kernel's two validations of a tools/call (the protocol version's surface, then the handler's
+        parameter model) admit this `_meta`; the rest of the call is checked apart.
+
+        The answer is kept per distinct value, judged afresh once a thousand are kept. A progress token's value
+        stands for its type when that is a string or an integer (a client may send a new one with every call);
+        a large `_meta` is judged each time, never kept.
+        """
+        token = meta.get("progressToken")
+        if type(token) is str or type(token) is int:
+            key = (version, _encode({**meta, "progressToken": type(token).__name__}))
+        else:
+            key = (version, _encode(meta))
         known = self._metas.get(key)
         if known is None:
+            entry = self._server.get_request_handler("tools/call")
+            params = {"name": "t", "_meta": meta}
             try:
-                validate_client_request("tools/call", version, {"name": "t", "_meta": meta})
+                validate_client_request("tools/call", version, params)
+                if entry is not None:
+                    entry.params_type.model_validate(params, by_name=False)
                 known = True
             except (ValidationError, ValueError, KeyError):
                 known = False
-            if len(self._metas) < _METAS_KEPT:
+            if len(key[1]) <= _META_KEPT_BYTES:
+                if len(self._metas) >= _METAS_KEPT:
+                    self._metas.clear()
                 self._metas[key] = known
         return known
 

@@ -34,23 +34,27 @@ def _fast_path(schemas: dict[str, Any], answered: list[str]) -> McpFastPath:
     )
 
 
-async def _serve(fast: McpFastPath, name: str) -> tuple[bool, list[Any]]:
-    """Whether the lean path answered the call itself, and what it sent."""
-    meta = {
+def _envelope(**capabilities: Any) -> dict[str, Any]:
+    return {
         "io.modelcontextprotocol/protocolVersion": MODERN,
         "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
     }
-    params = {"name": name, "arguments": {"to": "+1555"}, "_meta": meta}
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).encode()
+
+
+async def _post(fast: McpFastPath, version: str, params: dict[str, Any]) -> tuple[bool, list[Any]]:
+    """Whether the lean path answered one tools/call itself, and what it sent."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).encode()
     headers = [
         (b"host", b"testserver"),
         (b"content-type", b"application/json"),
         (b"accept", b"application/json"),
-        (b"mcp-protocol-version", MODERN.encode()),
-        (b"mcp-method", b"tools/call"),
-        (b"mcp-name", name.encode()),
+        (b"mcp-protocol-version", version.encode()),
     ]
+    if version == MODERN:
+        headers += [(b"mcp-method", b"tools/call")]
+        if isinstance(params.get("name"), str):
+            headers += [(b"mcp-name", params["name"].encode())]
     sent: list[Any] = []
 
     async def receive() -> dict[str, Any]:
@@ -61,6 +65,10 @@ async def _serve(fast: McpFastPath, name: str) -> tuple[bool, list[Any]]:
 
     rest = await fast.serve({"type": "http", "headers": headers}, receive, send)
     return rest is None, sent
+
+
+async def _serve(fast: McpFastPath, name: str) -> tuple[bool, list[Any]]:
+    return await _post(fast, MODERN, {"name": name, "arguments": {"to": "+1555"}, "_meta": _envelope()})
 
 
 async def test_a_call_to_a_tool_without_header_annotations_is_answered_on_the_lean_path() -> None:
@@ -165,37 +173,10 @@ def _both(asks: bool = False, traced: bool = False) -> tuple[McpFastPath, McpFas
 
 async def _exchange(fast: McpFastPath, version: str, params: dict[str, Any]) -> tuple[bool, int, bytes]:
     """Whether the lean path answered, its status and its body, for one tools/call."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}).encode()
-    headers = [
-        (b"host", b"testserver"),
-        (b"content-type", b"application/json"),
-        (b"accept", b"application/json"),
-        (b"mcp-protocol-version", version.encode()),
-    ]
-    if version == MODERN:
-        headers += [(b"mcp-method", b"tools/call")]
-        if isinstance(params.get("name"), str):
-            headers += [(b"mcp-name", params["name"].encode())]
-    sent: list[Any] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    rest = await fast.serve({"type": "http", "headers": headers}, receive, send)
-    if rest is not None:
+    answered, sent = await _post(fast, version, params)
+    if not answered:
         return False, 0, b""
     return True, sent[0]["status"], sent[1]["body"]
-
-
-def _envelope(**capabilities: Any) -> dict[str, Any]:
-    return {
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": capabilities,
-    }
 
 
 @pytest.mark.parametrize("version", ["2025-11-25", MODERN])

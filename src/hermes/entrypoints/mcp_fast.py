@@ -249,7 +249,7 @@ class McpFastPath:
         if tools is None or method != "tools/call" or params is None or not params.keys() <= _DIRECT_KEYS:
             return None
         name = params.get("name")
-        arguments = params["arguments"] if "arguments" in params else {}
+        arguments = params.get("arguments", {})
         if type(name) is not str or type(arguments) is not dict:
             return None
         meta = params.get("_meta")

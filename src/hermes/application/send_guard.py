@@ -22,7 +22,8 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, Final, Literal
 
 from hermes.application.at_once import all_at_once
 from hermes.application.ports.clock import Clock
@@ -54,6 +55,14 @@ DUPLICATE = "duplicate"
 _WHILE_SENDING = "a send with this key may be in progress or may have gone out"
 # Arguments that add recipients besides the tool's target (email's copies): the policy sees them too.
 _COPY_FIELDS = ("cc", "bcc")
+
+
+class _Unread(Enum):
+    UNREAD = "unread"
+
+
+UNREAD: Final = _Unread.UNREAD  # a send's policy its caller has not read: the guard reads it
+PolicyRead = SendPolicy | None | Literal[_Unread.UNREAD]
 
 
 def sends(spec: ToolSpec) -> bool:
@@ -127,13 +136,13 @@ class SendGuard:
         self,
         send: Send,
         run: Callable[[], Awaitable[dict[str, Any]]],
-        policy: Awaitable[SendPolicy | None] | None = None,
+        policy: PolicyRead = UNREAD,
         after: Callable[[dict[str, Any], str], list[Awaitable[Any]]] | None = None,
     ) -> tuple[dict[str, Any], str]:
         """The result and the audit outcome (success, duplicate or pending_approval).
 
-        `policy`: the account's policy, when the caller already asked for it together with its own
-        reads (`policy_of`); else it is read here. `after`: the caller's own writes once the outcome is
+        `policy`: the account's policy (None: it has none), when the caller already read it together with its
+        own reads (`policy_of`); else it is read here. `after`: the caller's own writes once the outcome is
         known (given the result and the outcome); they go out together with the guard's, one round trip.
         """
         digest = hashlib.sha256(send.key.encode()).hexdigest() if send.key else None
@@ -237,14 +246,12 @@ class SendGuard:
             return None
         return self.policies.get(send.customer_id)
 
-    async def _check(
-        self, send: Send, read: Awaitable[SendPolicy | None] | None = None
-    ) -> tuple[dict[str, Any] | None, bool]:
+    async def _check(self, send: Send, read: PolicyRead = UNREAD) -> tuple[dict[str, Any] | None, bool]:
         """Refuse what the policy forbids. The held-send answer when the owner must approve (else None), and
         whether every recipient is already known (nothing to remember after the send)."""
         if not send.tenant or send.approved:
             return None, False
-        policy = await (read or self.policies.get(send.customer_id))
+        policy = await self.policies.get(send.customer_id) if read is UNREAD else read
         if policy is None:
             return None, False
         platform = self._platform(send)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import time
 from asyncio import CancelledError
 from collections.abc import Awaitable, Mapping
@@ -18,7 +17,7 @@ from hermes.application.ports.audit import AuditLog
 from hermes.application.ports.clock import Clock
 from hermes.application.ports.metering import UsageMeter
 from hermes.application.ports.tools import EnvCredentials, ToolCatalog, ToolContext
-from hermes.application.send_guard import SUCCESS, Send, SendGuard, sends, split_key, together
+from hermes.application.send_guard import SUCCESS, UNREAD, Send, SendGuard, sends, split_key, together
 from hermes.application.tool_accounts import split_account
 from hermes.domain.audit import SINGLE_USER_ID, STARTED, AuditEntry
 from hermes.domain.credentials import Credentials
@@ -76,13 +75,6 @@ def _single_user_fix(platform: Platform) -> str:
 
 async def _nothing() -> None:
     return None
-
-
-def _read(value: Any) -> asyncio.Future[Any]:
-    """A value already read, as the awaitable the send guard takes."""
-    future = asyncio.get_running_loop().create_future()
-    future.set_result(value)
-    return future
 
 
 def _ms_since(started: float) -> float:
@@ -178,7 +170,7 @@ class CallTool:
             if credentials is not None and platform and self.fresh is not None and caller.customer is not None:
                 # Renewing a token may call the platform: awaited on its own, never among the store calls above.
                 credentials = await self.fresh(caller.customer.id, platform, credentials, account)
-            policy = None if read is None else _read(policy_read)
+            policy = UNREAD if read is None else policy_read
             if self.conversations:
                 await self.conversations.before(caller.id, name, parsed, credentials, account, early)
             context = ToolContext(caller.id if caller.customer else None, credentials, call=partial(self, caller))

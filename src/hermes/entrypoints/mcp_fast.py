@@ -44,7 +44,7 @@ from mcp.shared.message import MessageMetadata
 from mcp.shared.transport_context import TransportContext
 from mcp_types import DEFAULT_NEGOTIATED_VERSION, SERVER_INFO_META_KEY, ErrorData, JSONRPCError
 from mcp_types.methods import validate_client_request
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
@@ -206,7 +206,7 @@ class McpFastPath:
         try:
             call = self._direct_call(method, params, version)
             if call is not None:
-                result = await self._call_result(call, version)
+                result = await self._call_result(call, modern)
             else:
                 result = await self._kernel(request, headers, route, version)
         except Exception as exc:
@@ -226,10 +226,8 @@ class McpFastPath:
     ) -> dict[str, Any]:
         """The request through the SDK's request kernel, as its stateless transport would serve it."""
         request_id, method, params = request
-        if route is None:
-            connection = Connection.from_envelope(version, None, None)
-        else:
-            connection = Connection.from_envelope(version, route.client_info, route.client_capabilities)
+        info, capabilities = (None, None) if route is None else (route.client_info, route.client_capabilities)
+        connection = Connection.from_envelope(version, info, capabilities)
         exchange = _Exchange(
             transport=TransportContext(kind="streamable-http", can_send_request=False, headers=headers),
             request_id=request_id,
@@ -255,8 +253,6 @@ class McpFastPath:
         meta = params.get("_meta")
         if "_meta" in params and (type(meta) is not dict or not self._admitted(version, meta)):
             return None
-        if version in MODERN_PROTOCOL_VERSIONS and meta is None:
-            return None  # the SDK refuses it (the envelope is required): its refusal
         if not all(type(m) is RequestStateBoundary for m in self._server.middleware) or not tools.answers(meta):
             return None
         return name, arguments, meta
@@ -291,12 +287,11 @@ class McpFastPath:
                 self._metas[key] = known
         return known
 
-    async def _call_result(self, call: _DirectCall, version: str) -> dict[str, Any]:
+    async def _call_result(self, call: _DirectCall, modern: bool) -> dict[str, Any]:
         """The tool's answer in the wire shape the kernel gives a `CallToolResult` (same keys, same order)."""
         assert self._tools is not None
         text, structured = await self._tools.call(*call)
         result: dict[str, Any] = {"content": [{"text": text, "type": "text"}], "isError": structured is None}
-        modern = version in MODERN_PROTOCOL_VERSIONS
         if modern:
             result["resultType"] = "complete"
         if structured is not None:

@@ -304,7 +304,7 @@ class McpEndpoint:
                 sent=None if tool is None or tool.spec.read_only else Sent.UNKNOWN,
             )
             return tool_error_text(failure), None
-        if self._decide is not None and decided is None and mcp_approval.can_ask(meta):
+        if decided is None and not self.answers(meta):
             form = mcp_approval.ask(result, name, _recipient(tool, arguments), arguments)
             if form is not None:
                 return form

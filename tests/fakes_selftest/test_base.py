@@ -9,11 +9,11 @@ import time
 
 import httpx
 import pytest
-from httpx_aiohttp import AiohttpTransport
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from hermes.adapters.platforms.http1 import Http1Transport
 from tests.fakes.base import FakeServer, WindowLimiter
 from tests.fakes.obsidian import FakeObsidian
 from tests.fakes.telegram import FakeTelegram
@@ -54,8 +54,8 @@ def test_two_fakes_run_side_by_side() -> None:
 
 
 async def test_async_context_manager_and_the_project_transport() -> None:
-    # Hermes talks to platforms through httpx with the aiohttp transport; the fakes must suit it.
-    async with _Echo() as fake, httpx.AsyncClient(transport=AiohttpTransport()) as client:
+    # Hermes talks to platforms through httpx over its own HTTP/1.1 transport; the fakes must suit it.
+    async with _Echo() as fake, httpx.AsyncClient(transport=Http1Transport()) as client:
         response = await client.post(f"{fake.base_url}/echo", content=b"ping")
         assert response.text == "ping"
 
@@ -200,10 +200,10 @@ def test_tls_serves_https_with_the_test_ca() -> None:
 
 
 async def test_the_project_transport_also_needs_an_overall_deadline_against_a_drip() -> None:
-    # httpx-aiohttp maps httpx's read timeout to aiohttp's sock_read: a per-read limit, like httpx's own.
+    # The transport's read timeout bounds each wait for bytes, like httpx's own.
     async with (
         _Echo() as fake,
-        httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(5, read=0.3)) as client,
+        httpx.AsyncClient(transport=Http1Transport(), timeout=httpx.Timeout(5, read=0.3)) as client,
     ):
         fake.drip_next(0.05)
         assert (await client.get(f"{fake.base_url}/echo")).text == "hello world"

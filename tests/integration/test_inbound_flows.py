@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from dishka import Provider, Scope, provide
-from httpx_aiohttp import AiohttpTransport
 
 from hermes.adapters.callback_sender import HttpCallbackSender
+from hermes.adapters.platforms.http1 import Http1Transport
 from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.redis.inbox import inbox_key
 from hermes.application.ports.callbacks import CallbackSender
@@ -302,7 +302,7 @@ def trusting(receiver: CallbackReceiver) -> Provider:
 
         @provide
         async def sender(self) -> AsyncIterator[CallbackSender]:
-            client = httpx.AsyncClient(transport=AiohttpTransport(verify=receiver.trust()), trust_env=False)
+            client = httpx.AsyncClient(transport=Http1Transport(verify=receiver.trust()), trust_env=False)
             yield HttpCallbackSender(client, HostGuard(allow_private=True))
             await client.aclose()
 

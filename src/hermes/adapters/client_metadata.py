@@ -38,11 +38,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import httpx
 import msgspec
 
-from hermes.adapters.platforms.http import aiohttp_transport, outbound_client
+from hermes.adapters.platforms.http import outbound_client, outbound_transport
 from hermes.adapters.platforms.network import HostGuard, UnresolvableHost, UnsafeHost
 from hermes.application.ports.oauth import ClientMetadataDocuments
 from hermes.domain.errors import Invalid
@@ -84,7 +83,7 @@ def make_metadata_client(
     """The fetcher's own client: `MAX_IN_FLIGHT` connections; no redirects, proxy from the environment or cookies."""
     limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT, keepalive_expiry=30)
     return outbound_client(
-        aiohttp_transport(limits, verify=verify), httpx.Timeout(FETCH_SECONDS), {"User-Agent": user_agent}
+        outbound_transport(limits, verify=verify), httpx.Timeout(FETCH_SECONDS), {"User-Agent": user_agent}
     )
 
 
@@ -158,7 +157,7 @@ class HttpClientMetadataDocuments(ClientMetadataDocuments):
             )
             try:
                 response = await self._http.send(request, stream=True)
-            except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
+            except (httpx.HTTPError, OSError) as exc:
                 failure = exc
                 continue
             try:

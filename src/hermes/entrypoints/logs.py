@@ -120,7 +120,7 @@ def trace_asgi(app: Any) -> Any:
 def trace_clients(engine: Any, http: Any) -> None:
     """Spans for this (async) SQL engine's statements and this httpx client's calls, when tracing is on.
 
-    The shared httpx client has its own (aiohttp) transport, which the global httpx patch does not reach.
+    The shared httpx client has its own transport, which the global httpx patch does not reach.
     """
     if not _otel_configured:
         return

@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_aiohttp import AiohttpTransport
 
 from hermes.adapters.platforms.config import PlatformConfig
 from hermes.adapters.platforms.http import make_client
+from hermes.adapters.platforms.http1 import Http1Transport
 from hermes.adapters.platforms.network import HostGuard
 from hermes.adapters.platforms.obsidian import plugin
 from hermes.adapters.platforms.registry import PlatformPlugin
@@ -206,7 +206,7 @@ async def test_https_is_verified_against_the_host_name(fake: FakeObsidian) -> No
     async def resolve(host: str, port: int) -> Sequence[str]:
         return ["127.0.0.1"]  # vault.test and localhost alike; the certificate only names localhost
 
-    trusting = httpx.AsyncClient(transport=AiohttpTransport(verify=tls_files().client_context()))
+    trusting = httpx.AsyncClient(transport=Http1Transport(verify=tls_files().client_context()))
     try:
         with FakeObsidian(tls=True, vault={"Inbox.md": "hi\n"}) as secure:
             vault = plugin(trusting, CONFIG, guard=HostGuard(True, resolver=resolve))

@@ -7,15 +7,13 @@ import logging
 import time
 from email.utils import formatdate
 
-import aiohttp
 import httpx
 import msgspec
 import pytest
-from httpx_aiohttp import AiohttpTransport
 from prometheus_client import REGISTRY
 
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.platforms.http import PlatformHttp, Reply, aiohttp_transport, fallback, header_wait, make_client
+from hermes.adapters.platforms.http import PlatformHttp, Reply, fallback, header_wait, make_client
 from hermes.domain.errors import PlatformRejected
 from hermes.domain.platform import Platform
 
@@ -312,15 +310,3 @@ async def test_every_call_is_counted_once_by_platform_and_result() -> None:
         await client.call("GET", URL, headers={})
     assert count("ok") - before["ok"] == 2
     assert count("http_403") - before["http_403"] == 1
-
-
-async def test_the_aiohttp_session_keeps_its_pool_limit_and_no_cookies() -> None:
-    transport = aiohttp_transport(httpx.Limits(max_connections=8, keepalive_expiry=30))
-    assert isinstance(transport, AiohttpTransport)
-    session = transport.get_client()
-    try:
-        assert session.connector is not None
-        assert session.connector.limit == 8
-        assert isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
-    finally:
-        await session.close()

@@ -1,12 +1,12 @@
 """Outbound platform calls: the one shared HTTP client, and the call policy every gateway uses.
 
-httpx with the aiohttp transport: the default httpx transport costs ~3.5x more CPU
-per call here (PERFORMANCE.md), and connection reuse matters more than anything else.
+httpx over Hermes's own HTTP/1.1 transport (`http1.py`, httptools' parser under an asyncio
+keep-alive pool): about a sixth of the CPU per request of aiohttp's client (figures in http1.py).
 A platform call builds its request once and hands it straight to the transport
 (`_request`, `_Client.dispatch`), past the URL merging, header rebuilding, hooks and
 cookie handling of `build_request` and `send` that this client never needs
 (`python -m bench.platform_call` measures it beside a bare `httpx.AsyncClient.post`).
-Neither httpx nor aiohttp below it keeps cookies: the client is shared by every tenant.
+Neither httpx nor the transport below it keeps cookies: the client is shared by every tenant.
 
 The call policy (`PlatformHttp.call`):
 
@@ -26,7 +26,7 @@ The call policy (`PlatformHttp.call`):
 - 401 and 403 are never retried; each module words them (usually "reconnect").
 
 Errors never carry request URLs or library messages: Telegram puts the bot token
-in the path, and httpx/aiohttp exceptions quote the URL.
+in the path, and httpx's exceptions may quote the URL.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import logging
 import math
 import random
 import re
+import socket
 import ssl
 import time
 import zlib
@@ -47,13 +48,12 @@ from http.cookiejar import Cookie, CookieJar
 from typing import Any
 from urllib.request import Request as UrllibRequest
 
-import aiohttp
 import httpx
 import msgspec
-from httpx_aiohttp import AiohttpTransport
 from prometheus_client import Histogram
 
 from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.http1 import Http1Transport
 from hermes.adapters.prometheus_metrics import PLATFORM_CALLS
 from hermes.domain.errors import Actor, PlatformRejected, Sent
 from hermes.domain.platform import Platform
@@ -70,7 +70,7 @@ DISPLAY_NAMES: dict[Platform, str] = {
 }
 
 _encode_json = msgspec.json.Encoder().encode
-_TRANSPORT_ERRORS = (httpx.HTTPError, httpx.InvalidURL, aiohttp.ClientError, OSError)
+_TRANSPORT_ERRORS = (httpx.HTTPError, httpx.InvalidURL, OSError)
 # Backoff for retried reads: the first retry waits 0.1-0.2 s, the next 0.2-0.4 s, ...
 _BACKOFF_BASE = 0.2
 
@@ -239,27 +239,9 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-class _Transport(AiohttpTransport):
-    """The httpx-aiohttp transport on an aiohttp session that keeps no cookies.
-
-    aiohttp's session has a cookie jar of its own, below httpx's: with it, a cookie a platform
-    set on customer A's call would ride along on customer B's next call to the same host.
-    """
-
-    def get_client(self) -> aiohttp.ClientSession:
-        if self.client is not None:
-            return super().get_client()
-        # The connector the parent class would build (the pool limit, keep-alive and TLS it was given).
-        limit = 100 if self.limits.max_connections is None else self.limits.max_connections  # 100: aiohttp's own
-        connector = aiohttp.TCPConnector(
-            limit=limit, keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context
-        )
-        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-
-
-def aiohttp_transport(limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> httpx.AsyncBaseTransport:
-    """An outbound transport: aiohttp's connection pool, no proxy from the environment, no cookies kept."""
-    return _Transport(verify=verify, limits=limits, trust_env=False)
+def outbound_transport(limits: httpx.Limits, verify: ssl.SSLContext | bool = True) -> httpx.AsyncBaseTransport:
+    """An outbound transport: a bounded keep-alive pool, no proxy from the environment, no cookies kept."""
+    return Http1Transport(limits=limits, verify=verify)
 
 
 def outbound_client(
@@ -270,10 +252,10 @@ def outbound_client(
 
 
 def make_client(config: PlatformConfig, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The instance's one client; `transport` replaces the aiohttp one (tests script replies with MockTransport)."""
+    """The instance's one client; `transport` replaces the real one (tests script replies with MockTransport)."""
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
     return outbound_client(
-        transport or aiohttp_transport(limits),
+        transport or outbound_transport(limits),
         httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
         {"User-Agent": config.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
     )
@@ -428,26 +410,21 @@ def clip(text: str, limit: int = 300) -> str:
 
 
 def _timed_out(exc: BaseException) -> bool:
-    # The aiohttp transport maps read timeouts and refused connections alike to ConnectTimeout,
-    # so the cause, when there is one, tells the two apart.
-    cause = exc.__cause__
-    if cause is not None:
-        return isinstance(cause, TimeoutError)
     return isinstance(exc, httpx.TimeoutException | TimeoutError)
 
 
 def _connect_failure(exc: BaseException) -> str | None:
     """Why the connection never carried the request (so nothing was sent), or None when it may have."""
-    cause = exc.__cause__ or exc
-    if isinstance(cause, aiohttp.ClientConnectorDNSError):
-        return "its host name cannot be resolved"
-    if isinstance(cause, aiohttp.ClientSSLError):
-        return "the TLS handshake failed"
-    if isinstance(cause, aiohttp.ConnectionTimeoutError | httpx.ConnectTimeout) and _timed_out(exc):
+    if isinstance(exc, httpx.ConnectTimeout):
         return "connecting timed out"
-    if isinstance(cause, aiohttp.ClientConnectorError | httpx.ConnectError | ConnectionRefusedError):
-        return "the connection was refused"
-    return None
+    if not isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, socket.gaierror):
+        return "its host name cannot be resolved"
+    if isinstance(cause, ssl.SSLError | ssl.CertificateError):
+        return "the TLS handshake failed"
+    return "the connection was refused"
 
 
 def _sent(method: str, status: int | None = None) -> Sent | None:

@@ -14,7 +14,7 @@ path read the API key, so there is no switch for it.
 
 Every call passes the SSRF guard first and then connects to the address the guard
 vetted: the URL carries that IP, while `Host` and the TLS server name (the
-`sni_hostname` request extension, honoured by the aiohttp transport and by
+`sni_hostname` request extension, honoured by the outbound transport and by
 httpcore) carry the customer's host name, so certificates are checked against the
 name and a DNS answer that changes between check and connect (rebinding) is never
 used. Pooled connections are keyed by address and server name together, so one
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-import aiohttp
 import httpx
 import msgspec
 from msgspec import Meta
@@ -250,7 +249,7 @@ def _certificate_problem(exc: BaseException) -> bool:
     for _ in range(8):
         if current is None:
             return False
-        if isinstance(current, ssl.SSLCertVerificationError | aiohttp.ClientConnectorCertificateError):
+        if isinstance(current, ssl.SSLCertVerificationError):
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -258,14 +257,11 @@ def _certificate_problem(exc: BaseException) -> bool:
 
 def _connect_phase(exc: BaseException) -> bool:
     """True when the request never left (the TCP/TLS connection failed), so another address may be tried."""
-    cause = exc.__cause__
-    return isinstance(exc, httpx.ConnectError) or isinstance(cause, aiohttp.ClientConnectorError)
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
 
 
 def _timed_out_error(exc: BaseException) -> bool:
-    # The aiohttp transport reports refused connections as httpx.ConnectTimeout too; the cause tells them apart.
-    cause = exc.__cause__
-    return isinstance(cause, TimeoutError) if cause is not None else isinstance(exc, httpx.TimeoutException)
+    return isinstance(exc, httpx.TimeoutException)
 
 
 def _address_host(address: str) -> str:
@@ -368,7 +364,7 @@ class ObsidianRestGateway:
             )
             try:
                 return await self._read(request)
-            except (httpx.HTTPError, aiohttp.ClientError, OSError) as exc:
+            except (httpx.HTTPError, OSError) as exc:
                 if isinstance(exc, TimeoutError):
                     raise
                 failure = exc

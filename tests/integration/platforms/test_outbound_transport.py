@@ -1,0 +1,391 @@
+"""The outbound HTTP/1.1 transport against a scripted server on loopback: framing, reuse, and every bound a
+hostile server must not get past (header size, body cap while streaming, stalls, the pool's limit)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from hermes.adapters.platforms.http import BodyTooLarge, read_capped
+from hermes.adapters.platforms.http1 import MAX_HEADER_BYTES, Http1Transport
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Server:
+    """Runs `handler` for each connection; counts connections and keeps every request head it read."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.open_now = 0
+        self.most_open = 0
+        self.heads: list[bytes] = []
+        self.bodies: list[bytes] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Server:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.open_now -= 1
+            writer.close()
+
+    async def read_request(self, reader: asyncio.StreamReader) -> bytes:
+        """One request's head (kept in `heads`) and its Content-Length body (kept in `bodies`)."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.heads.append(head)
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        body = await reader.readexactly(length) if length else b""
+        self.bodies.append(body)
+        return head
+
+
+def reply(body: bytes = b'{"ok":true}', *, status: int = 200, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        status,
+        len(body),
+        extra,
+        body,
+    )
+
+
+def keep_answering(server_reply: bytes) -> Callable[[Server], Handler]:
+    def handler_for(server: Server) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                await server.read_request(reader)
+                writer.write(server_reply)
+                await writer.drain()
+
+        return handle
+
+    return handler_for
+
+
+async def serving(make: Callable[[Server], Handler]) -> Server:
+    server = Server(lambda r, w: asyncio.sleep(0))
+    server.handler = make(server)
+    return await server.__aenter__()
+
+
+def client(**kwargs: object) -> httpx.AsyncClient:
+    limits = kwargs.pop("limits", None)
+    return httpx.AsyncClient(transport=Http1Transport(limits=limits), **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_kept_alive_connection_carries_the_next_requests_and_their_bodies() -> None:
+    server = await serving(keep_answering(reply()))
+    try:
+        async with client() as http:
+            for n in range(3):
+                answer = await http.post(server.url + "/v1/send?x=1", json={"n": n})
+                assert answer.status_code == 200
+                assert answer.json() == {"ok": True}
+        assert server.connections == 1
+        assert server.heads[0].startswith(b"POST /v1/send?x=1 HTTP/1.1\r\n")
+        assert b"\r\nHost: 127.0.0.1:" in server.heads[0]
+        assert server.bodies == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+    finally:
+        await server.__aexit__()
+
+
+async def test_a_chunked_reply_is_read_whole_and_the_connection_reused() -> None:
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    )
+    server = await serving(keep_answering(chunked))
+    try:
+        async with client() as http:
+            assert (await http.get(server.url)).text == "hello world"
+            assert (await http.get(server.url)).text == "hello world"
+        assert server.connections == 1
+    finally:
+        await server.__aexit__()
+
+
+async def test_a_reply_without_a_length_ends_with_its_connection() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end")
+        await writer.drain()
+        writer.close()
+
+    async with Server(handle) as server, client() as http:
+        assert (await http.get(server.url)).text == "to the end"
+        assert (await http.get(server.url)).text == "to the end"
+        assert server.connections == 2  # a body that ends at close leaves nothing to reuse
+
+
+async def test_an_interim_reply_is_skipped_and_the_final_one_returned() -> None:
+    server = await serving(keep_answering(b"HTTP/1.1 100 Continue\r\n\r\n" + reply(b"done")))
+    try:
+        async with client() as http:
+            assert (await http.post(server.url, content=b"x")).text == "done"
+            assert (await http.post(server.url, content=b"y")).text == "done"
+    finally:
+        await server.__aexit__()
+
+
+async def test_endless_headers_are_refused_at_the_cap() -> None:
+    sent = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for n in range(100_000):
+            line = b"X-Filler-%d: %s\r\n" % (n, b"a" * 1000)
+            writer.write(line)
+            sent += len(line)
+            await writer.drain()
+
+    async with Server(handle) as server, client() as http:
+        with pytest.raises(httpx.RemoteProtocolError, match="headers exceed"):
+            await http.get(server.url)
+    assert sent < 100 * MAX_HEADER_BYTES  # the client stopped reading long before the server ran out
+
+
+async def test_an_endless_body_is_cut_at_the_callers_cap_while_it_streams() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = b"%x\r\n%s\r\n" % (64 * 1024, b"z" * 64 * 1024)
+        while True:
+            writer.write(piece)
+            await writer.drain()
+
+    async with Server(handle) as server, client() as http:
+        request = http.build_request("GET", server.url)
+        response = await http.send(request, stream=True)
+        with pytest.raises(BodyTooLarge):
+            await read_capped(response, 1024 * 1024)
+        await response.aclose()
+        # The connection with the unread rest is closed, not handed to the next request.
+        await asyncio.sleep(0.05)
+        assert server.open_now == 0
+
+
+async def test_a_server_that_stalls_is_given_up_on_after_the_read_timeout() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(30)
+
+    async with Server(handle) as server, client(timeout=httpx.Timeout(5, read=0.2)) as http:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(httpx.ReadTimeout):
+            await http.get(server.url)
+        assert asyncio.get_running_loop().time() - started < 2
+
+
+async def test_a_server_that_drips_its_body_is_bounded_by_each_wait() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nab")
+        await writer.drain()
+        await asyncio.sleep(30)
+
+    async with Server(handle) as server, client(timeout=httpx.Timeout(5, read=0.2)) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.get(server.url)
+
+
+async def test_connections_never_exceed_the_pool_and_a_full_pool_times_out() -> None:
+    release = asyncio.Event()
+
+    def make(server: Server) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                await server.read_request(reader)
+                await release.wait()
+                writer.write(reply())
+                await writer.drain()
+
+        return handle
+
+    server = await serving(make)
+    try:
+        limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+        async with client(limits=limits, timeout=httpx.Timeout(5, pool=0.2)) as http:
+            first = [asyncio.create_task(http.get(server.url)) for _ in range(2)]
+            await asyncio.sleep(0.1)
+            with pytest.raises(httpx.PoolTimeout):
+                await http.get(server.url)
+            waiting = asyncio.create_task(http.get(server.url))  # waits for a place, then gets one
+            await asyncio.sleep(0.05)
+            release.set()
+            answers = await asyncio.gather(*first, waiting)
+            assert [a.status_code for a in answers] == [200, 200, 200]
+        assert server.most_open <= 2
+    finally:
+        await server.__aexit__()
+
+
+async def test_an_idle_connection_makes_room_for_another_origin() -> None:
+    one = await serving(keep_answering(reply(b"one")))
+    two = await serving(keep_answering(reply(b"two")))
+    try:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with client(limits=limits, timeout=httpx.Timeout(5, pool=0.5)) as http:
+            assert (await http.get(one.url)).text == "one"
+            assert (await http.get(two.url)).text == "two"
+            assert (await http.get(one.url)).text == "one"
+        assert one.connections == 2
+    finally:
+        await one.__aexit__()
+        await two.__aexit__()
+
+
+async def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    server = await serving(keep_answering(reply()))
+    try:
+        async with client() as http:
+            with pytest.raises(httpx.LocalProtocolError):
+                await http.get(server.url, headers={"X-Name": "a\r\nX-Injected: yes"})
+            assert (await http.get(server.url)).status_code == 200
+        assert all(b"X-Injected" not in head for head in server.heads)
+    finally:
+        await server.__aexit__()
+
+
+async def test_bytes_the_server_sends_past_its_reply_keep_the_connection_from_reuse() -> None:
+    server = await serving(keep_answering(reply(b"first") + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray"))
+    try:
+        async with client() as http:
+            assert (await http.get(server.url)).text == "first"
+            await asyncio.sleep(0.05)
+            assert (await http.get(server.url)).text == "first"  # not "stray"
+        assert server.connections == 2
+    finally:
+        await server.__aexit__()
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply())  # says keep-alive, then closes anyway once idle
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+
+    async with Server(handle) as server, client() as http:
+        assert (await http.post(server.url, content=b"a")).status_code == 200
+        await asyncio.sleep(0.2)
+        assert (await http.post(server.url, content=b"b")).status_code == 200
+        assert server.connections == 2
+
+
+async def test_a_server_that_closes_without_replying_is_a_protocol_error() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    async with Server(handle) as server, client() as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await http.post(server.url, content=b"a")
+
+
+async def test_garbage_instead_of_http_is_a_protocol_error() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with Server(handle) as server, client() as http:
+        with pytest.raises(httpx.RemoteProtocolError, match="not valid HTTP"):
+            await http.get(server.url)
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    server = await serving(keep_answering(reply()))
+    url = server.url
+    await server.__aexit__()
+    await asyncio.sleep(0.05)
+    async with client() as http:
+        with pytest.raises(httpx.ConnectError) as caught:
+            await http.get(url)
+    assert isinstance(caught.value.__cause__, ConnectionRefusedError)
+
+
+async def test_a_streamed_request_body_goes_out_chunked() -> None:
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        received.append(head)
+        received.append(await reader.readuntil(b"0\r\n\r\n"))
+        writer.write(reply())
+        await writer.drain()
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"hello "
+        yield b"world"
+
+    async with Server(handle) as server, client() as http:
+        assert (await http.post(server.url, content=parts())).status_code == 200
+    assert b"transfer-encoding: chunked" in received[0].lower()
+    assert received[1] == b"6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"
+
+
+async def test_a_head_reply_has_no_body_even_when_it_names_a_length() -> None:
+    server = await serving(keep_answering(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"))
+    try:
+        async with client(timeout=httpx.Timeout(2)) as http:
+            answer = await http.head(server.url)
+            assert answer.status_code == 200
+            assert answer.content == b""
+            assert (await http.head(server.url)).status_code == 200
+    finally:
+        await server.__aexit__()
+
+
+async def test_a_cancelled_call_leaves_no_connection_behind_for_the_next() -> None:
+    gate = asyncio.Event()
+
+    def make(server: Server) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                await server.read_request(reader)
+                await gate.wait()
+                writer.write(reply())
+                await writer.drain()
+
+        return handle
+
+    server = await serving(make)
+    try:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with client(limits=limits, timeout=httpx.Timeout(5, pool=1)) as http:
+            call = asyncio.create_task(http.get(server.url))
+            await asyncio.sleep(0.05)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            gate.set()
+            assert (await http.get(server.url)).status_code == 200  # the pool's one place came back
+        assert server.connections == 2  # the cancelled call's connection, its reply unread, was not reused
+    finally:
+        await server.__aexit__()

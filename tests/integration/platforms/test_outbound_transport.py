@@ -113,9 +113,7 @@ async def test_a_kept_alive_connection_carries_the_next_requests_and_their_bodie
 
 
 async def test_a_chunked_reply_is_read_whole_and_the_connection_reused() -> None:
-    chunked = (
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-    )
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
     server = await serving(keep_answering(chunked))
     try:
         async with client() as http:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -46,9 +47,10 @@ Origin = tuple[str, str, int, str | None]  # scheme, host, port, TLS server name
 class _Connection(asyncio.Protocol):
     """One socket, one exchange at a time: the reply's parser callbacks fill the state read by the request."""
 
-    def __init__(self, origin: Origin, pool: Http1Transport) -> None:
+    def __init__(self, origin: Origin, pool: Http1Transport, loop: asyncio.AbstractEventLoop) -> None:
         self.origin = origin
         self.pool = pool
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.counted = True  # holds one of the pool's places until forgotten
@@ -112,7 +114,7 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._writable is None:
-            self._writable = asyncio.get_running_loop().create_future()
+            self._writable = self.loop.create_future()
 
     def resume_writing(self) -> None:
         writable, self._writable = self._writable, None
@@ -187,7 +189,7 @@ class _Connection(asyncio.Protocol):
             raise httpx.RemoteProtocolError("the connection closed before the request was sent")
         self.transport.write(data)
         if self._writable is not None:
-            await self._wait(self._writable, timeout, httpx.WriteTimeout("sending the request timed out"))
+            await _wait(self.loop, self._writable, timeout, httpx.WriteTimeout("sending the request timed out"))
             if self.closed:
                 raise httpx.WriteError("the connection closed while the request was being sent")
 
@@ -229,20 +231,9 @@ class _Connection(asyncio.Protocol):
             self.transport.close()  # connection_lost follows
 
     async def _wait_for_bytes(self, timeout: float | None) -> None:
-        wake = asyncio.get_running_loop().create_future()
+        wake = self.loop.create_future()
         self._wake = wake
-        await self._wait(wake, timeout, httpx.ReadTimeout("the server did not answer in time"))
-
-    @staticmethod
-    async def _wait(future: asyncio.Future[None], timeout: float | None, expired: httpx.TimeoutException) -> None:
-        if timeout is None:
-            await future
-            return
-        timer = asyncio.get_running_loop().call_later(timeout, _expire, future, expired)
-        try:
-            await future
-        finally:
-            timer.cancel()
+        await _wait(self.loop, wake, timeout, httpx.ReadTimeout("the server did not answer in time"))
 
     def _wake_reader(self) -> None:
         wake, self._wake = self._wake, None
@@ -253,6 +244,20 @@ class _Connection(asyncio.Protocol):
         self.error = error
         self._wake_reader()
         self.close()
+
+
+async def _wait(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], timeout: float | None, expired: BaseException
+) -> None:
+    """`future`'s outcome, or `expired` raised once `timeout` seconds passed first (a timer, not a task)."""
+    if timeout is None:
+        await future
+        return
+    timer = loop.call_later(timeout, _expire, future, expired)
+    try:
+        await future
+    finally:
+        timer.cancel()
 
 
 def _expire(future: asyncio.Future[None], error: BaseException) -> None:
@@ -355,7 +360,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         idle = self._idle.get(origin)
         if not idle:
             return None
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         while idle:
             connection = idle.pop()
             self._idle_count -= 1
@@ -368,16 +373,15 @@ class Http1Transport(httpx.AsyncBaseTransport):
     async def _connect(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
         if self._closed:
             raise httpx.ConnectError("the client was closed")
+        loop = asyncio.get_running_loop()
         while self._open >= self._max:
             if self._idle_count:
                 self._evict_oldest()
                 continue
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = loop.create_future()
             self._waiting.append(waiter)
             try:
-                await _Connection._wait(
-                    waiter, timeouts.get("pool"), httpx.PoolTimeout("no connection came free in time")
-                )
+                await _wait(loop, waiter, timeouts.get("pool"), httpx.PoolTimeout("no connection came free in time"))
             finally:
                 if waiter in self._waiting:
                     self._waiting.remove(waiter)
@@ -386,11 +390,11 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 return taken
         self._open += 1
         scheme, host, port, server_name = origin
-        connection = _Connection(origin, self)
+        connection = _Connection(origin, self, loop)
         tls = self._ssl if scheme == "https" else None
         try:
             async with asyncio.timeout(timeouts.get("connect")):
-                await asyncio.get_running_loop().create_connection(
+                await loop.create_connection(
                     lambda: connection, host, port, ssl=tls, server_hostname=(server_name or host) if tls else None
                 )
         except TimeoutError as exc:
@@ -414,12 +418,11 @@ class Http1Transport(httpx.AsyncBaseTransport):
             connection.close()
             self._forget(connection)
             return
-        loop = asyncio.get_running_loop()
-        connection.idle_since = loop.time()
+        connection.idle_since = time.monotonic()
         self._idle.setdefault(connection.origin, []).append(connection)
         self._idle_count += 1
         if self._sweep is None:
-            self._sweep = loop.call_later(self._expiry, self._sweep_expired)
+            self._sweep = connection.loop.call_later(self._expiry, self._sweep_expired)
         self._wake_one()
 
     def lost(self, connection: _Connection) -> None:
@@ -457,7 +460,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
     def _sweep_expired(self) -> None:
         self._sweep = None
         loop = asyncio.get_running_loop()
-        cutoff = loop.time() - self._expiry
+        cutoff = time.monotonic() - self._expiry
         for origin, idle in list(self._idle.items()):
             for connection in [c for c in idle if c.idle_since <= cutoff]:
                 idle.remove(connection)

@@ -387,3 +387,118 @@ async def test_a_cancelled_call_leaves_no_connection_behind_for_the_next() -> No
         assert server.connections == 2  # the cancelled call's connection, its reply unread, was not reused
     finally:
         await server.__aexit__()
+
+
+async def test_endless_trailers_after_a_chunked_body_are_refused_at_the_cap() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n")
+        for n in range(100_000):
+            writer.write(b"X-T%d: %s\r\n" % (n, b"a" * 1000))
+            await writer.drain()
+
+    async with Server(handle) as server, client() as http:
+        with pytest.raises(httpx.RemoteProtocolError, match="headers exceed"):
+            await http.get(server.url)
+
+
+async def test_headers_that_cross_the_cap_within_one_read_are_refused() -> None:
+    headers = b"".join(b"X-H%d: v\r\n" % n for n in range(MAX_HEADER_BYTES // 8))
+    assert MAX_HEADER_BYTES < len(headers) < 2 * MAX_HEADER_BYTES
+    server = await serving(keep_answering(b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 0\r\n\r\n"))
+    try:
+        async with client() as http:
+            with pytest.raises(httpx.RemoteProtocolError, match="headers exceed"):
+                await http.get(server.url)
+    finally:
+        await server.__aexit__()
+
+
+@pytest.mark.parametrize(
+    ("headers", "content"),
+    [
+        ({"Content-Length": "3"}, b"abcGET /admin HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ({"Content-Length": "30"}, b"short"),
+    ],
+)
+async def test_a_body_that_does_not_match_its_declared_length_is_never_sent(
+    headers: dict[str, str], content: bytes
+) -> None:
+    server = await serving(keep_answering(reply()))
+    try:
+        async with client() as http:
+            with pytest.raises(httpx.LocalProtocolError):
+                await http.post(server.url, content=content, headers=headers)
+            assert (await http.get(server.url)).status_code == 200
+        assert [head.split(b" ", 2)[:2] for head in server.heads] == [[b"GET", b"/"]]
+    finally:
+        await server.__aexit__()
+
+
+async def test_a_place_a_cancelled_waiter_was_given_goes_to_the_next() -> None:
+    gate = asyncio.Event()
+
+    def make(server: Server) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            await gate.wait()
+            writer.write(reply(extra=b"Connection: close\r\n"))
+            await writer.drain()
+
+        return handle
+
+    server = await serving(make)
+    try:
+        transport = Http1Transport(limits=httpx.Limits(max_connections=1))
+        async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=2)) as http:
+            holder = asyncio.create_task(http.get(server.url))
+            await asyncio.sleep(0.05)
+            first = asyncio.create_task(http.get(server.url))
+            await asyncio.sleep(0.01)
+            second = asyncio.create_task(http.get(server.url))
+            await asyncio.sleep(0.01)
+            # The first waiter's deadline strikes in the very loop turn the freed place is handed to it.
+            wake_one = transport._wake_one
+
+            def woken_then_cancelled() -> None:
+                wake_one()
+                first.cancel()
+                transport._wake_one = wake_one  # type: ignore[method-assign]
+
+            transport._wake_one = woken_then_cancelled  # type: ignore[method-assign]
+            gate.set()
+            assert (await holder).status_code == 200
+            assert (await asyncio.wait_for(second, 1.5)).status_code == 200
+            assert first.cancelled()
+    finally:
+        await server.__aexit__()
+
+
+async def test_closing_the_client_ends_calls_waiting_for_a_place() -> None:
+    gate = asyncio.Event()
+
+    def make(server: Server) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.read_request(reader)
+            await gate.wait()
+            writer.write(reply())
+            await writer.drain()
+
+        return handle
+
+    server = await serving(make)
+    try:
+        transport = Http1Transport(limits=httpx.Limits(max_connections=1))
+        http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=3))
+        holder = asyncio.create_task(http.get(server.url))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(http.get(server.url))
+        await asyncio.sleep(0.05)
+        await http.aclose()
+        with pytest.raises(httpx.ConnectError):
+            await asyncio.wait_for(waiting, 1)
+        gate.set()
+        await holder
+        assert server.connections == 1
+    finally:
+        await server.__aexit__()

@@ -12,9 +12,10 @@ The hard part of a client, reading a reply off the wire (the status line, header
 chunked framing, keep-alive), is httptools' (llhttp, the parser of Node.js and uvicorn). What is written
 here is the rest: the request's bytes, the pool, and the bounds a hostile server must not get past:
 
-- connect, write and read timeouts (httpx's `timeout` request extension; the read timeout bounds each wait
-  for bytes), on top of the caller's overall deadline;
-- reply headers capped (`MAX_HEADER_BYTES`) while they arrive; the body is handed over as it arrives,
+- connect, write and read timeouts (httpx's `timeout` request extension; the read timeout bounds the wait
+  for the reply's head, then each wait for more of its body), on top of the caller's overall deadline;
+- reply headers capped (`MAX_HEADER_BYTES`, with interim replies, chunk sizes and trailers) while they
+  arrive, never parsed past the cap; the body is handed over as it arrives,
   reading paused while more than `_HIGH_WATER` bytes wait, so a caller's size cap (`read_capped`) holds;
 - at most `max_connections` connections in all: past that a request waits for one (httpx's `pool` timeout),
   taking the place of an idle connection to another origin first;
@@ -39,6 +40,7 @@ import httpx
 MAX_HEADER_BYTES = 64 * 1024
 _HIGH_WATER = 256 * 1024  # reply bytes waiting to be read before the socket is no longer read
 _LOW_WATER = 64 * 1024
+_PER_CHUNK = 64  # what a chunk's size line may take beyond its data, counted against the header cap
 _NO_BODY_STATUS = frozenset({204, 304})
 
 Origin = tuple[str, str, int, str | None]  # scheme, host, port, TLS server name
@@ -67,7 +69,9 @@ class _Connection(asyncio.Protocol):
         self.until_close = False
         self.head_only = False
         self.interim = False
-        self.header_bytes = 0
+        self.framing = 0  # bytes of the reply that are not body
+        self.body_bytes = 0
+        self.chunk_count = 0
         self.error: httpx.TransportError | None = None
         self._wake: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
@@ -82,16 +86,34 @@ class _Connection(asyncio.Protocol):
         if not self.active or self.complete:
             self.close()  # nothing was asked: a server writing on its own is not to be trusted with the next call
             return
-        if not self.headers_done:
-            self.header_bytes += len(data)
+        if not self.headers_done and self.framing + len(data) > MAX_HEADER_BYTES:
+            # Only what the cap leaves room for goes to the parser until the headers are done.
+            room = MAX_HEADER_BYTES - self.framing
+            if not self._feed(data[:room]):
+                return
+            if not self.headers_done:
+                self._fail(httpx.RemoteProtocolError(f"the reply's headers exceed {MAX_HEADER_BYTES} bytes"))
+                return
+            data = data[room:]
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> bool:
+        """`data` parsed, and everything in it that is not body counted (headers, interim replies, chunk sizes,
+        trailers): past the cap (and a little per chunk), the reply is refused. Whether it may go on."""
+        body_before = self.body_bytes
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(httpx.RemoteProtocolError("the server switched protocols, which was not asked for"))
+            return False
         except httptools.HttpParserError:
             self._fail(httpx.RemoteProtocolError("the server's reply is not valid HTTP/1.1"))
-        if not self.headers_done and self.header_bytes > MAX_HEADER_BYTES and self.error is None:
+            return False
+        self.framing += len(data) - (self.body_bytes - body_before)
+        if self.framing > MAX_HEADER_BYTES + _PER_CHUNK * self.chunk_count and self.error is None:
             self._fail(httpx.RemoteProtocolError(f"the reply's headers exceed {MAX_HEADER_BYTES} bytes"))
+            return False
+        return self.error is None
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -130,8 +152,11 @@ class _Connection(asyncio.Protocol):
         self.headers = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.complete:
+        if not self.headers_done and not self.complete:  # after the headers: trailers, which nothing here reads
             self.headers.append((name, value))
+
+    def on_chunk_header(self) -> None:
+        self.chunk_count += 1
 
     def on_headers_complete(self) -> None:
         if self.complete:
@@ -156,6 +181,7 @@ class _Connection(asyncio.Protocol):
         self._wake_reader()
 
     def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
         if self.complete:
             return
         self.chunks.append(body)
@@ -182,7 +208,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers = []
         self.headers_done = self.complete = self.until_close = self.interim = False
-        self.header_bytes = 0
+        self.framing = self.body_bytes = self.chunk_count = 0
 
     async def write(self, data: bytes, timeout: float | None) -> None:
         if self.closed or self.transport is None or self.transport.is_closing():
@@ -323,18 +349,20 @@ class Http1Transport(httpx.AsyncBaseTransport):
         origin: Origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80), None)
         server_name = request.extensions.get("sni_hostname")
         if server_name:
-            origin = (*origin[:3], server_name.decode("ascii") if isinstance(server_name, bytes) else server_name)
-        head = _head(request)
+            name = server_name.decode("ascii", "replace") if isinstance(server_name, bytes) else str(server_name)
+            origin = (*origin[:3], name)
+        head, length, chunked = _head(request)
+        body = _framed(request.content, length, chunked) if _in_memory(request) else None
         connection = self._take(origin)
         if connection is None:
             connection = await self._connect(origin, timeouts)
         try:
             connection.begin(request.method == "HEAD")
-            if _in_memory(request):
-                await connection.write(head + request.content, timeouts.get("write"))  # one write, one packet
+            if body is not None:
+                await connection.write(head + body, timeouts.get("write"))  # one write, one packet
             else:
                 await connection.write(head, timeouts.get("write"))
-                await self._stream_body(connection, request, timeouts.get("write"))
+                await _stream_body(connection, request, length, chunked, timeouts.get("write"))
             await connection.receive_head(timeouts.get("read"))
         except BaseException:
             connection.finished()
@@ -347,14 +375,6 @@ class Http1Transport(httpx.AsyncBaseTransport):
             stream=_Reply(self, connection, timeouts.get("read")),
             extensions={"http_version": b"HTTP/1.1"},
         )
-
-    async def _stream_body(self, connection: _Connection, request: httpx.Request, timeout: float | None) -> None:
-        chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
-        async for part in request.stream:  # type: ignore[union-attr]
-            if part:
-                await connection.write(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part, timeout)
-        if chunked:
-            await connection.write(b"0\r\n\r\n", timeout)
 
     def _take(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -382,9 +402,15 @@ class Http1Transport(httpx.AsyncBaseTransport):
             self._waiting.append(waiter)
             try:
                 await _wait(loop, waiter, timeouts.get("pool"), httpx.PoolTimeout("no connection came free in time"))
+            except BaseException:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._wake_one()  # woken, then cancelled before it ran: the place goes to the next in line
+                raise
             finally:
                 if waiter in self._waiting:
                     self._waiting.remove(waiter)
+            if self._closed:
+                raise httpx.ConnectError("the client was closed")
             taken = self._take(origin)
             if taken is not None:
                 return taken
@@ -401,7 +427,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
             self._forget(connection)
             connection.close()
             raise httpx.ConnectTimeout("connecting timed out") from exc
-        except OSError as exc:  # refused, unreachable, a name that does not resolve, a failed TLS handshake
+        except (OSError, ValueError) as exc:  # refused, unreachable, a name that does not resolve, a TLS failure
             self._forget(connection)
             raise httpx.ConnectError("the connection could not be made") from exc
         except BaseException:
@@ -483,6 +509,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 connection.close()
         self._idle.clear()
         self._idle_count = 0
+        while self._waiting:  # each wakes to find the client closed
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 def _in_memory(request: httpx.Request) -> bool:
@@ -490,13 +520,60 @@ def _in_memory(request: httpx.Request) -> bool:
     return hasattr(request, "_content")
 
 
-def _head(request: httpx.Request) -> bytes:
-    """The request line and headers. A CR, LF or NUL in any of them would let a value smuggle a header (or a
-    second request) onto the wire: refused, counted once over the whole head."""
+def _head(request: httpx.Request) -> tuple[bytes, int | None, bool]:
+    """The request line and headers, the body's declared length and whether it is sent chunked.
+
+    A CR, LF or NUL in any of them would let a value smuggle a header (or a second request) onto the wire:
+    refused, counted once over the whole head."""
     lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), _target(request.url))]
-    lines += [b"%s: %s" % pair for pair in request.headers.raw]
+    length: int | None = None
+    chunked = False
+    for name, value in request.headers.raw:
+        lines.append(b"%s: %s" % (name, value))
+        lowered = name.lower()
+        if lowered == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                raise httpx.LocalProtocolError("the request's Content-Length is not one number")
+            length = int(value)
+        elif lowered == b"transfer-encoding":
+            chunked = True
+            if value.lower() != b"chunked":
+                raise httpx.LocalProtocolError("the request's Transfer-Encoding is not chunked")
+    if chunked and length is not None:
+        raise httpx.LocalProtocolError("the request declares both a Content-Length and chunked framing")
     head = b"\r\n".join(lines) + b"\r\n\r\n"
     count = len(lines) + 1
     if head.count(b"\n") != count or head.count(b"\r") != count or b"\x00" in head:
         raise httpx.LocalProtocolError("a request header holds a line break or a NUL")
-    return head
+    return head, length, chunked
+
+
+def _framed(body: bytes, length: int | None, chunked: bool) -> bytes:
+    """An in-memory body as its headers frame it; a body they do not frame is refused, never sent as it is
+    (bytes past the declared end would reach the server as a request of their own)."""
+    if chunked:
+        return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
+    if len(body) != (length or 0):
+        raise httpx.LocalProtocolError("the request's body does not match its Content-Length")
+    return body
+
+
+async def _stream_body(
+    connection: _Connection, request: httpx.Request, length: int | None, chunked: bool, timeout: float | None
+) -> None:
+    """A streamed body, chunk-encoded or held to its declared length."""
+    sent = 0
+    async for part in request.stream:  # type: ignore[union-attr]
+        if not part:
+            continue
+        sent += len(part)
+        if chunked:
+            await connection.write(b"%x\r\n%s\r\n" % (len(part), part), timeout)
+            continue
+        if sent > (length or 0):
+            raise httpx.LocalProtocolError("the request's body is longer than its Content-Length")
+        await connection.write(part, timeout)
+    if chunked:
+        await connection.write(b"0\r\n\r\n", timeout)
+    elif sent != (length or 0):
+        raise httpx.LocalProtocolError("the request's body is shorter than its Content-Length")

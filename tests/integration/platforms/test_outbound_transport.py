@@ -4,13 +4,17 @@ hostile server must not get past (header size, body cap while streaming, stalls,
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
 
-from hermes.adapters.platforms.http import BodyTooLarge, read_capped
+from hermes.adapters.platforms.config import PlatformConfig
+from hermes.adapters.platforms.http import BodyTooLarge, PlatformHttp, fallback, make_client, read_capped
 from hermes.adapters.platforms.http1 import MAX_HEADER_BYTES, Http1Transport
+from hermes.domain.errors import PlatformRejected
+from hermes.domain.platform import Platform
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -501,4 +505,64 @@ async def test_closing_the_client_ends_calls_waiting_for_a_place() -> None:
         await holder
         assert server.connections == 1
     finally:
+        await server.__aexit__()
+
+
+def platform_http(cap: int = 64 * 1024) -> PlatformHttp:
+    config = PlatformConfig(api_bases={}, max_response_bytes=cap, total_timeout=5.0)
+    http = make_client(config)
+    return PlatformHttp(Platform.DISCORD, http, config, lambda reply: fallback(Platform.DISCORD, reply))
+
+
+async def test_a_platform_call_reads_a_compressed_reply_straight_off_the_transport() -> None:
+    packed = gzip.compress(b'{"id":"42","ok":true}')
+    server = await serving(keep_answering(reply(packed, extra=b"Content-Encoding: gzip\r\n")))
+    client_ = platform_http()
+    try:
+        for _ in range(2):
+            answer = await client_.call("POST", server.url + "/api/send", headers={"X-Key": "k"}, json={"a": 1})
+            assert answer.status == 200
+            assert answer.json() == {"id": "42", "ok": True}
+            assert answer.headers["content-encoding"] == "gzip"
+        assert server.connections == 1
+        assert server.bodies == [b'{"a":1}', b'{"a":1}']
+        assert b"\r\nx-key: k\r\n" in server.heads[0].lower()
+    finally:
+        await client_.http.aclose()
+        await server.__aexit__()
+
+
+async def test_a_platform_call_refuses_a_reply_that_inflates_past_its_cap() -> None:
+    bomb = gzip.compress(b"{" + b" " * (8 * 1024 * 1024) + b"}")
+    server = await serving(keep_answering(reply(bomb, extra=b"Content-Encoding: gzip\r\n")))
+    client_ = platform_http(cap=64 * 1024)
+    try:
+        for _ in range(2):
+            with pytest.raises(PlatformRejected) as refused:
+                await client_.call("GET", server.url + "/api/list", headers={})
+            assert refused.value.code == "response_too_large"
+        assert server.connections == 1  # its few compressed bytes were all read: the connection stays clean
+    finally:
+        await client_.http.aclose()
+        await server.__aexit__()
+
+
+async def test_a_platform_call_words_a_refusal_and_an_empty_reply() -> None:
+    no_content = b"HTTP/1.1 204 No Content\r\n\r\n"
+    server = await serving(keep_answering(no_content))
+    client_ = platform_http()
+    try:
+        answer = await client_.call("DELETE", server.url + "/api/item/1", headers={})
+        assert (answer.status, answer.body) == (204, b"")
+    finally:
+        await client_.http.aclose()
+        await server.__aexit__()
+    server = await serving(keep_answering(reply(b'{"message":"Missing Permissions"}', status=403)))
+    client_ = platform_http()
+    try:
+        with pytest.raises(PlatformRejected) as refused:
+            await client_.call("POST", server.url + "/api/send", headers={}, json={})
+        assert refused.value.code == "http_403"
+    finally:
+        await client_.http.aclose()
         await server.__aexit__()

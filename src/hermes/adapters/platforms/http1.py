@@ -32,7 +32,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 import httptools
 import httpx
@@ -291,7 +291,7 @@ def _expire(future: asyncio.Future[None], error: BaseException) -> None:
         future.set_exception(error)
 
 
-class _Reply(httpx.AsyncByteStream):
+class Reply(httpx.AsyncByteStream):
     """A reply's body as it arrives; the connection goes back to the pool once the body was read to its end."""
 
     def __init__(self, pool: Http1Transport, connection: _Connection, timeout: float | None) -> None:
@@ -320,10 +320,6 @@ class _Reply(httpx.AsyncByteStream):
             self._pool.release(connection)
 
 
-def _target(url: httpx.URL) -> bytes:
-    return url.raw_path or b"/"
-
-
 class Http1Transport(httpx.AsyncBaseTransport):
     """httpx's transport interface over `_Connection`s: see the module's text."""
 
@@ -341,40 +337,60 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts: dict[str, float | None] = request.extensions.get("timeout") or {}
-        url = request.url
+        head, length, chunked = request_head(request.method, request.url, request.headers.raw)
+        body = framed(request.content, length, chunked) if _in_memory(request) else None
+        server_name = request.extensions.get("sni_hostname")
+        if isinstance(server_name, bytes):
+            server_name = server_name.decode("ascii", "replace")
+        status, headers, reply = await self.exchange(
+            request.url,
+            head,
+            body,
+            request.extensions.get("timeout") or {},
+            server_name=str(server_name) if server_name else None,
+            head_only=request.method == "HEAD",
+            streamed=None if body is not None else (request, length, chunked),
+        )
+        return httpx.Response(status, headers=headers, stream=reply, extensions={"http_version": b"HTTP/1.1"})
+
+    async def exchange(
+        self,
+        url: httpx.URL,
+        head: bytes,
+        body: bytes | None,
+        timeouts: Mapping[str, float | None],
+        *,
+        server_name: str | None = None,
+        head_only: bool = False,
+        streamed: tuple[httpx.Request, int | None, bool] | None = None,
+    ) -> tuple[int, list[tuple[bytes, bytes]], Reply]:
+        """One request (`head` from `request_head`, `body` from `framed`, or `streamed` when it is not in memory)
+        and the reply's status, headers and body stream, which the caller closes (`Reply.aclose`).
+
+        httpx's transport interface (`handle_async_request`) is this with httpx's request and response
+        objects around it; a platform call (`PlatformHttp`) uses it as it is."""
         scheme = url.scheme
         if scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"the scheme {scheme!r} is not supported")
-        origin: Origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80), None)
-        server_name = request.extensions.get("sni_hostname")
-        if server_name:
-            name = server_name.decode("ascii", "replace") if isinstance(server_name, bytes) else str(server_name)
-            origin = (*origin[:3], name)
-        head, length, chunked = _head(request)
-        body = _framed(request.content, length, chunked) if _in_memory(request) else None
+        origin: Origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80), server_name)
         connection = self._take(origin)
         if connection is None:
             connection = await self._connect(origin, timeouts)
         try:
-            connection.begin(request.method == "HEAD")
+            connection.begin(head_only)
             if body is not None:
                 await connection.write(head + body, timeouts.get("write"))  # one write, one packet
             else:
+                assert streamed is not None
                 await connection.write(head, timeouts.get("write"))
-                await _stream_body(connection, request, length, chunked, timeouts.get("write"))
+                await _stream_body(connection, *streamed, timeouts.get("write"))
             await connection.receive_head(timeouts.get("read"))
         except BaseException:
             connection.finished()
             connection.close()
             self.release(connection)
             raise
-        return httpx.Response(
-            connection.status,
-            headers=connection.headers,
-            stream=_Reply(self, connection, timeouts.get("read")),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return connection.status, connection.headers, Reply(self, connection, timeouts.get("read"))
 
     def _take(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -390,7 +406,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
             connection.close()
         return None
 
-    async def _connect(self, origin: Origin, timeouts: dict[str, float | None]) -> _Connection:
+    async def _connect(self, origin: Origin, timeouts: Mapping[str, float | None]) -> _Connection:
         if self._closed:
             raise httpx.ConnectError("the client was closed")
         loop = asyncio.get_running_loop()
@@ -520,15 +536,15 @@ def _in_memory(request: httpx.Request) -> bool:
     return hasattr(request, "_content")
 
 
-def _head(request: httpx.Request) -> tuple[bytes, int | None, bool]:
+def request_head(method: str, url: httpx.URL, headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, int | None, bool]:
     """The request line and headers, the body's declared length and whether it is sent chunked.
 
     A CR, LF or NUL in any of them would let a value smuggle a header (or a second request) onto the wire:
     refused, counted once over the whole head."""
-    lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), _target(request.url))]
+    lines = [b"%s %s HTTP/1.1" % (method.encode("ascii"), url.raw_path or b"/")]
     length: int | None = None
     chunked = False
-    for name, value in request.headers.raw:
+    for name, value in headers:
         lines.append(b"%s: %s" % (name, value))
         lowered = name.lower()
         if lowered == b"content-length":
@@ -548,7 +564,7 @@ def _head(request: httpx.Request) -> tuple[bytes, int | None, bool]:
     return head, length, chunked
 
 
-def _framed(body: bytes, length: int | None, chunked: bool) -> bytes:
+def framed(body: bytes, length: int | None, chunked: bool) -> bytes:
     """An in-memory body as its headers frame it; a body they do not frame is refused, never sent as it is
     (bytes past the declared end would reach the server as a request of their own)."""
     if chunked:

@@ -566,3 +566,25 @@ async def test_a_platform_call_words_a_refusal_and_an_empty_reply() -> None:
     finally:
         await client_.http.aclose()
         await server.__aexit__()
+
+
+async def test_a_platform_call_goes_through_a_wrapper_put_on_the_transport() -> None:
+    # OpenTelemetry's httpx instrumentation wraps the client's transport method on the instance.
+    server = await serving(keep_answering(reply()))
+    client_ = platform_http()
+    seen: list[str] = []
+    transport = client_.http._transport  # type: ignore[attr-defined]
+    unwrapped = transport.handle_async_request
+
+    async def traced(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return await unwrapped(request)
+
+    transport.handle_async_request = traced
+    try:
+        answer = await client_.call("POST", server.url + "/api/send", headers={}, json={"a": 1})
+        assert answer.json() == {"ok": True}
+        assert seen == [server.url + "/api/send"]
+    finally:
+        await client_.http.aclose()
+        await server.__aexit__()

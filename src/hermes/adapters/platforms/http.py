@@ -128,9 +128,11 @@ class _Client(httpx.AsyncClient):
 
     def direct(self, url: httpx.URL) -> Http1Transport | None:
         """The transport for `url` when a platform call may use it without httpx's request and response
-        objects (`PlatformHttp._once`): Hermes's own, not wrapped (tracing wraps it, and must see the call)."""
+        objects (`PlatformHttp._once`): Hermes's own, unwrapped (tracing wraps it, and must see every call)."""
         transport = self._transport_for_url(url)
-        return transport if type(transport) is Http1Transport else None
+        if type(transport) is not Http1Transport or "handle_async_request" in vars(transport):
+            return None  # another transport, or ours with its method wrapped on the instance (OpenTelemetry's way)
+        return transport
 
 
 _BOT_TOKEN = re.compile(r"/bot[^/\s]+")

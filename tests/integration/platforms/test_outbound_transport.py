@@ -588,3 +588,21 @@ async def test_a_platform_call_goes_through_a_wrapper_put_on_the_transport() -> 
     finally:
         await client_.http.aclose()
         await server.__aexit__()
+
+
+async def test_a_platform_call_puts_on_the_wire_what_httpx_would_send() -> None:
+    server = await serving(keep_answering(reply()))
+    client_ = platform_http()
+    url = server.url + "/api/v10/channels/1/messages?after=2"
+    headers = {"Authorization": "Bot t0ken", "Content-Type": "application/json"}
+    try:
+        await client_.call("POST", url, headers=headers, json={"content": "hi"})
+        expected = client_.http.build_request("POST", url, headers=headers, content=b'{"content":"hi"}')
+        await (await client_.http.send(expected)).aread()
+    finally:
+        await client_.http.aclose()
+        await server.__aexit__()
+    direct, through_httpx = ([line.lower() for line in head.split(b"\r\n")] for head in server.heads)
+    assert direct[0] == through_httpx[0] == b"post /api/v10/channels/1/messages?after=2 http/1.1"
+    assert sorted(direct) == sorted(through_httpx)
+    assert server.bodies == [b'{"content":"hi"}', b'{"content":"hi"}']

@@ -4,6 +4,7 @@ hostile server must not get past (header size, body cap while streaming, stalls,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -76,13 +77,21 @@ def reply(body: bytes = b'{"ok":true}', *, status: int = 200, extra: bytes = b""
     )
 
 
-def keep_answering(server_reply: bytes) -> Callable[[Server], Handler]:
+def keep_answering(
+    server_reply: bytes, *, after: asyncio.Event | None = None, once: bool = False
+) -> Callable[[Server], Handler]:
+    """Each request on a connection answered with `server_reply` (only the first with `once`), once `after` is set."""
+
     def handler_for(server: Server) -> Handler:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             while True:
                 await server.read_request(reader)
+                if after is not None:
+                    await after.wait()
                 writer.write(server_reply)
                 await writer.drain()
+                if once:
+                    return
 
         return handle
 
@@ -217,17 +226,7 @@ async def test_a_server_that_drips_its_body_is_bounded_by_each_wait() -> None:
 async def test_connections_never_exceed_the_pool_and_a_full_pool_times_out() -> None:
     release = asyncio.Event()
 
-    def make(server: Server) -> Handler:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while True:
-                await server.read_request(reader)
-                await release.wait()
-                writer.write(reply())
-                await writer.drain()
-
-        return handle
-
-    server = await serving(make)
+    server = await serving(keep_answering(reply(), after=release))
     try:
         limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
         async with client(limits=limits, timeout=httpx.Timeout(5, pool=0.2)) as http:
@@ -367,17 +366,7 @@ async def test_a_head_reply_has_no_body_even_when_it_names_a_length() -> None:
 async def test_a_cancelled_call_leaves_no_connection_behind_for_the_next() -> None:
     gate = asyncio.Event()
 
-    def make(server: Server) -> Handler:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while True:
-                await server.read_request(reader)
-                await gate.wait()
-                writer.write(reply())
-                await writer.drain()
-
-        return handle
-
-    server = await serving(make)
+    server = await serving(keep_answering(reply(), after=gate))
     try:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         async with client(limits=limits, timeout=httpx.Timeout(5, pool=1)) as http:
@@ -442,16 +431,7 @@ async def test_a_body_that_does_not_match_its_declared_length_is_never_sent(
 async def test_a_place_a_cancelled_waiter_was_given_goes_to_the_next() -> None:
     gate = asyncio.Event()
 
-    def make(server: Server) -> Handler:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await server.read_request(reader)
-            await gate.wait()
-            writer.write(reply(extra=b"Connection: close\r\n"))
-            await writer.drain()
-
-        return handle
-
-    server = await serving(make)
+    server = await serving(keep_answering(reply(extra=b"Connection: close\r\n"), after=gate, once=True))
     try:
         transport = Http1Transport(limits=httpx.Limits(max_connections=1))
         async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=2)) as http:
@@ -481,16 +461,7 @@ async def test_a_place_a_cancelled_waiter_was_given_goes_to_the_next() -> None:
 async def test_closing_the_client_ends_calls_waiting_for_a_place() -> None:
     gate = asyncio.Event()
 
-    def make(server: Server) -> Handler:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await server.read_request(reader)
-            await gate.wait()
-            writer.write(reply())
-            await writer.drain()
-
-        return handle
-
-    server = await serving(make)
+    server = await serving(keep_answering(reply(), after=gate, once=True))
     try:
         transport = Http1Transport(limits=httpx.Limits(max_connections=1))
         http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5, pool=3))
@@ -508,100 +479,80 @@ async def test_closing_the_client_ends_calls_waiting_for_a_place() -> None:
         await server.__aexit__()
 
 
-def platform_http(cap: int = 64 * 1024) -> PlatformHttp:
+@contextlib.asynccontextmanager
+async def platform_calls(server_reply: bytes, cap: int = 64 * 1024) -> AsyncIterator[tuple[Server, PlatformHttp]]:
+    """A server answering every request with `server_reply`, and a platform's calls on the shared client."""
     config = PlatformConfig(api_bases={}, max_response_bytes=cap, total_timeout=5.0)
-    http = make_client(config)
-    return PlatformHttp(Platform.DISCORD, http, config, lambda reply: fallback(Platform.DISCORD, reply))
+    gateway = PlatformHttp(
+        Platform.DISCORD, make_client(config), config, lambda reply: fallback(Platform.DISCORD, reply)
+    )
+    server = await serving(keep_answering(server_reply))
+    try:
+        yield server, gateway
+    finally:
+        await gateway.http.aclose()
+        await server.__aexit__()
 
 
 async def test_a_platform_call_reads_a_compressed_reply_straight_off_the_transport() -> None:
     packed = gzip.compress(b'{"id":"42","ok":true}')
-    server = await serving(keep_answering(reply(packed, extra=b"Content-Encoding: gzip\r\n")))
-    client_ = platform_http()
-    try:
+    async with platform_calls(reply(packed, extra=b"Content-Encoding: gzip\r\n")) as (server, gateway):
         for _ in range(2):
-            answer = await client_.call("POST", server.url + "/api/send", headers={"X-Key": "k"}, json={"a": 1})
+            answer = await gateway.call("POST", server.url + "/api/send", headers={"X-Key": "k"}, json={"a": 1})
             assert answer.status == 200
             assert answer.json() == {"id": "42", "ok": True}
             assert answer.headers["content-encoding"] == "gzip"
         assert server.connections == 1
         assert server.bodies == [b'{"a":1}', b'{"a":1}']
         assert b"\r\nx-key: k\r\n" in server.heads[0].lower()
-    finally:
-        await client_.http.aclose()
-        await server.__aexit__()
 
 
 async def test_a_platform_call_refuses_a_reply_that_inflates_past_its_cap() -> None:
     bomb = gzip.compress(b"{" + b" " * (8 * 1024 * 1024) + b"}")
-    server = await serving(keep_answering(reply(bomb, extra=b"Content-Encoding: gzip\r\n")))
-    client_ = platform_http(cap=64 * 1024)
-    try:
+    async with platform_calls(reply(bomb, extra=b"Content-Encoding: gzip\r\n"), cap=64 * 1024) as (server, gateway):
         for _ in range(2):
             with pytest.raises(PlatformRejected) as refused:
-                await client_.call("GET", server.url + "/api/list", headers={})
+                await gateway.call("GET", server.url + "/api/list", headers={})
             assert refused.value.code == "response_too_large"
         assert server.connections == 1  # its few compressed bytes were all read: the connection stays clean
-    finally:
-        await client_.http.aclose()
-        await server.__aexit__()
 
 
 async def test_a_platform_call_words_a_refusal_and_an_empty_reply() -> None:
-    no_content = b"HTTP/1.1 204 No Content\r\n\r\n"
-    server = await serving(keep_answering(no_content))
-    client_ = platform_http()
-    try:
-        answer = await client_.call("DELETE", server.url + "/api/item/1", headers={})
+    async with platform_calls(b"HTTP/1.1 204 No Content\r\n\r\n") as (server, gateway):
+        answer = await gateway.call("DELETE", server.url + "/api/item/1", headers={})
         assert (answer.status, answer.body) == (204, b"")
-    finally:
-        await client_.http.aclose()
-        await server.__aexit__()
-    server = await serving(keep_answering(reply(b'{"message":"Missing Permissions"}', status=403)))
-    client_ = platform_http()
-    try:
+    async with platform_calls(reply(b'{"message":"Missing Permissions"}', status=403)) as (server, gateway):
         with pytest.raises(PlatformRejected) as refused:
-            await client_.call("POST", server.url + "/api/send", headers={}, json={})
+            await gateway.call("POST", server.url + "/api/send", headers={}, json={})
         assert refused.value.code == "http_403"
-    finally:
-        await client_.http.aclose()
-        await server.__aexit__()
 
 
 async def test_a_platform_call_goes_through_a_wrapper_put_on_the_transport() -> None:
     # OpenTelemetry's httpx instrumentation wraps the client's transport method on the instance.
-    server = await serving(keep_answering(reply()))
-    client_ = platform_http()
-    seen: list[str] = []
-    transport = client_.http._transport  # type: ignore[attr-defined]
-    unwrapped = transport.handle_async_request
+    async with platform_calls(reply()) as (server, gateway):
+        seen: list[str] = []
+        transport = gateway.http._transport  # type: ignore[attr-defined]
+        unwrapped = transport.handle_async_request
 
-    async def traced(request: httpx.Request) -> httpx.Response:
-        seen.append(str(request.url))
-        return await unwrapped(request)
+        async def traced(request: httpx.Request) -> httpx.Response:
+            seen.append(str(request.url))
+            return await unwrapped(request)
 
-    transport.handle_async_request = traced
-    try:
-        answer = await client_.call("POST", server.url + "/api/send", headers={}, json={"a": 1})
+        transport.handle_async_request = traced
+        answer = await gateway.call("POST", server.url + "/api/send", headers={}, json={"a": 1})
         assert answer.json() == {"ok": True}
         assert seen == [server.url + "/api/send"]
-    finally:
-        await client_.http.aclose()
-        await server.__aexit__()
 
 
 async def test_a_platform_call_puts_on_the_wire_what_httpx_would_send() -> None:
-    server = await serving(keep_answering(reply()))
-    client_ = platform_http()
-    url = server.url + "/api/v10/channels/1/messages?after=2"
+    url_path = "/api/v10/channels/1/messages?after=2"
     headers = {"Authorization": "Bot t0ken", "Content-Type": "application/json"}
-    try:
-        await client_.call("POST", url, headers=headers, json={"content": "hi"})
-        expected = client_.http.build_request("POST", url, headers=headers, content=b'{"content":"hi"}')
-        await (await client_.http.send(expected)).aread()
-    finally:
-        await client_.http.aclose()
-        await server.__aexit__()
+    async with platform_calls(reply()) as (server, gateway):
+        await gateway.call("POST", server.url + url_path, headers=headers, json={"content": "hi"})
+        expected = gateway.http.build_request(
+            "POST", server.url + url_path, headers=headers, content=b'{"content":"hi"}'
+        )
+        await (await gateway.http.send(expected)).aread()
     direct, through_httpx = ([line.lower() for line in head.split(b"\r\n")] for head in server.heads)
     assert direct[0] == through_httpx[0] == b"post /api/v10/channels/1/messages?after=2 http/1.1"
     assert sorted(direct) == sorted(through_httpx)

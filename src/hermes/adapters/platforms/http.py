@@ -43,7 +43,7 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from http.cookiejar import Cookie, CookieJar
@@ -209,15 +209,7 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
     plus one step. Codings that were not asked for pass through as they are (as httpx
     does), still counted.
     """
-    declared = coded = b""
-    for name, value in response.headers.raw:  # one pass over the raw pairs; `get` decodes and scans per name
-        lowered = name.lower()
-        if lowered == b"content-length":
-            declared = value if not declared else declared + b", " + value
-        elif lowered == b"content-encoding":
-            coded = value if not coded else coded + b", " + value
-    if declared.isdigit() and int(declared) > cap:
-        raise BodyTooLarge
+    coded = _coding_within(response.headers.raw, cap)
     try:
         loaded = response.content  # a body some transport already read whole (httpx's mock transport)
     except httpx.ResponseNotRead:
@@ -234,6 +226,12 @@ async def read_capped(response: httpx.Response, cap: int) -> bytes:
 
 async def capped_body(headers: list[tuple[bytes, bytes]], stream: AsyncIterable[bytes], cap: int) -> bytes:
     """`read_capped` for a reply read straight off the transport (`Http1Transport.exchange`)."""
+    return await _capped(stream, _coding_within(headers, cap), cap)
+
+
+def _coding_within(headers: Iterable[tuple[bytes, bytes]], cap: int) -> bytes:
+    """The reply's Content-Encoding; `BodyTooLarge` when its declared length already passes `cap`.
+    One pass over the raw pairs (httpx's `get` decodes and scans per name)."""
     declared = coded = b""
     for name, value in headers:
         lowered = name.lower()
@@ -243,7 +241,7 @@ async def capped_body(headers: list[tuple[bytes, bytes]], stream: AsyncIterable[
             coded = value if not coded else coded + b", " + value
     if declared.isdigit() and int(declared) > cap:
         raise BodyTooLarge
-    return await _capped(stream, coded, cap)
+    return coded
 
 
 async def _capped(stream: AsyncIterable[bytes], coded: bytes, cap: int) -> bytes:
@@ -298,22 +296,15 @@ def _kept_url(url: str) -> httpx.URL:
 
 
 def _request(
-    http: httpx.AsyncClient,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    content: bytes | None,
-    params: Mapping[str, str | int] | None,
-    keep_url: bool = False,
+    http: httpx.AsyncClient, method: str, target: httpx.URL, raw: list[tuple[bytes, bytes]], body: bytes
 ) -> httpx.Request:
-    """The request `http.build_request` would make, for much less CPU.
+    """The request `http.build_request` would make (from `_parts`), for much less CPU.
 
     `build_request` merges the URL with a base URL the client does not have, merges
     cookies it never keeps, and builds the headers three times over (the body's,
     the defaults', Host and Content-Length). Here the headers are put together once,
     the caller's replacing the client's defaults of the same name, as httpx does.
     """
-    target, raw, body = _parts(http, method, url, headers, content, params, keep_url)
     request = httpx.Request(
         method, target, stream=httpx.ByteStream(body), extensions={"timeout": http.timeout.as_dict()}
     )
@@ -586,13 +577,11 @@ class PlatformHttp:
         params: Mapping[str, str | int] | None,
         keep_url: bool,
     ) -> Reply:
-        if isinstance(self.http, _Client):
-            target, raw, body = _parts(self.http, method, url, headers, content, params, keep_url)
-            transport = self.http.direct(target)
-            if transport is not None:
-                return await self._direct(transport, method, target, raw, body)
-        request = _request(self.http, method, url, headers, content, params, keep_url)
-        response = await _dispatch(self.http, request)
+        target, raw, sent = _parts(self.http, method, url, headers, content, params, keep_url)
+        transport = self.http.direct(target) if isinstance(self.http, _Client) else None
+        if transport is not None:
+            return await self._direct(transport, method, target, raw, sent)
+        response = await _dispatch(self.http, _request(self.http, method, target, raw, sent))
         try:
             if response.status_code == 204:
                 return Reply(204, response.headers, b"")

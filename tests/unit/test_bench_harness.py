@@ -68,7 +68,9 @@ def test_cpu_per_request_is_the_servers_cpu_over_all_runs_divided_by_their_reque
 
 
 def test_cpu_seconds_counts_the_processes_a_server_started() -> None:
-    burn = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+    # It burns a little more than is asked of /proc: the kernel's tick-sampled accounting may read a few
+    # hundredths of a second short of what the process's own clock counted.
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\ntime.sleep(30)"
     parent = subprocess.Popen(
         [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])"]
     )

@@ -55,7 +55,7 @@ import msgspec
 from prometheus_client import Histogram
 
 from hermes.adapters.platforms.config import PlatformConfig
-from hermes.adapters.platforms.http1 import Http1Transport, framed, request_head
+from hermes.adapters.platforms.http1 import Http1Transport
 from hermes.adapters.prometheus_metrics import PLATFORM_CALLS
 from hermes.domain.errors import Actor, PlatformRejected, Sent
 from hermes.domain.platform import Platform
@@ -597,10 +597,7 @@ class PlatformHttp:
     ) -> Reply:
         """`_once` straight on the transport: the same request and reply, without httpx's objects around them
         (a sixth of a platform call's CPU). Raises what the transport raises under httpx."""
-        head, length, chunked = request_head(method, target, raw)
-        status, headers, stream = await transport.exchange(
-            target, head, framed(body, length, chunked), self.http.timeout.as_dict(), head_only=method == "HEAD"
-        )
+        status, headers, stream = await transport.exchange(method, target, raw, body, self.http.timeout.as_dict())
         try:
             data = b"" if status == 204 else await capped_body(headers, stream, self.config.max_response_bytes)
         except BodyTooLarge:
